@@ -1,0 +1,376 @@
+//! [`Rejection`]: every refusal mcp-edge makes, built in one place.
+//!
+//! A rejection knows which layer refused and why, the HTTP status, the JSON-RPC error code and
+//! the headers the spec asks for (`WWW-Authenticate`, `Allow`, `Retry-After`). It becomes a
+//! response with a JSON-RPC error body carrying the request's id when known (R43, R44), and
+//! travels in that response's extensions so an outer audit layer can record it.
+//!
+//! Initialize POSTs are never refused with 400, 404 or 405 for reasons that are not about the
+//! transport (R45): clients read those as "this server speaks the old transport". Layers
+//! choose 401, 403, 413, 415, 429 or 503 for such refusals.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::body::EdgeBody;
+use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};
+
+/// The layer that refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectedBy {
+    /// [`GuardLayer`](crate::guard::GuardLayer): Origin, Host.
+    Guard,
+    /// [`InspectLayer`](crate::inspect::InspectLayer): body, media type, protocol rules.
+    Inspect,
+    /// The auth layer: tokens and scopes.
+    Auth,
+    /// The session layer.
+    Session,
+    /// The affinity router.
+    Affinity,
+    /// The upstream proxy.
+    Proxy,
+}
+
+impl RejectedBy {
+    /// `"guard"`, `"inspect"`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectedBy::Guard => "guard",
+            RejectedBy::Inspect => "inspect",
+            RejectedBy::Auth => "auth",
+            RejectedBy::Session => "session",
+            RejectedBy::Affinity => "affinity",
+            RejectedBy::Proxy => "proxy",
+        }
+    }
+}
+
+impl fmt::Display for RejectedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// `Origin` present and not allowed (403, R46).
+    OriginNotAllowed,
+    /// `Origin` absent where the policy requires one (403).
+    OriginRequired,
+    /// `Host` missing or not allowed (403, R48).
+    HostNotAllowed,
+    /// The body is larger than the limit (413).
+    BodyTooLarge,
+    /// The body could not be read (400).
+    BodyUnreadable,
+    /// The `Content-Type` is not `application/json` (415).
+    UnsupportedMediaType,
+    /// The HTTP method is not one the endpoint takes (405).
+    MethodNotAllowed,
+    /// A protocol rule was broken (400, see [`ProtocolErrorKind`]).
+    Protocol(ProtocolErrorKind),
+    /// No bearer token (401).
+    MissingToken,
+    /// The token was refused (401).
+    InvalidToken,
+    /// The token lacks a needed scope (403).
+    InsufficientScope,
+    /// The token verifier could not decide (e.g. no keys could be had) (503 or 401).
+    VerifierUnavailable,
+    /// `Mcp-Session-Id` is not a valid id (400).
+    InvalidSessionId,
+    /// A non-initialize request without `Mcp-Session-Id` (400, R26).
+    SessionRequired,
+    /// Unknown, expired or ended session (404, R27).
+    SessionNotFound,
+    /// The session belongs to another principal (404, R32, §L.13).
+    SessionPrincipalMismatch,
+    /// Too many sessions (429).
+    SessionLimit,
+    /// A shared store (e.g. Redis) failed (503).
+    StoreUnavailable,
+    /// No replica can take the request (503).
+    NoReplica,
+    /// The session's replica is gone (404, R28).
+    ReplicaGone,
+    /// The upstream could not be reached (502).
+    UpstreamUnavailable,
+    /// The upstream did not answer in time (504).
+    UpstreamTimeout,
+}
+
+impl Reason {
+    /// A short machine-readable name, e.g. `"origin_not_allowed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::OriginNotAllowed => "origin_not_allowed",
+            Reason::OriginRequired => "origin_required",
+            Reason::HostNotAllowed => "host_not_allowed",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyUnreadable => "body_unreadable",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::Protocol(kind) => kind.as_str(),
+            Reason::MissingToken => "missing_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::VerifierUnavailable => "verifier_unavailable",
+            Reason::InvalidSessionId => "invalid_session_id",
+            Reason::SessionRequired => "session_required",
+            Reason::SessionNotFound => "session_not_found",
+            Reason::SessionPrincipalMismatch => "session_principal_mismatch",
+            Reason::SessionLimit => "session_limit",
+            Reason::StoreUnavailable => "store_unavailable",
+            Reason::NoReplica => "no_replica",
+            Reason::ReplicaGone => "replica_gone",
+            Reason::UpstreamUnavailable => "upstream_unavailable",
+            Reason::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One refusal: who, why, and the exact answer.
+///
+/// ```
+/// use http::StatusCode;
+/// use mcp_edge::{Reason, RejectedBy, Rejection};
+///
+/// let rejection = Rejection::new(
+///     RejectedBy::Guard,
+///     Reason::OriginNotAllowed,
+///     StatusCode::FORBIDDEN,
+///     -32600,
+///     "Origin not allowed",
+/// );
+/// let response = rejection.into_response::<http_body_util::Empty<bytes::Bytes>>();
+/// assert_eq!(response.status(), StatusCode::FORBIDDEN);
+/// assert!(response.extensions().get::<Rejection>().is_some());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    by: RejectedBy,
+    reason: Reason,
+    status: StatusCode,
+    code: i64,
+    message: Cow<'static, str>,
+    id: Option<RequestId>,
+    data: Option<serde_json::Value>,
+    headers: HeaderMap,
+}
+
+impl Rejection {
+    /// A rejection with a status, a JSON-RPC code and a message.
+    pub fn new(
+        by: RejectedBy,
+        reason: Reason,
+        status: StatusCode,
+        code: i64,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Rejection {
+            by,
+            reason,
+            status,
+            code,
+            message: message.into(),
+            id: None,
+            data: None,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// A protocol rule broken, found by the inspect layer: 400 with the rule's code.
+    pub fn protocol(err: &ProtocolError) -> Self {
+        Rejection {
+            by: RejectedBy::Inspect,
+            reason: Reason::Protocol(err.kind()),
+            status: StatusCode::BAD_REQUEST,
+            code: err.code(),
+            message: Cow::Owned(err.message().to_owned()),
+            id: err.id().cloned(),
+            data: err.data().cloned(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the JSON-RPC id the error answers.
+    pub fn with_id(mut self, id: Option<RequestId>) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets `error.data`.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// Adds a response header (`WWW-Authenticate`, `Allow`, `Retry-After`, …).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The layer that refused.
+    pub fn rejected_by(&self) -> RejectedBy {
+        self.by
+    }
+    /// Why.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// The JSON-RPC id the error answers, when known.
+    pub fn id(&self) -> Option<&RequestId> {
+        self.id.as_ref()
+    }
+    /// `error.data`.
+    pub fn data(&self) -> Option<&serde_json::Value> {
+        self.data.as_ref()
+    }
+    /// The extra headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The JSON-RPC error body: `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`.
+    /// `id` is omitted when unknown, as the 2025-11-25 and 2026-07-28 schemas allow.
+    pub fn body_bytes(&self) -> Bytes {
+        #[derive(serde::Serialize)]
+        struct ErrorObject<'a> {
+            code: i64,
+            message: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<&'a serde_json::Value>,
+        }
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            jsonrpc: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'a RequestId>,
+            error: ErrorObject<'a>,
+        }
+        let envelope = Envelope {
+            jsonrpc: "2.0",
+            id: self.id.as_ref(),
+            error: ErrorObject {
+                code: self.code,
+                message: &self.message,
+                data: self.data.as_ref(),
+            },
+        };
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_vec(&envelope)
+            .map(Bytes::from)
+            .unwrap_or_else(|_| Bytes::from_static(FALLBACK_BODY))
+    }
+
+    /// The response: status, headers, JSON-RPC body, and the rejection itself in the
+    /// response extensions.
+    pub fn into_response<B>(self) -> Response<EdgeBody<B>> {
+        let mut response = Response::new(EdgeBody::full(self.body_bytes()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+const FALLBACK_BODY: &[u8] =
+    br#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"}}"#;
+
+impl From<&ProtocolError> for Rejection {
+    fn from(err: &ProtocolError) -> Self {
+        Rejection::protocol(err)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} refused ({}, {}): {}",
+            self.by, self.status, self.reason, self.message
+        )
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::jsonrpc::code;
+    use http_body_util::{BodyExt, Empty};
+
+    #[tokio::test]
+    async fn response_has_status_headers_body_and_extension() {
+        let rejection = Rejection::new(
+            RejectedBy::Auth,
+            Reason::MissingToken,
+            StatusCode::UNAUTHORIZED,
+            code::INVALID_REQUEST,
+            "Unauthorized",
+        )
+        .with_id(Some(RequestId::from(3)))
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        let response = rejection.into_response::<Empty<Bytes>>();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let seen = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(seen.reason(), Reason::MissingToken);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"jsonrpc":"2.0","id":3,"error":{"code":-32600,"message":"Unauthorized"}})
+        );
+    }
+
+    #[test]
+    fn unknown_id_is_omitted() {
+        let body = Rejection::new(
+            RejectedBy::Inspect,
+            Reason::BodyTooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_REQUEST,
+            "too large",
+        )
+        .body_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json.get("id").is_none());
+    }
+}

@@ -1,0 +1,134 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::InspectLayer;
+use crate::body::EdgeBody;
+use crate::error::{Reason, RejectedBy, Rejection};
+use crate::protocol::McpRequest;
+use crate::protocol::jsonrpc::code;
+
+/// The service built by [`InspectLayer`].
+#[derive(Debug, Clone)]
+pub struct Inspect<S> {
+    pub(super) inner: S,
+    pub(super) config: InspectLayer,
+}
+
+impl<S> Inspect<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        Inspect {
+            inner,
+            config: InspectLayer::new(),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Inspect<S>
+where
+    S: Service<Request<EdgeBody<ReqBody>>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body<Data = Bytes>,
+{
+    type Response = Response<EdgeBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let method = request.method();
+        if method == Method::POST {
+            if let Err(rejection) = check_post_head(&request, self.config.max_body_bytes) {
+                return ResponseFuture::rejected(rejection);
+            }
+            // The body is read before the inner service is called: take the service that was
+            // driven to readiness and leave a clone in its place (as tower-http does).
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            let (parts, body) = request.into_parts();
+            return ResponseFuture::collecting(inner, parts, body, self.config.max_body_bytes);
+        }
+        let classified = if method == Method::GET || method == Method::DELETE {
+            match McpRequest::classify(method, request.headers(), None) {
+                Ok(mcp) => Some(Arc::new(mcp)),
+                Err(err) => return ResponseFuture::rejected(Rejection::protocol(&err)),
+            }
+        } else {
+            None
+        };
+        let (mut parts, body) = request.into_parts();
+        if let Some(mcp) = &classified {
+            parts.extensions.insert(Arc::clone(mcp));
+        }
+        let future = self
+            .inner
+            .call(Request::from_parts(parts, EdgeBody::new(body)));
+        ResponseFuture::calling(future, classified)
+    }
+}
+
+/// Cheap checks on a POST before any body byte is read.
+fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejection> {
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_media_type);
+    if !json {
+        return Err(Rejection::new(
+            RejectedBy::Inspect,
+            Reason::UnsupportedMediaType,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
+    }
+    Ok(())
+}
+
+pub(super) fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        RejectedBy::Inspect,
+        Reason::BodyTooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        code::INVALID_REQUEST,
+        format!("Payload Too Large: the body exceeds {limit} bytes"),
+    )
+}
+
+/// `application/json`, with any parameters, case-insensitively.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_media_type;
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("application/json-seq"));
+        assert!(!is_json_media_type(""));
+    }
+}

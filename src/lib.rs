@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code, unreachable_pub)]
+#![warn(missing_docs)]
+
+pub mod affinity;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod inspect;
+pub mod protocol;
+
+pub use affinity::Replica;
+pub use auth::Principal;
+pub use body::EdgeBody;
+pub use error::{Reason, RejectedBy, Rejection};
+pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};

@@ -1,0 +1,406 @@
+//! Classifying one HTTP request: era, protocol version and body (SPEC R33–R42, §L.1, §L.6).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use super::header::{self, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION};
+use super::jsonrpc::{RequestId, code};
+use super::message::{Body, McpMessage, MessageKind, ParseError, Target};
+use super::version::{Era, ProtocolVersion, UnknownVersion};
+
+/// What the edge knows of one MCP HTTP request, parsed once by the inspect layer and shared
+/// with every layer inside it (and outside it, through the response extensions) as
+/// `Arc<McpRequest>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpRequest {
+    era: Era,
+    version: ProtocolVersion,
+    body: Option<Body>,
+}
+
+impl McpRequest {
+    /// Classifies a request from its method, headers and (for POST) its whole body.
+    ///
+    /// `body` is `None` for requests whose body is not read (GET, DELETE).
+    pub fn classify(
+        method: &Method,
+        headers: &HeaderMap,
+        body: Option<&Bytes>,
+    ) -> Result<McpRequest, ProtocolError> {
+        let header_version = header_version(headers);
+        let Some(bytes) = body.filter(|_| method == Method::POST) else {
+            let version = match header_version {
+                None => ProtocolVersion::DEFAULT_LEGACY,
+                Some(Ok(v)) => v,
+                Some(Err(unknown)) => return Err(ProtocolError::unsupported(unknown, None)),
+            };
+            return Ok(McpRequest {
+                era: version.era(),
+                version,
+                body: None,
+            });
+        };
+
+        let body = Body::parse(bytes).map_err(ProtocolError::parse)?;
+        let first = &body.messages()[0];
+
+        // `initialize` selects the legacy era whatever the header says (R33, §L.6): its
+        // version travels in the body and the server negotiates it.
+        if body.messages().iter().any(McpMessage::is_initialize) {
+            let version = first
+                .initialize_version()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(ProtocolVersion::V2025_11_25)
+                .min(ProtocolVersion::V2025_11_25);
+            let request = McpRequest {
+                era: Era::Legacy,
+                version,
+                body: Some(body),
+            };
+            return Ok(request);
+        }
+
+        let id = first.id().cloned();
+        let meta_version = match first.kind() {
+            MessageKind::Request => first.meta().and_then(|m| m.protocol_version.as_deref()),
+            _ => None,
+        };
+        let version = match (meta_version, header_version) {
+            (Some(meta), header) => {
+                let Some(raw) = raw_header(headers) else {
+                    return Err(ProtocolError::header_mismatch(
+                        "request _meta protocolVersion requires the MCP-Protocol-Version header",
+                        id,
+                    ));
+                };
+                if raw != meta {
+                    return Err(ProtocolError::header_mismatch(
+                        format!(
+                            "MCP-Protocol-Version header ({raw}) does not match request _meta protocolVersion ({meta})"
+                        ),
+                        id,
+                    ));
+                }
+                match header {
+                    Some(Ok(v)) => v,
+                    _ => {
+                        return Err(ProtocolError::unsupported(
+                            meta.parse::<ProtocolVersion>().unwrap_err(),
+                            id,
+                        ));
+                    }
+                }
+            }
+            (None, None) => ProtocolVersion::DEFAULT_LEGACY,
+            (None, Some(Ok(v))) => {
+                if v.era() == Era::Modern && first.kind() == MessageKind::Request {
+                    return Err(ProtocolError::new(
+                        ProtocolErrorKind::MissingMeta,
+                        code::INVALID_PARAMS,
+                        "Invalid params: request _meta is missing io.modelcontextprotocol/protocolVersion",
+                        id,
+                    ));
+                }
+                v
+            }
+            (None, Some(Err(unknown))) => return Err(ProtocolError::unsupported(unknown, id)),
+        };
+
+        if body.is_batch() && !version.allows_batch() {
+            return Err(ProtocolError::new(
+                ProtocolErrorKind::BatchNotAllowed,
+                code::INVALID_REQUEST,
+                format!("JSON-RPC batches are not allowed in protocol version {version}"),
+                None,
+            ));
+        }
+        if version.era() == Era::Modern {
+            check_standard_headers(headers, first)?;
+        }
+        Ok(McpRequest {
+            era: version.era(),
+            version,
+            body: Some(body),
+        })
+    }
+
+    /// The request's era.
+    pub fn era(&self) -> Era {
+        self.era
+    }
+
+    /// The request's protocol version: the body's for `initialize` and 2026-07-28 requests,
+    /// else the header's, else 2025-03-26 (R34).
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The parsed POST body; `None` for GET and DELETE.
+    pub fn body(&self) -> Option<&Body> {
+        self.body.as_ref()
+    }
+
+    /// The body's messages (empty for GET and DELETE).
+    pub fn messages(&self) -> &[McpMessage] {
+        self.body.as_ref().map_or(&[], Body::messages)
+    }
+
+    /// The single message of a non-batch POST, or the first of a batch.
+    pub fn message(&self) -> Option<&McpMessage> {
+        self.messages().first()
+    }
+
+    /// Whether the body was a 2025-03-26 batch.
+    pub fn is_batch(&self) -> bool {
+        self.body.as_ref().is_some_and(Body::is_batch)
+    }
+
+    /// The method of the (first) message.
+    pub fn method(&self) -> Option<&str> {
+        self.message()?.method()
+    }
+
+    /// The JSON-RPC id of the (first) message.
+    pub fn id(&self) -> Option<&RequestId> {
+        self.message()?.id()
+    }
+
+    /// The target of the (first) message.
+    pub fn target(&self) -> Option<&Target> {
+        self.message()?.target()
+    }
+
+    /// Whether this POST carries an `initialize` request.
+    pub fn is_initialize(&self) -> bool {
+        self.messages().iter().any(McpMessage::is_initialize)
+    }
+
+    /// Whether every message is a notification or a response, so a server answers `202` (R6).
+    pub fn is_notification_or_response(&self) -> bool {
+        !self.messages().is_empty()
+            && self
+                .messages()
+                .iter()
+                .all(|m| m.kind() != MessageKind::Request)
+    }
+}
+
+fn raw_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(MCP_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn header_version(headers: &HeaderMap) -> Option<Result<ProtocolVersion, UnknownVersion>> {
+    let mut values = headers.get_all(MCP_PROTOCOL_VERSION).iter().peekable();
+    values.peek()?;
+    let mut first_err = None;
+    for value in values {
+        match ProtocolVersion::from_header(value.as_bytes()) {
+            Ok(v) => return Some(Ok(v)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map(Err)
+}
+
+/// Methods whose `Mcp-Name` header is required, and so checked (R38, R41).
+fn name_header_required(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/call"
+            | "prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "tasks/get"
+            | "tasks/update"
+            | "tasks/cancel"
+    )
+}
+
+/// Checks `Mcp-Method` and `Mcp-Name` against the body (R38–R41).
+fn check_standard_headers(headers: &HeaderMap, message: &McpMessage) -> Result<(), ProtocolError> {
+    if message.kind() != MessageKind::Request {
+        return Ok(());
+    }
+    let id = message.id().cloned();
+    let method = message.method().unwrap_or_default();
+    let mismatch = |text: String| ProtocolError::header_mismatch(text, id.clone());
+    let decoded = |name: &http::HeaderName| -> Result<Option<Cow<'_, str>>, ProtocolError> {
+        match header::single(headers, name) {
+            Err(_) => Err(mismatch(format!("duplicate {name} header"))),
+            Ok(None) => Ok(None),
+            Ok(Some(value)) => header::decode_value(value.as_bytes())
+                .map(Some)
+                .ok_or_else(|| mismatch(format!("{name} header is not a valid value"))),
+        }
+    };
+    match decoded(&MCP_METHOD)? {
+        None => return Err(mismatch("missing required Mcp-Method header".into())),
+        Some(value) if value != method => {
+            return Err(mismatch(format!(
+                "Mcp-Method header `{value}` does not match body method `{method}`"
+            )));
+        }
+        Some(_) => {}
+    }
+    if let Some(target) = message.target().filter(|_| name_header_required(method)) {
+        match decoded(&MCP_NAME)? {
+            None => {
+                return Err(mismatch(format!(
+                    "missing required Mcp-Name header for `{method}`"
+                )));
+            }
+            Some(value) if value != target.name() => {
+                return Err(mismatch(format!(
+                    "Mcp-Name header `{value}` does not match body value `{}`",
+                    target.name()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Why a request breaks the protocol. Always answered `400 Bad Request`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolError {
+    kind: ProtocolErrorKind,
+    code: i64,
+    message: Cow<'static, str>,
+    id: Option<RequestId>,
+    data: Option<serde_json::Value>,
+}
+
+/// The class of a [`ProtocolError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolErrorKind {
+    /// The body is not JSON (`-32700`).
+    Parse,
+    /// The body is not a valid JSON-RPC message (`-32600`).
+    InvalidMessage,
+    /// A field the edge reads in `params` has the wrong shape (`-32602`).
+    InvalidParams,
+    /// A batch in a version that has none (`-32600`, R5).
+    BatchNotAllowed,
+    /// A 2026-07-28 header is missing, malformed or does not match the body (`-32020`, R36, R41).
+    HeaderMismatch,
+    /// An unknown or unsupported protocol version (`-32022`, R35, R36).
+    UnsupportedVersion,
+    /// A 2026-07-28 request without its `_meta` protocol version (`-32602`).
+    MissingMeta,
+}
+
+impl ProtocolErrorKind {
+    /// A short machine-readable name, e.g. `"header_mismatch"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProtocolErrorKind::Parse => "parse_error",
+            ProtocolErrorKind::InvalidMessage => "invalid_message",
+            ProtocolErrorKind::InvalidParams => "invalid_params",
+            ProtocolErrorKind::BatchNotAllowed => "batch_not_allowed",
+            ProtocolErrorKind::HeaderMismatch => "header_mismatch",
+            ProtocolErrorKind::UnsupportedVersion => "unsupported_protocol_version",
+            ProtocolErrorKind::MissingMeta => "missing_meta",
+        }
+    }
+}
+
+impl ProtocolError {
+    fn new(
+        kind: ProtocolErrorKind,
+        code: i64,
+        message: impl Into<Cow<'static, str>>,
+        id: Option<RequestId>,
+    ) -> Self {
+        ProtocolError {
+            kind,
+            code,
+            message: message.into(),
+            id,
+            data: None,
+        }
+    }
+
+    fn parse(err: ParseError) -> Self {
+        use super::message::ParseErrorKind as P;
+        let kind = match err.kind() {
+            P::Syntax => ProtocolErrorKind::Parse,
+            P::InvalidRequest => ProtocolErrorKind::InvalidMessage,
+            P::InvalidParams => ProtocolErrorKind::InvalidParams,
+        };
+        let prefix = match err.kind() {
+            P::Syntax => "Parse error",
+            P::InvalidRequest => "Invalid Request",
+            P::InvalidParams => "Invalid params",
+        };
+        ProtocolError::new(
+            kind,
+            err.code(),
+            format!("{prefix}: {}", err.message()),
+            err.id().cloned(),
+        )
+    }
+
+    fn header_mismatch(message: impl Into<Cow<'static, str>>, id: Option<RequestId>) -> Self {
+        ProtocolError::new(
+            ProtocolErrorKind::HeaderMismatch,
+            code::HEADER_MISMATCH,
+            message,
+            id,
+        )
+    }
+
+    fn unsupported(unknown: UnknownVersion, id: Option<RequestId>) -> Self {
+        let supported: Vec<&str> = ProtocolVersion::ALL.iter().map(|v| v.as_str()).collect();
+        let mut err = ProtocolError::new(
+            ProtocolErrorKind::UnsupportedVersion,
+            code::UNSUPPORTED_PROTOCOL_VERSION,
+            format!("Unsupported protocol version: {}", unknown.requested()),
+            id,
+        );
+        err.data = Some(serde_json::json!({
+            "supported": supported,
+            "requested": unknown.requested(),
+        }));
+        err
+    }
+
+    /// The class of error.
+    pub fn kind(&self) -> ProtocolErrorKind {
+        self.kind
+    }
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+    /// A human-readable reason.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// The request id, when it is known.
+    pub fn id(&self) -> Option<&RequestId> {
+        self.id.as_ref()
+    }
+    /// `error.data`, when the error has any (`supported` / `requested` for versions).
+    pub fn data(&self) -> Option<&serde_json::Value> {
+        self.data.as_ref()
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
