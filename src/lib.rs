@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;

@@ -22,6 +22,7 @@ pub mod header;
 pub mod jsonrpc;
 mod message;
 mod request;
+mod response;
 mod session_id;
 mod version;
 
@@ -31,5 +32,6 @@ pub use message::{
     Target,
 };
 pub use request::{McpRequest, ProtocolError, ProtocolErrorKind};
+pub use response::{ResponseMessage, ResponseOutcome, parse_response, parse_responses};
 pub use session_id::{InvalidSessionId, SessionId};
 pub use version::{Era, ProtocolVersion, UnknownVersion};

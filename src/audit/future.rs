@@ -1,0 +1,73 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::Response;
+use http_body::Body;
+use pin_project_lite::pin_project;
+
+use super::body::AuditBody;
+use super::record::{End, Record, Watch};
+use super::sink::AuditSink;
+
+pin_project! {
+    /// The response future of [`Audit`](super::Audit).
+    ///
+    /// If it is dropped before the response head (the client went away while the service
+    /// was still working), the event is emitted then, with outcome
+    /// [`ClientGone`](super::Outcome::ClientGone).
+    pub struct ResponseFuture<F, K: AuditSink> {
+        #[pin]
+        future: F,
+        record: Option<Record<K>>,
+    }
+
+    impl<F, K: AuditSink> PinnedDrop for ResponseFuture<F, K> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(record) = this.project().record.take() {
+                record.finish(End::Dropped, Watch::Nothing, 0);
+            }
+        }
+    }
+}
+
+impl<F, K: AuditSink> ResponseFuture<F, K> {
+    pub(crate) fn new(future: F, record: Record<K>) -> Self {
+        ResponseFuture {
+            future,
+            record: Some(record),
+        }
+    }
+}
+
+impl<F, K, B, E> Future for ResponseFuture<F, K>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    K: AuditSink,
+    B: Body<Data = Bytes>,
+{
+    type Output = Result<Response<AuditBody<B, K>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx));
+        let Some(mut record) = this.record.take() else {
+            panic!("ResponseFuture polled after completion");
+        };
+        match result {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                let watch = record.on_head(&mut parts);
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    AuditBody::new(body, record, watch),
+                )))
+            }
+            Err(error) => {
+                record.finish(End::ServiceError, Watch::Nothing, 0);
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::Extensions;
+use tower_layer::Layer;
+
+use super::redact::Capture;
+use super::service::Audit;
+use super::sink::AuditSink;
+
+/// The default bound on the copy of a JSON response kept to read its outcome: 64 KiB.
+pub const DEFAULT_INSPECT_BYTES: usize = 64 * 1024;
+
+/// Emits one [`AuditEvent`](super::AuditEvent) per MCP message; see the [module docs](super).
+///
+/// Cheap to clone: the sink and the configuration are shared.
+pub struct AuditLayer<K> {
+    pub(crate) sink: Arc<K>,
+    pub(crate) config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) inspect_bytes: usize,
+    pub(crate) capture: Option<Capture>,
+    pub(crate) peer_addr: fn(&Extensions) -> Option<SocketAddr>,
+    pub(crate) echo_request_id: bool,
+}
+
+/// Finds a plain `SocketAddr` in the request extensions.
+fn socket_addr_extension(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions.get::<SocketAddr>().copied()
+}
+
+impl<K: AuditSink> AuditLayer<K> {
+    /// An audit layer sending events to `sink`.
+    pub fn new(sink: K) -> Self {
+        AuditLayer {
+            sink: Arc::new(sink),
+            config: Arc::new(Config {
+                inspect_bytes: DEFAULT_INSPECT_BYTES,
+                capture: None,
+                peer_addr: socket_addr_extension,
+                echo_request_id: true,
+            }),
+        }
+    }
+}
+
+impl<K> AuditLayer<K> {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Sets the bound on the copy of a JSON response kept to read its outcome (default
+    /// [`DEFAULT_INSPECT_BYTES`]). A larger response still passes through untouched; its
+    /// event's outcome is then [`Unknown`](super::Outcome::Unknown) unless the status tells.
+    pub fn inspect_bytes(mut self, limit: usize) -> Self {
+        self.config_mut().inspect_bytes = limit;
+        self
+    }
+
+    /// Turns on capture of tool arguments and/or results (off by default; see [`Capture`]).
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.config_mut().capture = Some(capture);
+        self
+    }
+
+    /// How to find the peer address in the request extensions. The default looks for a plain
+    /// `SocketAddr`; with axum, use its `ConnectInfo`:
+    ///
+    /// ```ignore
+    /// AuditLayer::new(sink).peer_addr(|ext| {
+    ///     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
+    /// })
+    /// ```
+    pub fn peer_addr(mut self, find: fn(&Extensions) -> Option<SocketAddr>) -> Self {
+        self.config_mut().peer_addr = find;
+        self
+    }
+
+    /// Whether to set `x-request-id` on responses that lack it (default `true`). A request
+    /// without a usable `x-request-id` always gets a generated one, so the layers and the
+    /// service inside see the id audit records.
+    pub fn echo_request_id(mut self, on: bool) -> Self {
+        self.config_mut().echo_request_id = on;
+        self
+    }
+}
+
+impl<K> Clone for AuditLayer<K> {
+    fn clone(&self) -> Self {
+        AuditLayer {
+            sink: Arc::clone(&self.sink),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for AuditLayer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K> Layer<S> for AuditLayer<K> {
+    type Service = Audit<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Audit {
+            inner,
+            sink: Arc::clone(&self.sink),
+            config: Arc::clone(&self.config),
+        }
+    }
+}

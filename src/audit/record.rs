@@ -1,0 +1,350 @@
+//! What audit knows of one request while it is in flight, and how it turns into events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::response::Parts;
+use http::{HeaderValue, Method, StatusCode, Version};
+
+use super::event::{AuditEvent, Outcome};
+use super::layer::Config;
+use super::redact::Secrets;
+use super::service::X_REQUEST_ID;
+use super::sink::AuditSink;
+use crate::affinity::Replica;
+use crate::auth::Principal;
+use crate::error::Rejection;
+use crate::protocol::header::MCP_SESSION_ID;
+use crate::protocol::{
+    Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
+    parse_responses,
+};
+
+/// How the exchange ended, from audit's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The body ended normally.
+    Complete,
+    /// The body (or the response future) was dropped before the end: the client went away.
+    Dropped,
+    /// The response body yielded an error.
+    BodyError,
+    /// The inner service returned an error instead of a response.
+    ServiceError,
+}
+
+/// One JSON-RPC response seen on the way out.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    pub(crate) id: Option<RequestId>,
+    pub(crate) outcome: ResponseOutcome,
+    pub(crate) result: Option<Box<str>>,
+}
+
+/// What audit learns at the response head.
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    status: Option<StatusCode>,
+    time_to_head: Option<Duration>,
+    mcp: Option<Arc<McpRequest>>,
+    principal: Option<Principal>,
+    session: Option<SessionId>,
+    replica: Option<Replica>,
+    refused: Option<Outcome>,
+}
+
+/// The per-request state, from `call` to the last event.
+pub(crate) struct Record<K> {
+    pub(crate) sink: Arc<K>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) start: Instant,
+    pub(crate) started_at: SystemTime,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) method: Method,
+    pub(crate) version: Version,
+    pub(crate) secrets: Secrets,
+    pub(crate) session_header: Option<SessionId>,
+    pub(crate) request_bytes: Arc<AtomicU64>,
+    pub(crate) head: Head,
+}
+
+/// How the response body is watched for the outcome.
+#[derive(Debug)]
+pub(crate) enum Watch {
+    /// Nothing to learn from the body.
+    Nothing,
+    /// A bounded copy of a JSON body, parsed at the end.
+    Json(JsonCopy),
+}
+
+/// A bounded copy of a JSON body: one chunk kept as is (zero-copy), more joined.
+#[derive(Debug, Default)]
+pub(crate) struct JsonCopy {
+    first: Option<Bytes>,
+    joined: Vec<u8>,
+    len: usize,
+    limit: usize,
+    truncated: bool,
+}
+
+impl JsonCopy {
+    fn new(limit: usize) -> Self {
+        JsonCopy {
+            limit,
+            ..JsonCopy::default()
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: &Bytes) {
+        if self.truncated || chunk.is_empty() {
+            return;
+        }
+        if self.len + chunk.len() > self.limit {
+            self.truncated = true;
+            self.first = None;
+            self.joined = Vec::new();
+            return;
+        }
+        self.len += chunk.len();
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(chunk.clone()),
+            None => self.joined.extend_from_slice(chunk),
+            Some(first) => {
+                self.joined.reserve(first.len() + chunk.len());
+                self.joined.extend_from_slice(&first);
+                self.joined.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.first {
+            Some(first) => first,
+            None => &self.joined,
+        }
+    }
+}
+
+impl Watch {
+    /// Feeds one data frame.
+    pub(crate) fn observe(&mut self, data: &Bytes) {
+        match self {
+            Watch::Nothing => {}
+            Watch::Json(copy) => copy.push(data),
+        }
+    }
+
+    fn sse_events(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<K: AuditSink> Record<K> {
+    /// Reads what the inner layers left in the response, and decides how to watch the body.
+    pub(crate) fn on_head(&mut self, parts: &mut Parts) -> Watch {
+        self.head.status = Some(parts.status);
+        self.head.time_to_head = Some(self.start.elapsed());
+        let ext = &parts.extensions;
+        self.head.mcp = ext.get::<Arc<McpRequest>>().cloned();
+        self.head.principal = ext.get::<Principal>().cloned();
+        self.head.replica = ext.get::<Replica>().cloned();
+        self.head.refused = ext.get::<Rejection>().map(|r| Outcome::Refused {
+            by: r.rejected_by(),
+            reason: r.reason(),
+            code: r.code(),
+            message: self.secrets.scrub(r.message()).into(),
+        });
+        let modern = self
+            .head
+            .mcp
+            .as_ref()
+            .is_some_and(|m| m.era() == Era::Modern);
+        if !modern {
+            self.head.session = ext
+                .get::<SessionId>()
+                .cloned()
+                .or_else(|| self.session_header.take())
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get(MCP_SESSION_ID)
+                        .and_then(|v| SessionId::from_header(v).ok())
+                });
+        }
+        if self.config.echo_request_id && !parts.headers.contains_key(X_REQUEST_ID) {
+            parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
+        }
+        if self.head.refused.is_some() || parts.status == StatusCode::ACCEPTED {
+            return Watch::Nothing;
+        }
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            let expects_answer = self.head.mcp.as_ref().is_none_or(|m| {
+                m.messages().is_empty()
+                    || m.messages()
+                        .iter()
+                        .any(|m| m.kind() == MessageKind::Request)
+            });
+            if expects_answer || !parts.status.is_success() {
+                return Watch::Json(JsonCopy::new(self.config.inspect_bytes));
+            }
+        }
+        Watch::Nothing
+    }
+
+    /// Emits one event per MCP message.
+    pub(crate) fn finish(self, end: End, watch: Watch, response_bytes: u64) {
+        let duration = self.start.elapsed();
+        let tool_call = self.head.mcp.as_ref().is_some_and(|m| {
+            m.messages()
+                .iter()
+                .any(|m| matches!(m.target(), Some(Target::Tool(_))))
+        });
+        let capture_results = self.config.capture.as_ref().is_some_and(|c| c.results);
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut truncated = false;
+        let sse_events = watch.sse_events();
+        if let Watch::Json(copy) = &watch {
+            truncated = copy.truncated;
+            if !truncated && end == End::Complete {
+                if let Some(text) = std::str::from_utf8(copy.bytes())
+                    .ok()
+                    .and_then(|t| parse_responses(t, tool_call))
+                {
+                    for message in text {
+                        let result = match (&self.config.capture, message.result) {
+                            (Some(capture), Some(raw)) if capture_results && tool_call => {
+                                capture.render(raw.get(), &self.secrets)
+                            }
+                            _ => None,
+                        };
+                        seen.push(Seen {
+                            id: message.id,
+                            outcome: message.outcome,
+                            result,
+                        });
+                    }
+                }
+            }
+        }
+        let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+        let count = self.head.mcp.as_ref().map_or(0, |m| m.messages().len());
+        for index in 0..count.max(1) {
+            let message = self.head.mcp.as_ref().and_then(|m| m.messages().get(index));
+            let (outcome, result) = self.outcome_for(message, &mut seen, end, truncated);
+            let arguments = match (&self.config.capture, message) {
+                (Some(capture), Some(m)) if capture.arguments => m
+                    .arguments()
+                    .filter(|_| matches!(m.target(), Some(Target::Tool(_))))
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|a| capture.render(a, &self.secrets)),
+                _ => None,
+            };
+            self.sink.emit(AuditEvent {
+                start: self.started_at,
+                time_to_head: self.head.time_to_head,
+                duration,
+                request_id: self.request_id.clone(),
+                peer: self.peer,
+                http_method: self.method.clone(),
+                http_version: self.version,
+                status: self.head.status,
+                mcp: self.head.mcp.clone(),
+                index,
+                session: self.head.session.clone(),
+                principal: self.head.principal.clone(),
+                replica: self.head.replica.clone(),
+                request_bytes,
+                response_bytes,
+                sse_events,
+                outcome,
+                arguments,
+                result,
+            });
+        }
+    }
+
+    fn outcome_for(
+        &self,
+        message: Option<&McpMessage>,
+        seen: &mut [Seen],
+        end: End,
+        truncated: bool,
+    ) -> (Outcome, Option<Box<str>>) {
+        if let Some(refused) = &self.head.refused {
+            return (refused.clone(), None);
+        }
+        if end == End::ServiceError {
+            return (
+                Outcome::UpstreamFailure {
+                    detail: "the service returned an error".into(),
+                },
+                None,
+            );
+        }
+        let status = self.head.status.unwrap_or(StatusCode::OK);
+        let wants_answer = message.is_none_or(|m| m.kind() == MessageKind::Request);
+        if wants_answer {
+            let id = message.and_then(McpMessage::id);
+            let position = seen
+                .iter()
+                .position(|s| id.is_some() && s.id.as_ref() == id)
+                .or_else(|| {
+                    // An id-less error answers every request; without a message, any
+                    // response is the answer.
+                    seen.iter()
+                        .position(|s| s.id.is_none() || message.is_none())
+                });
+            if let Some(seen) = position.map(|i| &mut seen[i]) {
+                let result = seen.result.take();
+                return (self.from_response(&seen.outcome), result);
+            }
+        }
+        let outcome = match end {
+            End::BodyError => Outcome::UpstreamFailure {
+                detail: "the response body failed".into(),
+            },
+            End::Dropped if self.head.status.is_none() || wants_answer => Outcome::ClientGone,
+            _ if status.is_server_error() => Outcome::UpstreamFailure {
+                detail: format!("the service answered {status}").into(),
+            },
+            _ if status.is_client_error() => Outcome::HttpError,
+            _ if !wants_answer => {
+                if status == StatusCode::ACCEPTED {
+                    Outcome::Accepted
+                } else {
+                    Outcome::Success
+                }
+            }
+            _ if message.is_none() => Outcome::Success,
+            _ if truncated => Outcome::Unknown {
+                detail: "the response is larger than the inspection limit",
+            },
+            _ => Outcome::Unknown {
+                detail: "no JSON-RPC response for this request was seen",
+            },
+        };
+        (outcome, None)
+    }
+
+    fn from_response(&self, outcome: &ResponseOutcome) -> Outcome {
+        match outcome {
+            ResponseOutcome::Result { is_error: false } => Outcome::Success,
+            ResponseOutcome::Result { is_error: true } => Outcome::ToolError,
+            ResponseOutcome::Error { code, message } => Outcome::JsonRpcError {
+                code: *code,
+                message: self.secrets.scrub(message).into(),
+            },
+        }
+    }
+}

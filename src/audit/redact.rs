@@ -1,0 +1,273 @@
+//! Redaction: what audit never records, and the opt-in capture of arguments and results.
+//!
+//! By default an [`AuditEvent`](super::AuditEvent) holds no header at all, so
+//! `Authorization`, cookies, `DPoP` and `Mcp-Param-*` values (R60) cannot reach a sink. The
+//! values of those headers are also kept, for the life of the request only, to scrub them
+//! from every text audit does record (error messages, captured arguments and results): a
+//! server that echoes a token or a mirrored parameter into an error message does not leak it
+//! into the audit trail.
+
+use std::borrow::Cow;
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use serde_json::Value;
+
+use crate::protocol::header::{MCP_PARAM_PREFIX, decode_value};
+
+/// What replaces a redacted value.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// The default cap on a captured argument or result: 4 KiB of JSON text.
+pub const DEFAULT_CAPTURE_BYTES: usize = 4096;
+
+/// Opt-in capture of tool arguments and results (`gen_ai.tool.call.arguments` / `.result`).
+///
+/// Both are sensitive, so off unless asked for. Captured JSON first has every listed
+/// [JSON Pointer](https://www.rfc-editor.org/rfc/rfc6901) replaced by `"[REDACTED]"`
+/// (pointers are relative to the `arguments` object and to the `result` object), then every
+/// string equal to or containing a credential or `Mcp-Param-*` value of the request, then is
+/// cut to `max_bytes`.
+///
+/// ```
+/// use mcp_edge::audit::{AuditLayer, Capture};
+///
+/// let capture = Capture::arguments_and_results()
+///     .max_bytes(2048)
+///     .redact("/password")
+///     .redact("/structuredContent/apiKey");
+/// let layer = AuditLayer::new(|_event| {}).capture(capture);
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub(crate) arguments: bool,
+    pub(crate) results: bool,
+    pub(crate) max_bytes: usize,
+    pub(crate) redact: Vec<Box<str>>,
+}
+
+impl Capture {
+    /// Capture tool arguments only.
+    pub fn arguments() -> Self {
+        Capture {
+            arguments: true,
+            results: false,
+            max_bytes: DEFAULT_CAPTURE_BYTES,
+            redact: Vec::new(),
+        }
+    }
+
+    /// Capture tool results only.
+    pub fn results() -> Self {
+        Capture {
+            arguments: false,
+            ..Capture::arguments()
+        }
+        .with_results()
+    }
+
+    /// Capture both tool arguments and tool results.
+    pub fn arguments_and_results() -> Self {
+        Capture::arguments().with_results()
+    }
+
+    fn with_results(mut self) -> Self {
+        self.results = true;
+        self
+    }
+
+    /// Sets the largest captured text, in bytes (default 4 KiB); longer text is cut at a
+    /// character boundary and ends with `…`.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// Adds a JSON Pointer (RFC 6901) whose value is replaced by `"[REDACTED]"`.
+    pub fn redact(mut self, pointer: impl Into<Box<str>>) -> Self {
+        self.redact.push(pointer.into());
+        self
+    }
+
+    /// Redacts and caps one JSON value (arguments or result), or `None` if it is not JSON.
+    pub(crate) fn render(&self, json: &str, secrets: &Secrets) -> Option<Box<str>> {
+        let mut value: Value = serde_json::from_str(json).ok()?;
+        for pointer in &self.redact {
+            if let Some(slot) = value.pointer_mut(pointer) {
+                *slot = Value::String(REDACTED.to_owned());
+            }
+        }
+        secrets.scrub_value(&mut value);
+        let text = value.to_string();
+        Some(cap(text, self.max_bytes))
+    }
+}
+
+fn cap(mut text: String, max: usize) -> Box<str> {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text.into_boxed_str()
+}
+
+/// The request's secret values, kept only while the request is in flight so they can be
+/// scrubbed from recorded text.
+#[derive(Debug, Default)]
+pub(crate) struct Secrets {
+    values: Vec<Box<str>>,
+}
+
+/// Shorter values are only redacted where a whole JSON string equals them: scrubbing every
+/// `"1"` from free text would destroy it and protect nothing.
+const MIN_SUBSTRING_LEN: usize = 4;
+
+impl Secrets {
+    /// Collects the bearer token (and any other `Authorization` credential), cookie values,
+    /// `DPoP` proofs and `Mcp-Param-*` values of a request.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Secrets {
+        let mut values: Vec<Box<str>> = Vec::new();
+        for (name, value) in headers {
+            let sensitive = name == AUTHORIZATION
+                || name == COOKIE
+                || name == PROXY_AUTHORIZATION
+                || name.as_str() == "dpop"
+                || name.as_str().starts_with(MCP_PARAM_PREFIX);
+            if !sensitive {
+                continue;
+            }
+            let Ok(text) = value.to_str() else {
+                // Not visible ASCII: not recordable as text, so it cannot leak as text either.
+                continue;
+            };
+            if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
+                let credential = text.split_once(' ').map_or(text, |(_, rest)| rest).trim();
+                values.push(credential.into());
+            } else if name == COOKIE {
+                for pair in text.split(';') {
+                    if let Some((_, v)) = pair.split_once('=') {
+                        values.push(v.trim().trim_matches('"').into());
+                    }
+                }
+            } else if name.as_str() == "dpop" {
+                values.push(text.trim().into());
+            } else {
+                if let Some(decoded) = decode_value(value.as_bytes()) {
+                    values.push(decoded.into_owned().into_boxed_str());
+                }
+                values.push(text.trim().into());
+            }
+        }
+        values.retain(|v| !v.is_empty());
+        Secrets { values }
+    }
+
+    /// Whether there is nothing to scrub.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Replaces every secret inside `text` by `[REDACTED]`.
+    pub(crate) fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.values {
+            if secret.len() >= MIN_SUBSTRING_LEN && out.contains(&**secret) {
+                out = Cow::Owned(out.replace(&**secret, REDACTED));
+            } else if **secret == *out {
+                out = Cow::Borrowed(REDACTED);
+            }
+        }
+        out
+    }
+
+    /// Scrubs every string (and number or boolean whose text is a secret) in a JSON value.
+    pub(crate) fn scrub_value(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(clean) = self.scrub(s) {
+                    *s = clean;
+                } else if self.values.iter().any(|v| **v == **s) {
+                    *s = REDACTED.to_owned();
+                }
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                if self.values.iter().any(|v| **v == *text) {
+                    *value = Value::String(REDACTED.to_owned());
+                }
+            }
+            Value::Bool(b) => {
+                let text = if *b { "true" } else { "false" };
+                if self.values.iter().any(|v| &**v == text) {
+                    *value = Value::String(REDACTED.to_owned());
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.scrub_value(v)),
+            Value::Null => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok-SECRET-123"),
+        );
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("sid=cookie-VALUE; theme=dark"),
+        );
+        h.insert(
+            "mcp-param-region",
+            HeaderValue::from_static("eu-west-PARAM"),
+        );
+        h.insert("mcp-param-n", HeaderValue::from_static("7"));
+        h
+    }
+
+    #[test]
+    fn scrubs_tokens_cookies_and_params_from_text() {
+        let s = Secrets::from_headers(&headers());
+        assert_eq!(
+            s.scrub("bad token tok-SECRET-123 for eu-west-PARAM, cookie-VALUE"),
+            "bad token [REDACTED] for [REDACTED], [REDACTED]"
+        );
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn capture_applies_pointers_secrets_and_cap() {
+        let s = Secrets::from_headers(&headers());
+        let capture = Capture::arguments().redact("/password").max_bytes(200);
+        let out = capture
+            .render(
+                r#"{"password":"hunter2","region":"eu-west-PARAM","n":7,"note":"ok"}"#,
+                &s,
+            )
+            .unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["password"], REDACTED);
+        assert_eq!(v["region"], REDACTED);
+        assert_eq!(v["n"], REDACTED);
+        assert_eq!(v["note"], "ok");
+        let small = Capture::arguments().max_bytes(10);
+        let cut = small.render(r#"{"text":"ééééééééé"}"#, &s).unwrap();
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() <= 10 + '…'.len_utf8());
+    }
+}
