@@ -1,5 +1,6 @@
 //! MCP wire knowledge, with no tower in it: versions and eras, the JSON-RPC envelope,
-//! `McpRequest` classification, `SessionId`, and the 2026-07-28 header encoding.
+//! `McpRequest` classification, `SessionId`, the 2026-07-28 header encoding, and the
+//! incremental SSE parser ([`sse`]).
 //!
 //! The layers ask this module about MCP; this module knows nothing of layers.
 //!
@@ -24,6 +25,7 @@ mod message;
 mod request;
 mod response;
 mod session_id;
+pub mod sse;
 mod version;
 
 pub use jsonrpc::RequestId;

@@ -1,0 +1,1124 @@
+//! Incremental Server-Sent Events parsing (WHATWG HTML "event stream interpretation",
+//! SPEC R16, R19, R20), for bytes that arrive in chunks of any size.
+//!
+//! Two tools, both fed one chunk at a time, neither ever waiting for more input:
+//!
+//! - [`SseScanner`] keeps a few bytes of state and retains no payload at all. It answers
+//!   "is the stream at an event boundary right now?" ([`SseScanner::at_event_boundary`]) and
+//!   "has the client been given an event id to resume from?"
+//!   ([`SseScanner::has_last_event_id`]). The SSE layer feeds it every frame so that it only
+//!   writes its own comments and `retry:` lines between events.
+//! - [`SseParser`] assembles the events themselves ([`SseEvent`]: `id`, `event`, `data`,
+//!   `retry`) and reports comment lines. A line that lies inside one chunk is handed out as a
+//!   [`Bytes`] slice of that chunk (a reference count, not a copy); only lines split across
+//!   chunks and events with several `data` lines are copied. What it retains is bounded by
+//!   [`SseParser::with_max_event_bytes`]: anything past the cap is skipped and the event is
+//!   marked [`truncated`](SseEvent::truncated), so a server that never ends a line cannot
+//!   make the parser grow.
+//!
+//! Both accept LF, CR and CRLF line ends (also a CR at the end of one chunk and its LF at the
+//! start of the next), a leading UTF-8 BOM (also split across chunks), `field:value` with and
+//! without the space after the colon, a field name with no colon at all (`data` alone is an
+//! empty data line), multi-line data, and empty data (the priming event of R19).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use mcp_edge::protocol::sse::{SseItem, SseParser, SseScanner};
+//!
+//! let mut parser = SseParser::new();
+//! let mut scanner = SseScanner::new();
+//! let mut events = Vec::new();
+//! for chunk in [&b"id: 7\r\nretry: 3000\r\ndata:\r\n\r\nevent: message\ndata: {\"jsonrpc\""[..], b":\"2.0\"}\n\n"] {
+//!     let chunk = Bytes::copy_from_slice(chunk);
+//!     scanner.feed(&chunk);
+//!     for item in parser.feed(&chunk) {
+//!         if let SseItem::Event(event) = item {
+//!             events.push(event);
+//!         }
+//!     }
+//! }
+//! assert!(scanner.at_event_boundary() && scanner.has_last_event_id());
+//! // The priming event: an id, a retry, and empty data.
+//! assert_eq!(events[0].id.as_deref(), Some(&b"7"[..]));
+//! assert_eq!(events[0].retry, Some(3000));
+//! assert_eq!(events[0].data.as_deref(), Some(&b""[..]));
+//! // A JSON-RPC message split across two chunks.
+//! assert_eq!(events[1].event.as_deref(), Some(&b"message"[..]));
+//! assert_eq!(events[1].data_str(), Some(r#"{"jsonrpc":"2.0"}"#));
+//! ```
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The UTF-8 byte order mark an event stream may start with (it is skipped, once, at the
+/// very start of the stream only).
+pub const UTF8_BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+
+/// Default cap on what [`SseParser`] retains for one line and for one event's data: 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// The smallest cap [`SseParser::with_max_event_bytes`] accepts (so field names always fit).
+pub const MIN_MAX_EVENT_BYTES: usize = 16;
+
+/// Where the stream start stands with respect to the optional BOM.
+const BOM_DONE: u8 = u8::MAX;
+
+/// Finds the first CR or LF.
+#[inline]
+fn find_eol(bytes: &[u8]) -> Option<usize> {
+    // Word at a time: a byte of `x ^ pattern` is zero exactly where `x` has that byte.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = LO * b'\n' as u64;
+    const CR: u64 = LO * b'\r' as u64;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut offset = 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut array = [0u8; 8];
+        array.copy_from_slice(word);
+        let x = u64::from_le_bytes(array);
+        if has_zero(x ^ LF) | has_zero(x ^ CR) != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|p| p + offset)
+}
+
+/// Advances the stream-start BOM matcher over `chunk` from `*pos`.
+///
+/// Returns the number of bytes that looked like a BOM start but turned out not to be one
+/// (they are ordinary line content), or 0.
+#[inline]
+fn skip_bom(state: &mut u8, chunk: &[u8], pos: &mut usize) -> usize {
+    while *state < 3 {
+        let Some(&b) = chunk.get(*pos) else {
+            return 0;
+        };
+        if b == UTF8_BOM[*state as usize] {
+            *state += 1;
+            *pos += 1;
+        } else {
+            let matched = *state as usize;
+            *state = BOM_DONE;
+            return matched;
+        }
+    }
+    *state = BOM_DONE;
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// SseScanner
+// ---------------------------------------------------------------------------------------------
+
+/// Where the scanner is within the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// At the start of a line.
+    Start,
+    /// At the start of a line that follows a CR: an LF here belongs to that CR.
+    AfterCr,
+    /// Read `i`.
+    I,
+    /// Read `id`.
+    Id,
+    /// Read `id:`.
+    IdColon,
+    /// Read `id: `.
+    IdColonSpace,
+    /// Somewhere in a line whose content does not matter; skipping to its end.
+    Rest,
+}
+
+/// Tracks event boundaries and event ids in an SSE byte stream without retaining any of it.
+///
+/// A few bytes of state, no allocation, one pass over each chunk (word at a time through line
+/// content). See the [module docs](self) for an example.
+///
+/// "At an event boundary" means: at the very start of the stream, or right after a blank
+/// line. Any other line (a field, or even a comment) opens a block that only a blank line
+/// closes, so bytes written at a boundary can never become part of someone else's event.
+#[derive(Debug, Clone)]
+pub struct SseScanner {
+    line: Line,
+    bom: u8,
+    in_block: bool,
+    has_last_event_id: bool,
+    saw_id: bool,
+}
+
+impl Default for SseScanner {
+    fn default() -> Self {
+        SseScanner::new()
+    }
+}
+
+impl SseScanner {
+    /// A scanner at the start of a stream.
+    pub const fn new() -> Self {
+        SseScanner {
+            line: Line::Start,
+            bom: 0,
+            in_block: false,
+            has_last_event_id: false,
+            saw_id: false,
+        }
+    }
+
+    /// Scans the next chunk of the stream.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut pos = 0;
+        if self.bom != BOM_DONE {
+            if skip_bom(&mut self.bom, chunk, &mut pos) > 0 {
+                // Bytes of a would-be BOM are the start of a (malformed) line.
+                self.in_block = true;
+                self.line = Line::Rest;
+            }
+            if self.bom != BOM_DONE {
+                return;
+            }
+        }
+        let n = chunk.len();
+        while pos < n {
+            if self.line == Line::Rest {
+                match find_eol(&chunk[pos..]) {
+                    None => return,
+                    Some(p) => pos += p,
+                }
+            }
+            let b = chunk[pos];
+            pos += 1;
+            let eol = b == b'\n' || b == b'\r';
+            self.line = match (self.line, b) {
+                (Line::AfterCr, b'\n') => Line::Start,
+                (Line::Start | Line::AfterCr, _) if eol => {
+                    // A blank line: the event (if any) is dispatched.
+                    self.in_block = false;
+                    end_of_line(b)
+                }
+                (Line::Start | Line::AfterCr, _) => {
+                    self.in_block = true;
+                    if b == b'i' { Line::I } else { Line::Rest }
+                }
+                (Line::I, b'd') => Line::Id,
+                (Line::Id, b':') => Line::IdColon,
+                (Line::IdColon, b' ') => Line::IdColonSpace,
+                (Line::Id | Line::IdColon | Line::IdColonSpace, _) if eol => {
+                    // `id` with an empty value clears the client's last event id.
+                    self.has_last_event_id = false;
+                    end_of_line(b)
+                }
+                (Line::IdColon | Line::IdColonSpace, _) => {
+                    self.has_last_event_id = true;
+                    self.saw_id = true;
+                    Line::Rest
+                }
+                (_, _) if eol => end_of_line(b),
+                (_, _) => Line::Rest,
+            };
+        }
+    }
+
+    /// True at the start of the stream and right after a blank line: bytes written now start
+    /// a new block and cannot end up inside an event.
+    ///
+    /// Cheap: a couple of field reads.
+    #[inline]
+    pub fn at_event_boundary(&self) -> bool {
+        !self.in_block
+            && matches!(self.line, Line::Start | Line::AfterCr)
+            && (self.bom == 0 || self.bom == BOM_DONE)
+    }
+
+    /// True when nothing at all has been fed yet (not even part of a BOM).
+    #[inline]
+    pub fn at_stream_start(&self) -> bool {
+        self.bom == 0
+    }
+
+    /// True when the events so far leave the client with a non-empty last event id, i.e. the
+    /// client could resume this stream with `Last-Event-ID` (R18, R20).
+    #[inline]
+    pub fn has_last_event_id(&self) -> bool {
+        self.has_last_event_id
+    }
+
+    /// True when any event so far carried a non-empty `id`.
+    #[inline]
+    pub fn saw_id(&self) -> bool {
+        self.saw_id
+    }
+}
+
+#[inline]
+fn end_of_line(terminator: u8) -> Line {
+    if terminator == b'\r' {
+        Line::AfterCr
+    } else {
+        Line::Start
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SseParser
+// ---------------------------------------------------------------------------------------------
+
+/// One event of the stream: the fields of one block of lines ended by a blank line.
+///
+/// Unlike a browser `EventSource`, the parser also reports blocks that carry no `data` (for
+/// example `retry: 3000` alone, or an `id` alone): their `id` and `retry` matter for
+/// resumption. [`SseEvent::dispatches`] tells whether an `EventSource` would fire it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SseEvent {
+    /// The event's own `id` field, if it has one (the last one, if several). An `id` whose
+    /// value contains NUL is ignored, as the standard says. Use [`SseParser::last_event_id`]
+    /// for the id a client would send back in `Last-Event-ID`.
+    pub id: Option<Bytes>,
+    /// The `event` field (the event type), if any.
+    pub event: Option<Bytes>,
+    /// The `data` lines joined with `\n`; `Some` and empty for `data:` with no value (a
+    /// priming event, R19); `None` when the block had no `data` line at all.
+    pub data: Option<Bytes>,
+    /// The `retry` field, when its value was all ASCII digits and fits in a `u64`.
+    pub retry: Option<u64>,
+    /// True when a line of this event was longer than the parser's cap, or its data was:
+    /// the retained values are then prefixes.
+    pub truncated: bool,
+}
+
+impl SseEvent {
+    /// The data as UTF-8, if there is data and it is valid UTF-8.
+    pub fn data_str(&self) -> Option<&str> {
+        self.data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+    }
+
+    /// True when a browser `EventSource` would dispatch this event (it has a `data` line).
+    pub fn dispatches(&self) -> bool {
+        self.data.is_some()
+    }
+}
+
+/// What [`SseParser::feed`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SseItem {
+    /// A complete event (its blank line has been read).
+    Event(SseEvent),
+    /// A comment line: the bytes after the leading `:` (a keep-alive is usually empty).
+    Comment(Bytes),
+}
+
+/// The data of the event being assembled.
+#[derive(Debug, Clone, Default)]
+enum Data {
+    #[default]
+    None,
+    /// One data line: a slice of a chunk, or of a line buffer.
+    One(Bytes),
+    /// Several lines joined, copied.
+    Many(BytesMut),
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::None => 0,
+            Data::One(b) => b.len(),
+            Data::Many(b) => b.len(),
+        }
+    }
+}
+
+/// Assembles SSE events from chunks; see the [module docs](self).
+///
+/// Memory: at most about four times the cap (a partial line, the data, `id` and `event`),
+/// whatever the input, plus the chunks that zero-copy slices keep alive.
+#[derive(Clone)]
+pub struct SseParser {
+    max: usize,
+    bom: u8,
+    after_cr: bool,
+    /// The current line, when it started in an earlier chunk (first `max` bytes only).
+    partial: BytesMut,
+    /// The logical length of the current line so far (may exceed what is retained).
+    partial_len: usize,
+    in_block: bool,
+    fields: bool,
+    id: Option<Bytes>,
+    event: Option<Bytes>,
+    data: Data,
+    data_full: bool,
+    retry: Option<u64>,
+    truncated: bool,
+    last_event_id: Bytes,
+}
+
+impl fmt::Debug for SseParser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseParser")
+            .field("max_event_bytes", &self.max)
+            .field("at_event_boundary", &self.at_event_boundary())
+            .field("partial_line_len", &self.partial_len)
+            .field("last_event_id", &self.last_event_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser::new()
+    }
+}
+
+impl SseParser {
+    /// A parser with the default cap ([`DEFAULT_MAX_EVENT_BYTES`]).
+    pub fn new() -> Self {
+        SseParser::with_max_event_bytes(DEFAULT_MAX_EVENT_BYTES)
+    }
+
+    /// A parser that retains at most `max` bytes of any one line and of any one event's
+    /// data (at least [`MIN_MAX_EVENT_BYTES`]).
+    ///
+    /// Past the cap, the rest of the line (or of the event's data) is skipped, not buffered,
+    /// and the event is reported with [`truncated`](SseEvent::truncated) set and its values
+    /// cut to their first bytes. The result does not depend on how the input was chunked.
+    pub fn with_max_event_bytes(max: usize) -> Self {
+        SseParser {
+            max: max.max(MIN_MAX_EVENT_BYTES),
+            bom: 0,
+            after_cr: false,
+            partial: BytesMut::new(),
+            partial_len: 0,
+            in_block: false,
+            fields: false,
+            id: None,
+            event: None,
+            data: Data::None,
+            data_full: false,
+            retry: None,
+            truncated: false,
+            last_event_id: Bytes::new(),
+        }
+    }
+
+    /// Parses the next chunk; the returned iterator yields the events and comments completed
+    /// by it.
+    ///
+    /// The whole chunk is consumed even if the iterator is dropped early (the items not
+    /// taken are then lost, the parser's state is not).
+    pub fn feed<'a>(&'a mut self, chunk: &'a Bytes) -> Feed<'a> {
+        Feed {
+            parser: self,
+            chunk,
+            pos: 0,
+        }
+    }
+
+    /// True at the start of the stream and right after a blank line.
+    pub fn at_event_boundary(&self) -> bool {
+        !self.in_block && self.partial_len == 0 && (self.bom == 0 || self.bom == BOM_DONE)
+    }
+
+    /// The id a client would now send as `Last-Event-ID` (empty when none): the last `id`
+    /// field seen, which stays in force for later events that carry none.
+    pub fn last_event_id(&self) -> &Bytes {
+        &self.last_event_id
+    }
+
+    /// Appends line content that continues past the current chunk, keeping the first `max`.
+    fn append_partial(&mut self, bytes: &[u8]) {
+        let room = self.max.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.partial_len += bytes.len();
+    }
+
+    /// Runs until the chunk is consumed or an item is complete.
+    fn step(&mut self, chunk: &Bytes, pos: &mut usize) -> Option<SseItem> {
+        loop {
+            if *pos >= chunk.len() {
+                return None;
+            }
+            if self.bom != BOM_DONE {
+                let not_bom = skip_bom(&mut self.bom, chunk, pos);
+                if not_bom > 0 {
+                    self.append_partial(&UTF8_BOM[..not_bom]);
+                }
+                if self.bom != BOM_DONE {
+                    return None;
+                }
+                continue;
+            }
+            if self.after_cr {
+                self.after_cr = false;
+                if chunk[*pos] == b'\n' {
+                    *pos += 1;
+                    continue;
+                }
+            }
+            let start = *pos;
+            let Some(k) = find_eol(&chunk[start..]) else {
+                self.append_partial(&chunk[start..]);
+                *pos = chunk.len();
+                return None;
+            };
+            let end = start + k;
+            *pos = end + 1;
+            self.after_cr = chunk[end] == b'\r';
+            let (line, len) = if self.partial_len == 0 {
+                (chunk.slice(start..end.min(start + self.max)), k)
+            } else {
+                self.append_partial(&chunk[start..end]);
+                let len = self.partial_len;
+                self.partial_len = 0;
+                (self.partial.split().freeze(), len)
+            };
+            if let Some(item) = self.line(line, len) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// Interprets one complete line (`line` holds its first `max` bytes of `len`).
+    fn line(&mut self, line: Bytes, len: usize) -> Option<SseItem> {
+        if len == 0 {
+            self.in_block = false;
+            return self.dispatch();
+        }
+        self.in_block = true;
+        if line[0] == b':' {
+            return Some(SseItem::Comment(line.slice(1..)));
+        }
+        let cut = len > line.len();
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let skip = usize::from(line.get(colon + 1) == Some(&b' '));
+                (&line[..colon], line.slice(colon + 1 + skip..))
+            }
+            None => (&line[..], Bytes::new()),
+        };
+        match name {
+            b"data" => {
+                self.fields = true;
+                self.push_data(value, cut);
+            }
+            b"event" => {
+                self.fields = true;
+                self.truncated |= cut;
+                self.event = Some(value);
+            }
+            // An id containing NUL is ignored, as the standard says.
+            b"id" if !value.contains(&0) => {
+                self.fields = true;
+                self.truncated |= cut;
+                self.last_event_id = value.clone();
+                self.id = Some(value);
+            }
+            // Only all-digit values count; one too large for u64 is ignored.
+            b"retry" if !cut && !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                if let Some(ms) = value.iter().try_fold(0u64, |n, &d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                }) {
+                    self.fields = true;
+                    self.retry = Some(ms);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn push_data(&mut self, value: Bytes, cut: bool) {
+        if self.data_full {
+            return;
+        }
+        if cut {
+            // The rest of this line is gone: later data lines would not follow on from it.
+            self.data_full = true;
+            self.truncated = true;
+        }
+        let room = match self.data {
+            Data::None => self.max,
+            _ => self.max.saturating_sub(self.data.len() + 1),
+        };
+        if matches!(self.data, Data::None) {
+            let take = value.len().min(room);
+            if take < value.len() {
+                self.data_full = true;
+                self.truncated = true;
+            }
+            self.data = Data::One(value.slice(..take));
+            return;
+        }
+        if self.data.len() >= self.max {
+            self.data_full = true;
+            self.truncated = true;
+            return;
+        }
+        let take = value.len().min(room);
+        if take < value.len() {
+            self.data_full = true;
+            self.truncated = true;
+        }
+        let mut joined = match std::mem::take(&mut self.data) {
+            Data::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + 1 + take);
+                buf.put_slice(&first);
+                buf
+            }
+            Data::Many(buf) => buf,
+            Data::None => BytesMut::new(),
+        };
+        joined.put_u8(b'\n');
+        joined.put_slice(&value[..take]);
+        self.data = Data::Many(joined);
+    }
+
+    fn dispatch(&mut self) -> Option<SseItem> {
+        let fields = std::mem::take(&mut self.fields);
+        let event = SseEvent {
+            id: self.id.take(),
+            event: self.event.take(),
+            data: match std::mem::take(&mut self.data) {
+                Data::None => None,
+                Data::One(b) => Some(b),
+                Data::Many(b) => Some(b.freeze()),
+            },
+            retry: self.retry.take(),
+            truncated: std::mem::take(&mut self.truncated),
+        };
+        self.data_full = false;
+        fields.then_some(SseItem::Event(event))
+    }
+}
+
+/// The items one chunk completes; see [`SseParser::feed`].
+#[derive(Debug)]
+pub struct Feed<'a> {
+    parser: &'a mut SseParser,
+    chunk: &'a Bytes,
+    pos: usize,
+}
+
+impl Iterator for Feed<'_> {
+    type Item = SseItem;
+
+    fn next(&mut self) -> Option<SseItem> {
+        self.parser.step(self.chunk, &mut self.pos)
+    }
+}
+
+impl Drop for Feed<'_> {
+    fn drop(&mut self) {
+        while self.parser.step(self.chunk, &mut self.pos).is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_chunks(chunks: &[&[u8]], max: usize) -> (Vec<SseItem>, SseParser) {
+        let mut parser = SseParser::with_max_event_bytes(max);
+        let mut items = Vec::new();
+        for chunk in chunks {
+            items.extend(parser.feed(&Bytes::copy_from_slice(chunk)));
+        }
+        (items, parser)
+    }
+
+    fn events(input: &[u8]) -> Vec<SseEvent> {
+        parse_chunks(&[input], DEFAULT_MAX_EVENT_BYTES)
+            .0
+            .into_iter()
+            .filter_map(|i| match i {
+                SseItem::Event(e) => Some(e),
+                SseItem::Comment(_) => None,
+            })
+            .collect()
+    }
+
+    fn ev(
+        id: Option<&str>,
+        event: Option<&str>,
+        data: Option<&str>,
+        retry: Option<u64>,
+    ) -> SseEvent {
+        SseEvent {
+            id: id.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+            event: event.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+            data: data.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+            retry,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn every_line_ending_ends_lines() {
+        for eol in ["\n", "\r", "\r\n"] {
+            let input = format!("data: a{eol}data: b{eol}{eol}data:c{eol}{eol}");
+            assert_eq!(
+                events(input.as_bytes()),
+                vec![
+                    ev(None, None, Some("a\nb"), None),
+                    ev(None, None, Some("c"), None)
+                ],
+                "line ending {eol:?}"
+            );
+        }
+        // Mixed in one stream.
+        assert_eq!(
+            events(b"data: a\r\ndata: b\rdata: c\n\r\n"),
+            vec![ev(None, None, Some("a\nb\nc"), None)]
+        );
+    }
+
+    #[test]
+    fn cr_at_end_of_chunk_and_lf_at_start_of_next_is_one_line_end() {
+        let (items, parser) = parse_chunks(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"], 64);
+        assert_eq!(
+            items,
+            vec![SseItem::Event(ev(None, None, Some("a\nb"), None))]
+        );
+        assert!(parser.at_event_boundary());
+        let mut scanner = SseScanner::new();
+        scanner.feed(b"data: a\r");
+        assert!(!scanner.at_event_boundary());
+        scanner.feed(b"\n");
+        assert!(
+            !scanner.at_event_boundary(),
+            "a CRLF split in two is one line end, not two"
+        );
+        scanner.feed(b"\r");
+        assert!(scanner.at_event_boundary());
+        scanner.feed(b"\n");
+        assert!(scanner.at_event_boundary());
+    }
+
+    #[test]
+    fn field_forms_with_and_without_space_and_colon() {
+        assert_eq!(
+            events(b"id:1\nevent:message\ndata:x\nretry:10\n\n"),
+            vec![ev(Some("1"), Some("message"), Some("x"), Some(10))]
+        );
+        assert_eq!(
+            events(b"id: 1\nevent: message\ndata: x\nretry: 10\n\n"),
+            vec![ev(Some("1"), Some("message"), Some("x"), Some(10))]
+        );
+        // Only one space is removed.
+        assert_eq!(
+            events(b"data:  x\n\n"),
+            vec![ev(None, None, Some(" x"), None)]
+        );
+        // A field name alone: empty value.
+        assert_eq!(events(b"data\n\n"), vec![ev(None, None, Some(""), None)]);
+        assert_eq!(
+            events(b"data\ndata\n\n"),
+            vec![ev(None, None, Some("\n"), None)]
+        );
+        // A colon in the value stays.
+        assert_eq!(
+            events(b"data: {\"a\":1}\n\n"),
+            vec![ev(None, None, Some("{\"a\":1}"), None)]
+        );
+        // Unknown fields are ignored; a block with only unknown fields is no event.
+        assert_eq!(events(b"foo: bar\n\n"), vec![]);
+        assert_eq!(
+            events(b"foo: bar\ndata: x\n\n"),
+            vec![ev(None, None, Some("x"), None)]
+        );
+    }
+
+    #[test]
+    fn priming_event_has_id_and_empty_data() {
+        let got = events(b"id: 0\ndata:\n\n");
+        assert_eq!(got, vec![ev(Some("0"), None, Some(""), None)]);
+        assert!(got[0].dispatches());
+        let got = events(b"id: s1-0\nretry: 3000\ndata: \n\n");
+        assert_eq!(got, vec![ev(Some("s1-0"), None, Some(""), Some(3000))]);
+    }
+
+    #[test]
+    fn retry_and_id_only_blocks_are_reported_but_do_not_dispatch() {
+        let got = events(b"retry: 5000\n\nid: 9\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ev(None, None, None, Some(5000)),
+                ev(Some("9"), None, None, None)
+            ]
+        );
+        assert!(!got[0].dispatches());
+    }
+
+    #[test]
+    fn invalid_retry_and_nul_ids_are_ignored() {
+        assert_eq!(
+            events(b"retry: 10x\ndata: a\n\n"),
+            vec![ev(None, None, Some("a"), None)]
+        );
+        assert_eq!(
+            events(b"retry: \ndata: a\n\n"),
+            vec![ev(None, None, Some("a"), None)]
+        );
+        assert_eq!(
+            events(b"retry: 99999999999999999999999\ndata: a\n\n"),
+            vec![ev(None, None, Some("a"), None)]
+        );
+        assert_eq!(
+            events(b"id: a\0b\ndata: a\n\n"),
+            vec![ev(None, None, Some("a"), None)]
+        );
+    }
+
+    #[test]
+    fn comments_are_reported_and_do_not_make_events() {
+        let (items, _) = parse_chunks(&[b": keep-alive\n\n:\n\ndata: x\n: inside\n\n"], 64);
+        assert_eq!(
+            items,
+            vec![
+                SseItem::Comment(Bytes::from_static(b" keep-alive")),
+                SseItem::Comment(Bytes::new()),
+                SseItem::Comment(Bytes::from_static(b" inside")),
+                SseItem::Event(ev(None, None, Some("x"), None)),
+            ]
+        );
+    }
+
+    #[test]
+    fn leading_bom_is_skipped_once_even_when_split() {
+        assert_eq!(
+            events(b"\xEF\xBB\xBFdata: x\n\n"),
+            vec![ev(None, None, Some("x"), None)]
+        );
+        let (items, _) = parse_chunks(&[b"\xEF", b"\xBB", b"\xBFdata: x\n\n"], 64);
+        assert_eq!(items, vec![SseItem::Event(ev(None, None, Some("x"), None))]);
+        // A second BOM is content: the field name is then not `data`.
+        assert_eq!(events(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n"), vec![]);
+        // Not a BOM after all: the bytes are line content.
+        let (items, _) = parse_chunks(&[b"\xEF", b"\xBBdata: x\n\ndata: y\n\n"], 64);
+        assert_eq!(items, vec![SseItem::Event(ev(None, None, Some("y"), None))]);
+        let mut scanner = SseScanner::new();
+        scanner.feed(b"\xEF\xBB");
+        assert!(
+            !scanner.at_event_boundary(),
+            "half a BOM must not be split by an insertion"
+        );
+        scanner.feed(b"\xBF");
+        assert!(scanner.at_event_boundary());
+    }
+
+    #[test]
+    fn last_event_id_persists_and_empty_id_clears_it() {
+        let (_, parser) = parse_chunks(&[b"id: 5\ndata: a\n\ndata: b\n\n"], 64);
+        assert_eq!(parser.last_event_id(), &Bytes::from_static(b"5"));
+        let (_, parser) = parse_chunks(&[b"id: 5\ndata: a\n\nid\ndata: b\n\n"], 64);
+        assert!(parser.last_event_id().is_empty());
+        let mut scanner = SseScanner::new();
+        scanner.feed(b"id: 5\ndata: a\n\n");
+        assert!(scanner.has_last_event_id() && scanner.saw_id());
+        scanner.feed(b"id:\ndata: b\n\n");
+        assert!(!scanner.has_last_event_id() && scanner.saw_id());
+        scanner.feed(b"id: \n\n");
+        assert!(!scanner.has_last_event_id());
+        scanner.feed(b"id:7\n\n");
+        assert!(scanner.has_last_event_id());
+    }
+
+    #[test]
+    fn a_line_in_one_chunk_is_not_copied() {
+        let chunk = Bytes::from_static(b"event: message\ndata: {\"jsonrpc\":\"2.0\"}\n\n");
+        let mut parser = SseParser::new();
+        let items: Vec<_> = parser.feed(&chunk).collect();
+        let SseItem::Event(event) = &items[0] else {
+            panic!()
+        };
+        let data = event.data.as_ref().unwrap();
+        // Points into the chunk itself.
+        let offset = data.as_ptr() as usize - chunk.as_ptr() as usize;
+        assert_eq!(&chunk[offset..offset + data.len()], &data[..]);
+        assert!(offset < chunk.len());
+    }
+
+    #[test]
+    fn an_endless_line_does_not_grow_memory_and_the_event_is_truncated() {
+        let mut parser = SseParser::with_max_event_bytes(64);
+        let junk = Bytes::from(vec![b'x'; 4096]);
+        assert_eq!(parser.feed(&Bytes::from_static(b"data: ")).count(), 0);
+        for _ in 0..1000 {
+            assert_eq!(parser.feed(&junk).count(), 0);
+            assert!(
+                parser.partial.capacity() <= 4 * 64,
+                "the line buffer stays bounded"
+            );
+        }
+        let items: Vec<_> = parser
+            .feed(&Bytes::from_static(b"\n\ndata: ok\n\n"))
+            .collect();
+        let SseItem::Event(first) = &items[0] else {
+            panic!()
+        };
+        assert!(first.truncated);
+        assert_eq!(first.data.as_ref().unwrap().len(), 64 - 6);
+        // The parser recovers: the next event is whole.
+        assert_eq!(items[1], SseItem::Event(ev(None, None, Some("ok"), None)));
+    }
+
+    #[test]
+    fn many_data_lines_are_capped_too() {
+        let mut input = Vec::new();
+        for _ in 0..100 {
+            input.extend_from_slice(b"data: 0123456789\n");
+        }
+        input.extend_from_slice(b"\n");
+        let (items, _) = parse_chunks(&[&input], 32);
+        let SseItem::Event(event) = &items[0] else {
+            panic!()
+        };
+        assert!(event.truncated);
+        assert_eq!(
+            event.data.as_deref(),
+            Some(&b"0123456789\n0123456789\n0123456789\n01"[..32])
+        );
+    }
+
+    #[test]
+    fn boundary_is_known_after_each_chunk() {
+        let mut scanner = SseScanner::new();
+        let mut parser = SseParser::new();
+        assert!(scanner.at_event_boundary() && parser.at_event_boundary());
+        for (chunk, boundary) in [
+            (&b"event: message\n"[..], false),
+            (b"data: {\"a\"", false),
+            (b":1}\n", false),
+            (b"\n", true),
+            (b": ping\n", false),
+            (b"\n", true),
+            (b"id: 1\ndata: x\n\ndata: y\n", false),
+            (b"\r\n", true),
+        ] {
+            scanner.feed(chunk);
+            parser.feed(&Bytes::copy_from_slice(chunk)).for_each(drop);
+            assert_eq!(
+                scanner.at_event_boundary(),
+                boundary,
+                "scanner after {chunk:?}"
+            );
+            assert_eq!(
+                parser.at_event_boundary(),
+                boundary,
+                "parser after {chunk:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dropping_the_feed_iterator_still_consumes_the_chunk() {
+        let mut parser = SseParser::new();
+        let chunk = Bytes::from_static(b"data: a\n\ndata: b\n\nid: 3\n\n");
+        let first = parser.feed(&chunk).next();
+        assert!(matches!(first, Some(SseItem::Event(_))));
+        assert_eq!(parser.last_event_id(), &Bytes::from_static(b"3"));
+        assert!(parser.at_event_boundary());
+    }
+
+    #[test]
+    fn find_eol_finds_the_first_terminator_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for t in [b'\n', b'\r'] {
+                    let mut v = vec![b'a'; len];
+                    v[at] = t;
+                    assert_eq!(find_eol(&v), Some(at));
+                }
+            }
+            assert_eq!(find_eol(&vec![0x8A; len]), None);
+        }
+    }
+
+    // -- property tests ----------------------------------------------------------------------
+
+    #[derive(Debug, Clone)]
+    struct Model {
+        id: Option<String>,
+        event: Option<String>,
+        data: Vec<String>,
+        retry: Option<u64>,
+        comment: Option<String>,
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        // Printable text without CR/LF; may contain colons, spaces, unicode.
+        "[ -~é😀]{0,12}"
+    }
+
+    fn model() -> impl Strategy<Value = Model> {
+        (
+            proptest::option::of("[a-z0-9-]{1,8}"),
+            proptest::option::of("[a-z]{1,8}"),
+            proptest::collection::vec(value(), 1..4),
+            proptest::option::of(0u64..100_000),
+            proptest::option::of(value()),
+        )
+            .prop_map(|(id, event, data, retry, comment)| Model {
+                id,
+                event,
+                data,
+                retry,
+                comment,
+            })
+    }
+
+    /// Writes events with line ends drawn from `eols` and returns the bytes and the offsets
+    /// at which an event boundary falls.
+    fn write(events: &[Model], eols: &[u8], bom: bool, spaces: bool) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        if bom {
+            out.extend_from_slice(UTF8_BOM);
+        }
+        let mut boundaries = vec![0, out.len()];
+        let mut i = 0;
+        let mut prev_cr = false;
+        let mut line = |out: &mut Vec<u8>, text: &str| {
+            out.extend_from_slice(text.as_bytes());
+            let mut pick = eols[i % eols.len()];
+            i += 1;
+            // A blank line after a CR must not be written as a lone LF (it would merge into CRLF).
+            if text.is_empty() && prev_cr && pick == 0 {
+                pick = 2;
+            }
+            out.extend_from_slice(match pick {
+                0 => b"\n",
+                1 => b"\r",
+                _ => b"\r\n",
+            });
+            prev_cr = pick == 1;
+        };
+        let sp = if spaces { " " } else { "" };
+        for e in events {
+            if let Some(c) = &e.comment {
+                line(&mut out, &format!(":{c}"));
+            }
+            if let Some(id) = &e.id {
+                line(&mut out, &format!("id:{sp}{id}"));
+            }
+            if let Some(ev) = &e.event {
+                line(&mut out, &format!("event:{sp}{ev}"));
+            }
+            if let Some(r) = e.retry {
+                line(&mut out, &format!("retry:{sp}{r}"));
+            }
+            for d in &e.data {
+                if d.is_empty() && !spaces {
+                    line(&mut out, "data");
+                } else {
+                    line(&mut out, &format!("data: {d}"));
+                }
+            }
+            line(&mut out, "");
+            boundaries.push(out.len());
+        }
+        (out, boundaries)
+    }
+
+    fn split_at(input: &[u8], cuts: &[usize]) -> Vec<Bytes> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for c in cuts.into_iter().chain([input.len()]) {
+            chunks.push(Bytes::copy_from_slice(&input[last..c]));
+            last = c;
+        }
+        chunks
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_split_yields_the_same_items_as_one_chunk(
+            models in proptest::collection::vec(model(), 0..6),
+            eols in proptest::collection::vec(0u8..3, 1..8),
+            bom in any::<bool>(),
+            spaces in any::<bool>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            max in prop_oneof![Just(DEFAULT_MAX_EVENT_BYTES), 16usize..40],
+        ) {
+            let (input, boundaries) = write(&models, &eols, bom, spaces);
+            let mut whole = SseParser::with_max_event_bytes(max);
+            let expected: Vec<SseItem> = whole.feed(&Bytes::from(input.clone())).collect();
+
+            let mut parser = SseParser::with_max_event_bytes(max);
+            let mut scanner = SseScanner::new();
+            let mut got = Vec::new();
+            let mut offset = 0;
+            for chunk in split_at(&input, &cuts) {
+                got.extend(parser.feed(&chunk));
+                scanner.feed(&chunk);
+                offset += chunk.len();
+                // A CR-terminated boundary followed by its LF is still the same boundary.
+                // Between the CR and the LF of a blank line's CRLF is a boundary too.
+                let at = boundaries.contains(&offset)
+                    || (offset > 0 && offset < input.len() && input[offset] == b'\n'
+                        && input[offset - 1] == b'\r' && boundaries.contains(&(offset + 1)));
+                prop_assert_eq!(scanner.at_event_boundary(), at, "scanner at {}", offset);
+                prop_assert_eq!(parser.at_event_boundary(), at, "parser at {}", offset);
+            }
+            prop_assert_eq!(&got, &expected);
+            prop_assert_eq!(scanner.has_last_event_id(), !parser.last_event_id().is_empty());
+
+            if max == DEFAULT_MAX_EVENT_BYTES {
+                // And the items are the events that were written.
+                let want: Vec<SseItem> = models.iter().flat_map(|m| {
+                    let comment = m.comment.as_ref().map(|c| SseItem::Comment(Bytes::from(c.clone())));
+                    let event = SseItem::Event(SseEvent {
+                        id: m.id.clone().map(Bytes::from),
+                        event: m.event.clone().map(Bytes::from),
+                        data: Some(Bytes::from(m.data.join("\n"))),
+                        retry: m.retry,
+                        truncated: false,
+                    });
+                    comment.into_iter().chain([event])
+                }).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_stay_bounded(
+            input in proptest::collection::vec(prop_oneof![
+                Just(b'\n'), Just(b'\r'), Just(b':'), Just(b' '), Just(b'd'), Just(b'i'), any::<u8>()
+            ], 0..400),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let mut parser = SseParser::with_max_event_bytes(16);
+            let mut scanner = SseScanner::new();
+            let mut whole = SseParser::with_max_event_bytes(16);
+            let expected: Vec<SseItem> = whole.feed(&Bytes::from(input.clone())).collect();
+            let mut got = Vec::new();
+            for chunk in split_at(&input, &cuts) {
+                got.extend(parser.feed(&chunk));
+                scanner.feed(&chunk);
+                prop_assert!(parser.partial.len() <= 16);
+                prop_assert_eq!(scanner.at_event_boundary(), parser.at_event_boundary());
+            }
+            for item in &got {
+                if let SseItem::Event(e) = item {
+                    prop_assert!(e.data.as_ref().map_or(0, |d| d.len()) <= 16);
+                }
+            }
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
