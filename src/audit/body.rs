@@ -124,8 +124,8 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     *this.sent += data.len() as u64;
-                    if this.record.is_some() {
-                        this.watch.observe(data);
+                    if let Some(record) = this.record.as_ref() {
+                        this.watch.observe(data, record);
                     }
                 }
                 if !this.inner.is_end_stream() {

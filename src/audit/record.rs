@@ -23,6 +23,8 @@ use crate::protocol::{
     Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
     parse_responses,
 };
+use crate::protocol::sse::{SseItem, SseParser};
+use serde_json::value::RawValue;
 
 /// How the exchange ended, from audit's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,20 @@ pub(crate) enum Watch {
     Nothing,
     /// A bounded copy of a JSON body, parsed at the end.
     Json(JsonCopy),
+    /// An SSE stream, its events read as they pass.
+    Sse(SseWatch),
+}
+
+/// Reads the events of an SSE response as they pass, until every request of the POST has
+/// its response; then only counts events.
+#[derive(Debug)]
+pub(crate) struct SseWatch {
+    parser: SseParser,
+    events: u64,
+    /// Requests of the POST still waiting for their response.
+    pending: usize,
+    tool_call: bool,
+    seen: Vec<Seen>,
 }
 
 /// A bounded copy of a JSON body: one chunk kept as is (zero-copy), more joined.
@@ -132,15 +148,93 @@ impl JsonCopy {
 
 impl Watch {
     /// Feeds one data frame.
-    pub(crate) fn observe(&mut self, data: &Bytes) {
+    pub(crate) fn observe<K>(&mut self, data: &Bytes, record: &Record<K>) {
         match self {
             Watch::Nothing => {}
             Watch::Json(copy) => copy.push(data),
+            Watch::Sse(watch) => watch.observe(data, record),
+        }
+    }
+}
+
+impl SseWatch {
+    fn new(mcp: Option<&McpRequest>, limit: usize) -> Self {
+        let pending = mcp.map_or(0, |m| {
+            m.messages()
+                .iter()
+                .filter(|m| m.kind() == MessageKind::Request)
+                .count()
+        });
+        SseWatch {
+            parser: SseParser::with_max_event_bytes(limit),
+            events: 0,
+            pending,
+            tool_call: mcp.is_some_and(is_tool_call),
+            seen: Vec::new(),
         }
     }
 
-    fn sse_events(&self) -> Option<u64> {
-        None
+    fn observe<K>(&mut self, data: &Bytes, record: &Record<K>) {
+        let SseWatch {
+            parser,
+            events,
+            pending,
+            tool_call,
+            seen,
+        } = self;
+        for item in parser.feed(data) {
+            let SseItem::Event(event) = item else {
+                continue;
+            };
+            *events += 1;
+            if *pending == 0 || event.truncated {
+                continue;
+            }
+            let Some(text) = event.data_str().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let Some(messages) = parse_responses(text, *tool_call) else {
+                continue;
+            };
+            for message in messages {
+                let wanted = match &message.id {
+                    None => true,
+                    Some(id) => {
+                        record.head.mcp.as_ref().is_some_and(|m| {
+                            m.messages()
+                                .iter()
+                                .any(|r| r.kind() == MessageKind::Request && r.id() == Some(id))
+                        }) && !seen.iter().any(|s| s.id.as_ref() == Some(id))
+                    }
+                };
+                if !wanted {
+                    continue;
+                }
+                if message.id.is_some() {
+                    *pending -= 1;
+                }
+                let result = record.capture_result(message.result, *tool_call);
+                seen.push(Seen {
+                    id: message.id,
+                    outcome: message.outcome,
+                    result,
+                });
+            }
+        }
+    }
+}
+
+fn is_tool_call(mcp: &McpRequest) -> bool {
+    mcp.messages()
+        .iter()
+        .any(|m| matches!(m.target(), Some(Target::Tool(_))))
+}
+
+impl<K> Record<K> {
+    /// The captured (redacted, capped) tool result, when capture of results is on.
+    fn capture_result(&self, raw: Option<&RawValue>, tool_call: bool) -> Option<Box<str>> {
+        let capture = self.config.capture.as_ref().filter(|c| c.results && tool_call)?;
+        capture.render(raw?.get(), &self.secrets)
     }
 }
 
@@ -188,6 +282,12 @@ impl<K: AuditSink> Record<K> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("text/event-stream") {
+            return Watch::Sse(SseWatch::new(
+                self.head.mcp.as_deref(),
+                self.config.inspect_bytes,
+            ));
+        }
         if essence.eq_ignore_ascii_case("application/json") {
             let expects_answer = self.head.mcp.as_ref().is_none_or(|m| {
                 m.messages().is_empty()
@@ -205,43 +305,37 @@ impl<K: AuditSink> Record<K> {
     /// Emits one event per MCP message.
     pub(crate) fn finish(self, end: End, watch: Watch, response_bytes: u64) {
         let duration = self.start.elapsed();
-        let tool_call = self.head.mcp.as_ref().is_some_and(|m| {
-            m.messages()
-                .iter()
-                .any(|m| matches!(m.target(), Some(Target::Tool(_))))
-        });
-        let capture_results = self.config.capture.as_ref().is_some_and(|c| c.results);
-        let mut seen: Vec<Seen> = Vec::new();
+        let tool_call = self.head.mcp.as_deref().is_some_and(is_tool_call);
         let mut truncated = false;
-        let sse_events = watch.sse_events();
-        if let Watch::Json(copy) = &watch {
-            truncated = copy.truncated;
-            if !truncated && end == End::Complete {
-                if let Some(text) = std::str::from_utf8(copy.bytes())
-                    .ok()
-                    .and_then(|t| parse_responses(t, tool_call))
-                {
-                    for message in text {
-                        let result = match (&self.config.capture, message.result) {
-                            (Some(capture), Some(raw)) if capture_results && tool_call => {
-                                capture.render(raw.get(), &self.secrets)
-                            }
-                            _ => None,
-                        };
-                        seen.push(Seen {
-                            id: message.id,
-                            outcome: message.outcome,
-                            result,
-                        });
-                    }
-                }
+        let mut sse = false;
+        let (mut seen, sse_events) = match watch {
+            Watch::Nothing => (Vec::new(), None),
+            Watch::Sse(watch) => {
+                sse = true;
+                (watch.seen, Some(watch.events))
             }
-        }
+            Watch::Json(copy) => {
+                truncated = copy.truncated;
+                let mut seen = Vec::new();
+                let parsed = (!truncated && end == End::Complete)
+                    .then(|| std::str::from_utf8(copy.bytes()).ok())
+                    .flatten()
+                    .and_then(|text| parse_responses(text, tool_call));
+                for message in parsed.into_iter().flatten() {
+                    seen.push(Seen {
+                        result: self.capture_result(message.result, tool_call),
+                        id: message.id,
+                        outcome: message.outcome,
+                    });
+                }
+                (seen, None)
+            }
+        };
         let request_bytes = self.request_bytes.load(Ordering::Relaxed);
         let count = self.head.mcp.as_ref().map_or(0, |m| m.messages().len());
         for index in 0..count.max(1) {
             let message = self.head.mcp.as_ref().and_then(|m| m.messages().get(index));
-            let (outcome, result) = self.outcome_for(message, &mut seen, end, truncated);
+            let (outcome, result) = self.outcome_for(message, &mut seen, end, truncated, sse);
             let arguments = match (&self.config.capture, message) {
                 (Some(capture), Some(m)) if capture.arguments => m
                     .arguments()
@@ -280,6 +374,7 @@ impl<K: AuditSink> Record<K> {
         seen: &mut [Seen],
         end: End,
         truncated: bool,
+        sse: bool,
     ) -> (Outcome, Option<Box<str>>) {
         if let Some(refused) = &self.head.refused {
             return (refused.clone(), None);
@@ -329,6 +424,9 @@ impl<K: AuditSink> Record<K> {
             _ if message.is_none() => Outcome::Success,
             _ if truncated => Outcome::Unknown {
                 detail: "the response is larger than the inspection limit",
+            },
+            _ if sse => Outcome::Unknown {
+                detail: "the stream ended before the response (the client may poll for it)",
             },
             _ => Outcome::Unknown {
                 detail: "no JSON-RPC response for this request was seen",
