@@ -72,7 +72,10 @@ async fn legacy_session_calls_over_sse_give_one_event_each_with_session_and_outc
 
     // initialize, notifications/initialized, GET stream, echo, slow_count, DELETE.
     let events = recorder
-        .wait_until(|e| e.iter().any(|e| e.http_method() == Method::DELETE))
+        .wait_until(|e| {
+            e.iter().any(|e| e.http_method() == Method::DELETE)
+                && e.iter().any(|e| e.http_method() == Method::GET)
+        })
         .await;
     let init = of(&events, "initialize");
     assert_eq!(init.len(), 1, "{events:#?}");
