@@ -1,9 +1,9 @@
 //! Audit through a real rmcp server and client, JSON responses (2026-07-28, and stateless
 //! legacy): one event per call with every field right; outcomes told apart.
 
-mod common;
 #[path = "common/audit.rs"]
 mod audit_fixtures;
+mod common;
 
 use std::time::Duration;
 
@@ -153,7 +153,10 @@ async fn client_request_id_is_kept_and_echoed() {
     let response = common::post_json(
         &server.url,
         &body,
-        &[("x-request-id", "req-42"), ("mcp-protocol-version", "2025-06-18")],
+        &[
+            ("x-request-id", "req-42"),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
     )
     .await;
     assert_eq!(response.status(), 200);
@@ -163,7 +166,10 @@ async fn client_request_id_is_kept_and_echoed() {
     assert_eq!(events[0].request_id(), "req-42");
     assert_eq!(events[0].jsonrpc_id(), Some(&RequestId::from("abc")));
     assert_eq!(events[0].era(), Some(Era::Legacy));
-    assert_eq!(events[0].protocol_version(), Some(ProtocolVersion::V2025_06_18));
+    assert_eq!(
+        events[0].protocol_version(),
+        Some(ProtocolVersion::V2025_06_18)
+    );
     assert_eq!(events[0].outcome(), &Outcome::Success);
 }
 
@@ -172,13 +178,20 @@ async fn unknown_method_is_a_jsonrpc_error_not_a_success() {
     let recorder = Recorder::new();
     let server = serve_json(&recorder);
     let body = json!({"jsonrpc":"2.0","id":9,"method":"no/such/method"});
-    let response =
-        common::post_json(&server.url, &body, &[("mcp-protocol-version", "2025-06-18")]).await;
+    let response = common::post_json(
+        &server.url,
+        &body,
+        &[("mcp-protocol-version", "2025-06-18")],
+    )
+    .await;
     let status = response.status();
     let _ = response.bytes().await;
     let events = recorder.exactly(1).await;
     assert_eq!(events[0].mcp_method(), Some("no/such/method"));
-    assert_eq!(events[0].status().map(|s| s.as_u16()), Some(status.as_u16()));
+    assert_eq!(
+        events[0].status().map(|s| s.as_u16()),
+        Some(status.as_u16())
+    );
     assert_eq!(events[0].outcome().code(), Some(-32601), "{events:#?}");
 }
 
@@ -187,8 +200,12 @@ async fn notifications_answered_202_are_recorded_as_accepted() {
     let recorder = Recorder::new();
     let server = serve_json(&recorder);
     let body = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
-    let response =
-        common::post_json(&server.url, &body, &[("mcp-protocol-version", "2025-06-18")]).await;
+    let response = common::post_json(
+        &server.url,
+        &body,
+        &[("mcp-protocol-version", "2025-06-18")],
+    )
+    .await;
     assert_eq!(response.status(), 202);
     let _ = response.bytes().await;
     let events = recorder.exactly(1).await;

@@ -2,9 +2,9 @@
 //! 415, and stand-ins (until the guard, auth and session layers are merged) for Origin 403,
 //! 401, 403 scope and 404 session, each built with `mcp_edge::Rejection` as the real layers do.
 
-mod common;
 #[path = "common/audit.rs"]
 mod audit_fixtures;
+mod common;
 
 use audit_fixtures::{Recorder, StandInLayer, connect_info};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -166,7 +166,10 @@ async fn inspect_refusals_name_inspect_and_the_reason() {
     );
     let line = serde_json::to_value(&event).unwrap();
     assert_eq!(line["mcp_edge.refused_by"], "inspect");
-    assert_eq!(line["mcp_edge.refusal.reason"], "unsupported_protocol_version");
+    assert_eq!(
+        line["mcp_edge.refusal.reason"],
+        "unsupported_protocol_version"
+    );
     assert_eq!(line["http.response.status_code"], 400);
 }
 
@@ -177,7 +180,11 @@ async fn origin_refusal_before_any_body_is_recorded_with_what_is_known() {
     let response = common::post_raw(
         &server.url,
         TOOLS_LIST.as_bytes().to_vec(),
-        &[BEARER, ("origin", "https://evil.example"), ("x-request-id", "r-1")],
+        &[
+            BEARER,
+            ("origin", "https://evil.example"),
+            ("x-request-id", "r-1"),
+        ],
     )
     .await;
     let (status, event) = one_event(&recorder, response).await;
@@ -198,8 +205,7 @@ async fn auth_and_session_refusals_carry_the_mcp_method_and_id() {
     let recorder = Recorder::new();
     let server = serve(&recorder);
 
-    let response =
-        common::post_raw(&server.url, TOOLS_LIST.as_bytes().to_vec(), &[]).await;
+    let response = common::post_raw(&server.url, TOOLS_LIST.as_bytes().to_vec(), &[]).await;
     assert!(response.headers().contains_key("www-authenticate"));
     let (status, event) = one_event(&recorder, response).await;
     assert_eq!(status, 401);
@@ -226,7 +232,11 @@ async fn auth_and_session_refusals_carry_the_mcp_method_and_id() {
     let response = common::post_raw(
         &server.url,
         TOOLS_LIST.as_bytes().to_vec(),
-        &[BEARER, ("mcp-session-id", "gone"), ("mcp-protocol-version", "2025-11-25")],
+        &[
+            BEARER,
+            ("mcp-session-id", "gone"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
     )
     .await;
     let (status, event) = one_event(&recorder, response).await;
@@ -263,6 +273,14 @@ async fn a_batch_gives_one_event_per_message() {
     assert_eq!(events[0].batch_position(), Some((0, 3)));
     assert_eq!(events[2].batch_position(), Some((2, 3)));
     assert_eq!(events[2].jsonrpc_id(), Some(&RequestId::from(2)));
-    assert!(events.iter().all(|e| matches!(e.outcome(), Outcome::Refused { .. })));
-    assert!(events.iter().all(|e| e.request_id() == events[0].request_id()));
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e.outcome(), Outcome::Refused { .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.request_id() == events[0].request_id())
+    );
 }

@@ -1,9 +1,9 @@
 //! Audit through a real rmcp server and client, SSE responses: legacy sessions (2025-11-25)
 //! and 2026-07-28 streams; outcomes read from the stream; a client leaving mid-stream.
 
-mod common;
 #[path = "common/audit.rs"]
 mod audit_fixtures;
+mod common;
 
 use std::time::Duration;
 
@@ -144,7 +144,11 @@ async fn outcomes_are_told_apart_over_sse() {
         .await
         .unwrap();
     assert_eq!(fail.is_error, Some(true));
-    assert!(common::call_tool(&client, "broken", json!({})).await.is_err());
+    assert!(
+        common::call_tool(&client, "broken", json!({}))
+            .await
+            .is_err()
+    );
     let ok = common::call_tool(&client, "echo", json!({"text": "y"}))
         .await
         .unwrap();
@@ -221,7 +225,10 @@ async fn client_that_leaves_mid_stream_is_recorded_as_gone() {
     drop(stream);
 
     let events = recorder
-        .wait_until(|e| e.iter().any(|e| e.jsonrpc_id().is_some_and(|id| id.to_string() == "77")))
+        .wait_until(|e| {
+            e.iter()
+                .any(|e| e.jsonrpc_id().is_some_and(|id| id.to_string() == "77"))
+        })
         .await;
     let gone = events
         .iter()
@@ -231,5 +238,8 @@ async fn client_that_leaves_mid_stream_is_recorded_as_gone() {
     assert_eq!(gone.error_type().as_deref(), Some("client_gone"));
     assert!(gone.sse_events().is_some_and(|n| n >= 1));
     assert!(gone.response_bytes() > 0);
-    assert_eq!(gone.session_id().map(|s| s.as_str()), Some(session.as_str()));
+    assert_eq!(
+        gone.session_id().map(|s| s.as_str()),
+        Some(session.as_str())
+    );
 }

@@ -132,6 +132,19 @@ pub struct AuditEvent {
     pub(crate) outcome: Outcome,
     pub(crate) arguments: Option<Box<str>>,
     pub(crate) result: Option<Box<str>>,
+    pub(crate) scrubbed: Option<Box<Scrubbed>>,
+}
+
+/// Client-sent values of the message that held a secret of the request (a token used as a
+/// tool name, say), replaced by their scrubbed form. Rare, so boxed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scrubbed {
+    pub(crate) method: Option<Box<str>>,
+    pub(crate) id: Option<RequestId>,
+    pub(crate) target: Option<Target>,
+    pub(crate) client_info: Option<ClientInfo>,
+    /// `traceparent` / `tracestate` are left out.
+    pub(crate) trace_context: bool,
 }
 
 impl AuditEvent {
@@ -192,20 +205,32 @@ impl AuditEvent {
     }
     /// `mcp.method.name`.
     pub fn mcp_method(&self) -> Option<&str> {
-        self.message()?.method()
+        match &self.scrubbed {
+            Some(s) if s.method.is_some() => s.method.as_deref(),
+            _ => self.message()?.method(),
+        }
     }
     /// `jsonrpc.request.id`.
     pub fn jsonrpc_id(&self) -> Option<&RequestId> {
-        self.message()?.id()
+        match &self.scrubbed {
+            Some(s) if s.id.is_some() => s.id.as_ref(),
+            _ => self.message()?.id(),
+        }
     }
     /// The tool, prompt, resource or task the message acts on.
     pub fn target(&self) -> Option<&Target> {
-        self.message()?.target()
+        match &self.scrubbed {
+            Some(s) if s.target.is_some() => s.target.as_ref(),
+            _ => self.message()?.target(),
+        }
     }
     /// The client's self-reported name and version (on `initialize`, and on every
     /// 2026-07-28 request that sends it).
     pub fn client_info(&self) -> Option<&ClientInfo> {
-        self.message()?.client_info()
+        match &self.scrubbed {
+            Some(s) if s.client_info.is_some() => s.client_info.as_ref(),
+            _ => self.message()?.client_info(),
+        }
     }
     /// `mcp.session.id` (legacy era only; never set for 2026-07-28).
     pub fn session_id(&self) -> Option<&SessionId> {
@@ -260,10 +285,16 @@ impl AuditEvent {
     }
     /// The W3C `traceparent` from the message's `params._meta`.
     pub fn traceparent(&self) -> Option<&str> {
+        if self.scrubbed.as_ref().is_some_and(|s| s.trace_context) {
+            return None;
+        }
         self.message()?.meta()?.traceparent.as_deref()
     }
     /// The W3C `tracestate` from the message's `params._meta`.
     pub fn tracestate(&self) -> Option<&str> {
+        if self.scrubbed.as_ref().is_some_and(|s| s.trace_context) {
+            return None;
+        }
         self.message()?.meta()?.tracestate.as_deref()
     }
 }

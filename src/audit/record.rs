@@ -12,18 +12,18 @@ use http::{HeaderValue, Method, StatusCode, Version};
 
 use super::event::{AuditEvent, Outcome};
 use super::layer::Config;
-use super::redact::Secrets;
+use super::redact::{REDACTED, Secrets};
 use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
 use crate::affinity::Replica;
 use crate::auth::Principal;
 use crate::error::Rejection;
 use crate::protocol::header::MCP_SESSION_ID;
+use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
     Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
     parse_responses,
 };
-use crate::protocol::sse::{SseItem, SseParser};
 use serde_json::value::RawValue;
 
 /// How the exchange ended, from audit's point of view.
@@ -233,7 +233,11 @@ fn is_tool_call(mcp: &McpRequest) -> bool {
 impl<K> Record<K> {
     /// The captured (redacted, capped) tool result, when capture of results is on.
     fn capture_result(&self, raw: Option<&RawValue>, tool_call: bool) -> Option<Box<str>> {
-        let capture = self.config.capture.as_ref().filter(|c| c.results && tool_call)?;
+        let capture = self
+            .config
+            .capture
+            .as_ref()
+            .filter(|c| c.results && tool_call)?;
         capture.render(raw?.get(), &self.secrets)
     }
 }
@@ -269,6 +273,15 @@ impl<K: AuditSink> Record<K> {
                         .get(MCP_SESSION_ID)
                         .and_then(|v| SessionId::from_header(v).ok())
                 });
+        }
+        if self
+            .head
+            .session
+            .as_ref()
+            .is_some_and(|s| self.secrets.taints(s.as_str()))
+        {
+            self.head.session =
+                Some(SessionId::from_bytes(REDACTED.as_bytes()).expect("visible ASCII"));
         }
         if self.config.echo_request_id && !parts.headers.contains_key(X_REQUEST_ID) {
             parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
@@ -364,6 +377,7 @@ impl<K: AuditSink> Record<K> {
                 outcome,
                 arguments,
                 result,
+                scrubbed: message.and_then(|m| self.secrets.scrub_message(m)),
             });
         }
     }

@@ -13,7 +13,11 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use super::event::Scrubbed;
 use crate::protocol::header::{MCP_PARAM_PREFIX, decode_value};
+use crate::protocol::{ClientInfo, McpMessage, RequestId, Target};
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[REDACTED]";
@@ -170,6 +174,63 @@ impl Secrets {
     /// Whether there is nothing to scrub.
     pub(crate) fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Whether `text` holds a secret (as [`scrub`](Self::scrub) would replace it).
+    pub(crate) fn taints(&self, text: &str) -> bool {
+        self.values
+            .iter()
+            .any(|v| (v.len() >= MIN_SUBSTRING_LEN && text.contains(&**v)) || **v == *text)
+    }
+
+    /// The scrubbed forms of the client-sent values of `message` that hold a secret.
+    pub(crate) fn scrub_message(&self, message: &McpMessage) -> Option<Box<Scrubbed>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut out = Scrubbed::default();
+        let mut any = false;
+        if let Some(method) = message.method().filter(|m| self.taints(m)) {
+            out.method = Some(self.scrub(method).into());
+            any = true;
+        }
+        if let Some(RequestId::String(id)) = message.id().filter(|id| match id {
+            RequestId::String(s) => self.taints(s),
+            RequestId::Number(_) => false,
+        }) {
+            out.id = Some(RequestId::String(Arc::from(&*self.scrub(id))));
+            any = true;
+        }
+        if let Some(target) = message.target().filter(|t| self.taints(t.name())) {
+            let name: Box<str> = self.scrub(target.name()).into();
+            out.target = Some(match target {
+                Target::Tool(_) => Target::Tool(name),
+                Target::Prompt(_) => Target::Prompt(name),
+                Target::Resource(_) => Target::Resource(name),
+                _ => Target::Task(name),
+            });
+            any = true;
+        }
+        if let Some(info) = message.client_info() {
+            let tainted = |v: &Option<Box<str>>| v.as_deref().is_some_and(|v| self.taints(v));
+            if tainted(&info.name) || tainted(&info.version) || tainted(&info.title) {
+                let clean = |v: &Option<Box<str>>| v.as_deref().map(|v| self.scrub(v).into());
+                out.client_info = Some(ClientInfo {
+                    name: clean(&info.name),
+                    version: clean(&info.version),
+                    title: clean(&info.title),
+                });
+                any = true;
+            }
+        }
+        if let Some(meta) = message.meta() {
+            let tainted = |v: &Option<Box<str>>| v.as_deref().is_some_and(|v| self.taints(v));
+            if tainted(&meta.traceparent) || tainted(&meta.tracestate) {
+                out.trace_context = true;
+                any = true;
+            }
+        }
+        any.then(|| Box::new(out))
     }
 
     /// Replaces every secret inside `text` by `[REDACTED]`.

@@ -67,7 +67,12 @@ where
         let start = Instant::now();
         let started_at = SystemTime::now();
         let (mut parts, body) = request.into_parts();
-        let request_id = match parts.headers.get(X_REQUEST_ID).filter(|v| usable_id(v)) {
+        let secrets = Secrets::from_headers(&parts.headers);
+        let request_id = match parts
+            .headers
+            .get(X_REQUEST_ID)
+            .filter(|v| usable_id(v) && !v.to_str().is_ok_and(|v| secrets.taints(v)))
+        {
             Some(id) => id.clone(),
             None => {
                 let id = generate_request_id();
@@ -76,7 +81,6 @@ where
             }
         };
         let peer = (self.config.peer_addr)(&parts.extensions);
-        let secrets = Secrets::from_headers(&parts.headers);
         let session_header = parts
             .headers
             .get(MCP_SESSION_ID)

@@ -15,14 +15,14 @@ use axum::extract::ConnectInfo;
 use http::{HeaderMap, Request, Response};
 use mcp_edge::audit::AuditEvent;
 use mcp_edge::{EdgeBody, Principal, Rejection, Replica};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
 use rmcp::{
     ErrorData, ServerHandler,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
     tool, tool_handler, tool_router,
-};
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
