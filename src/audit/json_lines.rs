@@ -16,7 +16,7 @@ use super::sink::{AuditSink, DropCounter};
 pub const DEFAULT_QUEUE: usize = 16 * 1024;
 
 enum Msg {
-    Event(AuditEvent),
+    Event(Box<AuditEvent>),
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -215,7 +215,7 @@ async fn last_chain_state(file: &mut tokio::fs::File) -> io::Result<Option<Chain
 
 impl AuditSink for JsonLinesSink {
     fn emit(&self, event: AuditEvent) {
-        if self.tx.try_send(Msg::Event(event)).is_err() {
+        if self.tx.try_send(Msg::Event(Box::new(event))).is_err() {
             self.stats.dropped.record("json_lines");
         }
     }
@@ -241,7 +241,7 @@ async fn run<W>(
             match msg {
                 Msg::Event(event) => {
                     line.clear();
-                    if serde_json::to_writer(&mut line, &event).is_err() {
+                    if serde_json::to_writer(&mut line, &*event).is_err() {
                         stats.write_errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }

@@ -416,7 +416,7 @@ impl<K: AuditSink> Record<K> {
                 });
             if let Some(seen) = position.map(|i| &mut seen[i]) {
                 let result = seen.result.take();
-                return (self.from_response(&seen.outcome), result);
+                return (self.outcome_of_response(&seen.outcome), result);
             }
         }
         let outcome = match end {
@@ -449,7 +449,7 @@ impl<K: AuditSink> Record<K> {
         (outcome, None)
     }
 
-    fn from_response(&self, outcome: &ResponseOutcome) -> Outcome {
+    fn outcome_of_response(&self, outcome: &ResponseOutcome) -> Outcome {
         match outcome {
             ResponseOutcome::Result { is_error: false } => Outcome::Success,
             ResponseOutcome::Result { is_error: true } => Outcome::ToolError,
