@@ -252,7 +252,8 @@ async fn batch_in_a_version_without_batches_gets_400() {
 
 #[tokio::test]
 async fn server_receives_the_body_byte_for_byte_and_the_classification() {
-    let seen: Arc<Mutex<Vec<(Vec<u8>, Option<String>)>>> = Arc::default();
+    type Seen = Vec<(Vec<u8>, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new()
         .route(
