@@ -173,12 +173,19 @@ impl GuardLayer {
     /// a [`PeerAddr`](super::PeerAddr); see [`PeerAddrSource`]. With axum's
     /// `into_make_service_with_connect_info::<SocketAddr>()`:
     ///
-    /// ```ignore
-    /// GuardLayer::loopback()
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use axum::extract::ConnectInfo;
+    /// use mcp_edge::guard::{GuardLayer, TrustedProxies};
+    ///
+    /// let guard = GuardLayer::loopback()
     ///     .trusted_proxies(TrustedProxies::loopback())
     ///     .peer_addr_with(|ext: &http::Extensions| {
-    ///         ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0)
-    ///     })
+    ///         ext.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr)
+    ///     });
+    /// let app: axum::Router = axum::Router::new().layer(guard);
+    /// // axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    /// # let _ = app;
     /// ```
     pub fn peer_addr_with<P: PeerAddrSource>(mut self, source: P) -> Self {
         self.config_mut().peer = PeerSource::Custom(Arc::new(source));
