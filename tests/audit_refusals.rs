@@ -284,3 +284,57 @@ async fn a_batch_gives_one_event_per_message() {
             .all(|e| e.request_id() == events[0].request_id())
     );
 }
+
+#[tokio::test]
+async fn real_guard_refusals_through_mcp_edge_name_the_guard() {
+    let recorder = Recorder::new();
+    let edge = mcp_edge::McpEdge::builder().audit(AuditLayer::new(recorder.sink()));
+    let server = common::serve(common::rmcp_router().layer(edge));
+
+    let response = common::post_raw(
+        &server.url,
+        TOOLS_LIST.as_bytes().to_vec(),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    let (status, event) = one_event(&recorder, response).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        refused(&event),
+        (
+            RejectedBy::Guard,
+            Reason::OriginNotAllowed,
+            event.outcome().code().unwrap()
+        )
+    );
+    assert!(
+        event.request().is_none(),
+        "the guard refuses before inspect runs"
+    );
+
+    let response = common::post_raw(
+        &server.url,
+        b"{not json".to_vec(),
+        &[("host", "evil.example.com")],
+    )
+    .await;
+    let (status, event) = one_event(&recorder, response).await;
+    assert_eq!(status, 403);
+    let (by, reason, _) = refused(&event);
+    assert_eq!((by, reason), (RejectedBy::Guard, Reason::HostNotAllowed));
+
+    // And a call that passes the whole stack is a success.
+    let client = common::modern_client(&server.url).await;
+    common::call_tool(&client, "echo", json!({"text": "ok"}))
+        .await
+        .unwrap();
+    let events = recorder
+        .wait_until(|e| e.iter().any(|e| e.mcp_method() == Some("tools/call")))
+        .await;
+    let call = events
+        .iter()
+        .find(|e| e.mcp_method() == Some("tools/call"))
+        .unwrap();
+    assert_eq!(call.outcome(), &Outcome::Success);
+    client.cancel().await.unwrap();
+}
