@@ -62,7 +62,7 @@ pin_project! {
     pub struct AuditBody<B: Body, K: AuditSink> {
         #[pin]
         inner: B,
-        record: Option<Record<K>>,
+        record: Option<Box<Record<K>>>,
         watch: Watch,
         sent: u64,
     }
@@ -82,7 +82,7 @@ pin_project! {
 }
 
 impl<B: Body, K: AuditSink> AuditBody<B, K> {
-    pub(crate) fn new(inner: B, record: Record<K>, watch: Watch) -> Self {
+    pub(crate) fn new(inner: B, record: Box<Record<K>>, watch: Watch) -> Self {
         AuditBody {
             inner,
             record: Some(record),
@@ -152,7 +152,12 @@ where
     }
 }
 
-fn finish<K: AuditSink>(record: &mut Option<Record<K>>, watch: &mut Watch, end: End, sent: u64) {
+fn finish<K: AuditSink>(
+    record: &mut Option<Box<Record<K>>>,
+    watch: &mut Watch,
+    end: End,
+    sent: u64,
+) {
     if let Some(record) = record.take() {
         let watch = std::mem::replace(watch, Watch::Nothing);
         record.finish(end, watch, sent);

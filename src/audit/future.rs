@@ -20,7 +20,7 @@ pin_project! {
     pub struct ResponseFuture<F, K: AuditSink> {
         #[pin]
         future: F,
-        record: Option<Record<K>>,
+        record: Option<Box<Record<K>>>,
     }
 
     impl<F, K: AuditSink> PinnedDrop for ResponseFuture<F, K> {
@@ -33,7 +33,7 @@ pin_project! {
 }
 
 impl<F, K: AuditSink> ResponseFuture<F, K> {
-    pub(crate) fn new(future: F, record: Record<K>) -> Self {
+    pub(crate) fn new(future: F, record: Box<Record<K>>) -> Self {
         ResponseFuture {
             future,
             record: Some(record),

@@ -18,11 +18,11 @@ use super::sink::AuditSink;
 use crate::affinity::Replica;
 use crate::auth::Principal;
 use crate::error::Rejection;
+use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
     Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
-    parse_responses,
 };
 use serde_json::value::RawValue;
 
@@ -83,7 +83,7 @@ pub(crate) enum Watch {
     /// A bounded copy of a JSON body, parsed at the end.
     Json(JsonCopy),
     /// An SSE stream, its events read as they pass.
-    Sse(SseWatch),
+    Sse(Box<SseWatch>),
 }
 
 /// Reads the events of an SSE response as they pass, until every request of the POST has
@@ -94,7 +94,7 @@ pub(crate) struct SseWatch {
     events: u64,
     /// Requests of the POST still waiting for their response.
     pending: usize,
-    tool_call: bool,
+    read: ReadResponses,
     seen: Vec<Seen>,
 }
 
@@ -158,7 +158,7 @@ impl Watch {
 }
 
 impl SseWatch {
-    fn new(mcp: Option<&McpRequest>, limit: usize) -> Self {
+    fn new(mcp: Option<&McpRequest>, limit: usize, read: ReadResponses) -> Self {
         let pending = mcp.map_or(0, |m| {
             m.messages()
                 .iter()
@@ -169,7 +169,7 @@ impl SseWatch {
             parser: SseParser::with_max_event_bytes(limit),
             events: 0,
             pending,
-            tool_call: mcp.is_some_and(is_tool_call),
+            read,
             seen: Vec::new(),
         }
     }
@@ -179,7 +179,7 @@ impl SseWatch {
             parser,
             events,
             pending,
-            tool_call,
+            read,
             seen,
         } = self;
         for item in parser.feed(data) {
@@ -190,10 +190,10 @@ impl SseWatch {
             if *pending == 0 || event.truncated {
                 continue;
             }
-            let Some(text) = event.data_str().filter(|t| !t.is_empty()) else {
+            let Some(text) = event.data_str().filter(|t| could_be_response(t)) else {
                 continue;
             };
-            let Some(messages) = parse_responses(text, *tool_call) else {
+            let Some(messages) = read.parse(text) else {
                 continue;
             };
             for message in messages {
@@ -213,7 +213,7 @@ impl SseWatch {
                 if message.id.is_some() {
                     *pending -= 1;
                 }
-                let result = record.capture_result(message.result, *tool_call);
+                let result = record.capture_result(message.result);
                 seen.push(Seen {
                     id: message.id,
                     outcome: message.outcome,
@@ -224,6 +224,12 @@ impl SseWatch {
     }
 }
 
+/// A cheap filter before any JSON parsing: a response has a `"result"` or an `"error"` key,
+/// and most events of a stream (progress, logging) have neither.
+fn could_be_response(data: &str) -> bool {
+    data.contains("\"result\"") || data.contains("\"error\"")
+}
+
 fn is_tool_call(mcp: &McpRequest) -> bool {
     mcp.messages()
         .iter()
@@ -232,13 +238,19 @@ fn is_tool_call(mcp: &McpRequest) -> bool {
 
 impl<K> Record<K> {
     /// The captured (redacted, capped) tool result, when capture of results is on.
-    fn capture_result(&self, raw: Option<&RawValue>, tool_call: bool) -> Option<Box<str>> {
-        let capture = self
-            .config
-            .capture
-            .as_ref()
-            .filter(|c| c.results && tool_call)?;
+    fn capture_result(&self, raw: Option<&RawValue>) -> Option<Box<str>> {
+        let capture = self.config.capture.as_ref()?;
         capture.render(raw?.get(), &self.secrets)
+    }
+
+    /// What to read from the responses: `isError` for tool calls, the raw result only when
+    /// results are captured.
+    fn read_responses(&self) -> ReadResponses {
+        let tool_call = self.head.mcp.as_deref().is_some_and(is_tool_call);
+        ReadResponses {
+            tool_call,
+            keep_result: tool_call && self.config.capture.as_ref().is_some_and(|c| c.results),
+        }
     }
 }
 
@@ -296,10 +308,11 @@ impl<K: AuditSink> Record<K> {
             .unwrap_or_default();
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         if essence.eq_ignore_ascii_case("text/event-stream") {
-            return Watch::Sse(SseWatch::new(
+            return Watch::Sse(Box::new(SseWatch::new(
                 self.head.mcp.as_deref(),
                 self.config.inspect_bytes,
-            ));
+                self.read_responses(),
+            )));
         }
         if essence.eq_ignore_ascii_case("application/json") {
             let expects_answer = self.head.mcp.as_ref().is_none_or(|m| {
@@ -316,9 +329,9 @@ impl<K: AuditSink> Record<K> {
     }
 
     /// Emits one event per MCP message.
-    pub(crate) fn finish(self, end: End, watch: Watch, response_bytes: u64) {
+    pub(crate) fn finish(self: Box<Self>, end: End, watch: Watch, response_bytes: u64) {
         let duration = self.start.elapsed();
-        let tool_call = self.head.mcp.as_deref().is_some_and(is_tool_call);
+        let read = self.read_responses();
         let mut truncated = false;
         let mut sse = false;
         let (mut seen, sse_events) = match watch {
@@ -333,10 +346,10 @@ impl<K: AuditSink> Record<K> {
                 let parsed = (!truncated && end == End::Complete)
                     .then(|| std::str::from_utf8(copy.bytes()).ok())
                     .flatten()
-                    .and_then(|text| parse_responses(text, tool_call));
+                    .and_then(|text| read.parse(text));
                 for message in parsed.into_iter().flatten() {
                     seen.push(Seen {
-                        result: self.capture_result(message.result, tool_call),
+                        result: self.capture_result(message.result),
                         id: message.id,
                         outcome: message.outcome,
                     });

@@ -86,7 +86,7 @@ where
             .get(MCP_SESSION_ID)
             .and_then(|v| SessionId::from_header(v).ok());
         let counter = Arc::new(AtomicU64::new(0));
-        let record = Record {
+        let record = Box::new(Record {
             sink: Arc::clone(&self.sink),
             config: Arc::clone(&self.config),
             start,
@@ -99,7 +99,7 @@ where
             session_header,
             request_bytes: Arc::clone(&counter),
             head: Default::default(),
-        };
+        });
         let body = CountingBody::new(body, counter);
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(future, record)

@@ -34,6 +34,6 @@ pub use message::{
     Target,
 };
 pub use request::{McpRequest, ProtocolError, ProtocolErrorKind};
-pub use response::{ResponseMessage, ResponseOutcome, parse_response, parse_responses};
+pub use response::{ReadResponses, ResponseMessage, ResponseOutcome};
 pub use session_id::{InvalidSessionId, SessionId};
 pub use version::{Era, ProtocolVersion, UnknownVersion};

@@ -1,13 +1,16 @@
 //! Reading how a JSON-RPC exchange ended, from the server's side (SPEC R67, R70).
 //!
 //! A response body (or the `data` of one SSE event) holds one JSON-RPC message or, in
-//! 2025-03-26, an array of them. Only what tells outcomes apart is decoded: the `id`, whether
-//! there is a `result` (and, for tool calls, its `isError`), and the `error`'s code and
-//! message. Requests and notifications the server sends back are skipped.
+//! 2025-03-26, an array of them. Only what tells outcomes apart is decoded, in one pass: the
+//! `id`, whether there is a `result` (and, for tool calls, its `isError`), and the `error`'s
+//! code and message. Requests and notifications the server sends back are given up at their
+//! `method` key.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::jsonrpc::RequestId;
@@ -36,51 +39,237 @@ pub struct ResponseMessage<'a> {
     pub id: Option<RequestId>,
     /// How it ended.
     pub outcome: ResponseOutcome,
-    /// The raw `result` value, when there is one (borrowed from the input).
+    /// The raw `result` value, when asked for ([`ReadResponses::keep_result`]).
     pub result: Option<&'a RawValue>,
+}
+
+/// What to read from response messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadResponses {
+    /// Read `result.isError` (only `tools/call` results have it).
+    pub tool_call: bool,
+    /// Keep the raw `result` (for capture); costs a second pass over it for `isError`.
+    pub keep_result: bool,
+}
+
+impl ReadResponses {
+    /// Parses the response messages in a JSON body or SSE `data` field.
+    ///
+    /// Returns `None` when the text is not JSON; messages that are not responses (server
+    /// requests, notifications) are skipped.
+    pub fn parse<'a>(self, text: &'a str) -> Option<Vec<ResponseMessage<'a>>> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('[') {
+            let items: Vec<&RawValue> = serde_json::from_str(trimmed).ok()?;
+            Some(
+                items
+                    .into_iter()
+                    .filter_map(|i| self.parse_one(i.get()))
+                    .collect(),
+            )
+        } else {
+            Some(self.read_one(trimmed)?.into_iter().collect())
+        }
+    }
+
+    /// Parses one response message; `None` when it is not JSON or not a response.
+    pub fn parse_one<'a>(self, text: &'a str) -> Option<ResponseMessage<'a>> {
+        self.read_one(text).flatten()
+    }
+
+    /// `None` when not JSON, `Some(None)` when JSON but not a response.
+    fn read_one<'a>(self, text: &'a str) -> Option<Option<ResponseMessage<'a>>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let Some(wire) = MessageSeed(self).deserialize(&mut de).ok()? else {
+            return Some(None);
+        };
+        let outcome = match (wire.error, &wire.result) {
+            (Some(error), _) => ResponseOutcome::Error {
+                code: error.code,
+                message: error.message.into(),
+            },
+            (None, Some(result)) => ResponseOutcome::Result {
+                is_error: result.is_error,
+            },
+            (None, None) => return Some(None),
+        };
+        Some(Some(ResponseMessage {
+            id: wire.id,
+            outcome,
+            result: wire.result.and_then(|r| r.raw),
+        }))
+    }
 }
 
 struct WireMessage<'a> {
     id: Option<RequestId>,
-    result: Option<&'a RawValue>,
+    result: Option<WireResult<'a>>,
     error: Option<WireError<'a>>,
 }
 
-/// Reads a message's top-level keys, and gives up at the first `method` key: requests and
-/// notifications (most SSE events: progress, logging) cost a few bytes of parsing, not the
-/// whole message.
-impl<'de: 'a, 'a> Deserialize<'de> for WireMessage<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = WireMessage<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON-RPC message")
+#[derive(Clone, Copy)]
+struct WireResult<'a> {
+    is_error: bool,
+    raw: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WireError<'a> {
+    code: i64,
+    #[serde(default, borrow)]
+    message: Cow<'a, str>,
+}
+
+/// A message's top-level keys; `None` (not an error: no allocation) at a `method` key.
+struct MessageSeed(ReadResponses);
+
+impl<'de> DeserializeSeed<'de> for MessageSeed {
+    type Value = Option<WireMessage<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessageSeed {
+    type Value = Option<WireMessage<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = WireMessage {
+            id: None,
+            result: None,
+            error: None,
+        };
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Id => out.id = map.next_value::<Option<RequestId>>()?,
+                Key::Result => out.result = Some(map.next_value_seed(ResultSeed(self.0))?),
+                Key::Error => out.error = Some(map.next_value()?),
+                // A request or notification: stop here (the caller drops the rest).
+                Key::Method => return Ok(None),
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut out = WireMessage {
-                    id: None,
-                    result: None,
-                    error: None,
-                };
-                while let Some(key) = map.next_key::<Key>()? {
+        }
+        Ok(Some(out))
+    }
+}
+
+/// A `result`: its `isError` read in the same pass, or kept raw (and probed) for capture.
+struct ResultSeed(ReadResponses);
+
+impl<'de> DeserializeSeed<'de> for ResultSeed {
+    type Value = WireResult<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if self.0.keep_result {
+            let raw = <&RawValue>::deserialize(d)?;
+            let is_error = self.0.tool_call
+                && serde_json::from_str::<ToolResultProbe>(raw.get())
+                    .ok()
+                    .and_then(|p| p.is_error)
+                    .unwrap_or(false);
+            Ok(WireResult {
+                is_error,
+                raw: Some(raw),
+            })
+        } else if self.0.tool_call {
+            let probe = ToolResultProbe::deserialize(d)?;
+            Ok(WireResult {
+                is_error: probe.is_error.unwrap_or(false),
+                raw: None,
+            })
+        } else {
+            IgnoredAny::deserialize(d)?;
+            Ok(WireResult {
+                is_error: false,
+                raw: None,
+            })
+        }
+    }
+}
+
+/// `isError` of a `CallToolResult`; anything else in it is skipped. A non-object result is
+/// not a tool error.
+struct ToolResultProbe {
+    is_error: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for ToolResultProbe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ToolResultProbe;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a result")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ToolResultProbe, A::Error> {
+                let mut is_error = None;
+                while let Some(key) = map.next_key::<ProbeKey>()? {
                     match key {
-                        Key::Id => out.id = map.next_value::<Option<RequestId>>()?,
-                        Key::Result => out.result = Some(map.next_value()?),
-                        Key::Error => out.error = Some(map.next_value()?),
-                        Key::Method => return Err(serde::de::Error::custom("not a response")),
-                        Key::Other => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                        ProbeKey::IsError => is_error = map.next_value::<Option<bool>>()?,
+                        ProbeKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(out)
+                Ok(ToolResultProbe { is_error })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ToolResultProbe, E> {
+                Ok(ToolResultProbe { is_error: None })
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ToolResultProbe, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ToolResultProbe { is_error: None })
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_any(V)
+    }
+}
+
+enum ProbeKey {
+    IsError,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ProbeKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ProbeKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProbeKey, E> {
+                Ok(if v == "isError" {
+                    ProbeKey::IsError
+                } else {
+                    ProbeKey::Other
+                })
+            }
+        }
+        d.deserialize_identifier(V)
     }
 }
 
@@ -93,14 +282,14 @@ enum Key {
 }
 
 impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl serde::de::Visitor<'_> for V {
+        impl Visitor<'_> for V {
             type Value = Key;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
                 Ok(match v {
                     "id" => Key::Id,
                     "result" => Key::Result,
@@ -114,105 +303,41 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-#[derive(Deserialize)]
-struct WireError<'a> {
-    code: i64,
-    #[serde(default, borrow)]
-    message: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct ToolResultProbe {
-    #[serde(default, rename = "isError")]
-    is_error: Option<bool>,
-}
-
-/// Parses the response messages in a JSON body or SSE `data` field.
-///
-/// `tool_call` asks for `result.isError` to be read (only `tools/call` results have it).
-/// Returns `None` when the text is not JSON; messages that are not responses (server
-/// requests, notifications) are skipped.
-pub fn parse_responses(text: &str, tool_call: bool) -> Option<Vec<ResponseMessage<'_>>> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(trimmed).ok()?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            if let Some(message) = parse_one(item.get(), tool_call) {
-                out.push(message);
-            }
-        }
-        Some(out)
-    } else {
-        let wire: WireMessage<'_> = serde_json::from_str(trimmed).ok()?;
-        Some(from_wire(wire, tool_call).into_iter().collect())
-    }
-}
-
-/// Parses one response message; `None` when it is not JSON or not a response.
-pub fn parse_response(text: &str, tool_call: bool) -> Option<ResponseMessage<'_>> {
-    parse_one(text, tool_call)
-}
-
-fn parse_one(text: &str, tool_call: bool) -> Option<ResponseMessage<'_>> {
-    let wire: WireMessage<'_> = serde_json::from_str(text).ok()?;
-    from_wire(wire, tool_call)
-}
-
-fn from_wire(wire: WireMessage<'_>, tool_call: bool) -> Option<ResponseMessage<'_>> {
-    let outcome = match (&wire.result, wire.error) {
-        (_, Some(error)) => ResponseOutcome::Error {
-            code: error.code,
-            message: error.message.into(),
-        },
-        (Some(result), None) => {
-            let is_error = tool_call
-                && serde_json::from_str::<ToolResultProbe>(result.get())
-                    .ok()
-                    .and_then(|p| p.is_error)
-                    .unwrap_or(false);
-            ResponseOutcome::Result { is_error }
-        }
-        (None, None) => return None,
-    };
-    Some(ResponseMessage {
-        id: wire.id,
-        outcome,
-        result: wire.result,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const TOOL: ReadResponses = ReadResponses {
+        tool_call: true,
+        keep_result: false,
+    };
+    const PLAIN: ReadResponses = ReadResponses {
+        tool_call: false,
+        keep_result: false,
+    };
+
     #[test]
     fn tells_result_tool_error_and_jsonrpc_error_apart() {
-        let ok =
-            parse_response(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, true).unwrap();
+        let ok = TOOL
+            .parse_one(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#)
+            .unwrap();
         assert_eq!(ok.id, Some(RequestId::from(1)));
-        assert_eq!(ok.result.unwrap().get(), r#"{"content":[]}"#);
         assert_eq!(ok.outcome, ResponseOutcome::Result { is_error: false });
-        let tool = parse_response(
-            r#"{"jsonrpc":"2.0","id":"a","result":{"content":[],"isError":true}}"#,
-            true,
-        )
-        .unwrap();
+        assert!(ok.result.is_none());
+        let tool = TOOL
+            .parse_one(r#"{"jsonrpc":"2.0","id":"a","result":{"content":[{"isError":false}],"isError":true}}"#)
+            .unwrap();
         assert_eq!(tool.outcome, ResponseOutcome::Result { is_error: true });
-        let not_tool = parse_response(
-            r#"{"jsonrpc":"2.0","id":"a","result":{"isError":true}}"#,
-            false,
-        )
-        .unwrap();
+        let not_tool = PLAIN
+            .parse_one(r#"{"jsonrpc":"2.0","id":"a","result":{"isError":true}}"#)
+            .unwrap();
         assert_eq!(
             not_tool.outcome,
             ResponseOutcome::Result { is_error: false }
         );
-        let err = parse_response(
-            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"Method \"x\" not found"}}"#,
-            false,
-        )
-        .unwrap();
+        let err = PLAIN
+            .parse_one(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"Method \"x\" not found"}}"#)
+            .unwrap();
         assert_eq!(
             err.outcome,
             ResponseOutcome::Error {
@@ -223,21 +348,42 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_raw_result_when_asked() {
+        let read = ReadResponses {
+            tool_call: true,
+            keep_result: true,
+        };
+        let kept = read
+            .parse_one(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#)
+            .unwrap();
+        assert_eq!(
+            kept.result.unwrap().get(),
+            r#"{"content":[],"isError":true}"#
+        );
+        assert_eq!(kept.outcome, ResponseOutcome::Result { is_error: true });
+        let odd = TOOL
+            .parse_one(r#"{"jsonrpc":"2.0","id":1,"result":[1,2]}"#)
+            .unwrap();
+        assert_eq!(odd.outcome, ResponseOutcome::Result { is_error: false });
+    }
+
+    #[test]
     fn skips_requests_and_notifications_and_reads_batches() {
         assert!(
-            parse_response(
-                r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
-                false
-            )
-            .is_none()
+            PLAIN
+                .parse_one(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#)
+                .is_none()
         );
-        let many = parse_responses(
-            r#" [{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","method":"x"},{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"p"}}]"#,
-            false,
-        )
-        .unwrap();
+        assert!(
+            PLAIN
+                .parse_one(r#"{"jsonrpc":"2.0","id":4,"method":"sampling/createMessage"}"#)
+                .is_none()
+        );
+        let many = PLAIN
+            .parse(r#" [{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","method":"x"},{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"p"}}]"#)
+            .unwrap();
         assert_eq!(many.len(), 2);
         assert_eq!(many[1].id, None);
-        assert!(parse_responses("not json", false).is_none());
+        assert!(PLAIN.parse("not json").is_none());
     }
 }
