@@ -190,10 +190,10 @@ impl SseWatch {
             if *pending == 0 || event.truncated {
                 continue;
             }
-            let Some(text) = event.data_str().filter(|t| could_be_response(t)) else {
+            let Some(data) = event.data.as_deref().filter(|d| !d.is_empty()) else {
                 continue;
             };
-            let Some(messages) = read.parse(text) else {
+            let Some(messages) = read.parse_bytes(data) else {
                 continue;
             };
             for message in messages {
@@ -222,12 +222,6 @@ impl SseWatch {
             }
         }
     }
-}
-
-/// A cheap filter before any JSON parsing: a response has a `"result"` or an `"error"` key,
-/// and most events of a stream (progress, logging) have neither.
-fn could_be_response(data: &str) -> bool {
-    data.contains("\"result\"") || data.contains("\"error\"")
 }
 
 fn is_tool_call(mcp: &McpRequest) -> bool {
@@ -344,9 +338,8 @@ impl<K: AuditSink> Record<K> {
                 truncated = copy.truncated;
                 let mut seen = Vec::new();
                 let parsed = (!truncated && end == End::Complete)
-                    .then(|| std::str::from_utf8(copy.bytes()).ok())
-                    .flatten()
-                    .and_then(|text| read.parse(text));
+                    .then(|| read.parse_bytes(copy.bytes()))
+                    .flatten();
                 for message in parsed.into_iter().flatten() {
                     seen.push(Seen {
                         result: self.capture_result(message.result),

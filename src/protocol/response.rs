@@ -77,12 +77,30 @@ impl ReadResponses {
         self.read_one(text).flatten()
     }
 
+    /// Like [`parse`](Self::parse), from bytes: UTF-8 is checked as the parser goes, so a
+    /// request or notification costs only the bytes up to its `method` key.
+    pub fn parse_bytes<'a>(self, bytes: &'a [u8]) -> Option<Vec<ResponseMessage<'a>>> {
+        let start = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
+        if bytes[start] == b'[' {
+            return self.parse(std::str::from_utf8(bytes).ok()?);
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes[start..]);
+        let Some(wire) = MessageSeed(self).deserialize(&mut de).ok()? else {
+            return Some(Vec::new());
+        };
+        Some(self.finish(wire).into_iter().collect())
+    }
+
     /// `None` when not JSON, `Some(None)` when JSON but not a response.
     fn read_one<'a>(self, text: &'a str) -> Option<Option<ResponseMessage<'a>>> {
         let mut de = serde_json::Deserializer::from_str(text);
         let Some(wire) = MessageSeed(self).deserialize(&mut de).ok()? else {
             return Some(None);
         };
+        Some(self.finish(wire))
+    }
+
+    fn finish(self, wire: WireMessage<'_>) -> Option<ResponseMessage<'_>> {
         let outcome = match (wire.error, &wire.result) {
             (Some(error), _) => ResponseOutcome::Error {
                 code: error.code,
@@ -91,13 +109,13 @@ impl ReadResponses {
             (None, Some(result)) => ResponseOutcome::Result {
                 is_error: result.is_error,
             },
-            (None, None) => return Some(None),
+            (None, None) => return None,
         };
-        Some(Some(ResponseMessage {
+        Some(ResponseMessage {
             id: wire.id,
             outcome,
             result: wire.result.and_then(|r| r.raw),
-        }))
+        })
     }
 }
 
@@ -385,5 +403,19 @@ mod tests {
         assert_eq!(many.len(), 2);
         assert_eq!(many[1].id, None);
         assert!(PLAIN.parse("not json").is_none());
+        assert!(PLAIN.parse_bytes(b"\xff{").is_none());
+        let from_bytes = TOOL
+            .parse_bytes(br#" {"jsonrpc":"2.0","id":3,"result":{"isError":true}}"#)
+            .unwrap();
+        assert_eq!(
+            from_bytes[0].outcome,
+            ResponseOutcome::Result { is_error: true }
+        );
+        assert!(
+            PLAIN
+                .parse_bytes(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#)
+                .unwrap()
+                .is_empty()
+        );
     }
 }
