@@ -7,6 +7,7 @@
 //! `method` key.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use serde::Deserialize;
@@ -85,7 +86,9 @@ impl ReadResponses {
             return self.parse(std::str::from_utf8(bytes).ok()?);
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes[start..]);
-        let Some(wire) = MessageSeed(self).deserialize(&mut de).ok()? else {
+        let stopped = Cell::new(false);
+        let Some(wire) = read_wire(MessageSeed(self, &stopped).deserialize(&mut de), &stopped)?
+        else {
             return Some(Vec::new());
         };
         Some(self.finish(wire).into_iter().collect())
@@ -94,7 +97,9 @@ impl ReadResponses {
     /// `None` when not JSON, `Some(None)` when JSON but not a response.
     fn read_one<'a>(self, text: &'a str) -> Option<Option<ResponseMessage<'a>>> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let Some(wire) = MessageSeed(self).deserialize(&mut de).ok()? else {
+        let stopped = Cell::new(false);
+        let Some(wire) = read_wire(MessageSeed(self, &stopped).deserialize(&mut de), &stopped)?
+        else {
             return Some(None);
         };
         Some(self.finish(wire))
@@ -119,6 +124,19 @@ impl ReadResponses {
     }
 }
 
+/// `None` when not JSON; `Some(None)` when the message is a request or notification (the
+/// parser gave up at its `method` key, which serde_json then reports as an error).
+fn read_wire<'a>(
+    result: Result<Option<WireMessage<'a>>, serde_json::Error>,
+    stopped: &Cell<bool>,
+) -> Option<Option<WireMessage<'a>>> {
+    match result {
+        Ok(wire) => Some(wire),
+        Err(_) if stopped.get() => Some(None),
+        Err(_) => None,
+    }
+}
+
 struct WireMessage<'a> {
     id: Option<RequestId>,
     result: Option<WireResult<'a>>,
@@ -139,16 +157,16 @@ struct WireError<'a> {
 }
 
 /// A message's top-level keys; `None` (not an error: no allocation) at a `method` key.
-struct MessageSeed(ReadResponses);
+struct MessageSeed<'s>(ReadResponses, &'s Cell<bool>);
 
-impl<'de> DeserializeSeed<'de> for MessageSeed {
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
     type Value = Option<WireMessage<'de>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for MessageSeed {
+impl<'de> Visitor<'de> for MessageSeed<'_> {
     type Value = Option<WireMessage<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,7 +185,10 @@ impl<'de> Visitor<'de> for MessageSeed {
                 Key::Result => out.result = Some(map.next_value_seed(ResultSeed(self.0))?),
                 Key::Error => out.error = Some(map.next_value()?),
                 // A request or notification: stop here (the caller drops the rest).
-                Key::Method => return Ok(None),
+                Key::Method => {
+                    self.1.set(true);
+                    return Ok(None);
+                }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
