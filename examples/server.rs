@@ -5,7 +5,8 @@
 //! how to put mcp-edge's layers in front of it and serve it properly.
 //!
 //! Flags:
-//!   --bind ADDR   address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
+//!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
+//!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -14,8 +15,8 @@ mod tools;
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{Router, serve::ListenerExt};
-use mcp_edge::inspect::InspectLayer;
+use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
+use mcp_edge::{GuardLayer, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -23,32 +24,39 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
-const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR]
+const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
 
-  --bind ADDR   address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)";
+  --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
+  --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
+                      mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
+    allow_hosts: Vec<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
+    let mut allow_hosts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => bind = args.next().ok_or("--bind needs an address")?,
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next());
+        match flag.as_str() {
+            "--bind" => bind = value().ok_or("--bind needs an address")?,
+            "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "-h" | "--help" => return Err(String::new()),
-            other => match other.strip_prefix("--bind=") {
-                Some(value) => bind = value.to_owned(),
-                None => return Err(format!("unknown argument `{other}`")),
-            },
+            other => return Err(format!("unknown argument `{other}`")),
         }
     }
     let bind = bind
         .parse()
         .map_err(|e| format!("invalid bind address `{bind}`: {e}"))?;
-    Ok(Options { bind })
+    Ok(Options { bind, allow_hosts })
 }
 
 #[tokio::main]
@@ -91,8 +99,25 @@ async fn main() -> std::io::Result<()> {
 
     // mcp-edge's layers, outermost first, in the order DESIGN.md gives:
     // audit → guard → inspect → auth → session → sse → the MCP service.
+    let guard = if options.allow_hosts.is_empty() {
+        // Local server: Host must be localhost / 127.0.0.1 / [::1] (DNS rebinding protection),
+        // browser Origins only from those hosts.
+        GuardLayer::loopback()
+    } else {
+        GuardLayer::new()
+            .try_allow_hosts(&options.allow_hosts)
+            .unwrap_or_else(|error| {
+                eprintln!("error: --allow-host: {error}");
+                std::process::exit(2)
+            })
+    }
+    // The peer address, for `.trusted_proxies(..)` (add yours when behind a reverse proxy).
+    .peer_addr_with(|ext: &http::Extensions| {
+        ext.get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr)
+    });
     let mcp = ServiceBuilder::new()
-        // GuardLayer (Host/Origin allowlists, loopback by default) goes here once it lands.
+        .layer(guard)
         .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
         .service(mcp);
 
@@ -104,6 +129,12 @@ async fn main() -> std::io::Result<()> {
     // without it, and about 24,000 requests/s at 1.3 ms p50 with it.
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
+    if options.allow_hosts.is_empty() && !addr.ip().is_loopback() {
+        eprintln!(
+            "note: listening on {addr}, but only Host localhost/127.0.0.1/[::1] is accepted; \
+             add --allow-host NAME for the name clients use"
+        );
+    }
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::warn!(%error, "could not set TCP_NODELAY");

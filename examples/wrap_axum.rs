@@ -6,7 +6,7 @@
 mod tools;
 
 use axum::{Router, routing::get, serve::ListenerExt};
-use mcp_edge::inspect::InspectLayer;
+use mcp_edge::{GuardLayer, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -23,8 +23,11 @@ async fn main() -> std::io::Result<()> {
         config,
     );
 
-    // The one new line: mcp-edge's layers around the MCP endpoint (the guard joins here).
+    // The new part: mcp-edge's layers around the MCP endpoint. The guard refuses foreign
+    // Host/Origin (loopback names only here; `GuardLayer::new().allow_hosts([..])` for yours),
+    // inspect bounds and parses the body once.
     let mcp = ServiceBuilder::new()
+        .layer(GuardLayer::loopback())
         .layer(InspectLayer::new())
         .service(mcp);
 
