@@ -8,6 +8,9 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --audit-log PATH    append audit events to PATH as hash-chained JSON lines (check it with
+//!                       `cargo run --example audit_verify -- PATH`); without it, audit events
+//!                       go to tracing on stderr (target `mcp_edge::audit`)
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -17,6 +20,7 @@ mod tools;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
+use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingSink};
 use mcp_edge::{GuardLayer, McpEdge, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -30,19 +34,23 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
-                      config, for comparison";
+                      config, for comparison
+  --audit-log PATH    append audit events to PATH (hash-chained JSON lines); default:
+                      audit events to tracing on stderr";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     bare: bool,
+    audit_log: Option<std::path::PathBuf>,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
     let mut bare = false;
+    let mut audit_log = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -54,6 +62,7 @@ fn parse_options() -> Result<Options, String> {
             "--bind" => bind = value().ok_or("--bind needs an address")?,
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
+            "--audit-log" => audit_log = Some(value().ok_or("--audit-log needs a path")?.into()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -65,6 +74,7 @@ fn parse_options() -> Result<Options, String> {
         bind,
         allow_hosts,
         bare,
+        audit_log,
     })
 }
 
@@ -125,11 +135,29 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
+    // JSON-lines file with --audit-log, else to tracing (stderr).
+    let audit_file = match &options.audit_log {
+        Some(path) => Some(JsonLinesSink::builder().hash_chain(true).open(path).await?),
+        None => None,
+    };
+    let audit_sink = {
+        let file = audit_file.clone();
+        move |event: AuditEvent| match &file {
+            Some(file) => file.emit(event),
+            None => TracingSink::new().emit(event),
+        }
+    };
+    let audit = AuditLayer::new(audit_sink).peer_addr(|ext: &http::Extensions| {
+        ext.get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr)
+    });
     let edge = McpEdge::builder()
+        .audit(audit)
         .guard(guard)
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new());
-    // Later layers plug in here: .auth(..) .session(..) .sse(..) .audit(..)
+    // Later layers plug in here: .auth(..) .session(..) .sse(..)
 
     let mut app = Router::new().nest_service("/mcp", mcp).layer(edge);
     if options.bare {
@@ -184,7 +212,12 @@ async fn main() -> std::io::Result<()> {
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
-    .await
+    .await?;
+    // Write and flush the audit events still queued.
+    if let Some(file) = audit_file {
+        file.shutdown().await;
+    }
+    Ok(())
 }
 
 fn print_banner(addr: SocketAddr, bare: bool) {
