@@ -69,10 +69,14 @@ impl<K> AuditLayer<K> {
     /// How to find the peer address in the request extensions. The default looks for a plain
     /// `SocketAddr`; with axum, use its `ConnectInfo`:
     ///
-    /// ```ignore
-    /// AuditLayer::new(sink).peer_addr(|ext| {
-    ///     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
-    /// })
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use axum::extract::ConnectInfo;
+    /// use mcp_edge::audit::{AuditLayer, TracingSink};
+    ///
+    /// let layer = AuditLayer::new(TracingSink::new())
+    ///     .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    /// # let _ = layer;
     /// ```
     pub fn peer_addr(mut self, find: fn(&Extensions) -> Option<SocketAddr>) -> Self {
         self.config_mut().peer_addr = find;
