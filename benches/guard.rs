@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use mcp_edge::guard::{GuardLayer, PeerAddr, TrustedProxies};
 use tower::{Layer, Service, service_fn};
@@ -26,7 +26,8 @@ fn request(headers: &[(&'static str, &'static str)], peer: Option<SocketAddr>) -
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
     for (name, value) in headers {
-        builder = builder.header(*name, *value);
+        // Static values share their bytes on clone, as hyper's (slices of its read buffer) do.
+        builder = builder.header(*name, HeaderValue::from_static(value));
     }
     let mut request = builder.body(Full::default()).unwrap();
     if let Some(peer) = peer {
@@ -54,7 +55,10 @@ where
 
 fn bench(c: &mut Criterion) {
     let local = [("host", "localhost:8080")];
-    let local_origin = [("host", "localhost:8080"), ("origin", "http://localhost:6274")];
+    let local_origin = [
+        ("host", "localhost:8080"),
+        ("origin", "http://localhost:6274"),
+    ];
     let proxied = [
         ("host", "10.0.0.9:8080"),
         ("x-forwarded-host", "mcp.example.com"),
