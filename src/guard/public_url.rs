@@ -180,7 +180,8 @@ impl FromStr for PublicUrl {
 }
 
 /// Where a request came from and where it was sent to, as the guard resolved it; in the
-/// request extensions of every request [`Guard`](super::Guard) lets through.
+/// request extensions of every request [`Guard`](super::Guard) lets through, and in the
+/// extensions of its response.
 ///
 /// Proxy headers count only when the connecting peer is one of the
 /// [`TrustedProxies`](super::TrustedProxies); otherwise the public URL comes from the request's

@@ -43,8 +43,8 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         match self.layer.check_small(&request) {
             Ok(origin) => {
-                request.extensions_mut().insert(origin);
-                ResponseFuture::future(self.inner.call(request))
+                request.extensions_mut().insert(origin.clone());
+                ResponseFuture::future(self.inner.call(request), origin)
             }
             Err(refusal) => ResponseFuture::rejected(refusal.into_rejection()),
         }
@@ -68,6 +68,9 @@ mod tests {
         GuardLayer, PeerAddr, ProxyHeaders, PublicUrl, RequestOrigin, TrustedProxies,
     };
 
+    #[derive(Clone)]
+    struct InnerSaw(RequestOrigin);
+
     /// What came back: the status, the body as JSON (refusals) and the `RequestOrigin` the
     /// inner service saw (passes).
     struct Outcome {
@@ -90,8 +93,9 @@ mod tests {
                     let origin = request.extensions().get::<RequestOrigin>().cloned();
                     async move {
                         let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                        // What the inner service saw, to compare with what outer layers get.
                         if let Some(origin) = origin {
-                            response.extensions_mut().insert(origin);
+                            response.extensions_mut().insert(InnerSaw(origin));
                         }
                         Ok::<_, Infallible>(response)
                     }
@@ -102,7 +106,18 @@ mod tests {
             .headers()
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned());
-        let origin = response.extensions().get::<RequestOrigin>().cloned();
+        let origin = response
+            .extensions()
+            .get::<InnerSaw>()
+            .map(|saw| saw.0.clone());
+        if let Some(inner) = &origin {
+            let outer = response
+                .extensions()
+                .get::<RequestOrigin>()
+                .expect("RequestOrigin in the response extensions for outer layers");
+            assert_eq!(outer.public_url(), inner.public_url());
+            assert_eq!(outer.client_ip(), inner.client_ip());
+        }
         let rejection = response.extensions().get::<Rejection>().cloned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         Outcome {
