@@ -958,10 +958,10 @@ mod tests {
                 for family in [ProxyHeaders::XForwarded, ProxyHeaders::Forwarded, ProxyHeaders::PreferForwarded] {
                     let proxies = TrustedProxies::new(["0.0.0.0/0", "::/0"]).headers(family);
                     let peer = Some("10.0.0.1".parse().unwrap());
-                    if let Some(Ok(f)) = proxies.forwarding(&headers, peer) {
-                        if let Some(host) = f.host {
-                            prop_assert!(Authority::parse(host.to_str().unwrap()).is_some());
-                        }
+                    if let Some(Ok(Forwarding { host: Some(host), .. })) =
+                        proxies.forwarding(&headers, peer)
+                    {
+                        prop_assert!(Authority::parse(host.to_str().unwrap()).is_some());
                     }
                 }
             }
