@@ -578,4 +578,30 @@ mod tests {
         let origin = layer.check(&post(Some("localhost:1"), &[])).unwrap();
         assert_eq!(origin.public_url().to_string(), "http://localhost:1");
     }
+
+    #[tokio::test]
+    async fn refuses_before_reading_a_body_that_never_ends() {
+        use http_body_util::StreamBody;
+        type Frame = Result<http_body::Frame<Bytes>, Infallible>;
+        let body = StreamBody::new(futures::stream::pending::<Frame>());
+        let request = Request::post("/mcp")
+            .header("host", "evil.example.com")
+            .header("content-length", "1000000000")
+            .body(body)
+            .unwrap();
+        // An inner service that fails the test if it is ever called.
+        let service = ServiceBuilder::new()
+            .layer(GuardLayer::loopback())
+            .service_fn(
+                |_request: Request<StreamBody<futures::stream::Pending<Frame>>>| async {
+                    Err::<Response<Full<Bytes>>, _>("the inner service must not run")
+                },
+            );
+        let response =
+            tokio::time::timeout(std::time::Duration::from_secs(5), service.oneshot(request))
+                .await
+                .expect("answered without waiting for the body")
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
 }
