@@ -70,7 +70,8 @@
 //!   to refuse requests without one.
 //! - [`trusted_proxies`](GuardLayer::trusted_proxies) and, if the peer address is not in a
 //!   [`PeerAddr`] extension, [`peer_addr_with`](GuardLayer::peer_addr_with) (see
-//!   [`PeerAddrSource`] for axum's `ConnectInfo`).
+//!   [`PeerAddrSource`] for axum's `ConnectInfo`). Proxies are believed through
+//!   `X-Forwarded-*` by default; [`ProxyHeaders`] switches to RFC 7239 `Forwarded`.
 //! - [`public_url`](GuardLayer::public_url) when you know the public URL: it wins over every
 //!   header.
 
