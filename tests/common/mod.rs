@@ -19,6 +19,7 @@
 pub mod tools;
 
 mod client;
+mod guard;
 mod http;
 mod nginx;
 mod process;
@@ -26,6 +27,7 @@ mod redis;
 mod server;
 
 pub use client::*;
+pub use guard::*;
 pub use http::*;
 pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
