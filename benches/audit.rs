@@ -118,6 +118,21 @@ fn json_request(c: &mut Criterion) {
         })
     });
     assert_eq!(sink.dropped(), 0);
+
+    let noop = ServiceBuilder::new()
+        .layer(AuditLayer::new(|event: AuditEvent| {
+            drop(std::hint::black_box(event))
+        }))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Request<EdgeBody<CountingBody<Full<Bytes>>>>| async {
+            Ok::<_, Infallible>(json_response())
+        });
+    group.bench_function("audit_noop_sink", |b| {
+        b.to_async(&runtime).iter(|| {
+            let call = noop.clone().oneshot(request());
+            async move { call.await.unwrap().into_body().collect().await.unwrap() }
+        })
+    });
     group.finish();
 }
 

@@ -145,6 +145,16 @@ impl Secrets {
             if !sensitive {
                 continue;
             }
+            if name.as_str().starts_with(MCP_PARAM_PREFIX) {
+                // Raw UTF-8 or the `=?base64?…?=` form: keep the decoded value and the raw one.
+                if let Some(decoded) = decode_value(value.as_bytes()) {
+                    values.push(decoded.into_owned().into_boxed_str());
+                }
+                if let Ok(text) = value.to_str() {
+                    values.push(text.trim().into());
+                }
+                continue;
+            }
             let Ok(text) = value.to_str() else {
                 // Not visible ASCII: not recordable as text, so it cannot leak as text either.
                 continue;
@@ -158,12 +168,7 @@ impl Secrets {
                         values.push(v.trim().trim_matches('"').into());
                     }
                 }
-            } else if name.as_str() == "dpop" {
-                values.push(text.trim().into());
             } else {
-                if let Some(decoded) = decode_value(value.as_bytes()) {
-                    values.push(decoded.into_owned().into_boxed_str());
-                }
                 values.push(text.trim().into());
             }
         }
@@ -298,6 +303,14 @@ mod tests {
             HeaderValue::from_static("eu-west-PARAM"),
         );
         h.insert("mcp-param-n", HeaderValue::from_static("7"));
+        h.insert(
+            "mcp-param-city",
+            HeaderValue::from_bytes("Zürich-PARAM".as_bytes()).unwrap(),
+        );
+        h.insert(
+            "mcp-param-note",
+            HeaderValue::from_static("=?base64?c2VjcmV0LW5vdGU=?="),
+        );
         h
     }
 
@@ -309,6 +322,8 @@ mod tests {
             "bad token [REDACTED] for [REDACTED], [REDACTED]"
         );
         assert_eq!(s.scrub("nothing here"), "nothing here");
+        assert_eq!(s.scrub("in Zürich-PARAM"), "in [REDACTED]");
+        assert_eq!(s.scrub("a secret-note"), "a [REDACTED]");
     }
 
     #[test]
