@@ -85,6 +85,14 @@ impl ReadResponses {
         if bytes[start] == b'[' {
             return self.parse(std::str::from_utf8(bytes).ok()?);
         }
+        // The usual shape of a request or notification, as SDKs serialize it: a top-level
+        // `method` key makes it no response (R67), whatever follows. No parsing at all.
+        if NOT_RESPONSE_PREFIXES
+            .iter()
+            .any(|prefix| bytes[start..].starts_with(prefix))
+        {
+            return Some(Vec::new());
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes[start..]);
         let stopped = Cell::new(false);
         let Some(wire) = read_wire(MessageSeed(self, &stopped).deserialize(&mut de), &stopped)?
@@ -123,6 +131,8 @@ impl ReadResponses {
         })
     }
 }
+
+const NOT_RESPONSE_PREFIXES: [&[u8]; 2] = [br#"{"jsonrpc":"2.0","method":"#, br#"{"method":"#];
 
 /// `None` when not JSON; `Some(None)` when the message is a request or notification (the
 /// parser gave up at its `method` key, which serde_json then reports as an error).
