@@ -192,3 +192,33 @@ async fn a_client_gone_before_the_response_head_is_recorded() {
         "inspect's response never came back"
     );
 }
+
+#[tokio::test]
+async fn w3c_trace_context_from_meta_is_recorded() {
+    let recorder = Recorder::new();
+    let service = ServiceBuilder::new()
+        .layer(AuditLayer::new(recorder.sink()))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(
+                StatusCode::OK,
+                r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#.into(),
+            ))
+        });
+    let response = service
+        .oneshot(post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"vendor=1"}}}"#,
+        ))
+        .await
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    let events = recorder.exactly(1).await;
+    assert_eq!(
+        events[0].traceparent(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    let line = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(line["tracestate"], "vendor=1");
+    assert_eq!(line["mcp.method.name"], "tools/list");
+    assert_eq!(line["mcp_edge.outcome"], "success");
+}

@@ -237,7 +237,8 @@ async fn run<W>(
         if rx.recv_many(&mut batch, 256).await == 0 {
             break;
         }
-        for msg in batch.drain(..) {
+        let mut messages = batch.drain(..);
+        while let Some(msg) = messages.next() {
             match msg {
                 Msg::Event(event) => {
                     line.clear();
@@ -259,6 +260,13 @@ async fn run<W>(
                 Msg::Flush(done) => waiting.push(done),
                 Msg::Shutdown(done) => {
                     shutdown = Some(done);
+                    // Whatever came after the shutdown is not written: count it.
+                    for later in messages {
+                        match later {
+                            Msg::Event(_) => stats.dropped.record("json_lines"),
+                            Msg::Flush(done) | Msg::Shutdown(done) => waiting.push(done),
+                        }
+                    }
                     break 'outer;
                 }
             }
