@@ -77,6 +77,11 @@ mod body;
 mod cache;
 mod challenge;
 mod future;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwks;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod layer;
 mod metadata;
 mod policy;
@@ -88,6 +93,15 @@ mod verifier;
 pub use body::AuthBody;
 pub use cache::{CachedFuture, CachedVerifier};
 pub use future::ResponseFuture;
+#[cfg(feature = "jwks-fetch")]
+pub use jwks::HttpJwks;
+#[cfg(feature = "jwt")]
+pub use jwks::{FetchKeys, FetchedKeys, RemoteKeys};
+#[cfg(feature = "jwt")]
+pub use jwt::{DEFAULT_ALGORITHMS, Issuer, JwtFuture, JwtVerifier, KeyError};
+/// The JWT algorithms, re-exported from `jsonwebtoken`.
+#[cfg(feature = "jwt")]
+pub use jsonwebtoken::Algorithm;
 pub use layer::{AuthLayer, DEFAULT_MAX_LIST_BYTES};
 pub use metadata::{
     ProtectedResource, ProtectedResourceMetadata, PublicUrl, WELL_KNOWN_PATH, metadata_url_for,
