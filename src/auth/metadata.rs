@@ -9,41 +9,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use crate::body::EdgeBody;
+use crate::guard::{PublicUrl, RequestOrigin};
 
 /// The well-known path prefix of RFC 9728 §3.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
-
-/// Works out the public URL of a request, e.g. from trusted `Forwarded` headers.
-///
-/// Returns the absolute URL the client used (`https://host/path`), or `None` to fall back.
-/// A closure `Fn(&http::request::Parts) -> Option<String>` is one.
-pub trait PublicUrl: Send + Sync + 'static {
-    /// The public URL of this request, or `None`.
-    fn public_url(&self, request: &Parts) -> Option<String>;
-}
-
-impl<F> PublicUrl for F
-where
-    F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
-{
-    fn public_url(&self, request: &Parts) -> Option<String> {
-        self(request)
-    }
-}
 
 /// What this MCP server is as an OAuth protected resource: its canonical URL, the
 /// authorization servers that issue tokens for it, the scopes it knows.
 ///
 /// The canonical URL comes from configuration ([`resource`](ProtectedResource::resource)),
-/// or, per request, from a [`PublicUrl`] resolver (use one that trusts `Forwarded` /
-/// `X-Forwarded-*` only from your proxies), or, failing both, from the request's `Host` and
-/// path as `http://` (fine on localhost; configure a URL in production).
+/// or, per request, from the [`RequestOrigin`] the [`GuardLayer`](crate::guard::GuardLayer)
+/// put in the extensions (its configured public URL, or the `Forwarded` / `X-Forwarded-*`
+/// headers of a *trusted* proxy, so it reads `https://` behind TLS termination), or, without
+/// a guard, from the request's own `Host` and scheme (no proxy header is believed). Stack the
+/// guard outside both the auth layer and the metadata service.
 #[derive(Clone, Default)]
 pub struct ProtectedResource {
     inner: Arc<Inner>,
@@ -53,7 +38,6 @@ pub struct ProtectedResource {
 struct Inner {
     resource: Option<String>,
     mcp_path: Option<String>,
-    resolver: Option<Arc<dyn PublicUrl>>,
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
     resource_name: Option<String>,
@@ -66,7 +50,6 @@ impl fmt::Debug for ProtectedResource {
         f.debug_struct("ProtectedResource")
             .field("resource", &self.inner.resource)
             .field("mcp_path", &self.inner.mcp_path)
-            .field("resolver", &self.inner.resolver.is_some())
             .field("authorization_servers", &self.inner.authorization_servers)
             .field("scopes_supported", &self.inner.scopes_supported)
             .finish_non_exhaustive()
@@ -92,7 +75,6 @@ impl ProtectedResource {
             self.inner = Arc::new(Inner {
                 resource: old.resource.clone(),
                 mcp_path: old.mcp_path.clone(),
-                resolver: old.resolver.clone(),
                 authorization_servers: old.authorization_servers.clone(),
                 scopes_supported: old.scopes_supported.clone(),
                 resource_name: old.resource_name.clone(),
@@ -119,13 +101,6 @@ impl ProtectedResource {
     /// resource). Needed when the metadata service derives the resource per request.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.edit().mcp_path = Some(path.into());
-        self
-    }
-
-    /// Derives the public URL per request (e.g. behind trusted proxies). A configured
-    /// [`resource`](ProtectedResource::resource) wins over it.
-    pub fn public_url(mut self, resolver: impl PublicUrl) -> Self {
-        self.edit().resolver = Some(Arc::new(resolver));
         self
     }
 
@@ -172,18 +147,12 @@ impl ProtectedResource {
         if let Some(url) = &self.inner.resource {
             return Cow::Borrowed(url);
         }
-        if self.inner.mcp_path.is_none() {
-            if let Some(url) = self.resolved(request) {
-                return Cow::Owned(url);
-            }
-        }
         let path = self
             .inner
             .mcp_path
             .as_deref()
             .unwrap_or_else(|| request.uri.path());
-        let origin = self.origin(request);
-        Cow::Owned(format!("{origin}{}", trim_path(path)))
+        Cow::Owned(join(request, trim_path(path)))
     }
 
     /// The URL of the metadata document for the MCP endpoint: the path-inserted form of RFC
@@ -191,43 +160,6 @@ impl ProtectedResource {
     pub fn metadata_url(&self, request: &Parts) -> String {
         let resource = self.resource_url(request);
         metadata_url_for(&resource)
-    }
-
-    /// The resolver's URL for this request: lowercase scheme, no query, no trailing slash.
-    fn resolved(&self, request: &Parts) -> Option<String> {
-        let url = self.inner.resolver.as_ref()?.public_url(request)?;
-        let (scheme, rest) = url.split_once("://")?;
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find('/') {
-            Some(at) => rest.split_at(at),
-            None => (rest, ""),
-        };
-        if !is_authority(authority) {
-            return None;
-        }
-        Some(format!(
-            "{}://{authority}{}",
-            scheme.to_ascii_lowercase(),
-            trim_path(path)
-        ))
-    }
-
-    /// The origin (`scheme://authority`) a request was made to.
-    fn origin(&self, request: &Parts) -> String {
-        if let Some(url) = self.resolved(request) {
-            let after = url.find("://").map_or(0, |at| at + 3);
-            let end = url[after..].find('/').map_or(url.len(), |at| after + at);
-            return url[..end].to_owned();
-        }
-        let scheme = request.uri.scheme_str().unwrap_or("http");
-        let host = request
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| request.headers.get(HOST).and_then(|h| h.to_str().ok()))
-            .filter(|h| is_authority(h))
-            .unwrap_or("localhost");
-        format!("{scheme}://{host}")
     }
 
     /// The metadata JSON for a request.
@@ -245,7 +177,7 @@ impl ProtectedResource {
                         .filter(|p| !p.is_empty())
                         .map(str::to_owned)
                 });
-                format!("{}{}", self.origin(request), trim_path(path.as_deref().unwrap_or("")))
+                join(request, trim_path(path.as_deref().unwrap_or("")))
             }
         };
         doc.insert("resource".into(), resource.into());
@@ -273,6 +205,19 @@ impl ProtectedResource {
     }
 }
 
+/// The public URL of the request (from the guard's [`RequestOrigin`], else its own `Host`)
+/// joined with `path`.
+fn join(request: &Parts, path: &str) -> String {
+    let url = match request.extensions.get::<RequestOrigin>() {
+        Some(origin) => Some(origin.public_url().clone()),
+        None => PublicUrl::from_host(&request.uri, &request.headers),
+    };
+    match url {
+        Some(url) => url.join(path),
+        None => format!("http://localhost{path}"),
+    }
+}
+
 fn trim_path(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() { "" } else { trimmed }
@@ -287,13 +232,6 @@ pub fn metadata_url_for(resource: &str) -> String {
     };
     let path = path.split(['?', '#']).next().unwrap_or_default();
     format!("{scheme}://{authority}{WELL_KNOWN_PATH}{}", trim_path(path))
-}
-
-fn is_authority(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
 /// Serves the RFC 9728 document, unauthenticated: `200 application/json` for `GET` (and
@@ -419,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn resource_url_from_config_resolver_or_host() {
+    fn resource_url_from_config_guard_or_host() {
         let configured = ProtectedResource::new(["https://as"]).resource("https://m.example/mcp/");
         assert_eq!(
             configured.resource_url(&parts("/mcp", "evil")),
@@ -434,11 +372,6 @@ mod tests {
         assert_eq!(
             derived.resource_url(&parts("/mcp", "a\"b")),
             "http://localhost/mcp"
-        );
-        let proxied = derived.public_url(|_: &Parts| Some("HTTPS://pub.example/x/mcp".into()));
-        assert_eq!(
-            proxied.resource_url(&parts("/mcp", "10.0.0.1")),
-            "https://pub.example/x/mcp"
         );
     }
 

@@ -104,7 +104,7 @@ pub use jwt::{DEFAULT_ALGORITHMS, Issuer, JwtFuture, JwtVerifier, KeyError};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{AuthLayer, DEFAULT_MAX_LIST_BYTES};
 pub use metadata::{
-    ProtectedResource, ProtectedResourceMetadata, PublicUrl, WELL_KNOWN_PATH, metadata_url_for,
+    ProtectedResource, ProtectedResourceMetadata, WELL_KNOWN_PATH, metadata_url_for,
 };
 pub use policy::{AllowAll, Authorize, Call, Decision, ScopePolicy, Scopes};
 pub use principal::Principal;
