@@ -98,7 +98,9 @@ impl ProtectedResource {
     }
 
     /// The MCP endpoint path (default: the path of the request, or of the configured
-    /// resource). Needed when the metadata service derives the resource per request.
+    /// resource). Set it when the auth layer runs inside a nested router that strips the
+    /// prefix (axum's `nest_service("/mcp", …)` shows the inner service the path `/`), and
+    /// for the metadata service at the root well-known path.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.edit().mcp_path = Some(path.into());
         self
@@ -165,20 +167,14 @@ impl ProtectedResource {
     /// The metadata JSON for a request.
     pub fn document(&self, request: &Parts) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
+        // RFC 9728 §3.3: `resource` is the identifier the well-known URL was formed from: the
+        // MCP URL at the path-inserted location, the bare origin at the root one.
+        let path = request.uri.path();
+        let suffix = trim_path(path.strip_prefix(WELL_KNOWN_PATH).unwrap_or(path));
         let resource = match &self.inner.resource {
+            Some(url) if suffix.is_empty() => origin_of(url).to_owned(),
             Some(url) => url.clone(),
-            None => {
-                // Served at the well-known path: the resource path is what follows it.
-                let path = self.inner.mcp_path.clone().or_else(|| {
-                    request
-                        .uri
-                        .path()
-                        .strip_prefix(WELL_KNOWN_PATH)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
-                });
-                join(request, trim_path(path.as_deref().unwrap_or("")))
-            }
+            None => join(request, suffix),
         };
         doc.insert("resource".into(), resource.into());
         doc.insert(
@@ -221,6 +217,13 @@ fn join(request: &Parts, path: &str) -> String {
 fn trim_path(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() { "" } else { trimmed }
+}
+
+/// `scheme://authority` of an absolute URL.
+fn origin_of(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |at| at + 3);
+    let end = url[after..].find('/').map_or(url.len(), |at| after + at);
+    &url[..end]
 }
 
 /// The RFC 9728 path-inserted metadata URL for a resource URL.
