@@ -1,12 +1,13 @@
 //! [`JwtVerifier`]: JWT access tokens (RFC 9068) on `jsonwebtoken` with the aws-lc-rs provider.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -419,7 +420,7 @@ impl JwtVerifier {
                 return Err(VerifyError::invalid("the token lacks a required claim"));
             }
         }
-        principal_from_claims(claims)
+        Principal::from_claims(claims).ok_or_else(|| VerifyError::invalid("the token has no subject"))
     }
 }
 
@@ -432,45 +433,6 @@ fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     serde_json::from_slice::<Iss>(&bytes).ok()?.iss
-}
-
-/// Maps verified claims to a [`Principal`]: `sub`, `iss`, `client_id`/`azp`, `scope`
-/// (space-separated) or `scp` (array), `aud`, `exp`.
-pub(crate) fn principal_from_claims(claims: Map<String, Value>) -> Result<Principal, VerifyError> {
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .ok_or_else(|| VerifyError::invalid("the token has no subject"))?;
-    let mut principal = Principal::new(subject);
-    if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
-        principal = principal.with_issuer(iss);
-    }
-    if let Some(client) = claims
-        .get("client_id")
-        .or_else(|| claims.get("azp"))
-        .and_then(Value::as_str)
-    {
-        principal = principal.with_client_id(client);
-    }
-    let mut scopes: HashSet<&str> = HashSet::new();
-    if let Some(scope) = claims.get("scope").and_then(Value::as_str) {
-        scopes.extend(scope.split(' ').filter(|s| !s.is_empty()));
-    }
-    if let Some(Value::Array(scp)) = claims.get("scp") {
-        scopes.extend(scp.iter().filter_map(Value::as_str));
-    }
-    principal = principal.with_scopes(scopes.into_iter().map(Box::<str>::from));
-    match claims.get("aud") {
-        Some(Value::String(aud)) => principal = principal.with_audience([aud.as_str()]),
-        Some(Value::Array(aud)) => {
-            principal = principal.with_audience(aud.iter().filter_map(Value::as_str))
-        }
-        _ => {}
-    }
-    if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
-        principal = principal.with_expires_at(UNIX_EPOCH + Duration::from_secs(exp));
-    }
-    Ok(principal.with_claims(claims))
 }
 
 impl TokenVerifier for JwtVerifier {

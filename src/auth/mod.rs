@@ -77,6 +77,8 @@ mod body;
 mod cache;
 mod challenge;
 mod future;
+#[cfg(feature = "introspection")]
+mod introspection;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwks;
@@ -93,6 +95,9 @@ mod verifier;
 pub use body::AuthBody;
 pub use cache::{CachedFuture, CachedVerifier};
 pub use future::ResponseFuture;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub use introspection::{IntrospectionFuture, IntrospectionVerifier};
 #[cfg(feature = "jwks-fetch")]
 pub use jwks::HttpJwks;
 #[cfg(feature = "jwt")]
