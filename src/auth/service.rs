@@ -121,12 +121,21 @@ fn bearer_token(parts: &Parts) -> Result<&str, Refusal> {
 }
 
 /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// Branch-free per byte (folded with `&`), so it vectorizes: a JWT is several hundred bytes
+/// and this runs on every request.
 fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    let bytes = token.as_bytes();
+    let end = bytes.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    end > 0
+        && bytes[..end].iter().fold(true, |ok, &b| {
+            let lower = b | 0x20;
+            let alpha = lower.wrapping_sub(b'a') < 26;
+            let digit = b.wrapping_sub(b'0') < 10;
+            // '+' 0x2B, '-' 0x2D, '.' 0x2E, '/' 0x2F, '_' 0x5F, '~' 0x7E
+            let sign = (b == b'+') | (b.wrapping_sub(b'-') < 3) | (b == b'_') | (b == b'~');
+            ok & (alpha | digit | sign)
+        })
 }
 
 fn query_has_token(query: &str) -> bool {
@@ -313,6 +322,12 @@ mod tests {
             bearer_token(&parts("/mcp", &["Bearer a\"b"])),
             Err(Refusal::Invalid(_))
         ));
+        for bad in ["a b", "a=b", "a\u{e9}", "=", "a@b", "a[b", "a`b", "a{b", "a:b"] {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
+        for good in ["AZaz09-._~+/", "abc==", "x"] {
+            assert!(is_b64token(good), "{good:?}");
+        }
         assert!(matches!(
             bearer_token(&parts("/mcp?x=1&access_token=abc", &["Bearer a"])),
             Err(Refusal::InvalidRequest(_))
