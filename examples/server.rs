@@ -8,11 +8,16 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                       require a bearer token (static, or a JWT from your identity provider)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
 #[path = "common/tools.rs"]
 mod tools;
+#[path = "common/auth.rs"]
+mod auth;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -22,7 +27,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -31,19 +36,22 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
-                      config, for comparison";
+                      config, for comparison
+";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     bare: bool,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
     let mut bare = false;
+    let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -56,6 +64,7 @@ fn parse_options() -> Result<Options, String> {
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
             "-h" | "--help" => return Err(String::new()),
+            other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -66,6 +75,7 @@ fn parse_options() -> Result<Options, String> {
         bind,
         allow_hosts,
         bare,
+        auth,
     })
 }
 
@@ -77,7 +87,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -126,12 +136,37 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
-    let mcp = ServiceBuilder::new()
-        .layer(guard)
-        .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
-        .service(mcp);
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
+    });
+    let edge = ServiceBuilder::new()
+        .layer(guard.clone())
+        .layer(InspectLayer::new()); // 4 MiB body limit by default: .max_body_bytes(n)
 
-    let mut app = Router::new().nest_service("/mcp", mcp);
+    let mut app = match auth {
+        // Auth after inspect (it decides from the parsed body), before session; the RFC 9728
+        // metadata next to /mcp, unauthenticated, behind the guard for the public URL.
+        Some(auth) => {
+            println!("auth: bearer tokens required: {}", auth.description);
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", edge.layer(auth.layer).service(mcp))
+                .route_service(&root, guard.clone().layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => {
+            println!(
+                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
+                 (use --token or --jwks-url)"
+            );
+            Router::new().nest_service("/mcp", edge.service(mcp))
+        }
+    };
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =

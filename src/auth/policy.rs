@@ -121,7 +121,7 @@ impl Authorize for AllowAll {
 ///   (also `prompt`, `resource` for `prompts/get` and `resources/read`, and
 ///   [`rule`](ScopePolicy::rule) for any method). Patterns are globs: `*` matches any run of
 ///   characters, `?` one character. A rule with an exact name wins over glob rules; among glob
-///   rules the first added wins.
+///   rules the first added wins. Two rules for the same exact name add up.
 /// - `method("tools/call", ["mcp:tools"])`: every call of a method (globs allowed, e.g.
 ///   `tasks/*`) needs these scopes, **in addition** to the scopes of the target's rule.
 /// - `default_scopes([...])`: what a call (`tools/call`, `prompts/get`, `resources/read`,
@@ -182,7 +182,11 @@ impl ScopePolicy {
         let pattern = Pattern::new(pattern);
         match pattern {
             Pattern::Exact(name) => {
-                rules.exact.entry(name).or_insert(scopes);
+                let merged = match rules.exact.get(&name) {
+                    Some(old) => collect(old.iter().chain(scopes.iter()).cloned()),
+                    None => scopes,
+                };
+                rules.exact.insert(name, merged);
             }
             glob => rules.globs.push((glob, scopes)),
         }
