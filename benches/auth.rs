@@ -58,7 +58,11 @@ fn mcp_request() -> Arc<McpRequest> {
 }
 
 fn bench_layer(c: &mut Criterion) {
-    let (rsa, rsa_jwk) = key(Algorithm::RS256, "r1", include_bytes!("../tests/keys/rsa1.pem"));
+    let (rsa, rsa_jwk) = key(
+        Algorithm::RS256,
+        "r1",
+        include_bytes!("../tests/keys/rsa1.pem"),
+    );
     let jwt = token(Algorithm::RS256, "r1", &rsa);
     let bearer = format!("Bearer {jwt}");
     let mcp = mcp_request();
@@ -101,21 +105,35 @@ fn bench_layer(c: &mut Criterion) {
 }
 
 fn bench_first_verification(c: &mut Criterion) {
-    let (rsa, rsa_jwk) = key(Algorithm::RS256, "r1", include_bytes!("../tests/keys/rsa1.pem"));
-    let (ec, ec_jwk) = key(Algorithm::ES256, "e1", include_bytes!("../tests/keys/ec1.pem"));
+    let (rsa, rsa_jwk) = key(
+        Algorithm::RS256,
+        "r1",
+        include_bytes!("../tests/keys/rsa1.pem"),
+    );
+    let (ec, ec_jwk) = key(
+        Algorithm::ES256,
+        "e1",
+        include_bytes!("../tests/keys/ec1.pem"),
+    );
     let verifier = verifier(vec![rsa_jwk, ec_jwk]);
     let rs_token = token(Algorithm::RS256, "r1", &rsa);
     let es_token = token(Algorithm::ES256, "e1", &ec);
     let mut group = c.benchmark_group("jwt_first_verification");
     group.bench_function("rs256", |b| {
         b.iter(|| {
-            let p = verifier.verify(black_box(&rs_token)).now_or_never().unwrap();
+            let p = verifier
+                .verify(black_box(&rs_token))
+                .now_or_never()
+                .unwrap();
             black_box(p.unwrap())
         })
     });
     group.bench_function("es256", |b| {
         b.iter(|| {
-            let p = verifier.verify(black_box(&es_token)).now_or_never().unwrap();
+            let p = verifier
+                .verify(black_box(&es_token))
+                .now_or_never()
+                .unwrap();
             black_box(p.unwrap())
         })
     });
@@ -161,4 +179,3 @@ fn bench_policy(c: &mut Criterion) {
 
 criterion_group!(benches, bench_layer, bench_first_verification, bench_policy);
 criterion_main!(benches);
-

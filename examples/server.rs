@@ -14,10 +14,10 @@
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
-#[path = "common/tools.rs"]
-mod tools;
 #[path = "common/auth.rs"]
 mod auth;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -16,6 +16,13 @@ use tower::ServiceBuilder;
 
 const AUDIENCE: &str = "https://mcp.test/mcp";
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// An introspection endpoint: `good` is active for [`AUDIENCE`], `foreign` is active for
 /// another audience, anything else is inactive. Requires Basic `rs:secret`.
 fn endpoint(calls: Arc<AtomicUsize>) -> common::TestServer {
@@ -33,7 +40,7 @@ fn endpoint(calls: Arc<AtomicUsize>) -> common::TestServer {
                 }
                 let answer = if body.starts_with("token=good&") {
                     json!({"active": true, "sub": "alice", "scope": "mcp:tools", "aud": AUDIENCE,
-                           "exp": common::auth::now() + 600})
+                           "exp": now() + 600})
                 } else if body.starts_with("token=foreign&") {
                     json!({"active": true, "sub": "alice", "aud": "https://elsewhere"})
                 } else {
@@ -59,7 +66,12 @@ fn mcp(verifier: IntrospectionVerifier) -> common::TestServer {
 
 async fn init(url: &str, token: &str) -> reqwest::Response {
     let auth = format!("Bearer {token}");
-    post_json(url, &initialize_body("2025-11-25"), &[("authorization", &auth)]).await
+    post_json(
+        url,
+        &initialize_body("2025-11-25"),
+        &[("authorization", &auth)],
+    )
+    .await
 }
 
 #[tokio::test]

@@ -92,10 +92,13 @@ async fn every_bad_token_gets_401_with_the_exact_challenge() {
     let key = rsa1();
 
     // No token at all, or another scheme: no `error` (RFC 6750 §3.1).
-    let missing =
-        format!(r#"Bearer resource_metadata="{METADATA}", scope="mcp:tools""#);
+    let missing = format!(r#"Bearer resource_metadata="{METADATA}", scope="mcp:tools""#);
     assert_401(initialize(url, None).await, &missing).await;
-    assert_401(initialize(url, Some("Basic YWxpY2U6c2VjcmV0")).await, &missing).await;
+    assert_401(
+        initialize(url, Some("Basic YWxpY2U6c2VjcmV0")).await,
+        &missing,
+    )
+    .await;
 
     let mut expired = claims("alice", "mcp:tools");
     expired["exp"] = json!(now() - 3600);

@@ -34,7 +34,8 @@ fn app(proxies: TrustedProxies) -> axum::Router {
         .allow_any_host()
         .trusted_proxies(proxies)
         .peer_addr_with(|ext: &http::Extensions| {
-            ext.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| *a)
+            ext.get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| *a)
         });
     axum::Router::new()
         .route_service(&root, metadata.clone())
@@ -58,7 +59,10 @@ async fn metadata_is_served_at_both_paths_with_the_right_json() {
     let server = serve(app(TrustedProxies::none()));
     let base = server.base_url();
     for (path, resource) in [
-        ("/.well-known/oauth-protected-resource/mcp", format!("{base}/mcp")),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            format!("{base}/mcp"),
+        ),
         ("/.well-known/oauth-protected-resource", base.clone()),
     ] {
         let response = get(&format!("{base}{path}"), false).await;
@@ -110,7 +114,10 @@ async fn resource_comes_from_forwarded_headers_only_behind_a_trusted_proxy() {
     let response = post_json(
         &untrusted.url,
         &common::initialize_body("2025-11-25"),
-        &[("x-forwarded-proto", "https"), ("x-forwarded-host", "mcp.example.com")],
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "mcp.example.com"),
+        ],
     )
     .await;
     assert_eq!(response.status(), 401);

@@ -20,12 +20,18 @@ const METADATA: &str = "https://mcp.test/.well-known/oauth-protected-resource/mc
 /// the rest. `nobody`: a valid token without scopes.
 fn server() -> common::TestServer {
     let tokens = StaticTokens::new()
-        .token("reader-token", Principal::new("reader").with_scopes(["mcp:tools"]))
+        .token(
+            "reader-token",
+            Principal::new("reader").with_scopes(["mcp:tools"]),
+        )
         .token(
             "ops-token",
             Principal::new("ops").with_scopes(["mcp:tools", "mcp:slow", "mcp:whoami"]),
         )
-        .token("root-token", Principal::new("root").with_scopes(["mcp:admin"]))
+        .token(
+            "root-token",
+            Principal::new("root").with_scopes(["mcp:admin"]),
+        )
         .token("nobody-token", Principal::new("nobody"));
     let policy = ScopePolicy::new()
         .method("tools/call", ["mcp:tools"])
@@ -34,7 +40,9 @@ fn server() -> common::TestServer {
         .implies("mcp:admin", ["mcp:tools", "mcp:slow", "mcp:whoami"]);
     let auth = AuthLayer::new(CachedVerifier::new(tokens))
         .policy(policy)
-        .protected_resource(ProtectedResource::new(["https://as.test"]).resource("https://mcp.test/mcp"));
+        .protected_resource(
+            ProtectedResource::new(["https://as.test"]).resource("https://mcp.test/mcp"),
+        );
     serve_service(
         ServiceBuilder::new()
             .layer(InspectLayer::new())
@@ -103,7 +111,9 @@ async fn allowed_tools_run_and_denied_tools_are_refused_in_both_eras() {
                 legacy_client_with_auth(&server.url, &bearer("ops-token")).await,
             )
         };
-        let echoed = call_tool(&reader, "echo", json!({"text": "hi"})).await.unwrap();
+        let echoed = call_tool(&reader, "echo", json!({"text": "hi"}))
+            .await
+            .unwrap();
         assert_eq!(text_of(&echoed), "hi");
         assert!(
             call_tool(&reader, "whoami", json!({})).await.is_err(),
@@ -183,7 +193,10 @@ async fn a_hidden_tool_and_a_missing_tool_get_the_same_answer() {
         hidden.headers()["www-authenticate"],
         missing.headers()["www-authenticate"]
     );
-    assert_eq!(hidden.bytes().await.unwrap(), missing.bytes().await.unwrap());
+    assert_eq!(
+        hidden.bytes().await.unwrap(),
+        missing.bytes().await.unwrap()
+    );
     // With no scopes at all, an existing tool and a missing one are also refused alike.
     let existing = modern_call(&server.url, "nobody-token", "echo").await;
     let absent = modern_call(&server.url, "nobody-token", "no_such_tool").await;
@@ -192,7 +205,10 @@ async fn a_hidden_tool_and_a_missing_tool_get_the_same_answer() {
         existing.headers()["www-authenticate"],
         absent.headers()["www-authenticate"]
     );
-    assert_eq!(existing.bytes().await.unwrap(), absent.bytes().await.unwrap());
+    assert_eq!(
+        existing.bytes().await.unwrap(),
+        absent.bytes().await.unwrap()
+    );
 }
 
 #[tokio::test]
@@ -206,7 +222,10 @@ async fn auth_runs_on_every_request_of_a_session() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = response.bytes().await;
     let in_session = |token: Option<&'static str>| {
         let session = session.clone();

@@ -16,8 +16,14 @@ const METADATA: &str = "https://mcp.test/.well-known/oauth-protected-resource/mc
 
 fn auth() -> AuthLayer<StaticTokens, ScopePolicy> {
     AuthLayer::new(StaticTokens::new().token("t", Principal::new("u").with_scopes(["a"])))
-        .policy(ScopePolicy::new().tool("admin", ["admin", "a"]).method("tasks/*", ["tasks"]))
-        .protected_resource(ProtectedResource::new(["https://as.test"]).resource("https://mcp.test/mcp"))
+        .policy(
+            ScopePolicy::new()
+                .tool("admin", ["admin", "a"])
+                .method("tasks/*", ["tasks"]),
+        )
+        .protected_resource(
+            ProtectedResource::new(["https://as.test"]).resource("https://mcp.test/mcp"),
+        )
 }
 
 fn ok_service() -> impl Service<
@@ -131,11 +137,11 @@ async fn initialize_is_refused_with_401_never_400_404_or_405() {
 
 #[tokio::test]
 async fn a_post_without_inspect_layer_is_refused_fail_closed() {
-    let service = ServiceBuilder::new().layer(auth()).service(tower::service_fn(
-        |_req: Request<Full<Bytes>>| async {
+    let service = ServiceBuilder::new()
+        .layer(auth())
+        .service(tower::service_fn(|_req: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
-        },
-    ));
+        }));
     let request = Request::post("/mcp")
         .header("authorization", "Bearer t")
         .body(Full::new(Bytes::from_static(b"{}")))
@@ -156,16 +162,29 @@ async fn the_principal_reaches_the_inner_service_and_the_response() {
     let service = ServiceBuilder::new()
         .layer(InspectLayer::new())
         .layer(auth())
-        .service(tower::service_fn(|req: Request<mcp_edge::EdgeBody<Full<Bytes>>>| async move {
-            let subject = req.extensions().get::<Principal>().unwrap().subject().to_owned();
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(subject))))
-        }));
+        .service(tower::service_fn(
+            |req: Request<mcp_edge::EdgeBody<Full<Bytes>>>| async move {
+                let subject = req
+                    .extensions()
+                    .get::<Principal>()
+                    .unwrap()
+                    .subject()
+                    .to_owned();
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(subject))))
+            },
+        ));
     let request = Request::get("/mcp")
         .header("authorization", "Bearer t")
         .body(Full::default())
         .unwrap();
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.extensions().get::<Principal>().unwrap().subject(), "u");
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "u");
+    assert_eq!(
+        response.extensions().get::<Principal>().unwrap().subject(),
+        "u"
+    );
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "u"
+    );
 }

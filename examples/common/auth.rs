@@ -12,7 +12,8 @@ use mcp_edge::auth::{
 };
 use mcp_edge::guard::PublicUrl;
 
-pub const AUTH_USAGE: &str = "  --token TOKEN       require `Authorization: Bearer TOKEN` (a static key, quick start;
+pub const AUTH_USAGE: &str =
+    "  --token TOKEN       require `Authorization: Bearer TOKEN` (a static key, quick start;
                       it is granted every scope named by --require-scope)
   --jwks-url URL      accept JWT access tokens signed by the keys at URL (needs
                       `--features jwks-fetch`), with --issuer ISS and --audience AUD
@@ -103,16 +104,22 @@ impl AuthOptions {
         let (verifier, issuers, description) = match (&self.token, &self.jwks_url) {
             (Some(_), Some(_)) => return Err("use --token or --jwks-url, not both".into()),
             (None, None) => {
-                if !self.require.is_empty() || self.issuer.is_some() || self.audience.is_some()
-                {
-                    return Err("--require-scope, --issuer and --audience need --token or --jwks-url".into());
+                if !self.require.is_empty() || self.issuer.is_some() || self.audience.is_some() {
+                    return Err(
+                        "--require-scope, --issuer and --audience need --token or --jwks-url"
+                            .into(),
+                    );
                 }
                 return Ok(None);
             }
             (Some(token), None) => {
                 let principal = Principal::new("token-user").with_scopes(scopes.clone());
                 let tokens = StaticTokens::new().token(token, principal);
-                (boxed(tokens), vec![], "a static bearer token (--token)".to_owned())
+                (
+                    boxed(tokens),
+                    vec![],
+                    "a static bearer token (--token)".to_owned(),
+                )
             }
             (None, Some(url)) => jwt(url, self, resource_url.as_deref())?,
         };
@@ -149,7 +156,11 @@ fn jwt(
         .ok_or("--jwks-url needs --audience (or --public-url)")?;
     let verifier = JwtVerifier::new(audience.clone()).issuer(Issuer::jwks_url(issuer.clone(), url));
     let description = format!("JWTs from {issuer} (keys {url}, audience {audience})");
-    Ok((boxed(CachedVerifier::new(verifier)), vec![issuer], description))
+    Ok((
+        boxed(CachedVerifier::new(verifier)),
+        vec![issuer],
+        description,
+    ))
 }
 
 #[cfg(not(feature = "jwks-fetch"))]

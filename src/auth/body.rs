@@ -416,11 +416,10 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    fn futures_util_stream(
-        chunks: Vec<&'static str>,
-    ) -> StreamBody<
-        futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>>,
-    > {
+    type Chunks =
+        futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>>;
+
+    fn futures_util_stream(chunks: Vec<&'static str>) -> StreamBody<Chunks> {
         let frames: Vec<_> = chunks
             .into_iter()
             .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
@@ -446,7 +445,12 @@ mod tests {
         let event: &'static str = Box::leak(event.into_boxed_str());
         let (a, b) = event.split_at(30);
         let out = run(
-            vec![": keep-alive\n\n", "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n", a, b],
+            vec![
+                ": keep-alive\n\n",
+                "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n",
+                a,
+                b,
+            ],
             filter(true, 1 << 20),
         )
         .await;

@@ -144,14 +144,13 @@ impl Cache {
         let mut entries = self.lock();
         if entries.len() >= self.max_entries && !entries.contains_key(&key) {
             entries.retain(|_, e| e.stale_at > now);
-            if entries.len() >= self.max_entries {
-                if let Some(oldest) = entries
+            if entries.len() >= self.max_entries
+                && let Some(oldest) = entries
                     .iter()
                     .min_by_key(|(_, e)| e.stale_at)
                     .map(|(k, _)| *k)
-                {
-                    entries.remove(&oldest);
-                }
+            {
+                entries.remove(&oldest);
             }
         }
         entries.insert(
@@ -264,8 +263,9 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
 
         let expired = CachedVerifier::new(|_: &str| {
-            std::future::ready(Ok(Principal::new("x")
-                .with_expires_at(SystemTime::now() - Duration::from_secs(1))))
+            std::future::ready(Ok(
+                Principal::new("x").with_expires_at(SystemTime::now() - Duration::from_secs(1))
+            ))
         });
         expired.verify("t").await.unwrap();
         assert!(expired.is_empty());

@@ -150,11 +150,12 @@ impl Inner {
         cache.insert(key, (principal.clone(), until));
     }
 
-    async fn introspect(self: Arc<Self>, token: String, key: [u8; 32]) -> Result<Principal, VerifyError> {
-        let body = format!(
-            "token={}&token_type_hint=access_token",
-            form_encode(&token)
-        );
+    async fn introspect(
+        self: Arc<Self>,
+        token: String,
+        key: [u8; 32],
+    ) -> Result<Principal, VerifyError> {
+        let body = format!("token={}&token_type_hint=access_token", form_encode(&token));
         let mut request = self
             .client
             .post(&self.endpoint)
@@ -182,10 +183,10 @@ impl Inner {
         if answer.get("active").and_then(Value::as_bool) != Some(true) {
             return Err(VerifyError::invalid("the token is not active"));
         }
-        if let Some(exp) = answer.get("exp").and_then(Value::as_u64) {
-            if UNIX_EPOCH + Duration::from_secs(exp) <= SystemTime::now() {
-                return Err(VerifyError::expired());
-            }
+        if let Some(exp) = answer.get("exp").and_then(Value::as_u64)
+            && UNIX_EPOCH + Duration::from_secs(exp) <= SystemTime::now()
+        {
+            return Err(VerifyError::expired());
         }
         if let Some(expected) = &self.audience {
             let ok = match answer.get("aud") {
@@ -197,10 +198,11 @@ impl Inner {
                 return Err(VerifyError::invalid("the token is not for this resource"));
             }
         }
-        if let (Some(expected), Some(iss)) = (&self.issuer, answer.get("iss").and_then(Value::as_str)) {
-            if iss != expected {
-                return Err(VerifyError::invalid("the token's issuer is not trusted"));
-            }
+        if let (Some(expected), Some(iss)) =
+            (&self.issuer, answer.get("iss").and_then(Value::as_str))
+            && iss != expected
+        {
+            return Err(VerifyError::invalid("the token's issuer is not trusted"));
         }
         let mut answer = answer;
         if !answer.contains_key("sub") {
@@ -212,7 +214,8 @@ impl Inner {
                 .ok_or_else(|| VerifyError::invalid("the token has no subject"))?;
             answer.insert("sub".into(), fallback);
         }
-        Principal::from_claims(answer).ok_or_else(|| VerifyError::invalid("the token has no subject"))
+        Principal::from_claims(answer)
+            .ok_or_else(|| VerifyError::invalid("the token has no subject"))
     }
 }
 

@@ -172,17 +172,19 @@ impl RemoteKeys {
         let keys = state.keys.clone().filter(|k| k.has(kid))?;
         let now = Instant::now();
         let stale = state.stale_at.is_none_or(|at| now >= at);
-        if stale && !state.refreshing && self.inner.may_fetch(&state, now) {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                state.refreshing = true;
-                state.last_attempt = Some(now);
-                drop(state);
-                let inner = Arc::clone(&self.inner);
-                handle.spawn(async move {
-                    let _ = Inner::run_fetch(Arc::clone(&inner)).await;
-                    inner.lock().refreshing = false;
-                });
-            }
+        if stale
+            && !state.refreshing
+            && self.inner.may_fetch(&state, now)
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            state.refreshing = true;
+            state.last_attempt = Some(now);
+            drop(state);
+            let inner = Arc::clone(&self.inner);
+            handle.spawn(async move {
+                let _ = Inner::run_fetch(Arc::clone(&inner)).await;
+                inner.lock().refreshing = false;
+            });
         }
         Some(keys)
     }
@@ -224,7 +226,9 @@ impl Inner {
 
     fn no_key(&self, state: &State) -> VerifyError {
         match &state.keys {
-            Some(keys) if !keys.is_empty() => VerifyError::invalid("no key matches the token's kid"),
+            Some(keys) if !keys.is_empty() => {
+                VerifyError::invalid("no key matches the token's kid")
+            }
             _ => VerifyError::unavailable("no verification keys are available"),
         }
     }
@@ -286,7 +290,12 @@ pub fn cache_control_max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if name.eq_ignore_ascii_case("max-age") {
-            max_age = arg.trim().trim_matches('"').parse().ok().map(Duration::from_secs);
+            max_age = arg
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -330,7 +339,10 @@ mod http_jwks {
 
     impl FetchKeys for HttpJwks {
         fn fetch(&self) -> FetchFuture {
-            let request = self.client.get(&self.url).header("accept", "application/json");
+            let request = self
+                .client
+                .get(&self.url)
+                .header("accept", "application/json");
             Box::pin(async move {
                 let mut response = request
                     .send()
@@ -345,7 +357,11 @@ mod http_jwks {
                     .and_then(|v| v.to_str().ok())
                     .and_then(cache_control_max_age);
                 let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| FetchError(e.to_string()))? {
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| FetchError(e.to_string()))?
+                {
                     if body.len() + chunk.len() > MAX_JWKS_BYTES {
                         return Err(FetchError("JWK set larger than 1 MiB".into()));
                     }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
@@ -357,9 +356,12 @@ impl JwtVerifier {
             .map_err(|_| VerifyError::invalid("the token is malformed"))?;
         if self.inner.require_typ {
             let typ = header.typ.as_deref().unwrap_or_default();
-            if !(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))
+            if !(typ.eq_ignore_ascii_case("at+jwt")
+                || typ.eq_ignore_ascii_case("application/at+jwt"))
             {
-                return Err(VerifyError::invalid("the token is not an access token (typ)"));
+                return Err(VerifyError::invalid(
+                    "the token is not an access token (typ)",
+                ));
             }
         }
         let iss = unverified_issuer(token)
@@ -375,7 +377,9 @@ impl JwtVerifier {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
         );
         if hmac != issuer.hmac || (!hmac && !self.inner.algorithms.contains(&header.alg)) {
-            return Err(VerifyError::invalid("the token's algorithm is not accepted"));
+            return Err(VerifyError::invalid(
+                "the token's algorithm is not accepted",
+            ));
         }
         Ok((header, issuer))
     }
@@ -392,7 +396,9 @@ impl JwtVerifier {
             .find(header.kid.as_deref())
             .ok_or_else(|| VerifyError::invalid("no key matches the token's kid"))?;
         if key.alg.is_some_and(|alg| alg != header.alg) {
-            return Err(VerifyError::invalid("the token's algorithm does not match its key"));
+            return Err(VerifyError::invalid(
+                "the token's algorithm does not match its key",
+            ));
         }
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.inner.leeway;
@@ -407,8 +413,12 @@ impl JwtVerifier {
                 ErrorKind::InvalidAudience => {
                     VerifyError::invalid("the token is not for this resource")
                 }
-                ErrorKind::InvalidIssuer => VerifyError::invalid("the token's issuer is not trusted"),
-                ErrorKind::InvalidSignature => VerifyError::invalid("the token's signature is invalid"),
+                ErrorKind::InvalidIssuer => {
+                    VerifyError::invalid("the token's issuer is not trusted")
+                }
+                ErrorKind::InvalidSignature => {
+                    VerifyError::invalid("the token's signature is invalid")
+                }
                 ErrorKind::MissingRequiredClaim(_) => {
                     VerifyError::invalid("the token lacks a required claim")
                 }
@@ -420,7 +430,8 @@ impl JwtVerifier {
                 return Err(VerifyError::invalid("the token lacks a required claim"));
             }
         }
-        Principal::from_claims(claims).ok_or_else(|| VerifyError::invalid("the token has no subject"))
+        Principal::from_claims(claims)
+            .ok_or_else(|| VerifyError::invalid("the token has no subject"))
     }
 }
 

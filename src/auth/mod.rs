@@ -98,15 +98,15 @@ pub use future::ResponseFuture;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub use introspection::{IntrospectionFuture, IntrospectionVerifier};
+/// The JWT algorithms, re-exported from `jsonwebtoken`.
+#[cfg(feature = "jwt")]
+pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks-fetch")]
 pub use jwks::HttpJwks;
 #[cfg(feature = "jwt")]
 pub use jwks::{FetchKeys, FetchedKeys, RemoteKeys};
 #[cfg(feature = "jwt")]
 pub use jwt::{DEFAULT_ALGORITHMS, Issuer, JwtFuture, JwtVerifier, KeyError};
-/// The JWT algorithms, re-exported from `jsonwebtoken`.
-#[cfg(feature = "jwt")]
-pub use jsonwebtoken::Algorithm;
 pub use layer::{AuthLayer, DEFAULT_MAX_LIST_BYTES};
 pub use metadata::{
     ProtectedResource, ProtectedResourceMetadata, WELL_KNOWN_PATH, metadata_url_for,

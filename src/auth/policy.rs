@@ -218,8 +218,11 @@ impl ScopePolicy {
         T: Into<Box<str>> + Clone,
     {
         let scopes: Vec<T> = scopes.into_iter().collect();
-        self.rule("resources/read", pattern, scopes.clone())
-            .rule("resources/subscribe", pattern, scopes)
+        self.rule("resources/read", pattern, scopes.clone()).rule(
+            "resources/subscribe",
+            pattern,
+            scopes,
+        )
     }
 
     /// Every call of a method matching `pattern` needs `scopes`, on top of its target's rule.
@@ -296,10 +299,8 @@ impl ScopePolicy {
         if principal.has_scope(scope) {
             return true;
         }
-        if let Some(broader) = self.implied_by.get(scope) {
-            if broader.iter().any(|b| principal.has_scope(b)) {
-                return true;
-            }
+        if self.implied_by_holds(principal, scope) {
+            return true;
         }
         if let Some(sep) = self.prefix_separator {
             let mut rest = scope;
@@ -429,8 +430,7 @@ impl Pattern {
             Pattern::Exact(name) => **name == *text,
             Pattern::Glob { glob, prefix } => {
                 let text = text.as_bytes();
-                text.starts_with(&glob[..*prefix])
-                    && glob_match(&glob[*prefix..], &text[*prefix..])
+                text.starts_with(&glob[..*prefix]) && glob_match(&glob[*prefix..], &text[*prefix..])
             }
         }
     }
@@ -495,9 +495,18 @@ mod tests {
             .tool("deploy_dry_run", ["read"]);
         let p = Principal::new("x");
         let call = |n| Call::new("tools/call", Some(n));
-        assert_eq!(scopes(policy.authorize(&p, call("deploy_dry_run"))), ["read"]);
-        assert_eq!(scopes(policy.authorize(&p, call("deploy_x_fast"))), ["deploy"]);
-        assert_eq!(scopes(policy.authorize(&p, call("echo"))), Vec::<String>::new());
+        assert_eq!(
+            scopes(policy.authorize(&p, call("deploy_dry_run"))),
+            ["read"]
+        );
+        assert_eq!(
+            scopes(policy.authorize(&p, call("deploy_x_fast"))),
+            ["deploy"]
+        );
+        assert_eq!(
+            scopes(policy.authorize(&p, call("echo"))),
+            Vec::<String>::new()
+        );
         assert!(policy.authorize(&p, call("echo")).is_allow());
     }
 

@@ -83,7 +83,10 @@ pub(super) enum Refusal {
     Missing,
     InvalidRequest(&'static str),
     Invalid(VerifyError),
-    Scope { needed: Scopes, id: Option<RequestId> },
+    Scope {
+        needed: Scopes,
+        id: Option<RequestId>,
+    },
     Unauthorizable,
 }
 
@@ -188,7 +191,12 @@ impl<P: Authorize> Shared<P> {
             let from_policy = mcp.and_then(|m| {
                 let mut all: Vec<Box<str>> = Vec::new();
                 for (call, _) in calls(m) {
-                    for s in self.policy.required_scopes(call).iter().flat_map(|s| s.iter()) {
+                    for s in self
+                        .policy
+                        .required_scopes(call)
+                        .iter()
+                        .flat_map(|s| s.iter())
+                    {
                         if !all.contains(s) {
                             all.push(s.clone());
                         }
@@ -250,7 +258,10 @@ impl<P: Authorize> Shared<P> {
                     ),
                 )
             }
-            Refusal::Scope { needed, id: call_id } => {
+            Refusal::Scope {
+                needed,
+                id: call_id,
+            } => {
                 let scope = join_scopes(&needed);
                 let rejection = Rejection::new(
                     RejectedBy::Auth,
@@ -322,7 +333,9 @@ mod tests {
             bearer_token(&parts("/mcp", &["Bearer a\"b"])),
             Err(Refusal::Invalid(_))
         ));
-        for bad in ["a b", "a=b", "a\u{e9}", "=", "a@b", "a[b", "a`b", "a{b", "a:b"] {
+        for bad in [
+            "a b", "a=b", "a\u{e9}", "=", "a@b", "a[b", "a`b", "a{b", "a:b",
+        ] {
             assert!(!is_b64token(bad), "{bad:?}");
         }
         for good in ["AZaz09-._~+/", "abc==", "x"] {
