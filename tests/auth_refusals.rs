@@ -158,6 +158,26 @@ async fn a_post_without_inspect_layer_is_refused_fail_closed() {
 }
 
 #[tokio::test]
+async fn cors_preflight_passes_without_a_token_and_without_a_principal() {
+    let service = ServiceBuilder::new()
+        .layer(InspectLayer::new())
+        .layer(auth())
+        .service(tower::service_fn(
+            |req: Request<mcp_edge::EdgeBody<Full<Bytes>>>| async move {
+                assert!(req.extensions().get::<Principal>().is_none());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b""))))
+            },
+        ));
+    let request = Request::options("/mcp")
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .body(Full::default())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn the_principal_reaches_the_inner_service_and_the_response() {
     let service = ServiceBuilder::new()
         .layer(InspectLayer::new())

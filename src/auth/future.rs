@@ -70,6 +70,16 @@ where
         }
     }
 
+    pub(super) fn passthrough(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Calling {
+                future,
+                principal: None,
+                filter: None,
+            },
+        }
+    }
+
     pub(super) fn rejected(rejection: Rejection) -> Self {
         ResponseFuture {
             state: State::Rejected {

@@ -521,3 +521,116 @@ pub(crate) fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use jsonwebtoken::{EncodingKey, encode};
+
+    fn rsa(pem: &[u8], kid: Option<&str>) -> (EncodingKey, Jwk) {
+        install_crypto_provider();
+        let enc = EncodingKey::from_rsa_pem(pem).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
+        jwk.common.key_id = kid.map(str::to_owned);
+        (enc, jwk)
+    }
+
+    fn token(enc: &EncodingKey, kid: Option<&str>, iss: &str, typ: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        header.typ = typ.map(str::to_owned);
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"iss": iss, "aud": "https://rs", "sub": "s",
+            "scp": ["a", "b"], "azp": "cli", "exp": now + 60});
+        encode(&header, &claims, enc).unwrap()
+    }
+
+    fn verify(v: &JwtVerifier, token: &str) -> Result<Principal, VerifyError> {
+        v.verify(token)
+            .now_or_never()
+            .expect("static keys answer at once")
+    }
+
+    const RSA1: &[u8] = include_bytes!("../../tests/keys/rsa1.pem");
+    const RSA2: &[u8] = include_bytes!("../../tests/keys/rsa2.pem");
+
+    #[test]
+    fn a_token_without_kid_is_accepted_only_when_the_set_has_one_key() {
+        let (k1, j1) = rsa(RSA1, Some("k1"));
+        let (_, j2) = rsa(RSA2, Some("k2"));
+        let one = JwtVerifier::new("https://rs").issuer(Issuer::jwk_set(
+            "https://as",
+            &JwkSet {
+                keys: vec![j1.clone()],
+            },
+        ));
+        let p = verify(&one, &token(&k1, None, "https://as", None)).unwrap();
+        assert_eq!(p.client_id(), Some("cli"));
+        assert!(p.has_scope("a") && p.has_scope("b"));
+        let two = JwtVerifier::new("https://rs").issuer(Issuer::jwk_set(
+            "https://as",
+            &JwkSet { keys: vec![j1, j2] },
+        ));
+        assert!(verify(&two, &token(&k1, None, "https://as", None)).is_err());
+        assert!(verify(&two, &token(&k1, Some("k1"), "https://as", None)).is_ok());
+    }
+
+    #[test]
+    fn each_issuer_is_checked_against_its_own_keys() {
+        let (k1, j1) = rsa(RSA1, Some("k1"));
+        let (k2, j2) = rsa(RSA2, Some("k2"));
+        let v = JwtVerifier::new("https://rs")
+            .issuer(Issuer::jwk_set("https://a", &JwkSet { keys: vec![j1] }))
+            .issuer(Issuer::jwk_set("https://b", &JwkSet { keys: vec![j2] }));
+        assert!(verify(&v, &token(&k1, Some("k1"), "https://a", None)).is_ok());
+        assert!(verify(&v, &token(&k2, Some("k2"), "https://b", None)).is_ok());
+        // Issuer b's name on a token signed with issuer a's key.
+        assert!(verify(&v, &token(&k1, Some("k1"), "https://b", None)).is_err());
+        assert!(verify(&v, &token(&k1, Some("k1"), "https://c", None)).is_err());
+    }
+
+    #[test]
+    fn typ_pem_keys_and_shared_secrets() {
+        let (k1, _) = rsa(RSA1, None);
+        let pem = Issuer::pem(
+            "https://as",
+            include_bytes!("../../tests/keys/rsa1.pub.pem"),
+        )
+        .unwrap();
+        assert!(
+            Issuer::pem("https://as", RSA1).is_err(),
+            "private keys are refused"
+        );
+        let v = JwtVerifier::new("https://rs").issuer(pem).require_typ(true);
+        assert!(verify(&v, &token(&k1, None, "https://as", Some("at+jwt"))).is_ok());
+        let err = verify(&v, &token(&k1, None, "https://as", Some("JWT"))).unwrap_err();
+        assert_eq!(err.description(), "the token is not an access token (typ)");
+
+        let secret = JwtVerifier::new("https://rs").issuer(Issuer::shared_secret(
+            "https://hs",
+            b"0123456789abcdef0123456789abcdef",
+        ));
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"iss": "https://hs", "aud": "https://rs", "sub": "s", "exp": now + 60});
+        let hs = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(verify(&secret, &hs).is_ok());
+        // An RS256 token naming the HMAC issuer is refused (no algorithm switching).
+        assert!(verify(&secret, &token(&k1, None, "https://hs", None)).is_err());
+    }
+
+    #[test]
+    fn required_claims_are_enforced() {
+        let (k1, j1) = rsa(RSA1, Some("k1"));
+        let v = JwtVerifier::new("https://rs")
+            .issuer(Issuer::jwk_set("https://as", &JwkSet { keys: vec![j1] }))
+            .required_claims(["tenant"]);
+        let err = verify(&v, &token(&k1, Some("k1"), "https://as", None)).unwrap_err();
+        assert_eq!(err.description(), "the token lacks a required claim");
+    }
+}

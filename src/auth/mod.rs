@@ -13,6 +13,9 @@
 //! (for audit). The token itself is never forwarded or logged (R59, R60): the inner service
 //! still receives the `Authorization` header as sent, and it is up to you not to pass it on.
 //!
+//! `OPTIONS` requests (CORS preflights, which never carry credentials) pass through
+//! unauthenticated; every other method, `GET` and `DELETE` included, needs a token (R51).
+//!
 //! Stack it after [`InspectLayer`](crate::inspect::InspectLayer) (a POST without the
 //! classified body is refused with 403, fail-closed) and before the session layer.
 //!

@@ -56,6 +56,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.method() == Method::OPTIONS {
+            // CORS preflights never carry credentials (Fetch standard): let them through to
+            // the CORS layer or service inside, unauthenticated and with no principal.
+            return ResponseFuture::passthrough(self.inner.call(request));
+        }
         let (parts, body) = request.into_parts();
         let token = match bearer_token(&parts) {
             Ok(token) => token,
