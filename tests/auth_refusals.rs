@@ -178,7 +178,7 @@ async fn cors_preflight_passes_without_a_token_and_without_a_principal() {
 }
 
 #[tokio::test]
-async fn the_principal_reaches_the_inner_service_and_the_response() {
+async fn the_principal_reaches_the_inner_service_and_the_response_but_the_token_does_not() {
     let service = ServiceBuilder::new()
         .layer(InspectLayer::new())
         .layer(auth())
@@ -190,6 +190,10 @@ async fn the_principal_reaches_the_inner_service_and_the_response() {
                     .unwrap()
                     .subject()
                     .to_owned();
+                assert!(
+                    req.headers().get("authorization").is_none(),
+                    "the token is not passed on"
+                );
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(subject))))
             },
         ));

@@ -3,7 +3,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -123,6 +123,9 @@ where
                         return Poll::Ready(Ok(reject(shared.refuse(&parts, refusal))));
                     }
                     let filter = list_filter(&parts, shared, &principal);
+                    if !shared.forward_token {
+                        parts.headers.remove(AUTHORIZATION);
+                    }
                     parts.extensions.insert(principal.clone());
                     let future = inner.call(Request::from_parts(parts, body));
                     this.state.set(State::Calling {

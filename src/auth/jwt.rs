@@ -354,6 +354,13 @@ impl JwtVerifier {
     fn prepare<'a>(&'a self, token: &str) -> Result<(Header, &'a Issuer), VerifyError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| VerifyError::invalid("the token is malformed"))?;
+        // Keys come from configuration only (never `jku`, `jwk`, `x5u` of the token), and no
+        // critical extension is understood (RFC 7515 §4.1.11).
+        if header.crit.is_some() {
+            return Err(VerifyError::invalid(
+                "the token has critical header parameters",
+            ));
+        }
         if self.inner.require_typ {
             let typ = header.typ.as_deref().unwrap_or_default();
             if !(typ.eq_ignore_ascii_case("at+jwt")

@@ -24,6 +24,7 @@ pub(crate) struct Shared<P> {
     pub(crate) challenge_scopes: Option<Box<str>>,
     pub(crate) filter_lists: bool,
     pub(crate) max_list_bytes: usize,
+    pub(crate) forward_token: bool,
 }
 
 impl<P> Shared<P> {
@@ -34,6 +35,7 @@ impl<P> Shared<P> {
             challenge_scopes: self.challenge_scopes.clone(),
             filter_lists: self.filter_lists,
             max_list_bytes: self.max_list_bytes,
+            forward_token: self.forward_token,
         }
     }
     fn copy(&self) -> Shared<P> {
@@ -75,6 +77,7 @@ impl<V: TokenVerifier> AuthLayer<V> {
                 challenge_scopes: None,
                 filter_lists: true,
                 max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+                forward_token: false,
             }),
         }
     }
@@ -121,6 +124,14 @@ impl<V: TokenVerifier, P: Authorize> AuthLayer<V, P> {
     /// never let through.
     pub fn max_list_bytes(mut self, limit: usize) -> Self {
         self.edit(|s| s.max_list_bytes = limit);
+        self
+    }
+
+    /// Whether the inner service still receives the `Authorization` header (default `false`:
+    /// it is removed once verified, so no inner proxy or handler can pass the client's token
+    /// upstream, R59; handlers get the [`Principal`](super::Principal) instead).
+    pub fn forward_token(mut self, forward: bool) -> Self {
+        self.edit(|s| s.forward_token = forward);
         self
     }
 

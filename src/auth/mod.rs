@@ -10,8 +10,9 @@
 //! [`InspectLayer`](crate::inspect::InspectLayer), R42), filters `tools/list`, `prompts/list`
 //! and `resources/list` results with the same decision, and puts the `Principal` in the
 //! request extensions (for your handlers and the session layer) and the response extensions
-//! (for audit). The token itself is never forwarded or logged (R59, R60): the inner service
-//! still receives the `Authorization` header as sent, and it is up to you not to pass it on.
+//! (for audit). The token itself is never logged, and the `Authorization` header is removed
+//! before the inner service runs, so nothing inside can pass the client's token upstream
+//! (R59, R60; [`forward_token`](AuthLayer::forward_token) to keep it).
 //!
 //! `OPTIONS` requests (CORS preflights, which never carry credentials) pass through
 //! unauthenticated; every other method, `GET` and `DELETE` included, needs a token (R51).
