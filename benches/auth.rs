@@ -101,6 +101,49 @@ fn bench_layer(c: &mut Criterion) {
             black_box(response)
         })
     });
+
+    // The same with a 43-character API key (StaticTokens behind the cache): the fixed cost of
+    // the layer, without hashing a long JWT.
+    let key_bearer = "Bearer k3y-0123456789abcdefghijklmnopqrstuv";
+    let key_request = || {
+        let mut req = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("authorization", key_bearer)
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        req.extensions_mut().insert(Arc::clone(&mcp));
+        req
+    };
+    let tokens = mcp_edge::auth::StaticTokens::new().token(
+        "k3y-0123456789abcdefghijklmnopqrstuv",
+        Principal::new("svc").with_scopes(["mcp:tools"]),
+    );
+    let mut with_key = AuthLayer::new(CachedVerifier::new(tokens))
+        .policy(
+            ScopePolicy::new()
+                .method("tools/call", ["mcp:tools"])
+                .tool("deploy_*", ["mcp:deploy"]),
+        )
+        .layer(bare);
+    let _ = with_key
+        .call(key_request())
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    group.bench_function("bare_service_short_header", |b| {
+        b.iter(|| black_box(bare.call(key_request()).now_or_never().unwrap().unwrap()))
+    });
+    group.bench_function("cached_api_key", |b| {
+        b.iter(|| {
+            let response = with_key
+                .call(key_request())
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            black_box(response)
+        })
+    });
     group.finish();
 }
 
