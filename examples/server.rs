@@ -22,12 +22,12 @@ mod tools;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
-use mcp_edge::{GuardLayer, inspect::InspectLayer};
+use mcp_edge::{GuardLayer, McpEdge, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use tower::{Layer, ServiceBuilder};
+use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -36,8 +36,7 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
-                      config, for comparison
-";
+                      config, for comparison";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
@@ -87,7 +86,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}{}", auth::AUTH_USAGE);
+            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -117,7 +116,7 @@ async fn main() -> std::io::Result<()> {
         rmcp_config,
     );
 
-    // mcp-edge's layers, outermost first, in the order DESIGN.md gives:
+    // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
     // audit → guard → inspect → auth → session → sse → the MCP service.
     let guard = if options.allow_hosts.is_empty() {
         // Local server: Host must be localhost / 127.0.0.1 / [::1] (DNS rebinding protection),
@@ -144,19 +143,22 @@ async fn main() -> std::io::Result<()> {
         eprintln!("error: {error}");
         std::process::exit(2)
     });
-    let edge = ServiceBuilder::new()
-        .layer(guard.clone())
-        .layer(InspectLayer::new()); // 4 MiB body limit by default: .max_body_bytes(n)
+    let edge = McpEdge::builder()
+        .guard(guard.clone())
+        // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
+        .inspect(InspectLayer::new());
+    // Later layers plug in here: .auth(..) .session(..) .sse(..) .audit(..)
 
     let mut app = match auth {
-        // Auth after inspect (it decides from the parsed body), before session; the RFC 9728
-        // metadata next to /mcp, unauthenticated, behind the guard for the public URL.
+        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
+        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
         Some(auth) => {
             println!("auth: bearer tokens required: {}", auth.description);
             let (root, inserted) = auth.metadata.paths();
             Router::new()
-                .nest_service("/mcp", edge.layer(auth.layer).service(mcp))
-                .route_service(&root, guard.clone().layer(auth.metadata.clone()))
+                .nest_service("/mcp", mcp)
+                .layer(edge.auth(auth.layer))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
                 .route_service(&inserted, guard.layer(auth.metadata))
         }
         None => {
@@ -164,7 +166,7 @@ async fn main() -> std::io::Result<()> {
                 "auth: none: this server is OPEN, anyone who can reach it may call every tool \
                  (use --token or --jwks-url)"
             );
-            Router::new().nest_service("/mcp", edge.service(mcp))
+            Router::new().nest_service("/mcp", mcp).layer(edge)
         }
     };
     if options.bare {

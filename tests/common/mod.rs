@@ -21,6 +21,7 @@ pub mod tools;
 #[cfg(feature = "jwt")]
 pub mod auth;
 mod client;
+mod guard;
 mod http;
 mod nginx;
 mod process;
@@ -28,6 +29,7 @@ mod redis;
 mod server;
 
 pub use client::*;
+pub use guard::*;
 pub use http::*;
 pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
