@@ -9,7 +9,10 @@
 //! - past the limit, the rest of the response is replaced by a JSON-RPC error (`-32603`): an
 //!   unfiltered list is never let through. Bodies that are not JSON pass unchanged;
 //! - rewritten SSE events keep their `id:`, `event:` and `retry:` lines and order; their
-//!   `data:` lines become one line; line ends become `\n`.
+//!   `data:` lines become one line; line ends become `\n`; JSON object keys come out in
+//!   sorted order (serde_json without `preserve_order`), which JSON does not care about;
+//! - not filtered: `resources/templates/list` (templates are not the URIs rules name) and
+//!   `tasks/list` (task ownership is the session's business, R63).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -474,6 +477,32 @@ mod tests {
         let out = run(vec!["data: ", LIST], filter(true, 64)).await;
         assert!(out.starts_with("data: {"));
         assert!(!out.contains("admin_reset"));
+    }
+
+    #[tokio::test]
+    async fn prompts_and_resources_lists_are_filtered_by_their_own_rules() {
+        let policy = ScopePolicy::new()
+            .prompt("secret_*", ["admin"])
+            .resource("file:///etc/*", ["admin"]);
+        let principal = Principal::new("u");
+        let lists = vec![
+            (Some(RequestId::from(1)), ListKind::Prompts),
+            (Some(RequestId::from(2)), ListKind::Resources),
+        ];
+        let f = Box::new(ListFilter::new(lists, principal, Arc::new(policy), 1 << 20));
+        // A 2025-03-26 batch answer carrying both lists.
+        let body = r#"[{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"greet"},{"name":"secret_plan"}]}},
+            {"jsonrpc":"2.0","id":2,"result":{"resources":[{"uri":"file:///etc/passwd","name":"p"},{"uri":"file:///tmp/x","name":"x"}]}}]"#;
+        let out = run(vec![body], f).await;
+        let got: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            got[0]["result"]["prompts"],
+            serde_json::json!([{"name": "greet"}])
+        );
+        assert_eq!(
+            got[1]["result"]["resources"],
+            serde_json::json!([{"uri": "file:///tmp/x", "name": "x"}])
+        );
     }
 
     #[tokio::test]
