@@ -11,9 +11,14 @@
 //!   --audit-log PATH    append audit events to PATH as hash-chained JSON lines (check it with
 //!                       `cargo run --example audit_verify -- PATH`); without it, audit events
 //!                       go to tracing on stderr (target `mcp_edge::audit`)
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                       require a bearer token (static, or a JWT from your identity provider)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
+#[path = "common/auth.rs"]
+mod auth;
 #[path = "common/tools.rs"]
 mod tools;
 
@@ -26,6 +31,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -44,6 +50,7 @@ struct Options {
     allow_hosts: Vec<String>,
     bare: bool,
     audit_log: Option<std::path::PathBuf>,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -51,6 +58,7 @@ fn parse_options() -> Result<Options, String> {
     let mut allow_hosts = Vec::new();
     let mut bare = false;
     let mut audit_log = None;
+    let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -64,6 +72,7 @@ fn parse_options() -> Result<Options, String> {
             "--bare" => bare = true,
             "--audit-log" => audit_log = Some(value().ok_or("--audit-log needs a path")?.into()),
             "-h" | "--help" => return Err(String::new()),
+            other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -75,6 +84,7 @@ fn parse_options() -> Result<Options, String> {
         allow_hosts,
         bare,
         audit_log,
+        auth,
     })
 }
 
@@ -86,7 +96,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -135,6 +145,14 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
+    });
     // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
     // JSON-lines file with --audit-log, else to tracing (stderr).
     let audit_file = match &options.audit_log {
@@ -154,12 +172,31 @@ async fn main() -> std::io::Result<()> {
     });
     let edge = McpEdge::builder()
         .audit(audit)
-        .guard(guard)
+        .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new());
     // Later layers plug in here: .auth(..) .session(..) .sse(..)
 
-    let mut app = Router::new().nest_service("/mcp", mcp).layer(edge);
+    let mut app = match auth {
+        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
+        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
+        Some(auth) => {
+            println!("auth: bearer tokens required: {}", auth.description);
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", mcp)
+                .layer(edge.auth(auth.layer))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => {
+            println!(
+                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
+                 (use --token or --jwks-url)"
+            );
+            Router::new().nest_service("/mcp", mcp).layer(edge)
+        }
+    };
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =
