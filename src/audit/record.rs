@@ -409,21 +409,24 @@ impl<K: AuditSink> Record<K> {
         }
         let status = self.head.status.unwrap_or(StatusCode::OK);
         let wants_answer = message.is_none_or(|m| m.kind() == MessageKind::Request);
-        if wants_answer {
+        let position = if wants_answer {
             let id = message.and_then(McpMessage::id);
-            let position = seen
-                .iter()
+            seen.iter()
                 .position(|s| id.is_some() && s.id.as_ref() == id)
                 .or_else(|| {
                     // An id-less error answers every request; without a message, any
                     // response is the answer.
                     seen.iter()
                         .position(|s| s.id.is_none() || message.is_none())
-                });
-            if let Some(seen) = position.map(|i| &mut seen[i]) {
-                let result = seen.result.take();
-                return (self.outcome_of_response(&seen.outcome), result);
-            }
+                })
+        } else {
+            // A notification or client response has no answer of its own, but an id-less
+            // error (the whole body refused by the server) is about it too.
+            seen.iter().position(|s| s.id.is_none())
+        };
+        if let Some(seen) = position.map(|i| &mut seen[i]) {
+            let result = seen.result.take();
+            return (self.outcome_of_response(&seen.outcome), result);
         }
         let outcome = match end {
             End::BodyError => Outcome::UpstreamFailure {
