@@ -9,9 +9,11 @@ pub mod body;
 pub mod error;
 pub mod inspect;
 pub mod protocol;
+pub mod sse;
 
 pub use affinity::Replica;
 pub use auth::Principal;
 pub use body::EdgeBody;
 pub use error::{Reason, RejectedBy, Rejection};
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};
+pub use sse::SseLayer;
