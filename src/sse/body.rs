@@ -38,9 +38,9 @@ pin_project! {
         Stream {
             #[pin]
             inner: B,
-            // Created at the first idle moment, reset only when it fires.
-            #[pin]
-            timer: Option<Sleep>,
+            // Created at the first idle moment, reset only when it fires. Boxed once per
+            // stream so that the body stays `Unpin` when the inner body is.
+            timer: Option<Pin<Box<Sleep>>>,
             state: Stream,
         },
     }
@@ -189,7 +189,7 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let (mut inner, mut timer, st) = match self.project().kind.project() {
+        let (mut inner, timer, st) = match self.project().kind.project() {
             KindProj::Passthrough { inner } => return inner.poll_frame(cx),
             KindProj::Stream {
                 inner,
@@ -257,16 +257,16 @@ where
                 let Some(deadline) = st.next_deadline() else {
                     return Poll::Pending;
                 };
-                match timer.as_mut().as_pin_mut() {
-                    Some(sleep) => sleep.reset(deadline),
-                    None => timer.set(Some(tokio::time::sleep_until(deadline))),
+                match timer.as_mut() {
+                    Some(sleep) => sleep.as_mut().reset(deadline),
+                    None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
                 }
                 st.armed = true;
             }
-            let Some(sleep) = timer.as_mut().as_pin_mut() else {
+            let Some(sleep) = timer.as_mut() else {
                 return Poll::Pending;
             };
-            if sleep.poll(cx).is_pending() {
+            if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
 
