@@ -43,11 +43,15 @@
 //!
 //! # Compression
 //!
-//! tower-http's `CompressionLayer` with its default predicate skips `text/event-stream`, so
-//! events pass it one by one (a test shows it). A custom predicate must keep
-//! `NotForContentType::SSE` (e.g. `SizeAbove::new(256).and(NotForContentType::SSE)`):
-//! without it, the gzip encoder holds events until its buffer fills. The layer's
-//! `Cache-Control: no-transform` also tells CDNs not to compress or rewrite the stream.
+//! tower-http's `CompressionLayer` stacked outside (tested with tower-http 0.7.1 and
+//! async-compression 0.4.52): its default predicate skips `text/event-stream`, so events
+//! pass untouched and one by one. A custom predicate that forgets `NotForContentType::SSE`
+//! gzips the stream, yet each event still arrives as its own decodable chunk, because the
+//! encoder flushes whenever the inner body has nothing ready; the cost is a `Vary` header and
+//! a compressed stream some SSE clients cannot read, so keep `NotForContentType::SSE` in
+//! custom predicates (`SizeAbove::new(256).and(NotForContentType::SSE)`). The layer's
+//! `Cache-Control: no-transform` also tells CDNs and proxies not to compress or rewrite the
+//! stream.
 //!
 //! # Runtime
 //!
