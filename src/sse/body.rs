@@ -51,8 +51,12 @@ struct Stream {
     config: Arc<Config>,
     scanner: SseScanner,
     phase: Phase,
-    /// The instant of the last byte written (server frame or our own comment).
+    /// When the stream last went quiet after writing (server frames or our own comments):
+    /// taken when the inner body returns `Pending` after a burst of frames, microseconds after
+    /// the last write, so a burst of ready frames costs one clock read, not one per frame.
     last_write: Instant,
+    /// Server frames went through since `last_write` was taken.
+    wrote: bool,
     /// When the stream must start draining because of its age.
     age_deadline: Option<Instant>,
     /// The timer is set to the next deadline; false when it must be recomputed.
@@ -104,6 +108,7 @@ impl<B> SseBody<B> {
                     scanner: SseScanner::new(),
                     phase,
                     last_write: now,
+                    wrote: false,
                     armed: false,
                     wrote_first: false,
                     may_retry,
@@ -149,7 +154,8 @@ impl Stream {
         }
     }
 
-    /// Looks at a non-empty data frame from the server on its way through.
+    /// Looks at a non-empty data frame from the server on its way through. No clock read
+    /// here: the instant is taken once the inner body goes idle (see `poll_frame`).
     #[inline]
     fn on_data(&mut self, data: &mut Bytes) {
         if self.wrote_first && self.scanner.at_stream_start() && data.starts_with(UTF8_BOM) {
@@ -157,15 +163,7 @@ impl Stream {
             *data = data.slice(UTF8_BOM.len()..);
         }
         self.scanner.feed(data);
-        let now = Instant::now();
-        self.last_write = now;
-        match self.phase {
-            Phase::Open if self.age_deadline.is_some_and(|d| now >= d) => {
-                self.start_draining(now);
-            }
-            Phase::Draining { deadline } if now >= deadline => self.phase = Phase::Closing,
-            _ => {}
-        }
+        self.wrote = true;
     }
 
     fn write(&mut self, bytes: Bytes, now: Instant) -> Frame<Bytes> {
@@ -244,7 +242,22 @@ where
                 Poll::Pending => {}
             }
 
-            // The inner body is idle: this is the only place timers are touched.
+            // The inner body is idle: this is the only place the clock and timers are touched.
+            if std::mem::take(&mut st.wrote) {
+                let now = Instant::now();
+                st.last_write = now;
+                match st.phase {
+                    Phase::Open if st.age_deadline.is_some_and(|d| now >= d) => {
+                        st.start_draining(now);
+                        continue;
+                    }
+                    Phase::Draining { deadline } if now >= deadline => {
+                        st.phase = Phase::Done;
+                        return Poll::Ready(None);
+                    }
+                    _ => {}
+                }
+            }
             if st.phase == Phase::Open
                 && let Some(drain) = st.drain.as_mut()
             {
