@@ -7,6 +7,7 @@
 //! Flags:
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
+//!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -28,17 +29,21 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
 
   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
-                      mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only";
+                      mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
+  --bare              serve the same rmcp server without mcp-edge, with rmcp's default
+                      config, for comparison";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
+    bare: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
+    let mut bare = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -49,6 +54,7 @@ fn parse_options() -> Result<Options, String> {
         match flag.as_str() {
             "--bind" => bind = value().ok_or("--bind needs an address")?,
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
+            "--bare" => bare = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -56,7 +62,11 @@ fn parse_options() -> Result<Options, String> {
     let bind = bind
         .parse()
         .map_err(|e| format!("invalid bind address `{bind}`: {e}"))?;
-    Ok(Options { bind, allow_hosts })
+    Ok(Options {
+        bind,
+        allow_hosts,
+        bare,
+    })
 }
 
 #[tokio::main]
@@ -121,7 +131,18 @@ async fn main() -> std::io::Result<()> {
         .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
         .service(mcp);
 
-    let app = Router::new().nest_service("/mcp", mcp);
+    let mut app = Router::new().nest_service("/mcp", mcp);
+    if options.bare {
+        // For comparison only: the same tools, plain rmcp with its default config.
+        let config =
+            StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+        let bare = StreamableHttpService::new(
+            || Ok(tools::DemoTools::new()),
+            LocalSessionManager::default().into(),
+            config,
+        );
+        app = Router::new().nest_service("/mcp", bare);
+    }
 
     // TCP_NODELAY on every accepted socket. MCP servers stream many small SSE frames; with
     // Nagle's algorithm on, each small write waits for the client's delayed ACK (~40 ms). On
@@ -140,7 +161,7 @@ async fn main() -> std::io::Result<()> {
             tracing::warn!(%error, "could not set TCP_NODELAY");
         }
     });
-    print_banner(addr);
+    print_banner(addr, options.bare);
 
     let signal = {
         let shutdown = shutdown.clone();
@@ -166,10 +187,15 @@ async fn main() -> std::io::Result<()> {
     .await
 }
 
-fn print_banner(addr: SocketAddr) {
+fn print_banner(addr: SocketAddr, bare: bool) {
     let url = format!("http://{addr}/mcp");
+    let what = if bare {
+        "bare rmcp server (no mcp-edge, --bare)"
+    } else {
+        "mcp-edge example server"
+    };
     println!(
-        r#"mcp-edge example server listening on {url}
+        r#"{what} listening on {url}
 
 Connect an MCP client (Streamable HTTP transport) to {url}, e.g. the MCP Inspector:
   npx @modelcontextprotocol/inspector     then choose "Streamable HTTP" and enter the URL

@@ -31,7 +31,7 @@ pub use client::*;
 pub use handwritten::*;
 pub use http::*;
 pub use nginx::*;
-pub use process::{REQUIRE_SERVERS_ENV, TempDir, free_port, skip_or_fail};
+pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
 pub use redis::*;
 pub use server::*;
 pub use tools::DemoTools;
