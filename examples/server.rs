@@ -8,6 +8,10 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --heartbeat SECS    SSE heartbeat after SECS of quiet (default 15; 0 turns it off)
+//!
+//! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
+//! `retry:` and close at an event boundary, others may finish for up to 5 s.
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -17,7 +21,11 @@ mod tools;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
-use mcp_edge::{GuardLayer, inspect::InspectLayer};
+use mcp_edge::{
+    GuardLayer,
+    inspect::InspectLayer,
+    sse::{Drain, SseLayer},
+};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -25,25 +33,31 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// How long Ctrl-C lets non-resumable SSE streams finish before closing them.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
 
   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
-                      config, for comparison";
+                      config, for comparison
+  --heartbeat SECS    SSE heartbeat comment after SECS of quiet on a stream (default 15;
+                      keep it below your proxy's idle timeout; 0 turns it off)";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     bare: bool,
+    heartbeat: Duration,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
     let mut bare = false;
+    let mut heartbeat = mcp_edge::sse::DEFAULT_HEARTBEAT;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -55,6 +69,13 @@ fn parse_options() -> Result<Options, String> {
             "--bind" => bind = value().ok_or("--bind needs an address")?,
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
+            "--heartbeat" => {
+                let secs = value().ok_or("--heartbeat needs a number of seconds")?;
+                let secs: u64 = secs
+                    .parse()
+                    .map_err(|e| format!("invalid --heartbeat `{secs}`: {e}"))?;
+                heartbeat = Duration::from_secs(secs);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -66,6 +87,7 @@ fn parse_options() -> Result<Options, String> {
         bind,
         allow_hosts,
         bare,
+        heartbeat,
     })
 }
 
@@ -126,9 +148,20 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    // SSE streams that survive proxies: anti-buffering headers, a heartbeat at event
+    // boundaries, and a drain handle for Ctrl-C.
+    let drain = Drain::new();
+    let sse = if options.heartbeat.is_zero() {
+        SseLayer::new().no_heartbeat()
+    } else {
+        SseLayer::new().heartbeat(options.heartbeat)
+    }
+    .drain(drain.clone())
+    .drain_grace(DRAIN_GRACE);
     let mcp = ServiceBuilder::new()
         .layer(guard)
         .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
+        .layer(sse)
         .service(mcp);
 
     let mut app = Router::new().nest_service("/mcp", mcp);
@@ -168,7 +201,12 @@ async fn main() -> std::io::Result<()> {
         async move {
             let _ = tokio::signal::ctrl_c().await;
             eprintln!("shutting down (Ctrl-C again to force)");
-            shutdown.cancel();
+            // End SSE streams at an event boundary first, then stop rmcp's sessions.
+            drain.start();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_GRACE, drain.wait_idle()).await;
+                shutdown.cancel();
+            });
             tokio::spawn(async {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
