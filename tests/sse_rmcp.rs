@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use mcp_edge::McpEdge;
 use mcp_edge::inspect::InspectLayer;
 use mcp_edge::sse::SseLayer;
 use serde_json::json;
@@ -46,4 +47,33 @@ async fn modern_rmcp_client_gets_every_event_through_sse_layer() {
     let client = modern_client(&server.url).await;
     slow_count_through_the_layer(&client).await;
     client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_layer_in_the_mcp_edge_builder_serves_both_eras() {
+    let edge = McpEdge::builder().sse(SseLayer::new().heartbeat(Duration::from_millis(50)));
+    let server = serve(rmcp_router().layer(edge));
+    let legacy = legacy_client(&server.url).await;
+    slow_count_through_the_layer(&legacy).await;
+    legacy.cancel().await.unwrap();
+    let modern = modern_client(&server.url).await;
+    slow_count_through_the_layer(&modern).await;
+    modern.cancel().await.unwrap();
+
+    // rmcp's own anti-buffering headers and the layer's are merged, once each.
+    let response = post_json(&server.url, &initialize_body("2025-11-25"), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        response
+            .headers()
+            .get_all("x-accel-buffering")
+            .iter()
+            .count(),
+        1
+    );
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-cache, no-transform"
+    );
 }
