@@ -499,3 +499,30 @@ async fn max_stream_age_applies_while_frames_flow_too() {
     assert_eq!(frames, 10);
     assert_eq!(s.next().await, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn drain_grace_holds_for_a_stream_that_never_goes_quiet() {
+    let drain = Drain::new();
+    let layer = SseLayer::new()
+        .drain(drain.clone())
+        .drain_grace(Duration::from_secs(5));
+    let mut s = open_sse(layer).await;
+    // The stream is open and waiting when the drain starts.
+    assert_eq!(s.next_within(Duration::from_millis(1)).await, None);
+    drain.start();
+    // Woken by the drain, the stream notices it at its next poll.
+    assert_eq!(s.next_within(Duration::from_millis(1)).await, None);
+    let started = Instant::now();
+    let mut frames = 0;
+    loop {
+        // Each frame is ready before the body is polled: the body never sees its inner idle.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s.send(b"data: {}\n\n");
+        match s.next().await {
+            Some(_) => frames += 1,
+            None => break,
+        }
+    }
+    assert_eq!(frames, 5);
+    assert_eq!(started.elapsed().as_secs(), 6);
+}

@@ -154,8 +154,8 @@ impl Stream {
         }
     }
 
-    /// Looks at a non-empty data frame from the server on its way through. No clock read
-    /// here: the instant is taken once the inner body goes idle (see `poll_frame`).
+    /// Looks at a non-empty data frame from the server on its way through. The instant of
+    /// the write is taken once the inner body goes idle (see `poll_frame`), not here.
     #[inline]
     fn on_data(&mut self, data: &mut Bytes) {
         if self.wrote_first && self.scanner.at_stream_start() && data.starts_with(UTF8_BOM) {
@@ -164,6 +164,20 @@ impl Stream {
         }
         self.scanner.feed(data);
         self.wrote = true;
+        // Deadlines must hold for streams whose frames are always ready too (they would never
+        // reach the idle path). Only streams with a maximum age, or draining, read the clock
+        // per frame.
+        if self.age_deadline.is_some() || matches!(self.phase, Phase::Draining { .. }) {
+            let now = Instant::now();
+            match self.phase {
+                Phase::Open if self.age_deadline.is_some_and(|d| now >= d) => {
+                    self.start_draining(now);
+                }
+                // Past the grace period: this frame is the last.
+                Phase::Draining { deadline } if now >= deadline => self.phase = Phase::Closing,
+                _ => {}
+            }
+        }
     }
 
     fn write(&mut self, bytes: Bytes, now: Instant) -> Frame<Bytes> {
