@@ -8,6 +8,9 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                       require a bearer token (static, or a JWT from your identity provider)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!   --heartbeat SECS    SSE heartbeat after SECS of quiet (default 15; 0 turns it off)
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
@@ -15,6 +18,8 @@
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
+#[path = "common/auth.rs"]
+mod auth;
 #[path = "common/tools.rs"]
 mod tools;
 
@@ -22,7 +27,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
 use mcp_edge::{
-    GuardLayer,
+    GuardLayer, McpEdge,
     inspect::InspectLayer,
     sse::{Drain, SseLayer},
 };
@@ -30,7 +35,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// How long Ctrl-C lets non-resumable SSE streams finish before closing them.
@@ -51,6 +56,7 @@ struct Options {
     allow_hosts: Vec<String>,
     bare: bool,
     heartbeat: Duration,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -58,6 +64,7 @@ fn parse_options() -> Result<Options, String> {
     let mut allow_hosts = Vec::new();
     let mut bare = false;
     let mut heartbeat = mcp_edge::sse::DEFAULT_HEARTBEAT;
+    let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -77,6 +84,7 @@ fn parse_options() -> Result<Options, String> {
                 heartbeat = Duration::from_secs(secs);
             }
             "-h" | "--help" => return Err(String::new()),
+            other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -88,6 +96,7 @@ fn parse_options() -> Result<Options, String> {
         allow_hosts,
         bare,
         heartbeat,
+        auth,
     })
 }
 
@@ -99,7 +108,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -129,7 +138,7 @@ async fn main() -> std::io::Result<()> {
         rmcp_config,
     );
 
-    // mcp-edge's layers, outermost first, in the order DESIGN.md gives:
+    // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
     // audit → guard → inspect → auth → session → sse → the MCP service.
     let guard = if options.allow_hosts.is_empty() {
         // Local server: Host must be localhost / 127.0.0.1 / [::1] (DNS rebinding protection),
@@ -148,6 +157,14 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
+    });
     // SSE streams that survive proxies: anti-buffering headers, a heartbeat at event
     // boundaries, and a drain handle for Ctrl-C.
     let drain = Drain::new();
@@ -158,13 +175,33 @@ async fn main() -> std::io::Result<()> {
     }
     .drain(drain.clone())
     .drain_grace(DRAIN_GRACE);
-    let mcp = ServiceBuilder::new()
-        .layer(guard)
-        .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
-        .layer(sse)
-        .service(mcp);
+    let edge = McpEdge::builder()
+        .guard(guard.clone())
+        // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
+        .inspect(InspectLayer::new())
+        .sse(sse);
+    // Later layers plug in here: .session(..) .audit(..)
 
-    let mut app = Router::new().nest_service("/mcp", mcp);
+    let mut app = match auth {
+        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
+        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
+        Some(auth) => {
+            println!("auth: bearer tokens required: {}", auth.description);
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", mcp)
+                .layer(edge.auth(auth.layer))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => {
+            println!(
+                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
+                 (use --token or --jwks-url)"
+            );
+            Router::new().nest_service("/mcp", mcp).layer(edge)
+        }
+    };
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =

@@ -19,7 +19,10 @@
 #[path = "../../examples/common/tools.rs"]
 pub mod tools;
 
+#[cfg(feature = "jwt")]
+pub mod auth;
 mod client;
+mod guard;
 mod handwritten;
 mod http;
 mod nginx;
@@ -28,6 +31,7 @@ mod redis;
 mod server;
 
 pub use client::*;
+pub use guard::*;
 pub use handwritten::*;
 pub use http::*;
 pub use nginx::*;
