@@ -53,6 +53,12 @@
 //! `Cache-Control: no-transform` also tells CDNs and proxies not to compress or rewrite the
 //! stream.
 //!
+//! # In the stack
+//!
+//! Innermost, next to the MCP service, so that it sees the server's own frames and the
+//! layers outside it see the finished stream: `McpEdge::builder().sse(SseLayer::new())`, or
+//! with `ServiceBuilder` after `InspectLayer` (which gives it the protocol version).
+//!
 //! # Runtime
 //!
 //! Heartbeats, maximum age and drain grace use `tokio::time`: streams must be polled inside a
