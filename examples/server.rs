@@ -14,6 +14,10 @@
 //!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
 //!                       require a bearer token (static, or a JWT from your identity provider)
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
+//!   --heartbeat SECS    SSE heartbeat after SECS of quiet (default 15; 0 turns it off)
+//!
+//! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
+//! `retry:` and close at an event boundary, others may finish for up to 5 s.
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -26,7 +30,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
 use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingSink};
-use mcp_edge::{GuardLayer, McpEdge, inspect::InspectLayer};
+use mcp_edge::{
+    GuardLayer, McpEdge,
+    inspect::InspectLayer,
+    sse::{Drain, SseLayer},
+};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -34,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// How long Ctrl-C lets non-resumable SSE streams finish before closing them.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
 
   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
@@ -42,7 +52,9 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
                       config, for comparison
   --audit-log PATH    append audit events to PATH (hash-chained JSON lines); default:
-                      audit events to tracing on stderr";
+                      audit events to tracing on stderr
+  --heartbeat SECS    SSE heartbeat comment after SECS of quiet on a stream (default 15;
+                      keep it below your proxy's idle timeout; 0 turns it off)";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
@@ -50,6 +62,7 @@ struct Options {
     allow_hosts: Vec<String>,
     bare: bool,
     audit_log: Option<std::path::PathBuf>,
+    heartbeat: Duration,
     auth: auth::AuthOptions,
 }
 
@@ -58,6 +71,7 @@ fn parse_options() -> Result<Options, String> {
     let mut allow_hosts = Vec::new();
     let mut bare = false;
     let mut audit_log = None;
+    let mut heartbeat = mcp_edge::sse::DEFAULT_HEARTBEAT;
     let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -71,6 +85,13 @@ fn parse_options() -> Result<Options, String> {
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
             "--audit-log" => audit_log = Some(value().ok_or("--audit-log needs a path")?.into()),
+            "--heartbeat" => {
+                let secs = value().ok_or("--heartbeat needs a number of seconds")?;
+                let secs: u64 = secs
+                    .parse()
+                    .map_err(|e| format!("invalid --heartbeat `{secs}`: {e}"))?;
+                heartbeat = Duration::from_secs(secs);
+            }
             "-h" | "--help" => return Err(String::new()),
             other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -84,6 +105,7 @@ fn parse_options() -> Result<Options, String> {
         allow_hosts,
         bare,
         audit_log,
+        heartbeat,
         auth,
     })
 }
@@ -170,12 +192,23 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    // SSE streams that survive proxies: anti-buffering headers, a heartbeat at event
+    // boundaries, and a drain handle for Ctrl-C.
+    let drain = Drain::new();
+    let sse = if options.heartbeat.is_zero() {
+        SseLayer::new().no_heartbeat()
+    } else {
+        SseLayer::new().heartbeat(options.heartbeat)
+    }
+    .drain(drain.clone())
+    .drain_grace(DRAIN_GRACE);
     let edge = McpEdge::builder()
         .audit(audit)
         .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
-        .inspect(InspectLayer::new());
-    // Later layers plug in here: .auth(..) .session(..) .sse(..)
+        .inspect(InspectLayer::new())
+        .sse(sse);
+    // The session layer plugs in here: .session(..)
 
     let mut app = match auth {
         // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
@@ -233,7 +266,12 @@ async fn main() -> std::io::Result<()> {
         async move {
             let _ = tokio::signal::ctrl_c().await;
             eprintln!("shutting down (Ctrl-C again to force)");
-            shutdown.cancel();
+            // End SSE streams at an event boundary first, then stop rmcp's sessions.
+            drain.start();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_GRACE, drain.wait_idle()).await;
+                shutdown.cancel();
+            });
             tokio::spawn(async {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod protocol;
+pub mod sse;
 
 pub use affinity::Replica;
 pub use auth::Principal;
@@ -18,6 +19,7 @@ pub use body::EdgeBody;
 pub use error::{Reason, RejectedBy, Rejection};
 pub use guard::{GuardLayer, PublicUrl, RequestOrigin, TrustedProxies};
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};
+pub use sse::SseLayer;
 
 use tower_layer::{Identity, Layer};
 

@@ -64,30 +64,10 @@ pub const MIN_MAX_EVENT_BYTES: usize = 16;
 /// Where the stream start stands with respect to the optional BOM.
 const BOM_DONE: u8 = u8::MAX;
 
-/// Finds the first CR or LF.
+/// Finds the first CR or LF (SIMD through `memchr`, already in the tree via serde_json).
 #[inline]
 fn find_eol(bytes: &[u8]) -> Option<usize> {
-    // Word at a time: a byte of `x ^ pattern` is zero exactly where `x` has that byte.
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = LO * b'\n' as u64;
-    const CR: u64 = LO * b'\r' as u64;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut offset = 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let mut array = [0u8; 8];
-        array.copy_from_slice(word);
-        let x = u64::from_le_bytes(array);
-        if has_zero(x ^ LF) | has_zero(x ^ CR) != 0 {
-            break;
-        }
-        offset += 8;
-    }
-    bytes[offset..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map(|p| p + offset)
+    memchr::memchr2(b'\n', b'\r', bytes)
 }
 
 /// Advances the stream-start BOM matcher over `chunk` from `*pos`.
@@ -138,7 +118,7 @@ enum Line {
 
 /// Tracks event boundaries and event ids in an SSE byte stream without retaining any of it.
 ///
-/// A few bytes of state, no allocation, one pass over each chunk (word at a time through line
+/// A few bytes of state, no allocation, one pass over each chunk (vectorised through line
 /// content). See the [module docs](self) for an example.
 ///
 /// "At an event boundary" means: at the very start of the stream, or right after a blank

@@ -10,6 +10,7 @@
 //! - [`legacy_client`] (pinned to 2025-11-25, sessions) and [`modern_client`] (2026-07-28,
 //!   rmcp's default), `*_with_auth` variants taking an `Authorization` header value;
 //! - [`http_client`] and [`post_json`] for raw probing;
+//! - [`handwritten_router`]: a plain-axum MCP endpoint with none of the SSE hygiene (SSE tests);
 //! - [`Redis::start`] and [`Nginx::start`]: real `redis-server` / `nginx` processes on free
 //!   ports, killed on drop; `None` with a printed reason when the binary is absent, a panic
 //!   when `MCP_EDGE_REQUIRE_SERVERS=1`.
@@ -22,6 +23,7 @@ pub mod tools;
 pub mod auth;
 mod client;
 mod guard;
+mod handwritten;
 mod http;
 mod nginx;
 mod process;
@@ -30,6 +32,7 @@ mod server;
 
 pub use client::*;
 pub use guard::*;
+pub use handwritten::*;
 pub use http::*;
 pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
