@@ -9,6 +9,7 @@ pub mod body;
 pub mod error;
 pub mod inspect;
 pub mod protocol;
+pub mod store;
 
 pub use affinity::Replica;
 pub use auth::Principal;
