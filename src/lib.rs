@@ -9,6 +9,7 @@ pub mod body;
 pub mod error;
 pub mod inspect;
 pub mod protocol;
+pub mod session;
 pub mod store;
 
 pub use affinity::Replica;

@@ -191,6 +191,15 @@ impl<T> StoreFuture<T> {
     pub fn is_ready(&self) -> bool {
         matches!(self.kind, FutureKind::Ready(Some(_)))
     }
+
+    /// The value if it is already there, else the future back. Lets a caller skip a state
+    /// (and the clone of a service) when a memory backend answered on the spot.
+    pub fn into_ready(self) -> Result<Result<T, StoreError>, Self> {
+        match self.kind {
+            FutureKind::Ready(Some(result)) => Ok(result),
+            kind => Err(StoreFuture { kind }),
+        }
+    }
 }
 
 impl<T> Future for StoreFuture<T> {
