@@ -47,6 +47,10 @@ mod event;
 mod memory;
 mod record;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
