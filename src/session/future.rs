@@ -53,19 +53,19 @@ impl Ctx {
         self.config.mode == SessionMode::Enforce
     }
 
-    /// Decides, from the store's answer, whether the request goes in.
-    pub(super) fn decide(&mut self, answer: Result<Check, StoreError>) -> Result<(), Rejection> {
+    /// Decides, from the store's answer, whether the request goes in: `Some` is the refusal.
+    pub(super) fn decide(&mut self, answer: Result<Check, StoreError>) -> Option<Rejection> {
         let answer = match answer {
             Ok(answer) => answer,
             Err(err) if self.enforce() => {
                 tracing::warn!(error = %err, "session store failed; refusing");
-                return Err(err
+                return Some(err
                     .to_rejection(RejectedBy::Session)
                     .with_id(self.rpc_id.clone()));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "session store failed; observing only");
-                return Ok(());
+                return None;
             }
         };
         match (answer, &mut self.plan) {
@@ -73,7 +73,7 @@ impl Ctx {
                 if let Some(max) = self.config.max_per_principal
                     && count.principal >= max
                 {
-                    return Err(session_limit(
+                    return Some(session_limit(
                         StatusCode::TOO_MANY_REQUESTS,
                         "Too Many Requests: this principal has too many open sessions",
                     )
@@ -82,13 +82,13 @@ impl Ctx {
                 if let Some(max) = self.config.max_total
                     && count.total >= max
                 {
-                    return Err(session_limit(
+                    return Some(session_limit(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "Service Unavailable: too many open sessions",
                     )
                     .with_id(self.rpc_id.clone()));
                 }
-                Ok(())
+                None
             }
             (
                 Check::Record(found),
@@ -102,7 +102,7 @@ impl Ctx {
                 let enforce = self.config.mode == SessionMode::Enforce;
                 match &found {
                     None if enforce => {
-                        return Err(not_found(Reason::SessionNotFound).with_id(self.rpc_id.clone()));
+                        return Some(not_found(Reason::SessionNotFound).with_id(self.rpc_id.clone()));
                     }
                     None => {
                         tracing::debug!(session = %id, "request for a session the edge does not know")
@@ -110,7 +110,7 @@ impl Ctx {
                     Some(r) if !r.is_bound_to(principal.as_ref()) => {
                         if enforce {
                             tracing::warn!(session = %id, "session presented by another principal; refusing");
-                            return Err(not_found(Reason::SessionPrincipalMismatch)
+                            return Some(not_found(Reason::SessionPrincipalMismatch)
                                 .with_id(self.rpc_id.clone()));
                         }
                         tracing::warn!(session = %id, "session presented by another principal");
@@ -118,9 +118,9 @@ impl Ctx {
                     Some(_) => {}
                 }
                 *record = found;
-                Ok(())
+                None
             }
-            _ => Ok(()),
+            _ => None,
         }
     }
 
@@ -310,7 +310,7 @@ where
                 StateProj::Checking { check, pending } => {
                     let answer = ready!(Pin::new(check).poll(cx));
                     let ctx = this.ctx.as_mut().expect("checking always has a context");
-                    if let Err(rejection) = ctx.decide(answer) {
+                    if let Some(rejection) = ctx.decide(answer) {
                         return Poll::Ready(Ok(rejection.into_response()));
                     }
                     let (mut inner, request) = pending.take().expect("polled after completion");

@@ -138,8 +138,8 @@ where
         match check.into_ready() {
             // A memory store answered on the spot: decide now, no state to keep.
             Ok(answer) => match ctx.decide(answer) {
-                Ok(()) => ResponseFuture::calling(self.inner.call(request), Some(ctx)),
-                Err(rejection) => ResponseFuture::rejected(rejection),
+                None => ResponseFuture::calling(self.inner.call(request), Some(ctx)),
+                Some(rejection) => ResponseFuture::rejected(rejection),
             },
             Err(check) => {
                 // The inner service is called after an await: take the one driven to
