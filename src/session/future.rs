@@ -59,9 +59,10 @@ impl Ctx {
             Ok(answer) => answer,
             Err(err) if self.enforce() => {
                 tracing::warn!(error = %err, "session store failed; refusing");
-                return Some(err
-                    .to_rejection(RejectedBy::Session)
-                    .with_id(self.rpc_id.clone()));
+                return Some(
+                    err.to_rejection(RejectedBy::Session)
+                        .with_id(self.rpc_id.clone()),
+                );
             }
             Err(err) => {
                 tracing::warn!(error = %err, "session store failed; observing only");
@@ -73,20 +74,24 @@ impl Ctx {
                 if let Some(max) = self.config.max_per_principal
                     && count.principal >= max
                 {
-                    return Some(session_limit(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "Too Many Requests: this principal has too many open sessions",
-                    )
-                    .with_id(self.rpc_id.clone()));
+                    return Some(
+                        session_limit(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "Too Many Requests: this principal has too many open sessions",
+                        )
+                        .with_id(self.rpc_id.clone()),
+                    );
                 }
                 if let Some(max) = self.config.max_total
                     && count.total >= max
                 {
-                    return Some(session_limit(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Service Unavailable: too many open sessions",
-                    )
-                    .with_id(self.rpc_id.clone()));
+                    return Some(
+                        session_limit(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Service Unavailable: too many open sessions",
+                        )
+                        .with_id(self.rpc_id.clone()),
+                    );
                 }
                 None
             }
@@ -102,7 +107,9 @@ impl Ctx {
                 let enforce = self.config.mode == SessionMode::Enforce;
                 match &found {
                     None if enforce => {
-                        return Some(not_found(Reason::SessionNotFound).with_id(self.rpc_id.clone()));
+                        return Some(
+                            not_found(Reason::SessionNotFound).with_id(self.rpc_id.clone()),
+                        );
                     }
                     None => {
                         tracing::debug!(session = %id, "request for a session the edge does not know")
@@ -110,8 +117,10 @@ impl Ctx {
                     Some(r) if !r.is_bound_to(principal.as_ref()) => {
                         if enforce {
                             tracing::warn!(session = %id, "session presented by another principal; refusing");
-                            return Some(not_found(Reason::SessionPrincipalMismatch)
-                                .with_id(self.rpc_id.clone()));
+                            return Some(
+                                not_found(Reason::SessionPrincipalMismatch)
+                                    .with_id(self.rpc_id.clone()),
+                            );
                         }
                         tracing::warn!(session = %id, "session presented by another principal");
                     }

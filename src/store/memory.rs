@@ -173,7 +173,7 @@ impl SessionStore for MemorySessionStore {
         let mut inner = self.lock();
         StoreFuture::ready(Ok(inner.live(id, now).map(|e| {
             e.last_seen = now;
-            e.record = e.record.clone().with_last_seen(SystemTime::now());
+            e.record.set_last_seen(SystemTime::now());
             e.record.clone()
         })))
     }
@@ -226,7 +226,7 @@ impl SessionStore for MemorySessionStore {
         let mut inner = self.lock();
         StoreFuture::ready(Ok(inner
             .live(id, now)
-            .map(|e| e.record = e.record.clone().with_replica(replica))
+            .map(|e| e.record.set_replica(replica))
             .is_some()))
     }
 

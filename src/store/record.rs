@@ -12,8 +12,15 @@ use crate::protocol::{ClientInfo, ProtocolVersion, SessionId};
 /// Times are wall-clock ([`SystemTime`]) so that records can travel between gateway
 /// instances; the stores measure expiry on their own clocks (the memory store on tokio's,
 /// so paused-clock tests work; Redis with key TTLs).
+///
+/// Cheap to clone (one reference count): stores hand out copies on every lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
+    inner: Arc<RecordInner>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct RecordInner {
     id: SessionId,
     principal: Option<Arc<str>>,
     protocol_version: ProtocolVersion,
@@ -34,7 +41,7 @@ impl SessionRecord {
     /// A record of `id` created now: no principal, protocol 2025-03-26, default TTLs.
     pub fn new(id: SessionId) -> Self {
         let now = SystemTime::now();
-        SessionRecord {
+        let inner = RecordInner {
             id,
             principal: None,
             protocol_version: ProtocolVersion::DEFAULT_LEGACY,
@@ -44,7 +51,24 @@ impl SessionRecord {
             last_seen: now,
             idle_ttl: Self::DEFAULT_IDLE_TTL,
             max_lifetime: Self::DEFAULT_MAX_LIFETIME,
+        };
+        SessionRecord {
+            inner: Arc::new(inner),
         }
+    }
+
+    fn inner_mut(&mut self) -> &mut RecordInner {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// In place: no copy unless a clone of this record is still held elsewhere.
+    pub(crate) fn set_last_seen(&mut self, at: SystemTime) {
+        self.inner_mut().last_seen = at;
+    }
+
+    /// In place, as [`Self::set_last_seen`].
+    pub(crate) fn set_replica(&mut self, replica: Option<Replica>) {
+        self.inner_mut().replica = replica;
     }
 
     /// Binds the session to `principal` (its [`Principal::binding_key`], R32).
@@ -55,64 +79,64 @@ impl SessionRecord {
     /// Binds the session to a raw binding key (as [`Principal::binding_key`] makes), or
     /// unbinds it.
     pub fn with_principal_key(mut self, key: Option<Arc<str>>) -> Self {
-        self.principal = key;
+        self.inner_mut().principal = key;
         self
     }
 
     /// Sets the negotiated protocol version.
     pub fn with_protocol_version(mut self, version: ProtocolVersion) -> Self {
-        self.protocol_version = version;
+        self.inner_mut().protocol_version = version;
         self
     }
 
     /// Sets the client's self-reported `clientInfo`.
     pub fn with_client_info(mut self, info: Option<ClientInfo>) -> Self {
-        self.client_info = info;
+        self.inner_mut().client_info = info;
         self
     }
 
     /// Sets the replica serving the session.
     pub fn with_replica(mut self, replica: Option<Replica>) -> Self {
-        self.replica = replica;
+        self.inner_mut().replica = replica;
         self
     }
 
     /// Sets when the session was created.
     pub fn with_created_at(mut self, at: SystemTime) -> Self {
-        self.created_at = at;
+        self.inner_mut().created_at = at;
         self
     }
 
     /// Sets when the session was last seen.
     pub fn with_last_seen(mut self, at: SystemTime) -> Self {
-        self.last_seen = at;
+        self.inner_mut().last_seen = at;
         self
     }
 
     /// Sets the idle TTL: the session ends after this long without a request.
     pub fn with_idle_ttl(mut self, ttl: Duration) -> Self {
-        self.idle_ttl = ttl;
+        self.inner_mut().idle_ttl = ttl;
         self
     }
 
     /// Sets the absolute lifetime: the session ends this long after creation, however busy.
     pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.max_lifetime = lifetime;
+        self.inner_mut().max_lifetime = lifetime;
         self
     }
 
     /// The session id.
     pub fn id(&self) -> &SessionId {
-        &self.id
+        &self.inner.id
     }
     /// The binding key of the principal the session belongs to, if bound.
     pub fn principal(&self) -> Option<&str> {
-        self.principal.as_deref()
+        self.inner.principal.as_deref()
     }
     /// Whether `principal` (or no principal) may use this session: an unbound session takes
     /// anyone, a bound one only the same issuer and subject.
     pub fn is_bound_to(&self, principal: Option<&Principal>) -> bool {
-        match (&self.principal, principal) {
+        match (&self.inner.principal, principal) {
             (None, _) => true,
             (Some(bound), Some(p)) => {
                 // Compare without allocating: binding_key is "issuer \x1f subject".
@@ -127,31 +151,31 @@ impl SessionRecord {
     }
     /// The negotiated protocol version.
     pub fn protocol_version(&self) -> ProtocolVersion {
-        self.protocol_version
+        self.inner.protocol_version
     }
     /// The client's self-reported `clientInfo`.
     pub fn client_info(&self) -> Option<&ClientInfo> {
-        self.client_info.as_ref()
+        self.inner.client_info.as_ref()
     }
     /// The replica serving the session.
     pub fn replica(&self) -> Option<&Replica> {
-        self.replica.as_ref()
+        self.inner.replica.as_ref()
     }
     /// When the session was created.
     pub fn created_at(&self) -> SystemTime {
-        self.created_at
+        self.inner.created_at
     }
     /// When the session was last seen (as of the last store write).
     pub fn last_seen(&self) -> SystemTime {
-        self.last_seen
+        self.inner.last_seen
     }
     /// The idle TTL.
     pub fn idle_ttl(&self) -> Duration {
-        self.idle_ttl
+        self.inner.idle_ttl
     }
     /// The absolute lifetime.
     pub fn max_lifetime(&self) -> Duration {
-        self.max_lifetime
+        self.inner.max_lifetime
     }
 }
 
