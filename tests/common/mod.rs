@@ -29,7 +29,7 @@ mod session;
 pub use client::*;
 pub use http::*;
 pub use nginx::*;
-pub use process::{REQUIRE_SERVERS_ENV, TempDir, free_port, skip_or_fail};
+pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
 pub use redis::*;
 pub use server::*;
 pub use session::*;

@@ -6,6 +6,7 @@ use axum::extract::ConnectInfo;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use mcp_edge::guard::PeerAddr;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -90,8 +91,9 @@ pub fn serve(router: axum::Router) -> TestServer {
 
 /// Serves any tower HTTP service over HTTP/1.1 on a free 127.0.0.1 port, with TCP_NODELAY on
 /// every accepted socket (as `examples/server.rs` does) and the peer address in the request
-/// extensions as `axum::extract::ConnectInfo<SocketAddr>` (what
-/// `into_make_service_with_connect_info` gives in production). Must be called inside a tokio
+/// extensions twice: as `mcp_edge::guard::PeerAddr` (what the guard reads by default) and as
+/// `axum::extract::ConnectInfo<SocketAddr>` (what `into_make_service_with_connect_info` gives
+/// in production). Must be called inside a tokio
 /// runtime.
 pub fn serve_service<S, B>(svc: S) -> TestServer
 where
@@ -135,6 +137,7 @@ where
         let svc = svc.clone();
         let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(PeerAddr(peer));
             svc.clone().oneshot(req)
         });
         connections.spawn(async move {
