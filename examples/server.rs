@@ -8,6 +8,8 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --session-mode M    observe (default) or enforce: who is the authority on legacy sessions
+//!   --redis URL         keep session records in Redis (build with `--features redis`)
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
@@ -17,6 +19,7 @@ mod tools;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
+use mcp_edge::session::{SessionLayer, SessionMode};
 use mcp_edge::{GuardLayer, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -31,19 +34,29 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --allow-host NAME   accept requests for this Host (repeatable; e.g. mcp.example.com or
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
-                      config, for comparison";
+                      config, for comparison
+  --session-mode M    observe (default: record sessions, the server stays the authority) or
+                      enforce (the edge answers 400/404 for missing, unknown, expired or
+                      foreign sessions, and applies idle TTL and lifetime)
+  --redis URL         keep session records in Redis, shared by several instances (needs
+                      `--features redis`; with `--features redis,rmcp` rmcp's own session
+                      state goes there too, so replicas can restore each other's sessions)";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     bare: bool,
+    session_mode: SessionMode,
+    redis: Option<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
     let mut bare = false;
+    let mut session_mode = SessionMode::Observe;
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -55,6 +68,14 @@ fn parse_options() -> Result<Options, String> {
             "--bind" => bind = value().ok_or("--bind needs an address")?,
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
+            "--session-mode" => {
+                session_mode = match value().as_deref() {
+                    Some("observe") => SessionMode::Observe,
+                    Some("enforce") => SessionMode::Enforce,
+                    _ => return Err("--session-mode needs observe or enforce".into()),
+                }
+            }
+            "--redis" => redis = Some(value().ok_or("--redis needs a URL")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -66,6 +87,8 @@ fn parse_options() -> Result<Options, String> {
         bind,
         allow_hosts,
         bare,
+        session_mode,
+        redis,
     })
 }
 
@@ -97,10 +120,40 @@ async fn main() -> std::io::Result<()> {
     // - mcp-edge's InspectLayer reads and bounds every POST body before rmcp sees it (413 with
     //   a JSON-RPC body, 400/-32700 for malformed JSON where rmcp answers a plain-text 415), so
     //   rmcp's own limit is lifted to never disagree with the layer's.
-    let rmcp_config = StreamableHttpServerConfig::default()
+    #[allow(unused_mut)]
+    let mut rmcp_config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_max_request_body_bytes(usize::MAX)
         .with_cancellation_token(shutdown.child_token());
+
+    // Legacy (2025-11-25 and older) sessions: recorded in memory, or in Redis with --redis.
+    // Observe mode by default: the layer records, binds and annotates sessions but leaves
+    // refusals to rmcp, which already answers 400/404 itself; enforce makes the edge the
+    // authority (TTLs, caps, principal binding), which matters behind a gateway or with auth.
+    let session = SessionLayer::new().mode(options.session_mode);
+    let session = match &options.redis {
+        None => session,
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let store = mcp_edge::store::redis::RedisSessionStore::open(url.as_str())
+                .unwrap_or_else(|error| {
+                    eprintln!("error: --redis: {error}");
+                    std::process::exit(2)
+                });
+            #[cfg(feature = "rmcp")]
+            {
+                rmcp_config.session_store = Some(std::sync::Arc::new(store.clone()));
+            }
+            session.store(store)
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            eprintln!(
+                "error: --redis needs the redis feature: cargo run --features redis --example server"
+            );
+            std::process::exit(2)
+        }
+    };
     let mcp = StreamableHttpService::new(
         || Ok(tools::DemoTools::new()),
         LocalSessionManager::default().into(),
@@ -129,6 +182,7 @@ async fn main() -> std::io::Result<()> {
     let mcp = ServiceBuilder::new()
         .layer(guard)
         .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
+        .layer(session)
         .service(mcp);
 
     let mut app = Router::new().nest_service("/mcp", mcp);
