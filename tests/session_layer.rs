@@ -291,3 +291,25 @@ async fn observe_mode_records_sessions_and_leaves_refusals_to_the_server() {
     assert_eq!(response.status(), 404);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn session_layer_in_the_mcp_edge_stack_serves_both_eras() {
+    let store = MemorySessionStore::new();
+    let edge = mcp_edge::McpEdge::builder().session(enforce(&store));
+    let server = serve(rmcp_router().layer(edge));
+    let legacy = legacy_client(&server.url).await;
+    let echoed = call_tool(&legacy, "echo", json!({"text": "stacked"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&echoed), "stacked");
+    assert_eq!(store.len(), 1);
+    let modern = modern_client(&server.url).await;
+    let echoed = call_tool(&modern, "echo", json!({"text": "modern"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&echoed), "modern");
+    let response = list_with(&server.url, &[("mcp-session-id", "no-such-session")]).await;
+    assert_eq!(response.status(), 404);
+    legacy.cancel().await.unwrap();
+    modern.cancel().await.unwrap();
+}
