@@ -11,6 +11,7 @@ use crate::affinity::Replica;
 use crate::protocol::SessionId;
 
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const LAST_SEEN_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Session records in this process's memory: the default store, for one gateway instance.
 ///
@@ -19,7 +20,9 @@ const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// a full store of live sessions fails with [`StoreErrorKind::Full`](super::StoreErrorKind)
 /// rather than evicting a live session. Expiry runs on tokio's clock, so tests can pause it.
 /// Every call completes without an await point. [`SessionStore::count`] sweeps at most once
-/// a second, so its total may include sessions that expired during the last second.
+/// a second, so its total may include sessions that expired during the last second. A
+/// record's [`last_seen`](SessionRecord::last_seen) is refreshed at most once a second
+/// (expiry itself is exact).
 ///
 /// Cloning is cheap and shares the records.
 #[derive(Clone, Debug)]
@@ -172,8 +175,12 @@ impl SessionStore for MemorySessionStore {
         let now = Instant::now();
         let mut inner = self.lock();
         StoreFuture::ready(Ok(inner.live(id, now).map(|e| {
+            // The record's wall-clock `last_seen` is informational: refresh it at most once
+            // a second, so a busy session costs no clock read and no copy per request.
+            if now.duration_since(e.last_seen) >= LAST_SEEN_RESOLUTION {
+                e.record.set_last_seen(SystemTime::now());
+            }
             e.last_seen = now;
-            e.record.set_last_seen(SystemTime::now());
             e.record.clone()
         })))
     }
