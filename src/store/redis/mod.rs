@@ -5,7 +5,7 @@
 //!
 //! Each session is one Redis hash, `{prefix}:{<session id>}:session`, whose key TTL Redis
 //! keeps (the smaller of the idle TTL and what is left of the absolute lifetime, renewed on
-//! every [`touch`](SessionStore::touch)). Every key of a session carries the session id as a
+//! every [`touch`](crate::store::SessionStore::touch)). Every key of a session carries the session id as a
 //! hash tag, so a Redis Cluster keeps them on one slot. Two sorted sets index live sessions
 //! for the caps: `{prefix}:sessions` (all) and `{prefix}:principal:<sha256 of the binding>`
 //! (per principal), scored by each session's deadline.

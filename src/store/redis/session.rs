@@ -15,7 +15,7 @@ use crate::store::{
     SessionCount, SessionRecord, SessionStore, StoreError, StoreErrorKind, StoreFuture,
 };
 
-/// Session records in Redis; see the [module docs](self). Cheap to clone.
+/// Session records in Redis; see the [module docs](super). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisSessionStore {
     conn: ConnectionManager,
@@ -25,6 +25,7 @@ pub struct RedisSessionStore {
 struct Shared {
     prefix: Box<str>,
     timeout: Duration,
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     rmcp_state_ttl: Duration,
     insert: Script,
     touch: Script,
