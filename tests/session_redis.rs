@@ -210,15 +210,25 @@ async fn redis_stopped_mid_test_gives_503_jsonrpc_then_service_resumes() {
 }
 
 #[tokio::test]
-async fn two_gateways_share_sessions_through_redis() {
+async fn two_gateways_share_sessions_through_redis_and_rmcp_restores_them() {
     let Some(redis) = Redis::start() else { return };
     let store_a = store_for(&redis).await;
     let store_b = store_for(&redis).await;
+    // Each gateway has its own rmcp replica; both replicas keep rmcp's session state in the
+    // same Redis through our store, so either can serve any session.
+    let rmcp_with = |store: &RedisSessionStore| {
+        let mut config = rmcp_config();
+        config.session_store = Some(Arc::new(store.clone()));
+        config
+    };
     let a = serve_with_session_layer(
-        mcp_edge::session::SessionLayer::with_store(store_a).enforce(),
-        rmcp_config(),
+        mcp_edge::session::SessionLayer::with_store(store_a.clone()).enforce(),
+        rmcp_with(&store_a),
     );
-    let b_layer = mcp_edge::session::SessionLayer::with_store(store_b.clone()).enforce();
+    let b = serve_with_session_layer(
+        mcp_edge::session::SessionLayer::with_store(store_b.clone()).enforce(),
+        rmcp_with(&store_b),
+    );
     let alice = legacy_client_with_auth(&a.url, &bearer("alice")).await;
     let result = call_tool(&alice, "whoami", serde_json::Value::Null)
         .await
@@ -228,11 +238,10 @@ async fn two_gateways_share_sessions_through_redis() {
     // Gateway B (another instance, its own connection) knows the session and its owner.
     let record = store_b.get(&id(&session)).await.unwrap().expect("shared");
     assert!(record.is_bound_to(Some(&Principal::new("alice").with_issuer(TEST_ISSUER))));
-    let b = serve_with_session_layer(b_layer, rmcp_config());
-    let list = json!({"jsonrpc":"2.0","id":3,"method":"tools/list"});
+    let call = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"via b"}}});
     let response = post_json(
         &b.url,
-        &list,
+        &call,
         &[
             ("mcp-session-id", &session),
             ("authorization", "Bearer mallory"),
@@ -241,6 +250,21 @@ async fn two_gateways_share_sessions_through_redis() {
     )
     .await;
     assert_eq!(response.status(), 404, "B refuses a foreign principal too");
+    // Alice's session continues through gateway B, on B's replica.
+    let response = post_json(
+        &b.url,
+        &call,
+        &[
+            ("mcp-session-id", &session),
+            ("authorization", "Bearer alice"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let messages = response_messages(response).await;
+    let answer = messages.iter().find(|m| m["id"] == 3).expect("answered");
+    assert_eq!(answer["result"]["content"][0]["text"], "via b");
     alice.cancel().await.unwrap();
 }
 
