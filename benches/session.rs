@@ -135,5 +135,62 @@ fn layer_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, store_lookup, layer_overhead);
+/// `touch` on a real local `redis-server` (skipped when the binary is absent): one round trip
+/// running the touch script, what the session layer adds per legacy request with Redis.
+#[cfg(feature = "redis")]
+fn redis_touch(c: &mut Criterion) {
+    use mcp_edge::store::redis::RedisSessionStore;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("redis-server not found: skipping redis_store benches");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = runtime.block_on(async {
+        for _ in 0..100 {
+            if let Ok(store) = RedisSessionStore::connect(url.as_str()).await {
+                return Some(store);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    });
+    if let Some(store) = store {
+        let id: SessionId = "0f3c2b9e-1d4a-4f7e-9a7b-2c1d3e4f5a6b".parse().unwrap();
+        runtime
+            .block_on(store.insert(SessionRecord::new(id.clone())))
+            .unwrap();
+        let mut group = c.benchmark_group("redis_store_local");
+        group.bench_function("touch_hit", |b| {
+            b.to_async(&runtime).iter(|| store.touch(&id))
+        });
+        group.bench_function("get_hit", |b| b.to_async(&runtime).iter(|| store.get(&id)));
+        group.finish();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_touch(_: &mut Criterion) {}
+
+criterion_group!(benches, store_lookup, layer_overhead, redis_touch);
 criterion_main!(benches);
