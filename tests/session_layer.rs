@@ -313,3 +313,42 @@ async fn session_layer_in_the_mcp_edge_stack_serves_both_eras() {
     legacy.cancel().await.unwrap();
     modern.cancel().await.unwrap();
 }
+
+/// A hand-written MCP endpoint (as other SDKs and hand-rolled servers do) that answers
+/// `initialize` with plain JSON (rmcp always answers it with SSE) and a session header.
+async fn json_endpoint(body: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let reply = json!({"jsonrpc": "2.0", "id": request["id"], "result": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "serverInfo": {"name": "json-endpoint", "version": "0"}
+    }});
+    let mut response = axum::Json(reply).into_response();
+    if request["method"] == "initialize" {
+        response
+            .headers_mut()
+            .insert("mcp-session-id", "json-session-1".parse().unwrap());
+    }
+    response
+}
+
+#[tokio::test]
+async fn session_is_learned_from_a_json_initialize_response_too() {
+    let store = MemorySessionStore::new();
+    let app = axum::Router::new().route("/mcp", axum::routing::post(json_endpoint));
+    let service = tower::ServiceBuilder::new()
+        .layer(mcp_edge::inspect::InspectLayer::new())
+        .layer(enforce(&store))
+        .service(app);
+    let server = serve_service(service);
+    let response = post_json(&server.url, &initialize_body("2025-11-25"), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["mcp-session-id"], "json-session-1");
+    let id: SessionId = "json-session-1".parse().unwrap();
+    assert!(store.get(&id).await.unwrap().is_some());
+    let response = list_with(&server.url, &[("mcp-session-id", "json-session-1")]).await;
+    assert_eq!(response.status(), 200);
+    let response = list_with(&server.url, &[("mcp-session-id", "json-session-2")]).await;
+    assert_eq!(response.status(), 404);
+}
