@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use mcp_edge::{EdgeBody, GuardLayer, guard::PeerAddr, inspect::InspectLayer};
+use mcp_edge::{EdgeBody, McpEdge, guard::PeerAddr};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -25,9 +25,9 @@ async fn main() -> std::io::Result<()> {
         LocalSessionManager::default().into(),
         config,
     );
+    // mcp-edge in front: a loopback Host/Origin guard, the body read once, bounded and parsed.
     let mcp = ServiceBuilder::new()
-        .layer(GuardLayer::loopback()) // Host/Origin allowlist: loopback names only
-        .layer(InspectLayer::new()) // reads and bounds the body once, parses JSON-RPC
+        .layer(McpEdge::builder())
         .service(rmcp);
 
     // Only /mcp is the MCP endpoint; everything else is 404.

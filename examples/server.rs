@@ -20,12 +20,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
 use mcp_edge::session::{SessionLayer, SessionMode};
-use mcp_edge::{GuardLayer, inspect::InspectLayer};
+use mcp_edge::{GuardLayer, McpEdge, inspect::InspectLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -160,7 +159,7 @@ async fn main() -> std::io::Result<()> {
         rmcp_config,
     );
 
-    // mcp-edge's layers, outermost first, in the order DESIGN.md gives:
+    // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
     // audit → guard → inspect → auth → session → sse → the MCP service.
     let guard = if options.allow_hosts.is_empty() {
         // Local server: Host must be localhost / 127.0.0.1 / [::1] (DNS rebinding protection),
@@ -179,13 +178,14 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
-    let mcp = ServiceBuilder::new()
-        .layer(guard)
-        .layer(InspectLayer::new()) // 4 MiB body limit by default: .max_body_bytes(n)
-        .layer(session)
-        .service(mcp);
+    let edge = McpEdge::builder()
+        .guard(guard)
+        // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
+        .inspect(InspectLayer::new())
+        .session(session);
+    // Later layers plug in here: .auth(..) .sse(..) .audit(..)
 
-    let mut app = Router::new().nest_service("/mcp", mcp);
+    let mut app = Router::new().nest_service("/mcp", mcp).layer(edge);
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =

@@ -6,11 +6,10 @@
 mod tools;
 
 use axum::{Router, routing::get, serve::ListenerExt};
-use mcp_edge::{GuardLayer, inspect::InspectLayer};
+use mcp_edge::McpEdge;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
-use tower::ServiceBuilder;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -23,17 +22,13 @@ async fn main() -> std::io::Result<()> {
         config,
     );
 
-    // The new part: mcp-edge's layers around the MCP endpoint. The guard refuses foreign
-    // Host/Origin (loopback names only here; `GuardLayer::new().allow_hosts([..])` for yours),
-    // inspect bounds and parses the body once.
-    let mcp = ServiceBuilder::new()
-        .layer(GuardLayer::loopback())
-        .layer(InspectLayer::new())
-        .service(mcp);
-
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .nest_service("/mcp", mcp);
+        .nest_service("/mcp", mcp)
+        // The new line: mcp-edge in front. The default guard accepts loopback Host names only
+        // (`.guard(GuardLayer::new().allow_hosts([..]))` for yours); inspect bounds and parses
+        // each body once.
+        .layer(McpEdge::builder());
 
     let bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&bind).await?;

@@ -21,11 +21,16 @@ pub const MCP_PATH: &str = "/mcp";
 /// The rmcp service of the demo tools, as its own type (for layering by hand).
 pub type RmcpService = StreamableHttpService<DemoTools, LocalSessionManager>;
 
-/// The rmcp server config the tests (and `examples/server.rs`) use behind mcp-edge:
-/// rmcp defaults (legacy sessions on, SSE responses, 15 s keep-alive), except that rmcp's
-/// loopback-only `Host` check is off, because mcp-edge's guard owns Host/Origin.
+/// The rmcp server config the tests use, as `examples/server.rs` configures rmcp behind
+/// mcp-edge: rmcp defaults (legacy sessions on, SSE responses, 15 s keep-alive, 2026-07-28
+/// served statelessly) except that rmcp's loopback-only `Host` check is off (mcp-edge's guard
+/// owns Host/Origin) and rmcp's 4 MiB body limit is lifted (the inspect layer bounds bodies,
+/// so a test raising `max_body_bytes` is not cut short by rmcp). For a completely bare rmcp
+/// server use `rmcp_router_with(StreamableHttpServerConfig::default())`.
 pub fn rmcp_config() -> StreamableHttpServerConfig {
-    StreamableHttpServerConfig::default().disable_allowed_hosts()
+    StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(usize::MAX)
 }
 
 /// The demo tool server as an rmcp `StreamableHttpService`, with [`rmcp_config`].
