@@ -42,12 +42,17 @@ impl SessionLayer {
         SessionLayer::with_store(MemorySessionStore::new())
     }
 
-    /// A session layer over `store` (a store, or an `Arc<dyn SessionStore>` shared with an
-    /// affinity router).
+    /// A session layer over `store`.
     pub fn with_store<St: SessionStore>(store: St) -> Self {
+        Self::with_shared_store(Arc::new(store))
+    }
+
+    /// A session layer over a store shared with others (an affinity router's table, another
+    /// stack), without wrapping it again.
+    pub fn with_shared_store(store: Arc<dyn SessionStore>) -> Self {
         SessionLayer {
             config: Arc::new(Config {
-                store: Arc::new(store),
+                store,
                 mode: SessionMode::Observe,
                 idle_ttl: SessionRecord::DEFAULT_IDLE_TTL,
                 max_lifetime: SessionRecord::DEFAULT_MAX_LIFETIME,
