@@ -33,14 +33,24 @@ async fn replays_after_the_cursor_then_follows_live_appends_until_finished() {
     let Some(redis) = Redis::start() else { return };
     let store = store(&redis, EventLogLimits::default());
     let k = key("s1", "get");
+    let mut seqs = Vec::new();
     for i in 1..=3u64 {
         let seq = store
             .append(&k, Bytes::from(format!("e{i}")))
             .await
             .unwrap();
-        assert_eq!(seq, i);
+        seqs.push(seq);
     }
-    let mut tail = store.tail(&k, 1).await.unwrap().expect("known stream");
+    assert_eq!(
+        seqs,
+        [seqs[0], seqs[0] + 1, seqs[0] + 2],
+        "one up per event"
+    );
+    let mut tail = store
+        .tail(&k, seqs[0])
+        .await
+        .unwrap()
+        .expect("known stream");
     assert_eq!(tail.next().await.unwrap().unwrap().data, "e2");
     assert_eq!(tail.next().await.unwrap().unwrap().data, "e3");
     let writer = {
@@ -57,7 +67,7 @@ async fn replays_after_the_cursor_then_follows_live_appends_until_finished() {
         .expect("live event arrives")
         .unwrap()
         .unwrap();
-    assert_eq!((live.seq, &live.data[..]), (4, &b"e4"[..]));
+    assert_eq!((live.seq, &live.data[..]), (seqs[2] + 1, &b"e4"[..]));
     let end = tokio::time::timeout(Duration::from_secs(5), tail.next())
         .await
         .unwrap();
@@ -82,28 +92,37 @@ async fn streams_never_mix_and_trimmed_cursors_are_refused() {
         },
     );
     let k = key("s1", "a");
+    let mut seqs = Vec::new();
     for _ in 0..5 {
-        store.append(&k, Bytes::from_static(b"x")).await.unwrap();
+        seqs.push(store.append(&k, Bytes::from_static(b"x")).await.unwrap());
     }
     assert!(store.tail(&key("s2", "a"), 0).await.unwrap().is_none());
     assert!(store.tail(&key("s1", "b"), 0).await.unwrap().is_none());
     assert!(
-        store.tail(&k, 1).await.unwrap().is_none(),
+        store.tail(&k, seqs[0]).await.unwrap().is_none(),
         "events 2 and 3 were trimmed"
     );
     assert!(
-        store.tail(&k, 9).await.unwrap().is_none(),
+        store.tail(&k, seqs[4] + 4).await.unwrap().is_none(),
         "a cursor from the future"
     );
-    let mut tail = store.tail(&k, 3).await.unwrap().expect("4 and 5 are kept");
-    assert_eq!(tail.next().await.unwrap().unwrap().seq, 4);
+    assert!(
+        store.tail(&k, 0).await.unwrap().is_none(),
+        "the first event is gone"
+    );
+    let mut tail = store
+        .tail(&k, seqs[2])
+        .await
+        .unwrap()
+        .expect("4 and 5 are kept");
+    assert_eq!(tail.next().await.unwrap().unwrap().seq, seqs[3]);
 }
 
 #[tokio::test]
 async fn removing_a_session_drops_its_streams_and_ends_tails() {
     let Some(redis) = Redis::start() else { return };
     let store = store(&redis, EventLogLimits::default());
-    store
+    let seq = store
         .append(&key("s1", "a"), Bytes::from_static(b"1"))
         .await
         .unwrap();
@@ -115,7 +134,7 @@ async fn removing_a_session_drops_its_streams_and_ends_tails() {
         .append(&key("s2", "a"), Bytes::from_static(b"1"))
         .await
         .unwrap();
-    let mut tail = store.tail(&key("s1", "a"), 1).await.unwrap().unwrap();
+    let mut tail = store.tail(&key("s1", "a"), seq).await.unwrap().unwrap();
     store.remove_session(&"s1".parse().unwrap()).await.unwrap();
     let end = tokio::time::timeout(Duration::from_secs(5), tail.next())
         .await
@@ -123,6 +142,26 @@ async fn removing_a_session_drops_its_streams_and_ends_tails() {
     assert!(end.is_none());
     assert!(store.tail(&key("s1", "b"), 0).await.unwrap().is_none());
     assert!(store.tail(&key("s2", "a"), 0).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_cursor_from_an_earlier_stream_with_the_same_key_is_refused() {
+    let Some(redis) = Redis::start() else { return };
+    let store = store(&redis, EventLogLimits::default());
+    let k = key("s1", "a");
+    let old = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
+    store.remove_session(&"s1".parse().unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let new = store.append(&k, Bytes::from_static(b"new")).await.unwrap();
+    store
+        .append(&k, Bytes::from_static(b"newer"))
+        .await
+        .unwrap();
+    assert!(
+        new > old + 1,
+        "a new stream starts above every earlier number"
+    );
+    assert!(store.tail(&k, old).await.unwrap().is_none());
 }
 
 #[tokio::test]

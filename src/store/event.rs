@@ -43,11 +43,16 @@ impl StreamKey {
     }
 }
 
-/// One logged event: its sequence number within its stream (from 1, no gaps) and the bytes
-/// the SSE layer asked to keep (typically the whole event frame).
+/// One logged event: its sequence number within its stream and the bytes the SSE layer asked
+/// to keep (typically the whole event frame).
+///
+/// Numbers go up by one per event. A stream does not start at 1 but above a base taken from
+/// the wall clock when the stream was created ([`stream_base`]), so a cursor from an earlier
+/// stream with the same key (evicted, expired, or from before a restart) always falls before
+/// the new stream's window and is refused, never replayed against the wrong events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// Position in the stream, starting at 1.
+    /// Position in the stream.
     pub seq: u64,
     /// The event's bytes.
     pub data: Bytes,
@@ -61,11 +66,12 @@ pub struct StoredEvent {
 /// As for [`SessionStore`](super::SessionStore): errors are [`StoreError`]s, never panics or
 /// hangs; dropping a future may or may not have applied the operation.
 pub trait EventStore: Send + Sync + 'static {
-    /// Appends `data` to `stream` (creating it) and returns its sequence number. Runs once per
-    /// event: backends should answer it cheaply.
+    /// Appends `data` to `stream` (creating it, see [`stream_base`]) and returns its sequence
+    /// number. Runs once per event: backends should answer it cheaply.
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64>;
 
-    /// Every event of `stream` after `after` (0 = from the start), then new events as they are
+    /// Every event of `stream` after `after` (0 = from the stream's first event, which must
+    /// still be held), then new events as they are
     /// appended, until the stream is [`finish`](Self::finish)ed or removed.
     ///
     /// `None` when the stream is unknown, or when events after `after` were already dropped
@@ -131,6 +137,16 @@ impl fmt::Debug for EventTail {
     }
 }
 
+/// The number a new stream's sequence starts above: milliseconds since the Unix epoch times
+/// 1024. A stream that lived `t` ms would need over a million events a second to reach the
+/// base of a stream created after it with the same key.
+pub fn stream_base() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms << 10
+}
+
 /// Bounds of an event store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventLogLimits {
@@ -160,9 +176,10 @@ pub struct MemoryEventStore {
     streams: Arc<Mutex<HashMap<StreamKey, Arc<Mutex<StreamLog>>>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StreamLog {
     events: VecDeque<(u64, Instant, Bytes)>,
+    base: u64,
     last_seq: u64,
     last_append: Option<Instant>,
     finished: bool,
@@ -171,6 +188,19 @@ struct StreamLog {
 }
 
 impl StreamLog {
+    fn new() -> Self {
+        let base = stream_base();
+        StreamLog {
+            events: VecDeque::new(),
+            base,
+            last_seq: base,
+            last_append: None,
+            finished: false,
+            removed: false,
+            wakers: Vec::new(),
+        }
+    }
+
     fn trim(&mut self, limits: &EventLogLimits, now: Instant) {
         while self.events.len() > limits.max_events_per_stream {
             self.events.pop_front();
@@ -239,7 +269,11 @@ impl EventStore for MemoryEventStore {
             if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
                 evict_one(&mut streams);
             }
-            Arc::clone(streams.entry(stream.clone()).or_default())
+            Arc::clone(
+                streams
+                    .entry(stream.clone())
+                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::new()))),
+            )
         };
         let mut log = lock_log(&log);
         if log.removed || log.finished {
@@ -260,13 +294,15 @@ impl EventStore for MemoryEventStore {
         let Some(log) = self.streams().get(stream).cloned() else {
             return StoreFuture::ready(Ok(None));
         };
-        {
+        let after = {
             let mut guard = lock_log(&log);
             guard.trim(&self.limits, now);
-            if after > guard.last_seq || after + 1 < guard.first_held() {
+            let after = if after == 0 { guard.base } else { after };
+            if after > guard.last_seq || after < guard.base || after + 1 < guard.first_held() {
                 return StoreFuture::ready(Ok(None));
             }
-        }
+            after
+        };
         StoreFuture::ready(Ok(Some(EventTail::new(MemoryTail {
             log,
             cursor: after,
@@ -375,15 +411,15 @@ mod tests {
     async fn replays_after_cursor_then_follows_live_appends() {
         let store = MemoryEventStore::new();
         let k = key("s", "get");
+        let mut seqs = Vec::new();
         for i in 1..=3u8 {
-            assert_eq!(
-                store.append(&k, Bytes::from(vec![i])).await.unwrap(),
-                i as u64
-            );
+            seqs.push(store.append(&k, Bytes::from(vec![i])).await.unwrap());
         }
-        let mut tail = store.tail(&k, 1).await.unwrap().unwrap();
-        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, 2);
-        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, 3);
+        assert_eq!(seqs[1], seqs[0] + 1);
+        assert_eq!(seqs[2], seqs[0] + 2);
+        let mut tail = store.tail(&k, seqs[0]).await.unwrap().unwrap();
+        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, seqs[1]);
+        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, seqs[2]);
         let store2 = store.clone();
         let k2 = k.clone();
         let writer = tokio::spawn(async move {
@@ -395,12 +431,15 @@ mod tests {
         assert_eq!(
             live,
             StoredEvent {
-                seq: 4,
+                seq: seqs[2] + 1,
                 data: Bytes::from_static(b"4")
             }
         );
         assert!(next(&mut tail).await.is_none());
         writer.await.unwrap();
+        // From the start: every event, while the first is still held.
+        let mut all = store.tail(&k, 0).await.unwrap().unwrap();
+        assert_eq!(next(&mut all).await.unwrap().unwrap().seq, seqs[0]);
     }
 
     #[tokio::test]
@@ -421,12 +460,31 @@ mod tests {
             ..EventLogLimits::default()
         });
         let k = key("s", "a");
+        let mut seqs = Vec::new();
         for _ in 0..5 {
-            store.append(&k, Bytes::from_static(b"e")).await.unwrap();
+            seqs.push(store.append(&k, Bytes::from_static(b"e")).await.unwrap());
         }
-        assert!(store.tail(&k, 1).await.unwrap().is_none());
-        assert!(store.tail(&k, 3).await.unwrap().is_some());
-        assert!(store.tail(&k, 9).await.unwrap().is_none());
+        assert!(store.tail(&k, 0).await.unwrap().is_none());
+        assert!(store.tail(&k, seqs[0]).await.unwrap().is_none());
+        assert!(store.tail(&k, seqs[2]).await.unwrap().is_some());
+        assert!(store.tail(&k, seqs[4] + 4).await.unwrap().is_none());
+        assert!(store.tail(&k, 3).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cursor_from_an_earlier_stream_with_the_same_key_is_refused() {
+        let store = MemoryEventStore::new();
+        let k = key("s", "a");
+        let old = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
+        store.remove_session(&"s".parse().unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let new = store.append(&k, Bytes::from_static(b"new")).await.unwrap();
+        store
+            .append(&k, Bytes::from_static(b"newer"))
+            .await
+            .unwrap();
+        assert!(new > old + 1);
+        assert!(store.tail(&k, old).await.unwrap().is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -436,11 +494,11 @@ mod tests {
             ..EventLogLimits::default()
         });
         let k = key("s", "a");
-        store.append(&k, Bytes::from_static(b"old")).await.unwrap();
+        let first = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
         tokio::time::advance(Duration::from_secs(11)).await;
         store.append(&k, Bytes::from_static(b"new")).await.unwrap();
         assert!(store.tail(&k, 0).await.unwrap().is_none());
-        let mut tail = store.tail(&k, 1).await.unwrap().unwrap();
+        let mut tail = store.tail(&k, first).await.unwrap().unwrap();
         store.finish(&k).await.unwrap();
         assert_eq!(next(&mut tail).await.unwrap().unwrap().data, "new");
         assert!(next(&mut tail).await.is_none());
@@ -469,11 +527,11 @@ mod tests {
             max_streams: 2,
             ..EventLogLimits::default()
         });
-        store
+        let seq = store
             .append(&key("s", "a"), Bytes::from_static(b"1"))
             .await
             .unwrap();
-        let mut tail = store.tail(&key("s", "a"), 1).await.unwrap().unwrap();
+        let mut tail = store.tail(&key("s", "a"), seq).await.unwrap().unwrap();
         store.remove_session(&"s".parse().unwrap()).await.unwrap();
         assert!(next(&mut tail).await.is_none());
         for s in ["t", "u", "v"] {

@@ -63,7 +63,9 @@ use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::SessionId;
 use crate::protocol::jsonrpc::code;
 
-pub use event::{EventLogLimits, EventStore, EventTail, MemoryEventStore, StoredEvent, StreamKey};
+pub use event::{
+    EventLogLimits, EventStore, EventTail, MemoryEventStore, StoredEvent, StreamKey, stream_base,
+};
 pub use memory::MemorySessionStore;
 pub use record::{SessionCount, SessionRecord};
 

@@ -22,7 +22,8 @@ use crate::store::{
 /// SSE event logs on Redis Streams, shared by every gateway instance (feature `redis`).
 ///
 /// One Redis stream per SSE stream, `{prefix}:{<session>}:events:<stream>`, with entry ids
-/// `0-<seq>` so sequence numbers are the stream's own; its counter and "finished" flag share
+/// `0-<seq>` so sequence numbers are the stream's own (starting above
+/// [`stream_base`](crate::store::stream_base)); its counter, base and "finished" flag share
 /// the session's hash tag. Logs are bounded by [`EventLogLimits`]: `MAXLEN` per stream, and
 /// every key expires `max_age` after the last append (older entries count as dropped).
 /// `max_streams` is not enforced here: Redis' own memory policy and the TTLs bound the total.
@@ -127,6 +128,7 @@ impl RedisEventStore {
 struct Keys {
     stream: String,
     seq: String,
+    base: String,
     fin: String,
     index: String,
     name: String,
@@ -139,6 +141,7 @@ impl Shared {
         let stream = format!("{base}:{}", key.stream());
         Keys {
             seq: format!("{stream}:seq"),
+            base: format!("{stream}:base"),
             fin: format!("{stream}:fin"),
             index: base,
             name: key.stream().to_owned(),
@@ -151,15 +154,21 @@ impl Shared {
     }
 }
 
-// KEYS: stream, seq, fin, session index. ARGV: data, maxlen, max age ms, now ms, stream name.
+// KEYS: stream, seq, fin, session index, base. ARGV: data, maxlen, max age ms, now ms,
+// stream name, base for a new stream.
 const APPEND: &str = r#"
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if redis.call('SET', KEYS[2], ARGV[6], 'NX') then
+  redis.call('SET', KEYS[5], ARGV[6])
+end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. seq, 't', ARGV[4], 'd', ARGV[1])
+-- Sequence numbers are above 2^40: format them without Lua's exponent notation.
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. string.format('%.0f', seq), 't', ARGV[4], 'd', ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ARGV[3])
 return seq
 "#;
 
@@ -168,7 +177,7 @@ const REMOVE_SESSION: &str = r#"
 local names = redis.call('SMEMBERS', KEYS[1])
 for _, name in ipairs(names) do
   local stream = ARGV[1] .. ':' .. name
-  redis.call('DEL', stream, stream .. ':seq', stream .. ':fin')
+  redis.call('DEL', stream, stream .. ':seq', stream .. ':fin', stream .. ':base')
 end
 redis.call('DEL', KEYS[1])
 return #names
@@ -223,11 +232,13 @@ impl EventStore for RedisEventStore {
                 .key(&keys.seq)
                 .key(&keys.fin)
                 .key(&keys.index)
+                .key(&keys.base)
                 .arg(&data[..])
                 .arg(shared.limits.max_events_per_stream.max(1))
                 .arg(shared.max_age_ms())
                 .arg(now_ms())
-                .arg(&keys.name);
+                .arg(&keys.name)
+                .arg(crate::store::stream_base());
             let seq: i64 = bounded(shared.timeout, async {
                 invocation.invoke_async(&mut conn).await
             })
@@ -241,15 +252,19 @@ impl EventStore for RedisEventStore {
         let shared = Arc::clone(&self.shared);
         let keys = shared.keys(stream);
         StoreFuture::boxed(async move {
-            let last: Option<u64> = bounded(shared.timeout, async {
-                redis::cmd("GET")
+            let (last, base): (Option<u64>, Option<u64>) = bounded(shared.timeout, async {
+                redis::cmd("MGET")
                     .arg(&keys.seq)
+                    .arg(&keys.base)
                     .query_async(&mut conn)
                     .await
             })
             .await?;
-            let Some(last) = last else { return Ok(None) };
-            if after > last {
+            let (Some(last), Some(base)) = (last, base) else {
+                return Ok(None);
+            };
+            let after = if after == 0 { base } else { after };
+            if after > last || after < base {
                 return Ok(None);
             }
             let oldest_kept = now_ms().saturating_sub(shared.max_age_ms());
