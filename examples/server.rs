@@ -10,9 +10,14 @@
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
 //!   --session-mode M    observe (default) or enforce: who is the authority on legacy sessions
 //!   --redis URL         keep session records in Redis (build with `--features redis`)
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                       require a bearer token (static, or a JWT from your identity provider)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
+#[path = "common/auth.rs"]
+mod auth;
 #[path = "common/tools.rs"]
 mod tools;
 
@@ -25,6 +30,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -48,6 +54,7 @@ struct Options {
     bare: bool,
     session_mode: SessionMode,
     redis: Option<String>,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -56,6 +63,7 @@ fn parse_options() -> Result<Options, String> {
     let mut bare = false;
     let mut session_mode = SessionMode::Observe;
     let mut redis = None;
+    let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -76,6 +84,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--redis" => redis = Some(value().ok_or("--redis needs a URL")?),
             "-h" | "--help" => return Err(String::new()),
+            other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -88,6 +97,7 @@ fn parse_options() -> Result<Options, String> {
         bare,
         session_mode,
         redis,
+        auth,
     })
 }
 
@@ -99,7 +109,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -178,14 +188,41 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
+    });
     let edge = McpEdge::builder()
-        .guard(guard)
+        .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new())
         .session(session);
-    // Later layers plug in here: .auth(..) .sse(..) .audit(..)
+    // Later layers plug in here: .sse(..) .audit(..); auth is added below when configured.
 
-    let mut app = Router::new().nest_service("/mcp", mcp).layer(edge);
+    let mut app = match auth {
+        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
+        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
+        Some(auth) => {
+            println!("auth: bearer tokens required: {}", auth.description);
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", mcp)
+                .layer(edge.auth(auth.layer))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => {
+            println!(
+                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
+                 (use --token or --jwks-url)"
+            );
+            Router::new().nest_service("/mcp", mcp).layer(edge)
+        }
+    };
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =
