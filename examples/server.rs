@@ -11,6 +11,8 @@
 //!   --audit-log PATH    append audit events to PATH as hash-chained JSON lines (check it with
 //!                       `cargo run --example audit_verify -- PATH`); without it, audit events
 //!                       go to tracing on stderr (target `mcp_edge::audit`)
+//!   --session-mode M    observe (default) or enforce: who is the authority on legacy sessions
+//!   --redis URL         keep session records in Redis (build with `--features redis`)
 //!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
 //!                       require a bearer token (static, or a JWT from your identity provider)
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
@@ -30,6 +32,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
 use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingSink};
+use mcp_edge::session::{SessionLayer, SessionMode};
 use mcp_edge::{
     GuardLayer, McpEdge,
     inspect::InspectLayer,
@@ -54,7 +57,13 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
   --audit-log PATH    append audit events to PATH (hash-chained JSON lines); default:
                       audit events to tracing on stderr
   --heartbeat SECS    SSE heartbeat comment after SECS of quiet on a stream (default 15;
-                      keep it below your proxy's idle timeout; 0 turns it off)";
+                      keep it below your proxy's idle timeout; 0 turns it off)
+  --session-mode M    observe (default: record sessions, the server stays the authority) or
+                      enforce (the edge answers 400/404 for missing, unknown, expired or
+                      foreign sessions, and applies idle TTL and lifetime)
+  --redis URL         keep session records in Redis, shared by several instances (needs
+                      `--features redis`; with `--features redis,rmcp` rmcp's own session
+                      state goes there too, so replicas can restore each other's sessions)";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
@@ -63,6 +72,8 @@ struct Options {
     bare: bool,
     audit_log: Option<std::path::PathBuf>,
     heartbeat: Duration,
+    session_mode: SessionMode,
+    redis: Option<String>,
     auth: auth::AuthOptions,
 }
 
@@ -72,6 +83,8 @@ fn parse_options() -> Result<Options, String> {
     let mut bare = false;
     let mut audit_log = None;
     let mut heartbeat = mcp_edge::sse::DEFAULT_HEARTBEAT;
+    let mut session_mode = SessionMode::Observe;
+    let mut redis = None;
     let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,6 +105,14 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|e| format!("invalid --heartbeat `{secs}`: {e}"))?;
                 heartbeat = Duration::from_secs(secs);
             }
+            "--session-mode" => {
+                session_mode = match value().as_deref() {
+                    Some("observe") => SessionMode::Observe,
+                    Some("enforce") => SessionMode::Enforce,
+                    _ => return Err("--session-mode needs observe or enforce".into()),
+                }
+            }
+            "--redis" => redis = Some(value().ok_or("--redis needs a URL")?),
             "-h" | "--help" => return Err(String::new()),
             other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
@@ -106,6 +127,8 @@ fn parse_options() -> Result<Options, String> {
         bare,
         audit_log,
         heartbeat,
+        session_mode,
+        redis,
         auth,
     })
 }
@@ -138,10 +161,40 @@ async fn main() -> std::io::Result<()> {
     // - mcp-edge's InspectLayer reads and bounds every POST body before rmcp sees it (413 with
     //   a JSON-RPC body, 400/-32700 for malformed JSON where rmcp answers a plain-text 415), so
     //   rmcp's own limit is lifted to never disagree with the layer's.
-    let rmcp_config = StreamableHttpServerConfig::default()
+    #[allow(unused_mut)]
+    let mut rmcp_config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_max_request_body_bytes(usize::MAX)
         .with_cancellation_token(shutdown.child_token());
+
+    // Legacy (2025-11-25 and older) sessions: recorded in memory, or in Redis with --redis.
+    // Observe mode by default: the layer records, binds and annotates sessions but leaves
+    // refusals to rmcp, which already answers 400/404 itself; enforce makes the edge the
+    // authority (TTLs, caps, principal binding), which matters behind a gateway or with auth.
+    let session = SessionLayer::new().mode(options.session_mode);
+    let session = match &options.redis {
+        None => session,
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let store = mcp_edge::store::redis::RedisSessionStore::open(url.as_str())
+                .unwrap_or_else(|error| {
+                    eprintln!("error: --redis: {error}");
+                    std::process::exit(2)
+                });
+            #[cfg(feature = "rmcp")]
+            {
+                rmcp_config.session_store = Some(std::sync::Arc::new(store.clone()));
+            }
+            session.store(store)
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            eprintln!(
+                "error: --redis needs the redis feature: cargo run --features redis --example server"
+            );
+            std::process::exit(2)
+        }
+    };
     let mcp = StreamableHttpService::new(
         || Ok(tools::DemoTools::new()),
         LocalSessionManager::default().into(),
@@ -207,8 +260,9 @@ async fn main() -> std::io::Result<()> {
         .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new())
+        .session(session)
         .sse(sse);
-    // The session layer plugs in here: .session(..)
+    // Auth is added below when configured.
 
     let mut app = match auth {
         // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728

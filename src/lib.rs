@@ -11,7 +11,9 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod protocol;
+pub mod session;
 pub mod sse;
+pub mod store;
 
 pub use affinity::Replica;
 pub use auth::Principal;

@@ -144,7 +144,7 @@ impl Authorize for AllowAll {
 /// let alice = Principal::new("alice").with_scopes(["mcp:tools"]);
 /// let call = Call::new("tools/call", Some("deploy_prod"));
 /// let Decision::Deny(needed) = policy.authorize(&alice, call) else { panic!() };
-/// assert_eq!(&*needed, &["mcp:tools".into(), "mcp:deploy".into()]);
+/// assert_eq!(&*needed, &[Box::<str>::from("mcp:tools"), Box::from("mcp:deploy")]);
 /// let root = Principal::new("root").with_scopes(["mcp:admin"]);
 /// assert!(policy.authorize(&root, call).is_allow());
 /// ```

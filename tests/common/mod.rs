@@ -29,6 +29,7 @@ mod nginx;
 mod process;
 mod redis;
 mod server;
+mod session;
 
 pub use client::*;
 pub use guard::*;
@@ -38,4 +39,5 @@ pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
 pub use redis::*;
 pub use server::*;
+pub use session::*;
 pub use tools::DemoTools;

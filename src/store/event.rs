@@ -1,0 +1,546 @@
+//! [`EventStore`]: per-stream event logs for SSE resumption (`Last-Event-ID`, R17–R22).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::time::Instant;
+
+use super::{StoreError, StoreErrorKind, StoreFuture};
+use crate::protocol::SessionId;
+
+/// Names one SSE stream: the session it belongs to (legacy era; `None` for modern streams)
+/// and a stream name unique within it, chosen by the SSE layer.
+///
+/// Events are never replayed across sessions or streams (§L.4). A Redis backend keys a
+/// stream by its session with a hash tag, so a session's streams stay on one cluster slot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    session: Option<SessionId>,
+    stream: Arc<str>,
+}
+
+impl StreamKey {
+    /// The stream `stream` of `session`.
+    pub fn new(session: Option<SessionId>, stream: impl Into<Arc<str>>) -> Self {
+        StreamKey {
+            session,
+            stream: stream.into(),
+        }
+    }
+    /// The session the stream belongs to.
+    pub fn session(&self) -> Option<&SessionId> {
+        self.session.as_ref()
+    }
+    /// The stream's name within its session.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+}
+
+/// One logged event: its sequence number within its stream and the bytes the SSE layer asked
+/// to keep (typically the whole event frame).
+///
+/// Numbers go up by one per event. A stream does not start at 1 but above a base taken from
+/// the wall clock when the stream was created ([`stream_base`]), so a cursor from an earlier
+/// stream with the same key (evicted, expired, or from before a restart) always falls before
+/// the new stream's window and is refused, never replayed against the wrong events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the stream.
+    pub seq: u64,
+    /// The event's bytes.
+    pub data: Bytes,
+}
+
+/// Append-only event logs, one per SSE stream, bounded by count and age, with a live tail so
+/// a resumed stream keeps receiving new events.
+///
+/// # Failure and cancel safety
+///
+/// As for [`SessionStore`](super::SessionStore): errors are [`StoreError`]s, never panics or
+/// hangs; dropping a future may or may not have applied the operation.
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `data` to `stream` (creating it, see [`stream_base`]) and returns its sequence
+    /// number. Runs once per event: backends should answer it cheaply.
+    fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64>;
+
+    /// Every event of `stream` after `after` (0 = from the stream's first event, which must
+    /// still be held), then new events as they are
+    /// appended, until the stream is [`finish`](Self::finish)ed or removed.
+    ///
+    /// `None` when the stream is unknown, or when events after `after` were already dropped
+    /// (by count or age), so a replay would silently miss some: the caller should answer so
+    /// that the client starts over rather than resume with a hole.
+    fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>>;
+
+    /// Marks `stream` complete: tails end after its last event. Its events stay for replay
+    /// until they age out.
+    fn finish(&self, stream: &StreamKey) -> StoreFuture<()>;
+
+    /// Drops every stream of `session` (when the session ends). Open tails end.
+    fn remove_session(&self, session: &SessionId) -> StoreFuture<()>;
+}
+
+impl<T: EventStore + ?Sized> EventStore for Arc<T> {
+    fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64> {
+        (**self).append(stream, data)
+    }
+    fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
+        (**self).tail(stream, after)
+    }
+    fn finish(&self, stream: &StreamKey) -> StoreFuture<()> {
+        (**self).finish(stream)
+    }
+    fn remove_session(&self, session: &SessionId) -> StoreFuture<()> {
+        (**self).remove_session(session)
+    }
+}
+
+/// The events of one stream, replayed then live (from [`EventStore::tail`]).
+///
+/// Ends after the last event of a finished stream. Yields an error of kind
+/// [`StoreErrorKind::Evicted`] and ends if the reader fell so far behind that events it had
+/// not read yet were dropped, or if the stream was removed.
+pub struct EventTail {
+    inner: Pin<Box<dyn Stream<Item = Result<StoredEvent, StoreError>> + Send + 'static>>,
+}
+
+impl EventTail {
+    /// Wraps a backend's stream of events.
+    pub fn new<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<StoredEvent, StoreError>> + Send + 'static,
+    {
+        EventTail {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+impl Stream for EventTail {
+    type Item = Result<StoredEvent, StoreError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl fmt::Debug for EventTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventTail")
+    }
+}
+
+/// The number a new stream's sequence starts above: milliseconds since the Unix epoch times
+/// 1024. A stream that lived `t` ms would need over a million events a second to reach the
+/// base of a stream created after it with the same key.
+pub fn stream_base() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms << 10
+}
+
+/// Bounds of an event store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLogLimits {
+    /// Events kept per stream; older ones are dropped first. Default 1024.
+    pub max_events_per_stream: usize,
+    /// Events older than this are dropped. Default 5 minutes.
+    pub max_age: Duration,
+    /// Streams kept; past it the stream appended to least recently is dropped. Default 10 000.
+    pub max_streams: usize,
+}
+
+impl Default for EventLogLimits {
+    fn default() -> Self {
+        EventLogLimits {
+            max_events_per_stream: 1024,
+            max_age: Duration::from_secs(300),
+            max_streams: 10_000,
+        }
+    }
+}
+
+/// Event logs in this process's memory, bounded by [`EventLogLimits`]. `append` completes
+/// without allocation beyond the log entry and without an await point.
+#[derive(Clone, Debug)]
+pub struct MemoryEventStore {
+    limits: EventLogLimits,
+    streams: Arc<Mutex<HashMap<StreamKey, Arc<Mutex<StreamLog>>>>>,
+}
+
+#[derive(Debug)]
+struct StreamLog {
+    events: VecDeque<(u64, Instant, Bytes)>,
+    base: u64,
+    last_seq: u64,
+    last_append: Option<Instant>,
+    finished: bool,
+    removed: bool,
+    wakers: Vec<Waker>,
+}
+
+impl StreamLog {
+    fn new() -> Self {
+        let base = stream_base();
+        StreamLog {
+            events: VecDeque::new(),
+            base,
+            last_seq: base,
+            last_append: None,
+            finished: false,
+            removed: false,
+            wakers: Vec::new(),
+        }
+    }
+
+    fn trim(&mut self, limits: &EventLogLimits, now: Instant) {
+        while self.events.len() > limits.max_events_per_stream {
+            self.events.pop_front();
+        }
+        while let Some((_, at, _)) = self.events.front() {
+            if now.duration_since(*at) < limits.max_age {
+                break;
+            }
+            self.events.pop_front();
+        }
+    }
+
+    /// The first sequence number still held (`last_seq + 1` when none is).
+    fn first_held(&self) -> u64 {
+        self.events
+            .front()
+            .map_or(self.last_seq + 1, |(s, _, _)| *s)
+    }
+
+    fn wake_all(&mut self) {
+        for waker in self.wakers.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl MemoryEventStore {
+    /// An empty store with default limits.
+    pub fn new() -> Self {
+        Self::with_limits(EventLogLimits::default())
+    }
+
+    /// An empty store with these limits.
+    pub fn with_limits(limits: EventLogLimits) -> Self {
+        MemoryEventStore {
+            limits,
+            streams: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> EventLogLimits {
+        self.limits
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<Mutex<StreamLog>>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for MemoryEventStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock_log(log: &Mutex<StreamLog>) -> MutexGuard<'_, StreamLog> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl EventStore for MemoryEventStore {
+    fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64> {
+        let now = Instant::now();
+        let log = {
+            let mut streams = self.streams();
+            if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
+                evict_one(&mut streams);
+            }
+            Arc::clone(
+                streams
+                    .entry(stream.clone())
+                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::new()))),
+            )
+        };
+        let mut log = lock_log(&log);
+        if log.removed || log.finished {
+            // A finished stream takes no more events; the SSE layer opens a new one.
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Evicted)));
+        }
+        log.last_seq += 1;
+        let seq = log.last_seq;
+        log.events.push_back((seq, now, data));
+        log.last_append = Some(now);
+        log.trim(&self.limits, now);
+        log.wake_all();
+        StoreFuture::ready(Ok(seq))
+    }
+
+    fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
+        let now = Instant::now();
+        let Some(log) = self.streams().get(stream).cloned() else {
+            return StoreFuture::ready(Ok(None));
+        };
+        let after = {
+            let mut guard = lock_log(&log);
+            guard.trim(&self.limits, now);
+            let after = if after == 0 { guard.base } else { after };
+            if after > guard.last_seq || after < guard.base || after + 1 < guard.first_held() {
+                return StoreFuture::ready(Ok(None));
+            }
+            after
+        };
+        StoreFuture::ready(Ok(Some(EventTail::new(MemoryTail {
+            log,
+            cursor: after,
+            done: false,
+        }))))
+    }
+
+    fn finish(&self, stream: &StreamKey) -> StoreFuture<()> {
+        if let Some(log) = self.streams().get(stream).cloned() {
+            let mut log = lock_log(&log);
+            log.finished = true;
+            log.wake_all();
+        }
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn remove_session(&self, session: &SessionId) -> StoreFuture<()> {
+        let mut streams = self.streams();
+        streams.retain(|key, log| {
+            if key.session() != Some(session) {
+                return true;
+            }
+            let mut log = lock_log(log);
+            log.removed = true;
+            log.wake_all();
+            false
+        });
+        StoreFuture::ready(Ok(()))
+    }
+}
+
+/// Drops the stream appended to least recently (finished streams first).
+fn evict_one(streams: &mut HashMap<StreamKey, Arc<Mutex<StreamLog>>>) {
+    let victim = streams
+        .iter()
+        .map(|(key, log)| {
+            let log = lock_log(log);
+            (key, !log.finished, log.last_append)
+        })
+        .min_by_key(|(_, open, at)| (*open, *at))
+        .map(|(key, _, _)| key.clone());
+    if let Some(log) = victim.and_then(|key| streams.remove(&key)) {
+        let mut log = lock_log(&log);
+        log.removed = true;
+        log.wake_all();
+    }
+}
+
+struct MemoryTail {
+    log: Arc<Mutex<StreamLog>>,
+    cursor: u64,
+    done: bool,
+}
+
+impl Stream for MemoryTail {
+    type Item = Result<StoredEvent, StoreError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let mut log = lock_log(&this.log);
+        if this.cursor < log.last_seq {
+            let next = this.cursor + 1;
+            let first = log.first_held();
+            if next < first || log.removed {
+                drop(log);
+                this.done = true;
+                return Poll::Ready(Some(Err(StoreError::new(StoreErrorKind::Evicted))));
+            }
+            let index = (next - first) as usize;
+            let (seq, _, data) = &log.events[index];
+            let event = StoredEvent {
+                seq: *seq,
+                data: data.clone(),
+            };
+            this.cursor = next;
+            return Poll::Ready(Some(Ok(event)));
+        }
+        if log.finished || log.removed {
+            drop(log);
+            this.done = true;
+            return Poll::Ready(None);
+        }
+        if !log.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            log.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(session: &str, stream: &str) -> StreamKey {
+        StreamKey::new(Some(session.parse().unwrap()), stream)
+    }
+
+    async fn next(tail: &mut EventTail) -> Option<Result<StoredEvent, StoreError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *tail).poll_next(cx)).await
+    }
+
+    #[tokio::test]
+    async fn replays_after_cursor_then_follows_live_appends() {
+        let store = MemoryEventStore::new();
+        let k = key("s", "get");
+        let mut seqs = Vec::new();
+        for i in 1..=3u8 {
+            seqs.push(store.append(&k, Bytes::from(vec![i])).await.unwrap());
+        }
+        assert_eq!(seqs[1], seqs[0] + 1);
+        assert_eq!(seqs[2], seqs[0] + 2);
+        let mut tail = store.tail(&k, seqs[0]).await.unwrap().unwrap();
+        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, seqs[1]);
+        assert_eq!(next(&mut tail).await.unwrap().unwrap().seq, seqs[2]);
+        let store2 = store.clone();
+        let k2 = k.clone();
+        let writer = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            store2.append(&k2, Bytes::from_static(b"4")).await.unwrap();
+            store2.finish(&k2).await.unwrap();
+        });
+        let live = next(&mut tail).await.unwrap().unwrap();
+        assert_eq!(
+            live,
+            StoredEvent {
+                seq: seqs[2] + 1,
+                data: Bytes::from_static(b"4")
+            }
+        );
+        assert!(next(&mut tail).await.is_none());
+        writer.await.unwrap();
+        // From the start: every event, while the first is still held.
+        let mut all = store.tail(&k, 0).await.unwrap().unwrap();
+        assert_eq!(next(&mut all).await.unwrap().unwrap().seq, seqs[0]);
+    }
+
+    #[tokio::test]
+    async fn streams_and_sessions_never_mix() {
+        let store = MemoryEventStore::new();
+        store
+            .append(&key("s1", "a"), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(store.tail(&key("s2", "a"), 0).await.unwrap().is_none());
+        assert!(store.tail(&key("s1", "b"), 0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cursor_before_the_kept_window_is_refused() {
+        let store = MemoryEventStore::with_limits(EventLogLimits {
+            max_events_per_stream: 2,
+            ..EventLogLimits::default()
+        });
+        let k = key("s", "a");
+        let mut seqs = Vec::new();
+        for _ in 0..5 {
+            seqs.push(store.append(&k, Bytes::from_static(b"e")).await.unwrap());
+        }
+        assert!(store.tail(&k, 0).await.unwrap().is_none());
+        assert!(store.tail(&k, seqs[0]).await.unwrap().is_none());
+        assert!(store.tail(&k, seqs[2]).await.unwrap().is_some());
+        assert!(store.tail(&k, seqs[4] + 4).await.unwrap().is_none());
+        assert!(store.tail(&k, 3).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cursor_from_an_earlier_stream_with_the_same_key_is_refused() {
+        let store = MemoryEventStore::new();
+        let k = key("s", "a");
+        let old = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
+        store.remove_session(&"s".parse().unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let new = store.append(&k, Bytes::from_static(b"new")).await.unwrap();
+        store
+            .append(&k, Bytes::from_static(b"newer"))
+            .await
+            .unwrap();
+        assert!(new > old + 1);
+        assert!(store.tail(&k, old).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn old_events_age_out() {
+        let store = MemoryEventStore::with_limits(EventLogLimits {
+            max_age: Duration::from_secs(10),
+            ..EventLogLimits::default()
+        });
+        let k = key("s", "a");
+        let first = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        store.append(&k, Bytes::from_static(b"new")).await.unwrap();
+        assert!(store.tail(&k, 0).await.unwrap().is_none());
+        let mut tail = store.tail(&k, first).await.unwrap().unwrap();
+        store.finish(&k).await.unwrap();
+        assert_eq!(next(&mut tail).await.unwrap().unwrap().data, "new");
+        assert!(next(&mut tail).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_gets_evicted_instead_of_a_silent_hole() {
+        let store = MemoryEventStore::with_limits(EventLogLimits {
+            max_events_per_stream: 2,
+            ..EventLogLimits::default()
+        });
+        let k = key("s", "a");
+        store.append(&k, Bytes::from_static(b"1")).await.unwrap();
+        let mut tail = store.tail(&k, 0).await.unwrap().unwrap();
+        for _ in 0..4 {
+            store.append(&k, Bytes::from_static(b"n")).await.unwrap();
+        }
+        let err = next(&mut tail).await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Evicted);
+        assert!(next(&mut tail).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn removing_a_session_ends_its_tails_and_bounds_streams() {
+        let store = MemoryEventStore::with_limits(EventLogLimits {
+            max_streams: 2,
+            ..EventLogLimits::default()
+        });
+        let seq = store
+            .append(&key("s", "a"), Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+        let mut tail = store.tail(&key("s", "a"), seq).await.unwrap().unwrap();
+        store.remove_session(&"s".parse().unwrap()).await.unwrap();
+        assert!(next(&mut tail).await.is_none());
+        for s in ["t", "u", "v"] {
+            store
+                .append(&key(s, "a"), Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+        }
+        assert!(store.tail(&key("t", "a"), 0).await.unwrap().is_none());
+        assert!(store.tail(&key("v", "a"), 0).await.unwrap().is_some());
+    }
+}
