@@ -9,6 +9,9 @@ pub mod body;
 pub mod error;
 pub mod inspect;
 pub mod protocol;
+#[cfg(feature = "proxy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
+pub mod proxy;
 pub mod store;
 
 pub use affinity::Replica;
