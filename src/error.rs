@@ -162,6 +162,12 @@ impl fmt::Display for Reason {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Rejection {
+    // Boxed: refusals are rare, and a small `Rejection` keeps every layer's future small.
+    inner: Box<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
     by: RejectedBy,
     reason: Reason,
     status: StatusCode,
@@ -182,80 +188,82 @@ impl Rejection {
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
         Rejection {
-            by,
-            reason,
-            status,
-            code,
-            message: message.into(),
-            id: None,
-            data: None,
-            headers: HeaderMap::new(),
+            inner: Box::new(Inner {
+                by,
+                reason,
+                status,
+                code,
+                message: message.into(),
+                id: None,
+                data: None,
+                headers: HeaderMap::new(),
+            }),
         }
     }
 
     /// A protocol rule broken, found by the inspect layer: 400 with the rule's code.
     pub fn protocol(err: &ProtocolError) -> Self {
-        Rejection {
-            by: RejectedBy::Inspect,
-            reason: Reason::Protocol(err.kind()),
-            status: StatusCode::BAD_REQUEST,
-            code: err.code(),
-            message: Cow::Owned(err.message().to_owned()),
-            id: err.id().cloned(),
-            data: err.data().cloned(),
-            headers: HeaderMap::new(),
-        }
+        let mut rejection = Rejection::new(
+            RejectedBy::Inspect,
+            Reason::Protocol(err.kind()),
+            StatusCode::BAD_REQUEST,
+            err.code(),
+            err.message().to_owned(),
+        )
+        .with_id(err.id().cloned());
+        rejection.inner.data = err.data().cloned();
+        rejection
     }
 
     /// Sets the JSON-RPC id the error answers.
     pub fn with_id(mut self, id: Option<RequestId>) -> Self {
-        self.id = id;
+        self.inner.id = id;
         self
     }
 
     /// Sets `error.data`.
     pub fn with_data(mut self, data: serde_json::Value) -> Self {
-        self.data = Some(data);
+        self.inner.data = Some(data);
         self
     }
 
     /// Adds a response header (`WWW-Authenticate`, `Allow`, `Retry-After`, …).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+        self.inner.headers.append(name, value);
         self
     }
 
     /// The layer that refused.
     pub fn rejected_by(&self) -> RejectedBy {
-        self.by
+        self.inner.by
     }
     /// Why.
     pub fn reason(&self) -> Reason {
-        self.reason
+        self.inner.reason
     }
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.inner.status
     }
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
-        self.code
+        self.inner.code
     }
     /// The human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
     /// The JSON-RPC id the error answers, when known.
     pub fn id(&self) -> Option<&RequestId> {
-        self.id.as_ref()
+        self.inner.id.as_ref()
     }
     /// `error.data`.
     pub fn data(&self) -> Option<&serde_json::Value> {
-        self.data.as_ref()
+        self.inner.data.as_ref()
     }
     /// The extra headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.inner.headers
     }
 
     /// The JSON-RPC error body: `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`.
@@ -277,11 +285,11 @@ impl Rejection {
         }
         let envelope = Envelope {
             jsonrpc: "2.0",
-            id: self.id.as_ref(),
+            id: self.inner.id.as_ref(),
             error: ErrorObject {
-                code: self.code,
-                message: &self.message,
-                data: self.data.as_ref(),
+                code: self.inner.code,
+                message: &self.inner.message,
+                data: self.inner.data.as_ref(),
             },
         };
         // Serializing plain strings and numbers cannot fail.
@@ -294,10 +302,10 @@ impl Rejection {
     /// response extensions.
     pub fn into_response<B>(self) -> Response<EdgeBody<B>> {
         let mut response = Response::new(EdgeBody::full(self.body_bytes()));
-        *response.status_mut() = self.status;
+        *response.status_mut() = self.inner.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in &self.headers {
+        for (name, value) in &self.inner.headers {
             headers.append(name, value.clone());
         }
         response.extensions_mut().insert(self);
@@ -319,7 +327,7 @@ impl fmt::Display for Rejection {
         write!(
             f,
             "{} refused ({}, {}): {}",
-            self.by, self.status, self.reason, self.message
+            self.inner.by, self.inner.status, self.inner.reason, self.inner.message
         )
     }
 }

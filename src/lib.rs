@@ -7,6 +7,7 @@ pub mod affinity;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod guard;
 pub mod inspect;
 pub mod protocol;
 #[cfg(feature = "proxy")]
@@ -18,4 +19,5 @@ pub use affinity::Replica;
 pub use auth::Principal;
 pub use body::EdgeBody;
 pub use error::{Reason, RejectedBy, Rejection};
+pub use guard::{GuardLayer, PublicUrl, RequestOrigin, TrustedProxies};
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};

@@ -51,3 +51,209 @@ pub use service::Inspect;
 
 /// The default body limit: 4 MiB, as rmcp's.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::InspectLayer;
+    use crate::error::{Reason, Rejection};
+    use crate::protocol::{Era, McpRequest};
+
+    /// An inner service that echoes the body it received and counts calls.
+    fn echo_service(
+        limit: usize,
+    ) -> impl tower::Service<
+        Request<Full<Bytes>>,
+        Response = Response<crate::EdgeBody<Full<Bytes>>>,
+        Error = Infallible,
+    > + Clone {
+        ServiceBuilder::new()
+            .layer(InspectLayer::new().max_body_bytes(limit))
+            .service_fn(|request: Request<_>| async move {
+                assert!(request.extensions().get::<Arc<McpRequest>>().is_some());
+                let body = BodyExt::collect(request.into_body()).await?.to_bytes();
+                Ok::<_, Infallible>(Response::new(Full::new(body)))
+            })
+    }
+
+    fn post(body: &'static str) -> Request<Full<Bytes>> {
+        Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    }
+
+    async fn json_body<B: http_body::Body<Data = Bytes>>(body: B) -> serde_json::Value
+    where
+        B::Error: std::fmt::Debug,
+    {
+        serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn post_is_classified_and_passed_on_byte_for_byte() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hé"}}}"#;
+        let response = echo_service(1024).oneshot(post(text)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mcp = response.extensions().get::<Arc<McpRequest>>().unwrap();
+        assert_eq!(mcp.method(), Some("tools/call"));
+        assert_eq!(mcp.era(), Era::Legacy);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, text.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_joined_exactly() {
+        let chunks: Vec<Result<_, Infallible>> = [
+            &br#"{"jsonrpc":"2.0","#[..],
+            br#""id":"x","method":"#,
+            br#""ping"}"#,
+        ]
+        .into_iter()
+        .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c))))
+        .collect();
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(StreamBody::new(futures_util_stream(chunks)))
+            .unwrap();
+        let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
+            |request: Request<_>| async move {
+                let body = BodyExt::collect(request.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                Ok::<_, Infallible>(Response::new(Full::new(body)))
+            },
+        );
+        let response = service.oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, &br#"{"jsonrpc":"2.0","id":"x","method":"ping"}"#[..]);
+    }
+
+    fn futures_util_stream<T>(items: Vec<T>) -> impl futures_core::Stream<Item = T> {
+        struct Iter<T>(std::vec::IntoIter<T>);
+        impl<T> futures_core::Stream for Iter<T> {
+            type Item = T;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<T>> {
+                std::task::Poll::Ready(self.0.next())
+            }
+        }
+        impl<T> Unpin for Iter<T> {}
+        Iter(items.into_iter())
+    }
+
+    #[tokio::test]
+    async fn wrong_content_type_is_415() {
+        let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        request
+            .headers_mut()
+            .insert("content-type", "text/plain".parse().unwrap());
+        let response = echo_service(1024).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::UnsupportedMediaType
+        );
+        assert_eq!(
+            json_body(response.into_body()).await["error"]["code"],
+            -32600
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_413_by_length_and_by_stream() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"0123456789"}}}"#;
+        let response = echo_service(16).oneshot(post(text)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Without a Content-Length the limit is enforced while reading.
+        let chunks: Vec<Result<_, Infallible>> = (0..100)
+            .map(|_| Ok(http_body::Frame::data(Bytes::from_static(&[b' '; 64]))))
+            .collect();
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(StreamBody::new(futures_util_stream(chunks)))
+            .unwrap();
+        let service = ServiceBuilder::new()
+            .layer(InspectLayer::new().max_body_bytes(1000))
+            .service_fn(|_: Request<_>| async move {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            });
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            json_body(response.into_body()).await["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1000")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_json_is_400_parse_error_and_bad_envelope_keeps_the_id() {
+        let response = echo_service(1024).oneshot(post("{nope")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = json_body(response.into_body()).await;
+        assert_eq!(body["error"]["code"], -32700);
+        assert!(body.get("id").is_none());
+
+        let response = echo_service(1024)
+            .oneshot(post(r#"{"jsonrpc":"1.0","id":"k","method":"ping"}"#))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = json_body(response.into_body()).await;
+        assert_eq!(body["error"]["code"], -32600);
+        assert_eq!(body["id"], "k");
+    }
+
+    #[tokio::test]
+    async fn get_is_classified_and_its_body_untouched() {
+        let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
+            |request: Request<_>| async move {
+                let mcp = request
+                    .extensions()
+                    .get::<Arc<McpRequest>>()
+                    .cloned()
+                    .unwrap();
+                assert!(mcp.messages().is_empty());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"stream"))))
+            },
+        );
+        let request = Request::get("/mcp")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.extensions().get::<Arc<McpRequest>>().is_some());
+    }
+
+    #[tokio::test]
+    async fn other_methods_pass_through_unclassified() {
+        let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
+            |request: Request<_>| async move {
+                assert!(request.extensions().get::<Arc<McpRequest>>().is_none());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            },
+        );
+        let request = Request::options("/mcp")
+            .header("mcp-protocol-version", "junk")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            service.oneshot(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}

@@ -45,11 +45,12 @@ pub fn decode_value(raw: &[u8]) -> Option<Cow<'_, str>> {
 /// Encodes a value for a 2026-07-28 header: plain when it is a safe header value, else the
 /// `=?base64?…?=` form (R39).
 pub fn encode_value(value: &str) -> Cow<'_, str> {
+    let sentinel = value.starts_with(B64_PREFIX) && value.ends_with(B64_SUFFIX);
     let plain = !value.is_empty()
         && value.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !value.starts_with([' ', '\t'])
         && !value.ends_with([' ', '\t'])
-        && !(value.starts_with(B64_PREFIX) && value.ends_with(B64_SUFFIX));
+        && !sentinel;
     if plain {
         Cow::Borrowed(value)
     } else {

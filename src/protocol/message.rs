@@ -233,10 +233,10 @@ impl ParseError {
             Category::Data => {
                 let message = err.to_string();
                 // A custom error raised inside params hides a later syntax error: check.
-                if let Err(syntax) = serde_json::from_str::<IgnoredAny>(text) {
-                    if syntax.classify() != Category::Data {
-                        return ParseError::syntax(syntax.to_string());
-                    }
+                if let Err(syntax) = serde_json::from_str::<IgnoredAny>(text)
+                    && syntax.classify() != Category::Data
+                {
+                    return ParseError::syntax(syntax.to_string());
                 }
                 let kind = if message.contains(PARAMS_MARK) {
                     ParseErrorKind::InvalidParams
@@ -572,6 +572,7 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
     type Value = ParamsFields<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(ParamsVisitor)
+            .map_err(|e| de::Error::custom(format_args!("{PARAMS_MARK}invalid params: {e}")))
     }
 }
 
@@ -770,5 +771,309 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Body, ParseError> {
+        Body::parse(&Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn one(text: &str) -> McpMessage {
+        match parse(text).unwrap() {
+            Body::Single(m) => m,
+            Body::Batch(_) => panic!("expected one message"),
+        }
+    }
+
+    #[test]
+    fn request_notification_response_and_error() {
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert_eq!(m.kind(), MessageKind::Request);
+        assert_eq!(m.id(), Some(&RequestId::Number(1)));
+        assert_eq!(m.method(), Some("tools/list"));
+
+        let m = one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert_eq!(m.kind(), MessageKind::Notification);
+        assert_eq!(m.id(), None);
+
+        let m = one(r#"{"jsonrpc":"2.0","id":"abc","result":{"roots":[]}}"#);
+        assert_eq!(m.kind(), MessageKind::Response);
+        assert_eq!(m.id(), Some(&RequestId::from("abc")));
+
+        let m = one(r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"nope"}}"#);
+        assert_eq!(m.kind(), MessageKind::Error);
+        assert_eq!(m.error_code(), Some(-32601));
+
+        let m = one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#);
+        assert_eq!(m.kind(), MessageKind::Error);
+        assert_eq!(m.id(), None);
+    }
+
+    #[test]
+    fn initialize_fields() {
+        let m = one(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":"inspector","version":"1.2","title":"MCP Inspector","icons":[]}}}"#,
+        );
+        assert!(m.is_initialize());
+        assert_eq!(m.initialize_version(), Some("2025-11-25"));
+        let info = m.client_info().unwrap();
+        assert_eq!(info.name.as_deref(), Some("inspector"));
+        assert_eq!(info.version.as_deref(), Some("1.2"));
+        assert_eq!(info.title.as_deref(), Some("MCP Inspector"));
+    }
+
+    #[test]
+    fn every_target() {
+        let cases = [
+            (
+                r#""method":"tools/call","params":{"name":"deploy","arguments":{}}"#,
+                Target::Tool("deploy".into()),
+            ),
+            (
+                r#""method":"prompts/get","params":{"name":"greet"}"#,
+                Target::Prompt("greet".into()),
+            ),
+            (
+                r#""method":"resources/read","params":{"uri":"file:///a"}"#,
+                Target::Resource("file:///a".into()),
+            ),
+            (
+                r#""method":"resources/subscribe","params":{"uri":"file:///b"}"#,
+                Target::Resource("file:///b".into()),
+            ),
+            (
+                r#""method":"resources/unsubscribe","params":{"uri":"file:///c"}"#,
+                Target::Resource("file:///c".into()),
+            ),
+            (
+                r#""method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}"#,
+                Target::Prompt("p".into()),
+            ),
+            (
+                r#""method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"x://y"}}"#,
+                Target::Resource("x://y".into()),
+            ),
+            (
+                r#""method":"tasks/get","params":{"taskId":"t-1"}"#,
+                Target::Task("t-1".into()),
+            ),
+        ];
+        for (fields, target) in cases {
+            let m = one(&format!(r#"{{"jsonrpc":"2.0","id":1,{fields}}}"#));
+            assert_eq!(m.target(), Some(&target), "{fields}");
+        }
+        // Params before method: the target is still found.
+        let m = one(r#"{"params":{"name":"late"},"id":2,"method":"tools/call","jsonrpc":"2.0"}"#);
+        assert_eq!(m.target(), Some(&Target::Tool("late".into())));
+        // Escaped names are decoded.
+        let m = one(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"na\u006de":"d\u00e9ploy"}}"#,
+        );
+        assert_eq!(m.target(), Some(&Target::Tool("déploy".into())));
+    }
+
+    #[test]
+    fn modern_meta_fields() {
+        let m = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"py","version":"1"},"io.modelcontextprotocol/logLevel":"info","traceparent":"00-abc-def-01","tracestate":"k=v","baggage":"b=1","progressToken":7,"com.example/other":{"deep":[1,2,3]}}}}"#,
+        );
+        let meta = m.meta().unwrap();
+        assert_eq!(meta.protocol_version.as_deref(), Some("2026-07-28"));
+        assert!(meta.has_client_capabilities);
+        assert!(meta.has_progress_token);
+        assert_eq!(meta.log_level.as_deref(), Some("info"));
+        assert_eq!(meta.traceparent.as_deref(), Some("00-abc-def-01"));
+        assert_eq!(meta.tracestate.as_deref(), Some("k=v"));
+        assert_eq!(meta.baggage.as_deref(), Some("b=1"));
+        assert_eq!(m.client_info().unwrap().name.as_deref(), Some("py"));
+    }
+
+    #[test]
+    fn arguments_are_a_zero_copy_slice_of_the_body() {
+        let body = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments": {"text":"h\"i"} }}"#,
+        );
+        let Body::Single(m) = Body::parse(&body).unwrap() else {
+            panic!()
+        };
+        let args = m.arguments().unwrap();
+        assert_eq!(&args[..], br#"{"text":"h\"i"}"#);
+        let offset = args.as_ptr() as usize - body.as_ptr() as usize;
+        assert!(offset < body.len(), "arguments point into the body");
+    }
+
+    #[test]
+    fn batches_of_mixed_messages() {
+        let body = parse(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}},{"jsonrpc":"2.0","id":9,"result":{}}]"#,
+        )
+        .unwrap();
+        assert!(body.is_batch());
+        let kinds: Vec<_> = body.messages().iter().map(McpMessage::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                MessageKind::Request,
+                MessageKind::Notification,
+                MessageKind::Response
+            ]
+        );
+        assert_eq!(
+            parse("[]").unwrap_err().kind(),
+            ParseErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            parse("[[]]").unwrap_err().kind(),
+            ParseErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            parse("[1]").unwrap_err().kind(),
+            ParseErrorKind::InvalidRequest
+        );
+        let too_many = format!(
+            "[{}]",
+            vec![r#"{"jsonrpc":"2.0","method":"n"}"#; MAX_BATCH + 1].join(",")
+        );
+        assert_eq!(
+            parse(&too_many).unwrap_err().kind(),
+            ParseErrorKind::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_syntax_error() {
+        for text in [
+            "",
+            "{",
+            "{\"jsonrpc\":",
+            "nul",
+            "{\"a\":1}}",
+            "{'a':1}",
+            "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"},",
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::Syntax, "{text:?}: {err}");
+            assert_eq!(err.code(), -32700);
+        }
+        let err = Body::parse(&Bytes::from_static(
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}",
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::Syntax);
+    }
+
+    #[test]
+    fn syntax_error_inside_params_is_still_a_syntax_error() {
+        let err =
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1,"x":}"#)
+                .unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::Syntax, "{err}");
+    }
+
+    #[test]
+    fn invalid_envelopes_are_invalid_requests_with_the_id_when_readable() {
+        let cases = [
+            r#"{"id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"a"}"#,
+            "42",
+            "\"text\"",
+            "null",
+        ];
+        for text in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::InvalidRequest, "{text}: {err}");
+            assert_eq!(err.code(), -32600);
+        }
+        let err = parse(r#"{"jsonrpc":"1.0","id":"keep","method":"x"}"#).unwrap_err();
+        assert_eq!(err.id(), Some(&RequestId::from("keep")));
+    }
+
+    #[test]
+    fn wrong_types_in_read_params_are_invalid_params() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1,2]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":2026}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":"me"}}"#,
+        ];
+        for text in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::InvalidParams, "{text}: {err}");
+            assert_eq!(err.id(), Some(&RequestId::Number(1)), "{text}");
+        }
+    }
+
+    #[test]
+    fn hostile_inputs_give_typed_errors() {
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","arguments":{}{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        // Arguments are skipped, never built into a tree: deep nesting there costs one pass
+        // and no stack; the server behind decides what it accepts.
+        let m = one(&deep);
+        assert_eq!(m.arguments().unwrap().len(), 200_000);
+        let deep_meta = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"_meta":{{"a":{}1{}}}}}}}"#,
+            "{\"b\":".repeat(10_000),
+            "}".repeat(10_000)
+        );
+        // Unknown `_meta` keys are skipped iteratively: no stack overflow either.
+        assert!(one(&deep_meta).meta().is_some());
+        // Where we do build values (ids), serde_json's recursion limit answers.
+        let deep_id = format!(
+            r#"{{"jsonrpc":"2.0","id":{}1{},"method":"x"}}"#,
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        assert!(parse(&deep_id).is_err());
+        let huge = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "n".repeat(1 << 20)
+        );
+        assert_eq!(one(&huge).target().unwrap().name().len(), 1 << 20);
+        // Lone surrogates are not valid UTF-8 text.
+        assert!(parse(r#"{"jsonrpc":"2.0","id":1,"method":"\ud800"}"#).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic fuzz: every prefix and single-byte mutation of valid bodies.
+        let seeds: [&[u8]; 3] = [
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            br#"[{"jsonrpc":"2.0","id":"a","method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}},{"jsonrpc":"2.0","id":2,"result":{}}]"#,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","clientInfo":{"name":"c","version":"1"}}}"#,
+        ];
+        let mutations = [
+            b'"', b'{', b'}', b'[', b']', b',', b':', b'\\', 0xff, b'0', b' ',
+        ];
+        for seed in seeds {
+            for end in 0..=seed.len() {
+                let _ = Body::parse(&Bytes::copy_from_slice(&seed[..end]));
+            }
+            for i in 0..seed.len() {
+                for m in mutations {
+                    let mut bytes = seed.to_vec();
+                    bytes[i] = m;
+                    let _ = Body::parse(&Bytes::from(bytes));
+                }
+            }
+        }
     }
 }

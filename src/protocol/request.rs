@@ -404,3 +404,260 @@ impl fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for ProtocolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn post(pairs: &[(&str, &str)], body: &str) -> Result<McpRequest, ProtocolError> {
+        McpRequest::classify(
+            &Method::POST,
+            &headers(pairs),
+            Some(&Bytes::copy_from_slice(body.as_bytes())),
+        )
+    }
+
+    const MODERN_CALL: &str = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+    #[test]
+    fn legacy_without_header_is_2025_03_26() {
+        let r = post(&[], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        assert_eq!(r.era(), Era::Legacy);
+        assert_eq!(r.version(), ProtocolVersion::V2025_03_26);
+        let r = post(
+            &[("mcp-protocol-version", "2025-11-25, 2025-06-18")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.version(), ProtocolVersion::V2025_11_25);
+    }
+
+    #[test]
+    fn unknown_header_version_is_400_with_supported_list() {
+        let err = post(
+            &[("mcp-protocol-version", "2031-01-01")],
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ProtocolErrorKind::UnsupportedVersion);
+        assert_eq!(err.code(), -32022);
+        assert_eq!(err.id(), Some(&RequestId::Number(9)));
+        let data = err.data().unwrap();
+        assert_eq!(data["requested"], "2031-01-01");
+        assert!(
+            data["supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"2026-07-28".into())
+        );
+    }
+
+    #[test]
+    fn initialize_is_never_refused_over_the_header() {
+        for header in [
+            "2031-01-01",
+            "garbage",
+            "2026-07-28",
+            "2025-06-18, 2025-03-26",
+        ] {
+            let r = post(
+                &[("mcp-protocol-version", header)],
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#,
+            )
+            .unwrap();
+            assert_eq!(r.era(), Era::Legacy);
+            assert_eq!(r.version(), ProtocolVersion::V2025_06_18);
+            assert!(r.is_initialize());
+        }
+        // An unknown requested version is the server's to negotiate.
+        let r = post(
+            &[],
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2099-01-01"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.era(), Era::Legacy);
+    }
+
+    #[test]
+    fn modern_request_with_matching_headers() {
+        let r = post(
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+            MODERN_CALL,
+        )
+        .unwrap();
+        assert_eq!(r.era(), Era::Modern);
+        assert_eq!(r.version(), ProtocolVersion::V2026_07_28);
+        assert_eq!(r.target(), Some(&Target::Tool("echo".into())));
+    }
+
+    #[test]
+    fn modern_header_values_are_trimmed_and_base64_decoded() {
+        post(
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "  tools/call "),
+                ("mcp-name", "=?base64?ZWNobw==?="),
+            ],
+            MODERN_CALL,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn modern_header_mismatches_are_32020_with_the_id() {
+        let cases: [&[(&str, &str)]; 7] = [
+            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+            &[("mcp-protocol-version", "2026-07-28"), ("mcp-name", "echo")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+            ],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+            ],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "other"),
+            ],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+        ];
+        for pairs in cases {
+            let err = post(pairs, MODERN_CALL).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ProtocolErrorKind::HeaderMismatch,
+                "{pairs:?}: {err}"
+            );
+            assert_eq!(err.code(), -32020);
+            assert_eq!(err.id(), Some(&RequestId::Number(4)));
+        }
+    }
+
+    #[test]
+    fn modern_header_without_meta_on_a_request_is_invalid_params() {
+        let err = post(
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ],
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ProtocolErrorKind::MissingMeta);
+        assert_eq!(err.code(), -32602);
+        // A notification carries no per-request metadata: it passes.
+        let r = post(
+            &[("mcp-protocol-version", "2026-07-28")],
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.era(), Era::Modern);
+        assert!(r.is_notification_or_response());
+    }
+
+    #[test]
+    fn unsupported_meta_version_is_32022() {
+        let body = MODERN_CALL.replace("2026-07-28", "2027-01-01");
+        let err = post(
+            &[
+                ("mcp-protocol-version", "2027-01-01"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+            &body,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ProtocolErrorKind::UnsupportedVersion);
+        assert_eq!(err.id(), Some(&RequestId::Number(4)));
+    }
+
+    #[test]
+    fn batches_only_in_2025_03_26() {
+        let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        let r = post(&[], batch).unwrap();
+        assert!(r.is_batch());
+        assert_eq!(r.messages().len(), 2);
+        post(&[("mcp-protocol-version", "2025-03-26")], batch).unwrap();
+        let err = post(&[("mcp-protocol-version", "2025-06-18")], batch).unwrap_err();
+        assert_eq!(err.kind(), ProtocolErrorKind::BatchNotAllowed);
+        assert_eq!(err.code(), -32600);
+    }
+
+    #[test]
+    fn get_and_delete_take_the_header_version() {
+        let r = McpRequest::classify(&Method::GET, &HeaderMap::new(), None).unwrap();
+        assert_eq!(
+            (r.era(), r.version()),
+            (Era::Legacy, ProtocolVersion::V2025_03_26)
+        );
+        assert!(r.messages().is_empty());
+        let r = McpRequest::classify(
+            &Method::DELETE,
+            &headers(&[("mcp-protocol-version", "2025-11-25")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.version(), ProtocolVersion::V2025_11_25);
+        let r = McpRequest::classify(
+            &Method::GET,
+            &headers(&[("mcp-protocol-version", "2026-07-28")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.era(), Era::Modern);
+        let err = McpRequest::classify(
+            &Method::GET,
+            &headers(&[("mcp-protocol-version", "nope")]),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), -32022);
+    }
+
+    #[test]
+    fn parse_errors_carry_their_codes() {
+        assert_eq!(post(&[], "{").unwrap_err().code(), -32700);
+        assert_eq!(
+            post(&[], r#"{"id":1,"method":"x"}"#).unwrap_err().code(),
+            -32600
+        );
+        assert_eq!(
+            post(
+                &[],
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#
+            )
+            .unwrap_err()
+            .code(),
+            -32602
+        );
+    }
+}

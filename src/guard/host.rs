@@ -1,0 +1,367 @@
+//! `Host` values and the host allowlist: `host[:port]` parsing (RFC 3986 §3.2.2) without
+//! allocating, and [`HostPattern`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// A parsed `host[:port]`, borrowed from the header it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Authority<'a> {
+    /// The host as written, brackets included for IPv6 literals.
+    pub(crate) host: &'a str,
+    /// The host as an address, when it is an IP literal.
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) port: Option<u16>,
+}
+
+impl<'a> Authority<'a> {
+    /// Parses `host[:port]`: a registered name (letters, digits, `-`, `.`, `_`, `~`), a dotted
+    /// IPv4 address or a bracketed IPv6 address, then an optional decimal port. Anything else
+    /// (userinfo, paths, spaces, bare IPv6, out-of-range ports) is `None`.
+    pub(crate) fn parse(value: &'a str) -> Option<Self> {
+        if value.is_empty() || value.len() > 255 + 8 {
+            return None;
+        }
+        let (host, rest, ip) = if let Some(inner) = value.strip_prefix('[') {
+            let end = inner.find(']')?;
+            let ip = Ipv6Addr::from_str(&inner[..end]).ok()?;
+            let host = &value[..end + 2];
+            (host, &value[end + 2..], Some(IpAddr::V6(ip)))
+        } else {
+            let end = value.find(':').unwrap_or(value.len());
+            let host = &value[..end];
+            if host.is_empty() || !host.bytes().all(is_reg_name_byte) {
+                return None;
+            }
+            let ip = Ipv4Addr::from_str(host).ok().map(IpAddr::V4);
+            (host, &value[end..], ip)
+        };
+        let port = match rest {
+            "" => None,
+            _ => {
+                let digits = rest.strip_prefix(':')?;
+                if digits.is_empty() {
+                    // `host:` is allowed by RFC 3986 and means the default port.
+                    None
+                } else {
+                    Some(parse_port(digits)?)
+                }
+            }
+        };
+        Some(Authority { host, ip, port })
+    }
+
+    /// The host without a trailing dot (`example.com.` names `example.com`).
+    pub(crate) fn name(&self) -> &'a str {
+        trim_dot(self.host)
+    }
+}
+
+pub(crate) fn parse_port(digits: &str) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn trim_dot(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// One host an allowlist accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HostName {
+    /// An IP literal, compared as an address (`[::1]` equals `[0::1]`).
+    Ip(IpAddr),
+    /// A name, lowercase, no trailing dot.
+    Name(Box<str>),
+    /// `*.example.com`: any subdomain of the name (not the name itself).
+    Subdomains(Box<str>),
+}
+
+impl HostName {
+    pub(crate) fn parse(host: &str) -> Option<Self> {
+        if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return Ipv6Addr::from_str(inner)
+                .ok()
+                .map(|ip| HostName::Ip(IpAddr::V6(ip)));
+        }
+        if let Ok(ip) = IpAddr::from_str(host) {
+            // Bare `::1` is accepted in configuration, as rmcp does.
+            return Some(HostName::Ip(ip));
+        }
+        let (wildcard, name) = match host.strip_prefix("*.") {
+            Some(name) => (true, name),
+            None => (false, host),
+        };
+        let name = trim_dot(name);
+        if name.is_empty() || !name.bytes().all(is_reg_name_byte) {
+            return None;
+        }
+        let name = name.to_ascii_lowercase().into_boxed_str();
+        Some(if wildcard {
+            HostName::Subdomains(name)
+        } else {
+            HostName::Name(name)
+        })
+    }
+
+    pub(crate) fn matches(&self, host: &Authority<'_>) -> bool {
+        match self {
+            HostName::Ip(ip) => host.ip.is_some_and(|h| h == *ip),
+            HostName::Name(name) => host.ip.is_none() && host.name().eq_ignore_ascii_case(name),
+            HostName::Subdomains(parent) => {
+                let name = host.name();
+                host.ip.is_none()
+                    && name.len() > parent.len() + 1
+                    && name.as_bytes()[name.len() - parent.len() - 1] == b'.'
+                    && name[name.len() - parent.len()..].eq_ignore_ascii_case(parent)
+            }
+        }
+    }
+
+    fn fmt_host(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostName::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            HostName::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
+            HostName::Name(name) => f.write_str(name),
+            HostName::Subdomains(name) => write!(f, "*.{name}"),
+        }
+    }
+}
+
+/// A port an allowlist entry accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PortPattern {
+    /// Any port (`:*`, or no port in a host entry).
+    Any,
+    /// Exactly this port.
+    Exact(u16),
+}
+
+/// One entry of the `Host` allowlist: a host and which ports it may use.
+///
+/// Written as `localhost` (any port), `mcp.example.com:8443` (that port only),
+/// `mcp.example.com:*` (any port), `*.example.com` (any subdomain, any port), `127.0.0.1`,
+/// `[::1]` (bare `::1` is accepted too). Names compare case-insensitively and ignore a trailing
+/// dot; IP literals compare as addresses.
+///
+/// ```
+/// use mcp_edge::guard::HostPattern;
+///
+/// let pattern: HostPattern = "*.example.com:443".parse().unwrap();
+/// assert!(pattern.matches("api.Example.com:443"));
+/// assert!(!pattern.matches("example.com:443"));
+/// assert!(!pattern.matches("api.example.com:8443"));
+/// assert!("user@host".parse::<HostPattern>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    pub(crate) host: HostName,
+    pub(crate) port: PortPattern,
+}
+
+impl HostPattern {
+    /// `localhost`, `127.0.0.1` and `[::1]`, each on any port.
+    pub fn loopback() -> [HostPattern; 3] {
+        [
+            HostPattern {
+                host: HostName::Name("localhost".into()),
+                port: PortPattern::Any,
+            },
+            HostPattern {
+                host: HostName::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: PortPattern::Any,
+            },
+            HostPattern {
+                host: HostName::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+                port: PortPattern::Any,
+            },
+        ]
+    }
+
+    /// Whether a `Host` value (`host[:port]`) is accepted by this entry. Malformed values
+    /// never match.
+    pub fn matches(&self, host: &str) -> bool {
+        Authority::parse(host).is_some_and(|a| self.matches_authority(&a))
+    }
+
+    pub(crate) fn matches_authority(&self, host: &Authority<'_>) -> bool {
+        self.host.matches(host)
+            && match self.port {
+                PortPattern::Any => true,
+                PortPattern::Exact(port) => host.port == Some(port),
+            }
+    }
+}
+
+impl FromStr for HostPattern {
+    type Err = InvalidPattern;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidPattern::new("host", value);
+        let value = value.trim();
+        // Split off a port, minding IPv6 brackets and bare IPv6 literals.
+        let (host, port) = if value.starts_with('[') {
+            match value.rfind("]:") {
+                Some(i) => (&value[..=i], Some(&value[i + 2..])),
+                None => (value, None),
+            }
+        } else if value.matches(':').count() == 1 {
+            let (host, port) = value.split_once(':').ok_or_else(invalid)?;
+            (host, Some(port))
+        } else {
+            (value, None)
+        };
+        let port = match port {
+            None | Some("*") => PortPattern::Any,
+            Some(digits) => PortPattern::Exact(parse_port(digits).ok_or_else(invalid)?),
+        };
+        let host = HostName::parse(host).ok_or_else(invalid)?;
+        Ok(HostPattern { host, port })
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.host.fmt_host(f)?;
+        match self.port {
+            PortPattern::Any => Ok(()),
+            PortPattern::Exact(port) => write!(f, ":{port}"),
+        }
+    }
+}
+
+/// A host, origin or proxy entry that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPattern {
+    kind: &'static str,
+    value: Box<str>,
+}
+
+impl InvalidPattern {
+    pub(crate) fn new(kind: &'static str, value: &str) -> Self {
+        InvalidPattern {
+            kind,
+            value: value.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} entry {:?}", self.kind, self.value)
+    }
+}
+
+impl std::error::Error for InvalidPattern {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_parses_names_ipv4_ipv6_and_ports() {
+        let a = Authority::parse("Example.com:8080").unwrap();
+        assert_eq!((a.host, a.port, a.ip), ("Example.com", Some(8080), None));
+        let a = Authority::parse("127.0.0.1").unwrap();
+        assert_eq!(a.ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let a = Authority::parse("[::1]:3000").unwrap();
+        assert_eq!((a.host, a.port), ("[::1]", Some(3000)));
+        assert_eq!(a.ip, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        let a = Authority::parse("localhost:").unwrap();
+        assert_eq!(a.port, None);
+        assert_eq!(
+            Authority::parse("example.com.").unwrap().name(),
+            "example.com"
+        );
+    }
+
+    #[test]
+    fn authority_refuses_garbage_without_panicking() {
+        for bad in [
+            "",
+            ":80",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[nope]",
+            "host:99999",
+            "host:-1",
+            "host:8o",
+            "user@host",
+            "host/path",
+            "a b",
+            "host:1:2",
+            "\u{e9}t\u{e9}.fr",
+            "[::1]:80:80",
+            "[]",
+        ] {
+            assert!(Authority::parse(bad).is_none(), "{bad:?} parsed");
+        }
+        let long = "a".repeat(10_000);
+        assert!(Authority::parse(&long).is_none());
+    }
+
+    #[test]
+    fn host_patterns_match_per_port_and_case() {
+        let any: HostPattern = "LocalHost".parse().unwrap();
+        assert!(any.matches("localhost:1234"));
+        assert!(any.matches("LOCALHOST"));
+        assert!(any.matches("localhost."));
+        assert!(!any.matches("localhost.evil.example.com"));
+        let exact: HostPattern = "example.com:8443".parse().unwrap();
+        assert!(exact.matches("example.com:8443"));
+        assert!(!exact.matches("example.com"));
+        assert!(!exact.matches("example.com:443"));
+        let star: HostPattern = "example.com:*".parse().unwrap();
+        assert!(star.matches("example.com:1"));
+        let v6: HostPattern = "::1".parse().unwrap();
+        assert!(v6.matches("[::1]:8080"));
+        assert!(v6.matches("[0:0:0:0:0:0:0:1]"));
+        let v6b: HostPattern = "[::1]:8080".parse().unwrap();
+        assert!(v6b.matches("[::1]:8080"));
+        assert!(!v6b.matches("[::1]:8081"));
+        let v4: HostPattern = "127.0.0.1".parse().unwrap();
+        assert!(v4.matches("127.0.0.1:9"));
+        assert!(!v4.matches("127.0.0.2"));
+        let sub: HostPattern = "*.example.com".parse().unwrap();
+        assert!(sub.matches("a.b.example.com"));
+        assert!(!sub.matches("example.com"));
+        assert!(!sub.matches("badexample.com"));
+    }
+
+    #[test]
+    fn host_pattern_display_round_trips() {
+        for text in [
+            "localhost",
+            "example.com:8443",
+            "[::1]",
+            "*.example.com",
+            "10.0.0.1:80",
+        ] {
+            let pattern: HostPattern = text.parse().unwrap();
+            assert_eq!(pattern.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn invalid_host_patterns_are_errors() {
+        for bad in [
+            "",
+            "a b",
+            "host:x",
+            "http://host",
+            "[::1",
+            "*.",
+            "host:99999",
+        ] {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad:?} parsed");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Shared fixtures for the integration tests: real rmcp servers and clients over TCP on
+//! 127.0.0.1, raw HTTP helpers, and launchers for real `redis-server` / `nginx` processes.
+//!
+//! Use it with `mod common;` at the top of a test file. Every item is re-exported here:
+//!
+//! - [`rmcp_router`] / [`rmcp_service`] / [`rmcp_config`]: the demo tool server
+//!   (`echo`, `slow_count`, `whoami`, from `examples/common/tools.rs`) as rmcp's
+//!   `StreamableHttpService`, Host check off (our guard owns it);
+//! - [`serve`] / [`serve_service`] → [`TestServer`] (`.addr`, `.url`), shut down on drop;
+//! - [`legacy_client`] (pinned to 2025-11-25, sessions) and [`modern_client`] (2026-07-28,
+//!   rmcp's default), `*_with_auth` variants taking an `Authorization` header value;
+//! - [`http_client`] and [`post_json`] for raw probing;
+//! - [`Redis::start`] and [`Nginx::start`]: real `redis-server` / `nginx` processes on free
+//!   ports, killed on drop; `None` with a printed reason when the binary is absent, a panic
+//!   when `MCP_EDGE_REQUIRE_SERVERS=1`.
+#![allow(dead_code, unused_imports)]
+
+#[path = "../../examples/common/tools.rs"]
+pub mod tools;
+
+mod client;
+mod http;
+mod nginx;
+mod process;
+mod redis;
+mod server;
+
+pub use client::*;
+pub use http::*;
+pub use nginx::*;
+pub use process::{REQUIRE_SERVERS_ENV, TempDir, free_port, skip_or_fail};
+pub use redis::*;
+pub use server::*;
+pub use tools::DemoTools;
