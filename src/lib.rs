@@ -13,6 +13,7 @@ pub mod protocol;
 #[cfg(feature = "proxy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
 pub mod proxy;
+pub mod session;
 pub mod store;
 
 pub use affinity::Replica;

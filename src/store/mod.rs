@@ -47,6 +47,10 @@ mod event;
 mod memory;
 mod record;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -190,6 +194,15 @@ impl<T> StoreFuture<T> {
     /// Whether the value is already there (no await point will be hit).
     pub fn is_ready(&self) -> bool {
         matches!(self.kind, FutureKind::Ready(Some(_)))
+    }
+
+    /// The value if it is already there, else the future back. Lets a caller skip a state
+    /// (and the clone of a service) when a memory backend answered on the spot.
+    pub fn into_ready(self) -> Result<Result<T, StoreError>, Self> {
+        match self.kind {
+            FutureKind::Ready(Some(result)) => Ok(result),
+            kind => Err(StoreFuture { kind }),
+        }
     }
 }
 

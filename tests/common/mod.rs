@@ -24,6 +24,7 @@ mod nginx;
 mod process;
 mod redis;
 mod server;
+mod session;
 
 pub use client::*;
 pub use http::*;
@@ -31,4 +32,5 @@ pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, free_port, skip_or_fail};
 pub use redis::*;
 pub use server::*;
+pub use session::*;
 pub use tools::DemoTools;
