@@ -15,6 +15,7 @@ use affinity::{Alternate, Log, Replicas, Router, Seen, serve_gateway};
 use common::*;
 use futures::StreamExt;
 use mcp_edge::affinity::{AffinityRouter, Envelope, EnvelopeKeys, SessionKey, Table};
+use mcp_edge::store::redis::RedisSessionStore;
 use mcp_edge::store::{MemorySessionStore, SessionStore};
 use serde_json::json;
 
@@ -279,4 +280,109 @@ async fn modern_clients_are_balanced_and_need_no_session() {
     let used: HashSet<_> = seen.iter().filter_map(|s| s.replica.clone()).collect();
     assert!(used.len() >= 2, "stateless requests spread: {used:?}");
     let _ = Duration::ZERO;
+}
+
+fn redis_store(redis: &Redis) -> Arc<dyn SessionStore> {
+    Arc::new(RedisSessionStore::open(redis.url()).expect("redis store"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_alternating_share_sessions_through_one_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let replicas = Replicas::start(3);
+    // Two gateway instances: each its own router, local cache and Redis connection.
+    let (a, log_a) = serve_gateway(table_router(&replicas, redis_store(&redis)), "gateway-a");
+    let (b, log_b) = serve_gateway(table_router(&replicas, redis_store(&redis)), "gateway-b");
+    let front = serve_service(Alternate::new(&[a.url.clone(), b.url.clone()]));
+    run_clients(&front.url, 40).await;
+    assert_pinned(&[&log_a, &log_b], 40);
+    assert!(log_a.all().len() > 100 && log_b.all().len() > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_503_with_jsonrpc_body_for_uncached_sessions_and_service_resumes() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let replicas = Replicas::start(2);
+    let (a, _) = serve_gateway(table_router(&replicas, redis_store(&redis)), "gateway-a");
+    let (b, _) = serve_gateway(table_router(&replicas, redis_store(&redis)), "gateway-b");
+    let session = raw_legacy_session(&a.url).await;
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    assert_eq!(post_json(&b.url, &list, &headers).await.status(), 200);
+
+    redis.stop();
+    // Gateway a has the pin cached: the session keeps working through a Redis outage.
+    assert_eq!(post_json(&a.url, &list, &headers).await.status(), 200);
+    // A gateway that must ask Redis answers 503 with a JSON-RPC error, promptly.
+    let started = std::time::Instant::now();
+    let (c, _) = serve_gateway(table_router(&replicas, redis_store(&redis)), "gateway-c");
+    let response = post_json(&c.url, &list, &headers).await;
+    assert_eq!(response.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["code"], -32603);
+    // A new session cannot be pinned while Redis is down: 503, never a 400/404 (R45).
+    let response = post_json(&c.url, &initialize_body("2025-11-25"), &[]).await;
+    assert_eq!(response.status(), 503);
+
+    redis.restart();
+    // Redis came back empty: old sessions are unknown (404, the client re-initializes) and
+    // new sessions work through every gateway.
+    let fresh = {
+        let mut fresh = None;
+        for _ in 0..50 {
+            let response = post_json(&c.url, &initialize_body("2025-11-25"), &[]).await;
+            if response.status() == 200 {
+                fresh = response
+                    .headers()
+                    .get("mcp-session-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        fresh.expect("service resumed after Redis came back")
+    };
+    let headers = [
+        ("mcp-session-id", fresh.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    // Each gateway's Redis connection reconnects on its own after the outage: allow it a
+    // moment (a 503 meanwhile), then every gateway routes the new session.
+    assert_eq!(
+        status_after_reconnect(&b.url, &initialized, &headers).await,
+        202
+    );
+    assert_eq!(status_after_reconnect(&a.url, &list, &headers).await, 200);
+    let old = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    // Gateways that cached the old pin keep serving it (the replica still has the session);
+    // one that must ask Redis learns it is gone.
+    assert_eq!(status_after_reconnect(&b.url, &list, &old).await, 200);
+    assert_eq!(status_after_reconnect(&c.url, &list, &old).await, 404);
+}
+
+async fn status_after_reconnect(
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> u16 {
+    for _ in 0..50 {
+        let status = post_json(url, body, headers).await.status().as_u16();
+        if status != 503 {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    503
 }
