@@ -181,6 +181,13 @@ impl<S> ReplicaSet<S> {
             .collect()
     }
 
+    /// The replica a new session would go to now: the less loaded of two picked at random
+    /// among those not ejected (what the router decides for every new session and modern
+    /// request). `None` when none is available.
+    pub fn least_loaded_replica(&self) -> Option<Replica> {
+        self.least_loaded().map(|entry| entry.replica.clone())
+    }
+
     fn snapshot(&self) -> Arc<[Arc<Entry<S>>]> {
         Arc::clone(
             &self

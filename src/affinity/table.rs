@@ -91,6 +91,11 @@ impl Table {
         self.cache.len()
     }
 
+    /// The replica the local cache pins `session` to, without asking the store.
+    pub fn cached_replica(&self, session: &SessionId) -> Option<Replica> {
+        self.cache.get(session).map(|pin| pin.replica)
+    }
+
     pub(crate) fn cached(&self, session: &SessionId) -> Option<CachedPin> {
         self.cache.get(session)
     }
