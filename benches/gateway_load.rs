@@ -59,9 +59,8 @@ where
             let _ = stream.set_nodelay(true);
             let service = service.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    service.clone().oneshot(request)
-                });
+                let service =
+                    hyper::service::service_fn(move |request| service.clone().oneshot(request));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
