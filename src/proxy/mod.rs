@@ -21,12 +21,12 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use mcp_edge::proxy::HttpUpstream;
+//! use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let upstream = HttpUpstream::<http_body_util::Full<bytes::Bytes>>::builder()
+//! let upstream: HttpUpstream<http_body_util::Full<bytes::Bytes>> = HttpUpstreamBuilder::new()
 //!     .connect_timeout(Duration::from_secs(1))
 //!     .response_head_timeout(Duration::from_secs(30))
 //!     .build("http://127.0.0.1:3001/mcp")
