@@ -105,3 +105,30 @@ async fn rmcp_clients_of_both_eras_work_through_nginx_with_progress() {
         client.cancel().await.expect("close");
     }
 }
+
+#[test]
+fn a_missing_binary_skips_or_fails_as_mcp_edge_require_servers_says() {
+    let required = std::env::var(REQUIRE_SERVERS_ENV).is_ok_and(|v| v == "1");
+    let found = std::panic::catch_unwind(|| find_binary("mcp-edge-no-such-server"));
+    if required {
+        assert!(
+            found.is_err(),
+            "with {REQUIRE_SERVERS_ENV}=1 a missing binary must fail"
+        );
+    } else {
+        assert_eq!(
+            found.ok(),
+            Some(None),
+            "without it, a missing binary is a skip"
+        );
+    }
+}
+
+#[test]
+fn temp_dirs_are_removed_on_drop() {
+    let dir = TempDir::new("probe");
+    let path = dir.path().to_owned();
+    std::fs::write(path.join("file"), b"x").unwrap();
+    drop(dir);
+    assert!(!path.exists());
+}

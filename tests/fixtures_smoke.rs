@@ -136,3 +136,32 @@ async fn dropping_the_test_server_closes_its_port() {
     let err = http_client().get(&url).send().await;
     assert!(err.is_err(), "server still answering after drop");
 }
+
+/// Why `modern_client` uses the `server/discover` lifecycle: rmcp's plain `.serve()` sends
+/// `initialize` even with its default `ProtocolVersion::LATEST` (2026-07-28), and an rmcp 3.11
+/// server answers `initialize` with the newest version that still has one, 2025-11-25.
+#[tokio::test]
+async fn rmcp_plain_serve_with_default_version_ends_up_on_2025_11_25_with_a_session() {
+    use rmcp::{
+        ServiceExt,
+        transport::{
+            StreamableHttpClientTransport,
+            streamable_http_client::StreamableHttpClientTransportConfig,
+        },
+    };
+    let server = serve(rmcp_router());
+    let transport = StreamableHttpClientTransport::with_client(
+        http_client(),
+        StreamableHttpClientTransportConfig::with_uri(server.url.clone()),
+    );
+    let client = TestClient::new(ProtocolVersion::default())
+        .serve(transport)
+        .await
+        .expect("connect");
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2025_11_25
+    );
+    assert!(whoami(&client).await["session_id"].is_string());
+    client.cancel().await.expect("close");
+}

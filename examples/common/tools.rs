@@ -150,7 +150,7 @@ fn header(parts: &http::request::Parts, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for DemoTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())

@@ -5,12 +5,14 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
+use super::RequestOrigin;
 use crate::body::EdgeBody;
 use crate::error::Rejection;
 
 pin_project! {
-    /// The response future of [`Guard`](super::Guard): the inner service's future, or a
-    /// refusal ready at once (no allocation beyond its small JSON body).
+    /// The response future of [`Guard`](super::Guard): the inner service's future (whose
+    /// response gets the [`RequestOrigin`] in its extensions, for outer layers such as audit),
+    /// or a refusal ready at once.
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,
@@ -20,15 +22,18 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Future { #[pin] future: F },
+        Future { #[pin] future: F, origin: Option<RequestOrigin> },
         Rejected { rejection: Option<Rejection> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn future(future: F) -> Self {
+    pub(super) fn future(future: F, origin: RequestOrigin) -> Self {
         ResponseFuture {
-            kind: Kind::Future { future },
+            kind: Kind::Future {
+                future,
+                origin: Some(origin),
+            },
         }
     }
 
@@ -49,8 +54,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Future { future } => {
-                let response = ready!(future.poll(cx))?;
+            KindProj::Future { future, origin } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(origin) = origin.take() {
+                    response.extensions_mut().insert(origin);
+                }
                 Poll::Ready(Ok(response.map(EdgeBody::new)))
             }
             KindProj::Rejected { rejection } => {

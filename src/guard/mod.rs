@@ -12,7 +12,9 @@
 //! `X-Forwarded-*` from them, and only from them. Every request it lets through carries a
 //! [`RequestOrigin`] in its extensions: the [`PublicUrl`] of this server as the client sees
 //! it (`https://…` behind TLS termination) and the client's IP. [`public_url`] reads it, e.g.
-//! for the RFC 9728 `resource` of an MCP endpoint.
+//! for the RFC 9728 `resource` of an MCP endpoint. The same `RequestOrigin` is put in the
+//! response extensions, for layers outside the guard (audit); a refused request's response
+//! carries the [`Rejection`](crate::Rejection) instead.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -68,7 +70,8 @@
 //!   to refuse requests without one.
 //! - [`trusted_proxies`](GuardLayer::trusted_proxies) and, if the peer address is not in a
 //!   [`PeerAddr`] extension, [`peer_addr_with`](GuardLayer::peer_addr_with) (see
-//!   [`PeerAddrSource`] for axum's `ConnectInfo`).
+//!   [`PeerAddrSource`] for axum's `ConnectInfo`). Proxies are believed through
+//!   `X-Forwarded-*` by default; [`ProxyHeaders`] switches to RFC 7239 `Forwarded`.
 //! - [`public_url`](GuardLayer::public_url) when you know the public URL: it wins over every
 //!   header.
 

@@ -358,7 +358,7 @@ impl Forwarding {
                     .and_then(parse_port)
                     .filter(|_| authority.port.is_none());
                 let value = match port {
-                    Some(port) => HeaderValue::try_from(format!("{host}:{port}")),
+                    Some(port) => HeaderValue::try_from(format!("{}:{port}", authority.host)),
                     None => HeaderValue::from_str(host),
                 };
                 Some(value.map_err(|_| InvalidForwardedHost)?)
@@ -731,6 +731,24 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_port_joins_a_host_without_one() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]);
+        for (host, port, expected) in [
+            ("a.example", "8443", "a.example:8443"),
+            ("a.example:", "8443", "a.example:8443"),
+            ("a.example:9000", "8443", "a.example:9000"),
+            ("[::1]", "8443", "[::1]:8443"),
+            ("a.example", "junk", "a.example"),
+        ] {
+            let f = forwarded(
+                &proxies,
+                &[("x-forwarded-host", host), ("x-forwarded-port", port)],
+            );
+            assert_eq!(f.host.unwrap(), expected);
+        }
+    }
+
+    #[test]
     fn invalid_forwarded_host_is_an_error() {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-host", "evil.example.com/path")]);
@@ -890,5 +908,63 @@ mod tests {
         assert_eq!(forwarded(&x, h).host.unwrap(), "x.example");
         let f = x.clone().headers(ProxyHeaders::Forwarded);
         assert_eq!(forwarded(&f, h).host.unwrap(), "f.example");
+    }
+
+    mod hostile {
+        use super::super::*;
+        use crate::guard::{HostPattern, OriginPattern, PublicUrl};
+        use crate::guard::{host::Authority, origin::OriginValue};
+        use proptest::prelude::*;
+
+        /// Header-ish text: visible ASCII heavy on the characters the parsers care about.
+        fn headerish() -> impl Strategy<Value = String> {
+            proptest::string::string_regex(r#"[ -~]{0,64}|([a-z0-9\[\]:;,="\\_.]{0,48})"#).unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn parsers_never_panic(text in headerish()) {
+                let _ = Authority::parse(&text);
+                let _ = OriginValue::parse(&text);
+                let _ = text.parse::<HostPattern>();
+                let _ = text.parse::<OriginPattern>();
+                let _ = text.parse::<Cidr>();
+                let _ = text.parse::<PublicUrl>();
+                let _ = parse_node_ip(&text);
+                let mut out = Vec::new();
+                parse_forwarded(&text, &mut out);
+            }
+
+            #[test]
+            fn forwarding_never_panics_and_only_gives_valid_hosts(
+                forwarded in headerish(),
+                xff in headerish(),
+                xfh in prop_oneof![headerish(), "[a-z.]{1,8}:?[0-9]{0,6}"],
+                proto in headerish(),
+                port in prop_oneof![headerish(), "[0-9]{1,6}"],
+            ) {
+                let mut headers = HeaderMap::new();
+                for (name, value) in [
+                    ("forwarded", &forwarded),
+                    ("x-forwarded-for", &xff),
+                    ("x-forwarded-host", &xfh),
+                    ("x-forwarded-proto", &proto),
+                    ("x-forwarded-port", &port),
+                ] {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        headers.append(name, value);
+                    }
+                }
+                for family in [ProxyHeaders::XForwarded, ProxyHeaders::Forwarded, ProxyHeaders::PreferForwarded] {
+                    let proxies = TrustedProxies::new(["0.0.0.0/0", "::/0"]).headers(family);
+                    let peer = Some("10.0.0.1".parse().unwrap());
+                    if let Some(Ok(Forwarding { host: Some(host), .. })) =
+                        proxies.forwarding(&headers, peer)
+                    {
+                        prop_assert!(Authority::parse(host.to_str().unwrap()).is_some());
+                    }
+                }
+            }
+        }
     }
 }

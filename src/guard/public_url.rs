@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Uri, header::HOST};
 
 use super::host::{Authority, InvalidPattern};
@@ -179,7 +180,8 @@ impl FromStr for PublicUrl {
 }
 
 /// Where a request came from and where it was sent to, as the guard resolved it; in the
-/// request extensions of every request [`Guard`](super::Guard) lets through.
+/// request extensions of every request [`Guard`](super::Guard) lets through, and in the
+/// extensions of its response.
 ///
 /// Proxy headers count only when the connecting peer is one of the
 /// [`TrustedProxies`](super::TrustedProxies); otherwise the public URL comes from the request's
@@ -238,6 +240,17 @@ pub fn public_url<B>(request: &Request<B>) -> Option<PublicUrl> {
     }
 }
 
+impl PublicUrl {
+    /// [`public_url`] for a request already split into parts (what a layer holding
+    /// `http::request::Parts` has).
+    pub fn from_request_parts(parts: &Parts) -> Option<PublicUrl> {
+        match parts.extensions.get::<RequestOrigin>() {
+            Some(origin) => Some(origin.public_url.clone()),
+            None => PublicUrl::from_host(&parts.uri, &parts.headers),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +306,11 @@ mod tests {
         assert_eq!(
             public_url(&request).unwrap().join("/mcp"),
             "https://mcp.example.com/mcp"
+        );
+        let (parts, ()) = request.into_parts();
+        assert_eq!(
+            PublicUrl::from_request_parts(&parts).unwrap().to_string(),
+            "https://mcp.example.com"
         );
     }
 }

@@ -43,8 +43,8 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         match self.layer.check_small(&request) {
             Ok(origin) => {
-                request.extensions_mut().insert(origin);
-                ResponseFuture::future(self.inner.call(request))
+                request.extensions_mut().insert(origin.clone());
+                ResponseFuture::future(self.inner.call(request), origin)
             }
             Err(refusal) => ResponseFuture::rejected(refusal.into_rejection()),
         }
@@ -68,6 +68,9 @@ mod tests {
         GuardLayer, PeerAddr, ProxyHeaders, PublicUrl, RequestOrigin, TrustedProxies,
     };
 
+    #[derive(Clone)]
+    struct InnerSaw(RequestOrigin);
+
     /// What came back: the status, the body as JSON (refusals) and the `RequestOrigin` the
     /// inner service saw (passes).
     struct Outcome {
@@ -90,8 +93,9 @@ mod tests {
                     let origin = request.extensions().get::<RequestOrigin>().cloned();
                     async move {
                         let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                        // What the inner service saw, to compare with what outer layers get.
                         if let Some(origin) = origin {
-                            response.extensions_mut().insert(origin);
+                            response.extensions_mut().insert(InnerSaw(origin));
                         }
                         Ok::<_, Infallible>(response)
                     }
@@ -102,7 +106,18 @@ mod tests {
             .headers()
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned());
-        let origin = response.extensions().get::<RequestOrigin>().cloned();
+        let origin = response
+            .extensions()
+            .get::<InnerSaw>()
+            .map(|saw| saw.0.clone());
+        if let Some(inner) = &origin {
+            let outer = response
+                .extensions()
+                .get::<RequestOrigin>()
+                .expect("RequestOrigin in the response extensions for outer layers");
+            assert_eq!(outer.public_url(), inner.public_url());
+            assert_eq!(outer.client_ip(), inner.client_ip());
+        }
         let rejection = response.extensions().get::<Rejection>().cloned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         Outcome {
@@ -562,5 +577,31 @@ mod tests {
         assert_eq!(rejection.reason(), Reason::HostNotAllowed);
         let origin = layer.check(&post(Some("localhost:1"), &[])).unwrap();
         assert_eq!(origin.public_url().to_string(), "http://localhost:1");
+    }
+
+    #[tokio::test]
+    async fn refuses_before_reading_a_body_that_never_ends() {
+        use http_body_util::StreamBody;
+        type Frame = Result<http_body::Frame<Bytes>, Infallible>;
+        let body = StreamBody::new(futures::stream::pending::<Frame>());
+        let request = Request::post("/mcp")
+            .header("host", "evil.example.com")
+            .header("content-length", "1000000000")
+            .body(body)
+            .unwrap();
+        // An inner service that fails the test if it is ever called.
+        let service = ServiceBuilder::new()
+            .layer(GuardLayer::loopback())
+            .service_fn(
+                |_request: Request<StreamBody<futures::stream::Pending<Frame>>>| async {
+                    Err::<Response<Full<Bytes>>, _>("the inner service must not run")
+                },
+            );
+        let response =
+            tokio::time::timeout(std::time::Duration::from_secs(5), service.oneshot(request))
+                .await
+                .expect("answered without waiting for the body")
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
     }
 }

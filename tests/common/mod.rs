@@ -19,6 +19,7 @@
 pub mod tools;
 
 mod client;
+mod guard;
 mod http;
 mod nginx;
 mod process;
@@ -27,9 +28,10 @@ mod server;
 mod session;
 
 pub use client::*;
+pub use guard::*;
 pub use http::*;
 pub use nginx::*;
-pub use process::{REQUIRE_SERVERS_ENV, TempDir, free_port, skip_or_fail};
+pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
 pub use redis::*;
 pub use server::*;
 pub use session::*;

@@ -14,7 +14,7 @@ pub const REQUIRE_SERVERS_ENV: &str = "MCP_EDGE_REQUIRE_SERVERS";
 /// Finds `name` on `PATH`, or in `/usr/sbin` / `/usr/bin` (Debian puts nginx in /usr/sbin,
 /// which is not on a normal user's PATH). Applies the skip policy when it is absent: prints why
 /// and returns `None`, or panics when `MCP_EDGE_REQUIRE_SERVERS=1`.
-pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
+pub fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found = std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])

@@ -6,6 +6,7 @@ use axum::extract::ConnectInfo;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use mcp_edge::guard::PeerAddr;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -20,11 +21,16 @@ pub const MCP_PATH: &str = "/mcp";
 /// The rmcp service of the demo tools, as its own type (for layering by hand).
 pub type RmcpService = StreamableHttpService<DemoTools, LocalSessionManager>;
 
-/// The rmcp server config the tests (and `examples/server.rs`) use behind mcp-edge:
-/// rmcp defaults (legacy sessions on, SSE responses, 15 s keep-alive), except that rmcp's
-/// loopback-only `Host` check is off, because mcp-edge's guard owns Host/Origin.
+/// The rmcp server config the tests use, as `examples/server.rs` configures rmcp behind
+/// mcp-edge: rmcp defaults (legacy sessions on, SSE responses, 15 s keep-alive, 2026-07-28
+/// served statelessly) except that rmcp's loopback-only `Host` check is off (mcp-edge's guard
+/// owns Host/Origin) and rmcp's 4 MiB body limit is lifted (the inspect layer bounds bodies,
+/// so a test raising `max_body_bytes` is not cut short by rmcp). For a completely bare rmcp
+/// server use `rmcp_router_with(StreamableHttpServerConfig::default())`.
 pub fn rmcp_config() -> StreamableHttpServerConfig {
-    StreamableHttpServerConfig::default().disable_allowed_hosts()
+    StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(usize::MAX)
 }
 
 /// The demo tool server as an rmcp `StreamableHttpService`, with [`rmcp_config`].
@@ -90,8 +96,9 @@ pub fn serve(router: axum::Router) -> TestServer {
 
 /// Serves any tower HTTP service over HTTP/1.1 on a free 127.0.0.1 port, with TCP_NODELAY on
 /// every accepted socket (as `examples/server.rs` does) and the peer address in the request
-/// extensions as `axum::extract::ConnectInfo<SocketAddr>` (what
-/// `into_make_service_with_connect_info` gives in production). Must be called inside a tokio
+/// extensions twice: as `mcp_edge::guard::PeerAddr` (what the guard reads by default) and as
+/// `axum::extract::ConnectInfo<SocketAddr>` (what `into_make_service_with_connect_info` gives
+/// in production). Must be called inside a tokio
 /// runtime.
 pub fn serve_service<S, B>(svc: S) -> TestServer
 where
@@ -135,6 +142,7 @@ where
         let svc = svc.clone();
         let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(PeerAddr(peer));
             svc.clone().oneshot(req)
         });
         connections.spawn(async move {
