@@ -17,6 +17,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use crate::body::EdgeBody;
+use crate::guard::PeerAddr;
 use crate::protocol::McpRequest;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -112,7 +113,8 @@ impl HttpUpstreamBuilder {
     }
 
     /// Where to find the client's address for `Forwarded: for=` and `X-Forwarded-For`, e.g.
-    /// axum's `ConnectInfo<SocketAddr>`. Without it those are left out.
+    /// axum's `ConnectInfo<SocketAddr>`. By default the [`PeerAddr`] request extension (as
+    /// the guard reads it); when there is none, those are left out.
     pub fn peer_addr_with<F>(mut self, source: F) -> Self
     where
         F: Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
@@ -235,11 +237,10 @@ where
             .extensions
             .get::<Arc<McpRequest>>()
             .and_then(|mcp| mcp.id().cloned());
-        let peer = self
-            .config
-            .peer_addr
-            .as_ref()
-            .and_then(|source| source(&parts.extensions));
+        let peer = match &self.config.peer_addr {
+            Some(source) => source(&parts.extensions),
+            None => parts.extensions.get::<PeerAddr>().map(|peer| peer.0),
+        };
         let proto = if parts.uri.scheme() == Some(&Scheme::HTTPS) {
             "https"
         } else {
