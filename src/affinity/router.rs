@@ -619,3 +619,169 @@ pub(crate) fn finish<RB: Body>(
 ) -> Response<EdgeBody<ReplicaBody<RB>>> {
     response.map(|body| EdgeBody::new(ReplicaBody::new(body, in_flight)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tower::ServiceExt;
+    use tower::util::BoxCloneService;
+
+    use super::*;
+    use crate::affinity::Replica;
+    use crate::store::{MemorySessionStore, SessionStore};
+
+    type Fake = BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+    /// Issues `s1` to a request without a session, 404s `gone`, accepts the rest.
+    fn replica() -> Fake {
+        BoxCloneService::new(tower::service_fn(
+            |request: Request<Full<Bytes>>| async move {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+                match request.headers().get(MCP_SESSION_ID) {
+                    None => {
+                        response
+                            .headers_mut()
+                            .insert(MCP_SESSION_ID, HeaderValue::from_static("s1"));
+                    }
+                    Some(id) if id == "gone" => *response.status_mut() = StatusCode::NOT_FOUND,
+                    Some(_) => {}
+                }
+                Ok(response)
+            },
+        ))
+    }
+
+    fn request(method: Method, session: Option<&'static str>) -> Request<Full<Bytes>> {
+        let mut request = Request::builder().method(method).uri("/mcp");
+        if let Some(session) = session {
+            request = request.header(MCP_SESSION_ID, session);
+        }
+        request.body(Full::default()).unwrap()
+    }
+
+    fn table_router(store: &Arc<MemorySessionStore>) -> (AffinityRouter<Fake>, Table) {
+        let set = ReplicaSet::new();
+        set.add(Replica::new("a"), replica());
+        let store: Arc<dyn SessionStore> = Arc::clone(store) as Arc<dyn SessionStore>;
+        let table = Table::new(store)
+            .idle_ttl(Duration::from_secs(10))
+            .refresh_after(Duration::from_secs(2));
+        (AffinityRouter::table(set, table.clone()), table)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_cached_sessions_keep_their_record_alive() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, table) = table_router(&store);
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, None))
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[MCP_SESSION_ID], "s1");
+        let id: SessionId = "s1".parse().unwrap();
+        assert_eq!(store.replica(&id).await.unwrap(), Some(Replica::new("a")));
+        // Served from the cache every 4 s for 20 s: the 10 s idle TTL never runs out.
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(4)).await;
+            let response = router
+                .clone()
+                .oneshot(request(Method::POST, Some("s1")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            store.get(&id).await.unwrap().is_some(),
+            "touched in the background"
+        );
+        assert!(table.cached_replica(&id).is_some());
+        // Idle past the TTL: the record is gone.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(store.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delete_and_replica_404_remove_the_pin() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, table) = table_router(&store);
+        router
+            .clone()
+            .oneshot(request(Method::POST, None))
+            .await
+            .unwrap();
+        let id: SessionId = "s1".parse().unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::DELETE, Some("s1")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(store.get(&id).await.unwrap().is_none());
+        assert!(table.cached_replica(&id).is_none());
+        // Unknown to the store now: 404 from the router, without asking a replica.
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, Some("s1")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::SessionNotFound
+        );
+
+        // A pin whose replica answers 404 (the replica lost the session) is dropped too.
+        let gone: SessionId = "gone".parse().unwrap();
+        store
+            .insert(
+                crate::store::SessionRecord::new(gone.clone())
+                    .with_replica(Some(Replica::new("a"))),
+            )
+            .await
+            .unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, Some("gone")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(
+            response.extensions().get::<Rejection>().is_none(),
+            "the replica's own 404"
+        );
+        assert!(store.get(&gone).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pin_to_a_removed_replica_is_404_and_the_record_goes() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, _) = table_router(&store);
+        let orphan: SessionId = "orphan".parse().unwrap();
+        store
+            .insert(
+                crate::store::SessionRecord::new(orphan.clone())
+                    .with_replica(Some(Replica::new("removed"))),
+            )
+            .await
+            .unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::GET, Some("orphan")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::ReplicaGone
+        );
+        assert!(
+            store.get(&orphan).await.unwrap().is_none(),
+            "R28: record removed"
+        );
+    }
+}
