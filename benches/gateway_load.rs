@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench gateway_load --features proxy`
 //!
-//! It starts one rmcp replica (the example tool server), a gateway per strategy in front of it,
+//! It starts one rmcp replica (the example tool server), a gateway per strategy in front of it
+//! (and, for comparison, a bare `HttpUpstream` with no layer and no router),
 //! opens one session per client on each target, then has 50 clients each send a bounded
 //! number of `tools/call echo` requests (reading each answer to its end), alternating rounds
 //! between the direct target and the gateways. It prints p50 / p99 per target and the
@@ -204,11 +205,15 @@ fn main() {
         );
         let envelope_url = serve(Inspect::new(envelope)).await;
         let table_url = serve(Inspect::new(table)).await;
+        // The HTTP hop alone, for comparison: HttpUpstream with no layer and no router.
+        let hop: HttpUpstream<Incoming> = HttpUpstream::new(&replica_url).unwrap();
+        let hop_url = serve(hop).await;
 
         let mut targets = vec![
             Target::new("direct", &replica_url).await,
             Target::new("gateway (envelope)", &envelope_url).await,
             Target::new("gateway (table)", &table_url).await,
+            Target::new("proxy hop only", &hop_url).await,
         ];
         for target in &mut targets {
             target.round(CLIENTS, WARMUP, false).await;
