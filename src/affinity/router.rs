@@ -44,6 +44,11 @@ pub(crate) enum Strategy {
 /// [`SessionEnvelope`] (replica, the server's own id, principal binding, seal time), opened
 /// on every request by whichever gateway receives it.
 ///
+/// The binding is strict: a session opened with a [`Principal`] in the request extensions
+/// (put there by the auth layer) takes only that issuer and subject, and one opened without
+/// takes only requests without; anything else answers 404 (R32, §L.13). (The table strategy
+/// follows the store's rule instead: an unbound record takes anyone.)
+///
 /// ```
 /// use std::time::Duration;
 /// use mcp_edge::affinity::{Envelope, EnvelopeKeys, SessionKey};
