@@ -8,9 +8,14 @@
 //!   --bind ADDR         address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME   accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --bare              serve the same rmcp server without mcp-edge (rmcp defaults), to compare
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                       require a bearer token (static, or a JWT from your identity provider)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
+#[path = "common/auth.rs"]
+mod auth;
 #[path = "common/tools.rs"]
 mod tools;
 
@@ -22,6 +27,7 @@ use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow-host NAME]...
@@ -37,12 +43,14 @@ struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     bare: bool,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut bind = std::env::var("MCP_EDGE_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let mut allow_hosts = Vec::new();
     let mut bare = false;
+    let mut auth = auth::AuthOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -55,6 +63,7 @@ fn parse_options() -> Result<Options, String> {
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
             "-h" | "--help" => return Err(String::new()),
+            other if auth.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -65,6 +74,7 @@ fn parse_options() -> Result<Options, String> {
         bind,
         allow_hosts,
         bare,
+        auth,
     })
 }
 
@@ -76,7 +86,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -125,13 +135,40 @@ async fn main() -> std::io::Result<()> {
         ext.get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr)
     });
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
+    });
     let edge = McpEdge::builder()
-        .guard(guard)
+        .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new());
     // Later layers plug in here: .auth(..) .session(..) .sse(..) .audit(..)
 
-    let mut app = Router::new().nest_service("/mcp", mcp).layer(edge);
+    let mut app = match auth {
+        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
+        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
+        Some(auth) => {
+            println!("auth: bearer tokens required: {}", auth.description);
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", mcp)
+                .layer(edge.auth(auth.layer))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => {
+            println!(
+                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
+                 (use --token or --jwks-url)"
+            );
+            Router::new().nest_service("/mcp", mcp).layer(edge)
+        }
+    };
     if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =

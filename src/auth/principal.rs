@@ -116,6 +116,45 @@ impl Principal {
         self.inner.claims.as_ref()
     }
 
+    /// A principal from verified token claims (a JWT payload, an introspection answer):
+    /// `sub` (required), `iss`, `client_id` or `azp`, `scope` (space-separated) and/or `scp`
+    /// (array), `aud` (string or array), `exp`; the claims themselves are kept.
+    /// `None` without a string `sub`.
+    pub fn from_claims(claims: serde_json::Map<String, serde_json::Value>) -> Option<Principal> {
+        use serde_json::Value;
+        let mut principal = Principal::new(claims.get("sub")?.as_str()?);
+        if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
+            principal = principal.with_issuer(iss);
+        }
+        if let Some(client) = claims
+            .get("client_id")
+            .or_else(|| claims.get("azp"))
+            .and_then(Value::as_str)
+        {
+            principal = principal.with_client_id(client);
+        }
+        let mut scopes: Vec<&str> = Vec::new();
+        if let Some(scope) = claims.get("scope").and_then(Value::as_str) {
+            scopes.extend(scope.split(' ').filter(|s| !s.is_empty()));
+        }
+        if let Some(Value::Array(scp)) = claims.get("scp") {
+            scopes.extend(scp.iter().filter_map(Value::as_str));
+        }
+        principal = principal.with_scopes(scopes);
+        match claims.get("aud") {
+            Some(Value::String(aud)) => principal = principal.with_audience([aud.as_str()]),
+            Some(Value::Array(aud)) => {
+                principal = principal.with_audience(aud.iter().filter_map(Value::as_str))
+            }
+            _ => {}
+        }
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            principal = principal
+                .with_expires_at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp));
+        }
+        Some(principal.with_claims(claims))
+    }
+
     /// The identity a session is bound to: issuer and subject (R32).
     pub fn binding_key(&self) -> String {
         format!(

@@ -18,6 +18,8 @@
 #[path = "../../examples/common/tools.rs"]
 pub mod tools;
 
+#[cfg(feature = "jwt")]
+pub mod auth;
 mod client;
 mod guard;
 mod http;

@@ -1,0 +1,174 @@
+//! The auth flags of `examples/server.rs`: a static token, or JWTs from an identity provider's
+//! JWKS, per-tool scopes, and the public URL for the RFC 9728 metadata.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use mcp_edge::Principal;
+use mcp_edge::auth::{
+    AuthLayer, CachedVerifier, ProtectedResource, ProtectedResourceMetadata, ScopePolicy,
+    StaticTokens, TokenVerifier, VerifyError,
+};
+use mcp_edge::guard::PublicUrl;
+
+pub const AUTH_USAGE: &str =
+    "  --token TOKEN       require `Authorization: Bearer TOKEN` (a static key, quick start;
+                      it is granted every scope named by --require-scope)
+  --jwks-url URL      accept JWT access tokens signed by the keys at URL (needs
+                      `--features jwks-fetch`), with --issuer ISS and --audience AUD
+                      (default audience: PUBLIC_URL/mcp)
+  --require-scope TOOL=SCOPE
+                      calling tool TOOL needs SCOPE (repeatable; globs: deploy_*=ops)
+  --public-url URL    the URL clients use (e.g. https://mcp.example.com): the resource in
+                      the metadata and challenges, whatever the proxy headers say";
+
+/// The auth-related command line flags.
+#[derive(Default)]
+pub struct AuthOptions {
+    token: Option<String>,
+    jwks_url: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    require: BTreeMap<String, Vec<String>>,
+    pub public_url: Option<PublicUrl>,
+}
+
+/// What `examples/server.rs` stacks and mounts.
+pub struct AuthSetup {
+    /// Goes after `InspectLayer`.
+    pub layer: AuthLayer<ExampleVerifier, ScopePolicy>,
+    /// Mounted at both `paths()`.
+    pub metadata: ProtectedResourceMetadata,
+    /// For the start-up banner.
+    pub description: String,
+}
+
+type BoxedVerify = Pin<Box<dyn Future<Output = Result<Principal, VerifyError>> + Send>>;
+/// Either verifier behind one type (a boxed closure is a `TokenVerifier`).
+pub type ExampleVerifier = Box<dyn Fn(&str) -> BoxedVerify + Send + Sync>;
+
+fn boxed<V: TokenVerifier>(verifier: V) -> ExampleVerifier {
+    Box::new(move |token: &str| Box::pin(verifier.verify(token)) as BoxedVerify)
+}
+
+impl AuthOptions {
+    /// Takes `flag` if it is one of ours.
+    pub fn parse_flag(
+        &mut self,
+        flag: &str,
+        mut value: impl FnMut() -> Option<String>,
+    ) -> Result<bool, String> {
+        let mut need = |what: &str| value().ok_or(format!("{flag} needs {what}"));
+        match flag {
+            "--token" => self.token = Some(need("a token")?),
+            "--jwks-url" => self.jwks_url = Some(need("a URL")?),
+            "--issuer" => self.issuer = Some(need("an issuer URL")?),
+            "--audience" => self.audience = Some(need("an audience")?),
+            "--require-scope" => {
+                let rule = need("TOOL=SCOPE")?;
+                let (tool, scope) = rule
+                    .split_once('=')
+                    .filter(|(t, s)| !t.is_empty() && !s.is_empty())
+                    .ok_or(format!("--require-scope `{rule}`: expected TOOL=SCOPE"))?;
+                self.require
+                    .entry(tool.to_owned())
+                    .or_default()
+                    .push(scope.to_owned());
+            }
+            "--public-url" => {
+                let url = need("a URL")?;
+                self.public_url = Some(
+                    url.parse()
+                        .map_err(|e| format!("--public-url `{url}`: {e}"))?,
+                );
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The auth layer and metadata service, or `None` to run open.
+    pub fn build(&self) -> Result<Option<AuthSetup>, String> {
+        let scopes: Vec<String> = {
+            let mut all: Vec<String> = self.require.values().flatten().cloned().collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        let mut policy = ScopePolicy::new();
+        for (tool, needed) in &self.require {
+            policy = policy.tool(tool, needed.iter().map(String::as_str));
+        }
+        let resource_url = self.public_url.as_ref().map(|u| u.join("/mcp"));
+        let (verifier, issuers, description) = match (&self.token, &self.jwks_url) {
+            (Some(_), Some(_)) => return Err("use --token or --jwks-url, not both".into()),
+            (None, None) => {
+                if !self.require.is_empty() || self.issuer.is_some() || self.audience.is_some() {
+                    return Err(
+                        "--require-scope, --issuer and --audience need --token or --jwks-url"
+                            .into(),
+                    );
+                }
+                return Ok(None);
+            }
+            (Some(token), None) => {
+                let principal = Principal::new("token-user").with_scopes(scopes.clone());
+                let tokens = StaticTokens::new().token(token, principal);
+                (
+                    boxed(tokens),
+                    vec![],
+                    "a static bearer token (--token)".to_owned(),
+                )
+            }
+            (None, Some(url)) => jwt(url, self, resource_url.as_deref())?,
+        };
+        let mut resource = ProtectedResource::new(issuers)
+            .mcp_path("/mcp")
+            .scopes_supported(scopes.clone());
+        if let Some(url) = &resource_url {
+            resource = resource.resource(url.clone());
+        }
+        let layer = AuthLayer::new(verifier)
+            .policy(policy)
+            .protected_resource(resource.clone())
+            .challenge_scopes(scopes);
+        Ok(Some(AuthSetup {
+            layer,
+            metadata: ProtectedResourceMetadata::new(resource),
+            description,
+        }))
+    }
+}
+
+#[cfg(feature = "jwks-fetch")]
+fn jwt(
+    url: &str,
+    options: &AuthOptions,
+    resource_url: Option<&str>,
+) -> Result<(ExampleVerifier, Vec<String>, String), String> {
+    use mcp_edge::auth::{Issuer, JwtVerifier};
+    let issuer = options.issuer.clone().ok_or("--jwks-url needs --issuer")?;
+    let audience = options
+        .audience
+        .clone()
+        .or(resource_url.map(str::to_owned))
+        .ok_or("--jwks-url needs --audience (or --public-url)")?;
+    let verifier = JwtVerifier::new(audience.clone()).issuer(Issuer::jwks_url(issuer.clone(), url));
+    let description = format!("JWTs from {issuer} (keys {url}, audience {audience})");
+    Ok((
+        boxed(CachedVerifier::new(verifier)),
+        vec![issuer],
+        description,
+    ))
+}
+
+#[cfg(not(feature = "jwks-fetch"))]
+fn jwt(
+    _: &str,
+    _: &AuthOptions,
+    _: Option<&str>,
+) -> Result<(ExampleVerifier, Vec<String>, String), String> {
+    let _ = CachedVerifier::<StaticTokens>::new;
+    Err("--jwks-url needs the jwks-fetch feature: cargo run --example server --features jwks-fetch -- …".into())
+}

@@ -1,0 +1,206 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::body::{AuthBody, ListFilter, ListKind};
+use super::layer::Shared;
+use super::policy::Authorize;
+use super::service::{Refusal, reject};
+use super::{Principal, VerifyError};
+use crate::error::Rejection;
+use crate::protocol::{McpRequest, MessageKind};
+
+pin_project! {
+    /// The response future of [`Auth`](super::Auth): verifies the token, decides the policy,
+    /// then calls the inner service.
+    pub struct ResponseFuture<S, B, VF, P>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B, VF, S::Future, P>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, VF, F, P> {
+        Verifying {
+            #[pin]
+            verify: VF,
+            request: Option<Request<B>>,
+            inner: Option<S>,
+            shared: Arc<Shared<P>>,
+        },
+        Calling {
+            #[pin]
+            future: F,
+            principal: Option<Principal>,
+            filter: Option<Box<ListFilter>>,
+        },
+        Rejected {
+            rejection: Option<Rejection>,
+        },
+    }
+}
+
+impl<S, B, VF, P> ResponseFuture<S, B, VF, P>
+where
+    S: Service<Request<B>>,
+{
+    pub(super) fn verifying(
+        verify: VF,
+        request: Request<B>,
+        inner: S,
+        shared: Arc<Shared<P>>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Verifying {
+                verify,
+                request: Some(request),
+                inner: Some(inner),
+                shared,
+            },
+        }
+    }
+
+    pub(super) fn passthrough(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Calling {
+                future,
+                principal: None,
+                filter: None,
+            },
+        }
+    }
+
+    pub(super) fn rejected(rejection: Rejection) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                rejection: Some(rejection),
+            },
+        }
+    }
+}
+
+impl<S, B, VF, P, ResBody> Future for ResponseFuture<S, B, VF, P>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    VF: Future<Output = Result<Principal, VerifyError>>,
+    P: Authorize,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Verifying {
+                    verify,
+                    request,
+                    inner,
+                    shared,
+                } => {
+                    let verified = ready!(verify.poll(cx));
+                    let (Some(request), Some(mut inner)) = (request.take(), inner.take()) else {
+                        unreachable!("Verifying is left as soon as the verifier answers");
+                    };
+                    let (mut parts, body) = request.into_parts();
+                    let principal = match verified {
+                        Ok(principal) => principal,
+                        Err(err) => {
+                            let rejection = shared.refuse(&parts, Refusal::Invalid(err));
+                            return Poll::Ready(Ok(reject(rejection)));
+                        }
+                    };
+                    if let Err(refusal) = shared.authorize(&parts, &principal) {
+                        return Poll::Ready(Ok(reject(shared.refuse(&parts, refusal))));
+                    }
+                    let filter = list_filter(&parts, shared, &principal);
+                    if !shared.forward_token {
+                        parts.headers.remove(AUTHORIZATION);
+                    }
+                    parts.extensions.insert(principal.clone());
+                    let future = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Calling {
+                        future,
+                        principal: Some(principal),
+                        filter,
+                    });
+                }
+                StateProj::Calling {
+                    future,
+                    principal,
+                    filter,
+                } => {
+                    let response = ready!(future.poll(cx))?;
+                    let (mut parts, body) = response.into_parts();
+                    if let Some(principal) = principal.take() {
+                        parts.extensions.insert(principal);
+                    }
+                    let filter = filter.take().and_then(|mut filter| {
+                        if parts.status != StatusCode::OK {
+                            return None;
+                        }
+                        let media = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+                        let essence = media.split(';').next()?.trim();
+                        filter.sse = if essence.eq_ignore_ascii_case("text/event-stream") {
+                            true
+                        } else if essence.eq_ignore_ascii_case("application/json") {
+                            false
+                        } else {
+                            return None;
+                        };
+                        Some(filter)
+                    });
+                    let body = match filter {
+                        Some(filter) => {
+                            parts.headers.remove(CONTENT_LENGTH);
+                            AuthBody::filtered(body, filter)
+                        }
+                        None => AuthBody::passthrough(body),
+                    };
+                    return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                }
+                StateProj::Rejected { rejection } => {
+                    let rejection = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(reject(rejection)));
+                }
+            }
+        }
+    }
+}
+
+/// A filter for the response when the request is a single `*/list` request and the policy
+/// filters lists.
+fn list_filter<P: Authorize>(
+    parts: &http::request::Parts,
+    shared: &Shared<P>,
+    principal: &Principal,
+) -> Option<Box<ListFilter>> {
+    if !shared.filter_lists || !shared.policy.filters_lists() {
+        return None;
+    }
+    let mcp = parts.extensions.get::<Arc<McpRequest>>()?;
+    let lists: Vec<_> = mcp
+        .messages()
+        .iter()
+        .filter(|m| m.kind() == MessageKind::Request)
+        .filter_map(|m| Some((m.id().cloned(), ListKind::for_method(m.method()?)?)))
+        .collect();
+    if lists.is_empty() {
+        return None;
+    }
+    Some(Box::new(ListFilter::new(
+        lists,
+        principal.clone(),
+        Arc::clone(&shared.policy) as Arc<dyn Authorize>,
+        shared.max_list_bytes,
+    )))
+}
