@@ -11,6 +11,9 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod protocol;
+#[cfg(feature = "proxy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
+pub mod proxy;
 pub mod session;
 pub mod sse;
 pub mod store;

@@ -1,0 +1,323 @@
+//! A gateway in front of MCP replicas: `cargo run --example gateway -- --spawn-replicas 3`.
+//!
+//! Every legacy (2025-era) MCP session stays on the replica that created it, whichever
+//! gateway instance receives its requests; 2026-07-28 (stateless) requests and new sessions
+//! go to the least-loaded replica. Two strategies:
+//!
+//! - `envelope` (default): nothing shared between gateway instances but the key. The session
+//!   id clients see is sealed with it (AES-256-GCM); start every instance with the same
+//!   `--session-key`.
+//! - `table`: session → replica pins in Redis (`--redis`, feature `redis`), shared by every
+//!   instance, cached locally.
+//!
+//! Flags:
+//!   --upstream URL          a replica's MCP endpoint, e.g. http://10.0.0.5:8080/mcp (repeatable)
+//!   --spawn-replicas N      also start N copies of the example MCP server in-process on free
+//!                           loopback ports (to see affinity with one command)
+//!   --strategy S            envelope (default) or table
+//!   --session-key HEX       envelope key, 32 bytes hex (env MCP_EDGE_SESSION_KEY); generated
+//!                           and printed when absent
+//!   --previous-session-key HEX   also accept ids sealed with this key (rotation)
+//!   --redis URL             Redis for the table strategy (feature `redis`); without it the
+//!                           table is in this process only
+//!   --bind ADDR             address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
+//!   --allow-host NAME       accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
+//!
+//! Log level: `RUST_LOG=debug`.
+
+#[allow(dead_code)] // the macros read the tool router
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::ListenerExt;
+use mcp_edge::affinity::{AffinityRouter, Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
+use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
+use mcp_edge::store::{MemorySessionStore, SessionStore};
+use mcp_edge::{EdgeBody, GuardLayer, McpEdge, Replica};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const KEY_ENV: &str = "MCP_EDGE_SESSION_KEY";
+const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [flags]
+
+  --upstream URL              a replica's MCP endpoint, http://host:port/mcp (repeatable)
+  --spawn-replicas N          start N copies of the example MCP server in-process
+  --strategy envelope|table   how sessions are pinned (default envelope)
+  --session-key HEX           envelope key, 32 bytes hex (env MCP_EDGE_SESSION_KEY);
+                              generated and printed when absent
+  --previous-session-key HEX  also open ids sealed with this key (key rotation)
+  --redis URL                 Redis for the table strategy (feature redis)
+  --bind ADDR                 listen address (default 127.0.0.1:8080; env MCP_EDGE_BIND)
+  --allow-host NAME           accept this Host (repeatable; default loopback names only)";
+
+/// What the gateway hands its replicas: the request as the edge layers pass it on.
+type Upstream = HttpUpstream<EdgeBody<Body>>;
+
+#[derive(Debug, PartialEq)]
+enum Strategy {
+    Envelope,
+    Table,
+}
+
+struct Options {
+    upstreams: Vec<String>,
+    spawn: usize,
+    strategy: Strategy,
+    session_key: Option<String>,
+    previous_key: Option<String>,
+    redis: Option<String>,
+    bind: SocketAddr,
+    allow_hosts: Vec<String>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        upstreams: Vec::new(),
+        spawn: 0,
+        strategy: Strategy::Envelope,
+        session_key: std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()),
+        previous_key: None,
+        redis: None,
+        bind: std::env::var("MCP_EDGE_BIND")
+            .unwrap_or_else(|_| DEFAULT_BIND.to_owned())
+            .parse()
+            .map_err(|e| format!("invalid MCP_EDGE_BIND: {e}"))?,
+        allow_hosts: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--upstream" => options.upstreams.push(value()?),
+            "--spawn-replicas" => {
+                options.spawn = value()?
+                    .parse()
+                    .map_err(|e| format!("--spawn-replicas: {e}"))?;
+            }
+            "--strategy" => {
+                options.strategy = match value()?.as_str() {
+                    "envelope" => Strategy::Envelope,
+                    "table" => Strategy::Table,
+                    other => return Err(format!("unknown strategy `{other}`")),
+                };
+            }
+            "--session-key" => options.session_key = Some(value()?),
+            "--previous-session-key" => options.previous_key = Some(value()?),
+            "--redis" => options.redis = Some(value()?),
+            "--bind" => {
+                let bind = value()?;
+                options.bind = bind
+                    .parse()
+                    .map_err(|e| format!("invalid bind address `{bind}`: {e}"))?;
+            }
+            "--allow-host" => options.allow_hosts.push(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if options.upstreams.is_empty() && options.spawn == 0 {
+        return Err("give at least one --upstream URL or --spawn-replicas N".into());
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}\n");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let shutdown = CancellationToken::new();
+
+    // The replicas: given URLs, plus in-process copies of the example server.
+    let mut upstreams = options.upstreams.clone();
+    for _ in 0..options.spawn {
+        upstreams.push(spawn_replica(shutdown.child_token()).await?);
+    }
+    // One connection pool for all replicas; TCP_NODELAY is on for upstream connections.
+    let template = HttpUpstreamBuilder::new()
+        .connect_timeout(Duration::from_secs(1))
+        .response_head_timeout(Duration::from_secs(120))
+        .peer_addr_with(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let replicas: ReplicaSet<Upstream> = ReplicaSet::new();
+    let mut first: Option<Upstream> = None;
+    for url in &upstreams {
+        let upstream = match &first {
+            Some(first) => first.to(url),
+            None => template.build(url),
+        }
+        .unwrap_or_else(|error| fail(&error.to_string()));
+        first.get_or_insert_with(|| upstream.clone());
+        // The replica id is its URL: every gateway instance must name replicas the same way.
+        replicas.add(Replica::new(url.as_str()), upstream);
+    }
+
+    let (router, strategy_note) = match options.strategy {
+        Strategy::Envelope => {
+            let (key, note) = match &options.session_key {
+                Some(hex) => (
+                    SessionKey::from_hex(hex)
+                        .unwrap_or_else(|e| fail(&format!("session key: {e}"))),
+                    "from --session-key / MCP_EDGE_SESSION_KEY".to_owned(),
+                ),
+                None => {
+                    let key = SessionKey::generate().unwrap_or_else(|e| fail(&e.to_string()));
+                    let note = format!(
+                        "generated; start other gateway instances with\n  {KEY_ENV}={}",
+                        key.to_hex()
+                    );
+                    (key, note)
+                }
+            };
+            let mut keys = EnvelopeKeys::new(&key);
+            if let Some(previous) = &options.previous_key {
+                let previous = SessionKey::from_hex(previous)
+                    .unwrap_or_else(|e| fail(&format!("previous session key: {e}")));
+                keys = keys.with_previous(&previous);
+            }
+            let envelope = Envelope::new(keys).max_age(Duration::from_secs(24 * 3600));
+            (
+                AffinityRouter::envelope(replicas.clone(), envelope),
+                format!("envelope (session key {note})"),
+            )
+        }
+        Strategy::Table => {
+            let (store, note) = table_store(options.redis.as_deref());
+            (
+                AffinityRouter::table(replicas.clone(), Table::new(store)),
+                format!("table ({note})"),
+            )
+        }
+    };
+
+    // The edge layers in front of the router: guard (Host / Origin) and inspect (bounded
+    // bodies, era classification). Add auth, session and audit with McpEdge's builder.
+    let guard = if options.allow_hosts.is_empty() {
+        GuardLayer::loopback()
+    } else {
+        GuardLayer::new()
+            .try_allow_hosts(&options.allow_hosts)
+            .unwrap_or_else(|e| fail(&format!("--allow-host: {e}")))
+    }
+    .peer_addr_with(|ext: &http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let gateway = McpEdge::builder().guard(guard).layer(router);
+    let app = axum::Router::new().nest_service("/mcp", gateway);
+
+    let listener = tokio::net::TcpListener::bind(options.bind).await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    print_banner(addr, &upstreams, &strategy_note);
+
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down");
+            shutdown.cancel();
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                std::process::exit(130);
+            });
+        }
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await
+}
+
+/// Starts a copy of the example MCP server (rmcp, sessions in its own memory) on a free
+/// loopback port and returns its URL.
+async fn spawn_replica(shutdown: CancellationToken) -> std::io::Result<String> {
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_cancellation_token(shutdown.child_token());
+    let service = StreamableHttpService::new(
+        || Ok(tools::DemoTools::new()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/mcp", listener.local_addr()?);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+    });
+    Ok(url)
+}
+
+fn table_store(redis: Option<&str>) -> (Arc<dyn SessionStore>, String) {
+    match redis {
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let store = mcp_edge::store::redis::RedisSessionStore::open(url)
+                .unwrap_or_else(|e| fail(&format!("redis: {e}")));
+            (Arc::new(store), format!("pins in Redis at {url}"))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => fail("--redis needs the `redis` feature: --features redis"),
+        None => (
+            Arc::new(MemorySessionStore::new()),
+            "pins in this process only: give --redis URL to share them between gateways".to_owned(),
+        ),
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
+}
+
+fn print_banner(addr: SocketAddr, upstreams: &[String], strategy: &str) {
+    let url = format!("http://{addr}/mcp");
+    println!("mcp-edge gateway listening on {url}\nstrategy: {strategy}\nreplicas:");
+    for upstream in upstreams {
+        println!("  {upstream}");
+    }
+    println!(
+        r#"
+Connect any MCP client (Streamable HTTP) to {url}. Each session stays on one replica:
+call the `whoami` tool a few times and see the same session id every time; the replica's
+own id differs from the one the client holds when the envelope strategy seals it.
+Ctrl-C to stop."#
+    );
+}

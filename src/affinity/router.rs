@@ -1,0 +1,792 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use tower_service::Service;
+
+use super::body::ReplicaBody;
+use super::envelope::{EnvelopeKeys, SessionEnvelope};
+use super::future::ResponseFuture;
+use super::set::{Backoff, Entry, ReplicaSet};
+use super::table::{CachedPin, Table};
+use crate::auth::Principal;
+use crate::body::EdgeBody;
+use crate::error::{Reason, RejectedBy, Rejection};
+use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::jsonrpc::code;
+use crate::protocol::{Era, McpRequest, ProtocolVersion, RequestId, SessionId};
+
+/// A [`Service`] over a set of replica services that keeps every legacy MCP session on the
+/// replica that created it; see the [module docs](super).
+pub struct AffinityRouter<S> {
+    pub(crate) replicas: ReplicaSet<S>,
+    pub(crate) config: Arc<Config>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) strategy: Strategy,
+    pub(crate) on_gone: OnReplicaGone,
+    pub(crate) backoff: Backoff,
+}
+
+#[derive(Clone)]
+pub(crate) enum Strategy {
+    Envelope(Envelope),
+    Table(Table),
+}
+
+/// The envelope strategy: no shared state. The session id the client sees is a sealed
+/// [`SessionEnvelope`] (replica, the server's own id, principal binding, seal time), opened
+/// on every request by whichever gateway receives it.
+///
+/// The binding is strict: a session opened with a [`Principal`] in the request extensions
+/// (put there by the auth layer) takes only that issuer and subject, and one opened without
+/// takes only requests without; anything else answers 404 (R32, §L.13). (The table strategy
+/// follows the store's rule instead: an unbound record takes anyone.)
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_edge::affinity::{Envelope, EnvelopeKeys, SessionKey};
+///
+/// let key = SessionKey::from_hex(&"7f".repeat(32)).unwrap();
+/// let envelope = Envelope::new(EnvelopeKeys::new(&key)).max_age(Duration::from_secs(24 * 3600));
+/// ```
+#[derive(Clone)]
+pub struct Envelope {
+    keys: Arc<EnvelopeKeys>,
+    max_age: Option<Duration>,
+}
+
+impl Envelope {
+    /// Sessions sealed and opened with `keys`, with no age limit.
+    pub fn new(keys: EnvelopeKeys) -> Self {
+        Envelope {
+            keys: Arc::new(keys),
+            max_age: None,
+        }
+    }
+
+    /// Ids sealed longer ago than `max_age` answer 404, so the client starts over (R28).
+    /// This is the session's absolute lifetime at the edge.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &EnvelopeKeys {
+        &self.keys
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("keys", &self.keys)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+/// What happens to a session whose replica is no longer in the [`ReplicaSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnReplicaGone {
+    /// `404` with a JSON-RPC error (and, in the table strategy, the record removed): the
+    /// client starts a new session (R28). The right choice when replicas keep sessions in
+    /// memory.
+    #[default]
+    NotFound,
+    /// The session moves to another replica (the same one from every gateway: rendezvous
+    /// hashing on the session id), which must be able to restore it, e.g. rmcp with a shared
+    /// session store. The same applies while the session's replica is ejected.
+    Reassign,
+}
+
+impl<S> AffinityRouter<S> {
+    /// A router using the envelope strategy.
+    pub fn envelope(replicas: ReplicaSet<S>, envelope: Envelope) -> Self {
+        Self::with_strategy(replicas, Strategy::Envelope(envelope))
+    }
+
+    /// A router using the table strategy.
+    pub fn table(replicas: ReplicaSet<S>, table: Table) -> Self {
+        Self::with_strategy(replicas, Strategy::Table(table))
+    }
+
+    fn with_strategy(replicas: ReplicaSet<S>, strategy: Strategy) -> Self {
+        AffinityRouter {
+            replicas,
+            config: Arc::new(Config {
+                strategy,
+                on_gone: OnReplicaGone::default(),
+                backoff: Backoff::default(),
+            }),
+        }
+    }
+
+    /// What to do with sessions whose replica is gone (default: 404).
+    pub fn on_replica_gone(mut self, policy: OnReplicaGone) -> Self {
+        Arc::make_mut(&mut self.config).on_gone = policy;
+        self
+    }
+
+    /// How long a replica that failed to connect is left out (default: 1 s, doubling up to
+    /// 30 s).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        Arc::make_mut(&mut self.config).backoff = backoff;
+        self
+    }
+
+    /// The replica set: clone it to add and remove replicas at runtime.
+    pub fn replicas(&self) -> &ReplicaSet<S> {
+        &self.replicas
+    }
+}
+
+impl<S> Clone for AffinityRouter<S> {
+    fn clone(&self) -> Self {
+        AffinityRouter {
+            replicas: self.replicas.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<S> fmt::Debug for AffinityRouter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let strategy = match self.config.strategy {
+            Strategy::Envelope(_) => "envelope",
+            Strategy::Table(_) => "table",
+        };
+        f.debug_struct("AffinityRouter")
+            .field("strategy", &strategy)
+            .field("replicas", &self.replicas)
+            .field("on_replica_gone", &self.config.on_gone)
+            .finish()
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for AffinityRouter<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    RB: Body,
+{
+    type Response = Response<EdgeBody<ReplicaBody<RB>>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    /// Always ready: each replica's own readiness is awaited inside the response future.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.route(request)
+    }
+}
+
+/// What the router must do with the response, decided on the way in.
+pub(crate) enum Learn {
+    /// Modern, or a request that cannot create a session.
+    Nothing,
+    /// No session id came in: one in the response is a new session on this replica.
+    NewSession { principal: Option<Principal> },
+    /// An envelope was opened: the server's id is mapped back to the client's.
+    Envelope {
+        client: HeaderValue,
+        server: SessionId,
+        principal: Option<[u8; 16]>,
+    },
+    /// A table pin was followed (`repin` when the session moved to this replica).
+    Table { session: SessionId, repin: bool },
+}
+
+/// What the response future does after [`AffinityRouter::learn`].
+pub(crate) enum Learned {
+    /// Hand the response out.
+    Done,
+    /// Wait for a store write first.
+    Write(super::future::PendingWrite),
+    /// Answer with this refusal instead.
+    Reject(Rejection),
+}
+
+/// Everything the response future needs once the replica answers.
+pub(crate) struct Call<S> {
+    pub(crate) router: AffinityRouter<S>,
+    pub(crate) entry: Arc<Entry<S>>,
+    pub(crate) learn: Learn,
+    pub(crate) is_delete: bool,
+}
+
+/// The outcome of resolving a session id.
+pub(crate) enum Resolved<S> {
+    Replica(Arc<Entry<S>>, bool),
+    Reject(Rejection),
+}
+
+impl<S> AffinityRouter<S> {
+    pub(crate) fn route<B>(&self, mut request: Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        let mcp = request.extensions().get::<Arc<McpRequest>>().cloned();
+        let id = mcp.as_ref().and_then(|mcp| mcp.id().cloned());
+        let modern = match &mcp {
+            Some(mcp) => mcp.era() == Era::Modern,
+            None => request
+                .headers()
+                .get(MCP_PROTOCOL_VERSION)
+                .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok())
+                .is_some_and(|v| v.era() == Era::Modern),
+        };
+        let initialize = mcp.as_ref().is_some_and(|mcp| mcp.is_initialize());
+        if initialize {
+            // An initialize always starts a new session, wherever it lands; a stale id sent
+            // with it must not turn it into a 404 (R45).
+            request.headers_mut().remove(MCP_SESSION_ID);
+        }
+        let session = if modern {
+            None
+        } else {
+            request.headers().get(MCP_SESSION_ID).cloned()
+        };
+        let Some(client) = session else {
+            let Some(entry) = self.replicas.least_loaded() else {
+                return ResponseFuture::rejected(self.no_replica(id));
+            };
+            let learn = if modern {
+                Learn::Nothing
+            } else {
+                Learn::NewSession {
+                    principal: request.extensions().get::<Principal>().cloned(),
+                }
+            };
+            return self.dispatch(entry, request, learn);
+        };
+        let session = match SessionId::from_header(&client) {
+            Ok(session) => session,
+            Err(_) => {
+                return ResponseFuture::rejected(
+                    Rejection::new(
+                        RejectedBy::Affinity,
+                        Reason::InvalidSessionId,
+                        StatusCode::BAD_REQUEST,
+                        code::LEGACY_BAD_REQUEST,
+                        "Bad Request: invalid Mcp-Session-Id",
+                    )
+                    .with_id(id),
+                );
+            }
+        };
+        match &self.config.strategy {
+            Strategy::Envelope(envelope) => {
+                self.route_envelope(envelope, request, client, &session, id)
+            }
+            Strategy::Table(table) => {
+                let principal = request.extensions().get::<Principal>();
+                match table.cached(&session) {
+                    Some(pin) => {
+                        if !pin.is_bound_to(principal) {
+                            return ResponseFuture::rejected(foreign_principal(id));
+                        }
+                        table.refresh(&session, &pin);
+                        let resolved = self.follow_pin(&session, Some(pin.replica()), id);
+                        self.dispatch_resolved(resolved, request, session)
+                    }
+                    None => {
+                        let lookup = table.store().get(&session);
+                        ResponseFuture::lookup(self.clone(), lookup, request, session, id)
+                    }
+                }
+            }
+        }
+    }
+
+    fn route_envelope<B>(
+        &self,
+        envelope: &Envelope,
+        mut request: Request<B>,
+        client: HeaderValue,
+        session: &SessionId,
+        id: Option<RequestId>,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        let opened = match envelope.keys.open(session.as_str().as_bytes()) {
+            Ok(opened) => opened,
+            Err(_) => return ResponseFuture::rejected(session_not_found(id)),
+        };
+        if envelope
+            .max_age
+            .is_some_and(|max_age| opened.is_expired(max_age, SystemTime::now()))
+        {
+            return ResponseFuture::rejected(session_not_found(id));
+        }
+        if !opened.is_bound_to(request.extensions().get::<Principal>()) {
+            return ResponseFuture::rejected(foreign_principal(id));
+        }
+        let found = self.replicas.by_tag(opened.replica_tag());
+        let entry = match (found, self.config.on_gone) {
+            (Some((entry, true)), _) => entry,
+            (Some(_), OnReplicaGone::NotFound) => {
+                return ResponseFuture::rejected(self.ejected(id));
+            }
+            (None, OnReplicaGone::NotFound) => return ResponseFuture::rejected(replica_gone(id)),
+            (_, OnReplicaGone::Reassign) => {
+                let key = opened.session().as_str().as_bytes();
+                match self.replicas.rendezvous(key) {
+                    Some(entry) => entry,
+                    None => return ResponseFuture::rejected(self.no_replica(id)),
+                }
+            }
+        };
+        request
+            .headers_mut()
+            .insert(MCP_SESSION_ID, opened.session().to_header_value());
+        let learn = Learn::Envelope {
+            client,
+            server: opened.session().clone(),
+            principal: opened.principal_tag(),
+        };
+        self.dispatch(entry, request, learn)
+    }
+
+    /// Where a table pin leads: its replica, another one (reassign), or a refusal.
+    pub(crate) fn follow_pin(
+        &self,
+        session: &SessionId,
+        replica: Option<&str>,
+        id: Option<RequestId>,
+    ) -> Resolved<S> {
+        let found = replica.and_then(|replica| self.replicas.by_id(replica));
+        match (found, self.config.on_gone) {
+            (Some((entry, true)), _) => Resolved::Replica(entry, false),
+            (Some(_), OnReplicaGone::NotFound) => Resolved::Reject(self.ejected(id)),
+            (None, OnReplicaGone::NotFound) => Resolved::Reject(replica_gone(id)),
+            (_, OnReplicaGone::Reassign) => {
+                match self.replicas.rendezvous(session.as_str().as_bytes()) {
+                    Some(entry) => Resolved::Replica(entry, true),
+                    None => Resolved::Reject(self.no_replica(id)),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn dispatch_resolved<B>(
+        &self,
+        resolved: Resolved<S>,
+        request: Request<B>,
+        session: SessionId,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        match resolved {
+            Resolved::Replica(entry, repin) => {
+                self.dispatch(entry, request, Learn::Table { session, repin })
+            }
+            Resolved::Reject(rejection) => {
+                let gone = rejection.reason() == Reason::ReplicaGone;
+                if let Strategy::Table(table) = &self.config.strategy
+                    && gone
+                {
+                    table.forget(&session);
+                    return ResponseFuture::removing(table.store().remove(&session), rejection);
+                }
+                ResponseFuture::rejected(rejection)
+            }
+        }
+    }
+
+    pub(crate) fn dispatch<B>(
+        &self,
+        entry: Arc<Entry<S>>,
+        mut request: Request<B>,
+        learn: Learn,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        request.extensions_mut().insert(entry.replica.clone());
+        let is_delete = request.method() == Method::DELETE;
+        let service = entry.service.clone();
+        let in_flight = entry.load.start();
+        let call = Call {
+            router: self.clone(),
+            entry,
+            learn,
+            is_delete,
+        };
+        ResponseFuture::calling(service, request, call, in_flight)
+    }
+
+    fn no_replica(&self, id: Option<RequestId>) -> Rejection {
+        let retry_after = self
+            .replicas
+            .retry_after()
+            .map_or(1, |wait| wait.as_secs().max(1));
+        Rejection::new(
+            RejectedBy::Affinity,
+            Reason::NoReplica,
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL_ERROR,
+            "Service Unavailable: no replica can take the request",
+        )
+        .with_id(id)
+        .with_header(RETRY_AFTER, HeaderValue::from(retry_after))
+    }
+
+    /// The session's replica is ejected after connection failures: try again later.
+    fn ejected(&self, id: Option<RequestId>) -> Rejection {
+        Rejection::new(
+            RejectedBy::Affinity,
+            Reason::NoReplica,
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL_ERROR,
+            "Service Unavailable: the session's replica is not reachable",
+        )
+        .with_id(id)
+        .with_header(
+            RETRY_AFTER,
+            HeaderValue::from(self.config.backoff.base.as_secs().max(1)),
+        )
+    }
+
+    /// Applies what the replica's answer teaches: ejection, the sealed id, a store write to
+    /// await for the table strategy.
+    pub(crate) fn learn<RB>(&self, call: &Call<S>, response: &mut Response<RB>) -> Learned {
+        use super::future::PendingWrite;
+        if response
+            .extensions()
+            .get::<Rejection>()
+            .is_some_and(|r| r.reason() == Reason::UpstreamUnavailable)
+        {
+            self.replicas.eject(&call.entry.load, self.config.backoff);
+        } else {
+            self.replicas.recovered(&call.entry.load);
+        }
+        response.extensions_mut().insert(call.entry.replica.clone());
+        let status = response.status();
+        match (&self.config.strategy, &call.learn) {
+            (_, Learn::Nothing) => Learned::Done,
+            (Strategy::Envelope(envelope), Learn::NewSession { principal }) => {
+                let Some(issued) = new_session_id(response) else {
+                    return Learned::Done;
+                };
+                let Ok(sealed) = envelope.keys.seal(&SessionEnvelope::new(
+                    &call.entry.replica,
+                    issued,
+                    principal.as_ref(),
+                    SystemTime::now(),
+                )) else {
+                    return Learned::Reject(unsealable());
+                };
+                response
+                    .headers_mut()
+                    .insert(MCP_SESSION_ID, sealed.to_header_value());
+                Learned::Done
+            }
+            (
+                Strategy::Envelope(envelope),
+                Learn::Envelope {
+                    client,
+                    server,
+                    principal,
+                },
+            ) => {
+                let Some(value) = response.headers().get(MCP_SESSION_ID) else {
+                    return Learned::Done;
+                };
+                if value.as_bytes() == server.as_str().as_bytes() {
+                    response
+                        .headers_mut()
+                        .insert(MCP_SESSION_ID, client.clone());
+                    return Learned::Done;
+                }
+                // The replica answered with another session id: seal that one.
+                let Some(issued) = new_session_id(response) else {
+                    return Learned::Done;
+                };
+                let Ok(sealed) = envelope.keys.seal(&SessionEnvelope::from_parts(
+                    call.entry.replica.tag(),
+                    issued,
+                    *principal,
+                    SystemTime::now(),
+                )) else {
+                    return Learned::Reject(unsealable());
+                };
+                response
+                    .headers_mut()
+                    .insert(MCP_SESSION_ID, sealed.to_header_value());
+                Learned::Done
+            }
+            (Strategy::Table(table), Learn::NewSession { principal }) => {
+                let Some(issued) = new_session_id(response) else {
+                    return Learned::Done;
+                };
+                let pin = CachedPin::new(call.entry.replica.clone(), principal.as_ref());
+                let write = table.record(issued.clone(), &pin, principal.as_ref());
+                table.remember(issued, pin);
+                Learned::Write(PendingWrite::fail_closed(write))
+            }
+            (Strategy::Table(table), Learn::Table { session, repin }) => {
+                if status == StatusCode::NOT_FOUND || (call.is_delete && status.is_success()) {
+                    table.forget(session);
+                    return Learned::Write(PendingWrite::best_effort(
+                        table.store().remove(session).map(|_| ()),
+                    ));
+                }
+                if *repin {
+                    table.repin(session, &call.entry.replica);
+                    return Learned::Write(PendingWrite::best_effort(
+                        table
+                            .store()
+                            .set_replica(session, Some(call.entry.replica.clone()))
+                            .map(|_| ()),
+                    ));
+                }
+                Learned::Done
+            }
+            // A strategy never produces the other strategy's learning.
+            (Strategy::Envelope(_), Learn::Table { .. })
+            | (Strategy::Table(_), Learn::Envelope { .. }) => Learned::Done,
+        }
+    }
+}
+
+/// A valid session id in the response head, if the replica issued one.
+fn new_session_id<RB>(response: &Response<RB>) -> Option<SessionId> {
+    let value = response.headers().get(MCP_SESSION_ID)?;
+    match SessionId::from_header(value) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            tracing::warn!("replica issued an invalid Mcp-Session-Id; passed through unrouted");
+            None
+        }
+    }
+}
+
+pub(crate) fn session_not_found(id: Option<RequestId>) -> Rejection {
+    Rejection::new(
+        RejectedBy::Affinity,
+        Reason::SessionNotFound,
+        StatusCode::NOT_FOUND,
+        code::LEGACY_SESSION_NOT_FOUND,
+        "Session not found",
+    )
+    .with_id(id)
+}
+
+pub(crate) fn foreign_principal(id: Option<RequestId>) -> Rejection {
+    Rejection::new(
+        RejectedBy::Affinity,
+        Reason::SessionPrincipalMismatch,
+        StatusCode::NOT_FOUND,
+        code::LEGACY_SESSION_NOT_FOUND,
+        "Session not found",
+    )
+    .with_id(id)
+}
+
+pub(crate) fn replica_gone(id: Option<RequestId>) -> Rejection {
+    Rejection::new(
+        RejectedBy::Affinity,
+        Reason::ReplicaGone,
+        StatusCode::NOT_FOUND,
+        code::LEGACY_SESSION_NOT_FOUND,
+        "Session not found: its replica is gone; start a new session",
+    )
+    .with_id(id)
+}
+
+fn unsealable() -> Rejection {
+    Rejection::new(
+        RejectedBy::Affinity,
+        Reason::UpstreamUnavailable,
+        StatusCode::BAD_GATEWAY,
+        code::INTERNAL_ERROR,
+        "Bad Gateway: the replica's session id is too long to seal",
+    )
+}
+
+/// Wraps a replica's response: counted until its body ends, the replica in the extensions.
+pub(crate) fn finish<RB: Body>(
+    response: Response<RB>,
+    in_flight: super::set::InFlight,
+) -> Response<EdgeBody<ReplicaBody<RB>>> {
+    response.map(|body| EdgeBody::new(ReplicaBody::new(body, in_flight)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tower::ServiceExt;
+    use tower::util::BoxCloneService;
+
+    use super::*;
+    use crate::affinity::Replica;
+    use crate::store::{MemorySessionStore, SessionStore};
+
+    type Fake = BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+    /// Issues `s1` to a request without a session, 404s `gone`, accepts the rest.
+    fn replica() -> Fake {
+        BoxCloneService::new(tower::service_fn(
+            |request: Request<Full<Bytes>>| async move {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+                match request.headers().get(MCP_SESSION_ID) {
+                    None => {
+                        response
+                            .headers_mut()
+                            .insert(MCP_SESSION_ID, HeaderValue::from_static("s1"));
+                    }
+                    Some(id) if id == "gone" => *response.status_mut() = StatusCode::NOT_FOUND,
+                    Some(_) => {}
+                }
+                Ok(response)
+            },
+        ))
+    }
+
+    fn request(method: Method, session: Option<&'static str>) -> Request<Full<Bytes>> {
+        let mut request = Request::builder().method(method).uri("/mcp");
+        if let Some(session) = session {
+            request = request.header(MCP_SESSION_ID, session);
+        }
+        request.body(Full::default()).unwrap()
+    }
+
+    fn table_router(store: &Arc<MemorySessionStore>) -> (AffinityRouter<Fake>, Table) {
+        let set = ReplicaSet::new();
+        set.add(Replica::new("a"), replica());
+        let store: Arc<dyn SessionStore> = Arc::clone(store) as Arc<dyn SessionStore>;
+        let table = Table::new(store)
+            .idle_ttl(Duration::from_secs(10))
+            .refresh_after(Duration::from_secs(2));
+        (AffinityRouter::table(set, table.clone()), table)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_cached_sessions_keep_their_record_alive() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, table) = table_router(&store);
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, None))
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[MCP_SESSION_ID], "s1");
+        let id: SessionId = "s1".parse().unwrap();
+        assert_eq!(store.replica(&id).await.unwrap(), Some(Replica::new("a")));
+        // Served from the cache every 4 s for 20 s: the 10 s idle TTL never runs out.
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(4)).await;
+            let response = router
+                .clone()
+                .oneshot(request(Method::POST, Some("s1")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            store.get(&id).await.unwrap().is_some(),
+            "touched in the background"
+        );
+        assert!(table.cached_replica(&id).is_some());
+        // Idle past the TTL: the record is gone.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(store.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delete_and_replica_404_remove_the_pin() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, table) = table_router(&store);
+        router
+            .clone()
+            .oneshot(request(Method::POST, None))
+            .await
+            .unwrap();
+        let id: SessionId = "s1".parse().unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::DELETE, Some("s1")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(store.get(&id).await.unwrap().is_none());
+        assert!(table.cached_replica(&id).is_none());
+        // Unknown to the store now: 404 from the router, without asking a replica.
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, Some("s1")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::SessionNotFound
+        );
+
+        // A pin whose replica answers 404 (the replica lost the session) is dropped too.
+        let gone: SessionId = "gone".parse().unwrap();
+        store
+            .insert(
+                crate::store::SessionRecord::new(gone.clone())
+                    .with_replica(Some(Replica::new("a"))),
+            )
+            .await
+            .unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::POST, Some("gone")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(
+            response.extensions().get::<Rejection>().is_none(),
+            "the replica's own 404"
+        );
+        assert!(store.get(&gone).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pin_to_a_removed_replica_is_404_and_the_record_goes() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, _) = table_router(&store);
+        let orphan: SessionId = "orphan".parse().unwrap();
+        store
+            .insert(
+                crate::store::SessionRecord::new(orphan.clone())
+                    .with_replica(Some(Replica::new("removed"))),
+            )
+            .await
+            .unwrap();
+        let response = router
+            .clone()
+            .oneshot(request(Method::GET, Some("orphan")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::ReplicaGone
+        );
+        assert!(
+            store.get(&orphan).await.unwrap().is_none(),
+            "R28: record removed"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! [`HttpUpstream`] (feature `proxy`): forward requests to one replica over HTTP/1.1.
+//!
+//! A gateway in front of MCP replicas needs a client that is a good citizen of streaming:
+//! bodies flow both ways as they come (an SSE stream stays open for hours and each event
+//! goes out at once), and failures become JSON-RPC answers rather than dropped connections.
+//! `HttpUpstream` is a hyper-util connection-pooling client wrapped as a [`Service`]:
+//!
+//! - request and response bodies are streamed, never buffered;
+//! - hop-by-hop headers (`Connection` and those it names, `Keep-Alive`, `TE`, `Trailer`,
+//!   `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are dropped both ways; `Forwarded` and
+//!   `X-Forwarded-For` / `-Host` / `-Proto` are added;
+//! - a connect timeout and a response-head timeout, and none on the body, so an SSE
+//!   stream is never cut by the gateway (R12);
+//! - `TCP_NODELAY` on upstream connections: small SSE frames would otherwise wait about 40 ms
+//!   each on Nagle's algorithm and delayed ACKs;
+//! - connection failures answer `502` and a late head `504`, each with a JSON-RPC error body
+//!   and the [`Rejection`](crate::Rejection) in the response extensions, which is how the
+//!   [`AffinityRouter`](crate::affinity::AffinityRouter) knows to eject the replica.
+//!
+//! [`Service`]: tower_service::Service
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let upstream: HttpUpstream<http_body_util::Full<bytes::Bytes>> = HttpUpstreamBuilder::new()
+//!     .connect_timeout(Duration::from_secs(1))
+//!     .response_head_timeout(Duration::from_secs(30))
+//!     .build("http://127.0.0.1:3001/mcp")
+//!     .unwrap();
+//! let request = http::Request::post("/mcp")
+//!     .header("content-type", "application/json")
+//!     .body(http_body_util::Full::new(bytes::Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)))
+//!     .unwrap();
+//! let response = upstream.oneshot(request).await.unwrap();
+//! println!("{}", response.status());
+//! # }
+//! ```
+
+mod future;
+mod upstream;
+
+pub use future::ResponseFuture;
+pub use upstream::{HttpUpstream, HttpUpstreamBuilder, InvalidUpstreamUrl};

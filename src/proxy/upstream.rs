@@ -1,0 +1,513 @@
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Extensions, Request, Response, Uri, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use crate::body::EdgeBody;
+use crate::guard::PeerAddr;
+use crate::protocol::McpRequest;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type PeerAddrFn = dyn Fn(&Extensions) -> Option<SocketAddr> + Send + Sync;
+
+/// Forwards requests to one upstream URL; see the [module docs](super).
+///
+/// `B` is the request body type (whatever the layers in front hand down, e.g.
+/// `EdgeBody<hyper::body::Incoming>`). Cloning is cheap and shares the connection pool;
+/// [`HttpUpstream::to`] makes an upstream for another URL on the same pool.
+///
+/// The upstream URL's path, when not `/`, is the endpoint every request goes to (an MCP
+/// server has one endpoint); with a bare origin the request's own path is kept. The query
+/// string is always the request's.
+pub struct HttpUpstream<B> {
+    client: Client<HttpConnector, B>,
+    target: Arc<Target>,
+    config: Arc<Config>,
+}
+
+struct Target {
+    url: Box<str>,
+    scheme: Scheme,
+    authority: Authority,
+    /// The endpoint path, when the URL names one.
+    path: Option<PathAndQuery>,
+}
+
+struct Config {
+    response_head_timeout: Option<Duration>,
+    trust_forwarded: bool,
+    peer_addr: Option<Arc<PeerAddrFn>>,
+}
+
+/// Settings for [`HttpUpstream`]s.
+#[derive(Clone)]
+pub struct HttpUpstreamBuilder {
+    connect_timeout: Option<Duration>,
+    response_head_timeout: Option<Duration>,
+    pool_idle_timeout: Option<Duration>,
+    trust_forwarded: bool,
+    peer_addr: Option<Arc<PeerAddrFn>>,
+}
+
+impl HttpUpstreamBuilder {
+    /// Defaults: connect timeout 2 s, response-head timeout 60 s, idle pooled connections
+    /// closed after 90 s, incoming `Forwarded` / `X-Forwarded-*` not trusted.
+    pub fn new() -> Self {
+        HttpUpstreamBuilder {
+            connect_timeout: Some(Duration::from_secs(2)),
+            response_head_timeout: Some(Duration::from_secs(60)),
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            trust_forwarded: false,
+            peer_addr: None,
+        }
+    }
+
+    /// How long establishing a TCP connection may take; past it the answer is `502` (and the
+    /// affinity router ejects the replica).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the upstream may take to send the response head; past it the answer is
+    /// `504`. The body is never timed: SSE streams stay open as long as both ends want.
+    ///
+    /// A server that answers a long tool call with one JSON body (rather than an SSE stream)
+    /// sends its head only when the tool is done: allow for that here.
+    pub fn response_head_timeout(mut self, timeout: Duration) -> Self {
+        self.response_head_timeout = Some(timeout);
+        self
+    }
+
+    /// No response-head timeout.
+    pub fn no_response_head_timeout(mut self) -> Self {
+        self.response_head_timeout = None;
+        self
+    }
+
+    /// How long an idle pooled connection is kept.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether incoming `Forwarded` / `X-Forwarded-*` headers are kept and appended to
+    /// (`true`: the gateway sits behind a proxy you trust) or replaced by what the gateway
+    /// saw (`false`, the default: clients cannot smuggle a forged origin through).
+    pub fn trust_forwarded(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
+        self
+    }
+
+    /// Where to find the client's address for `Forwarded: for=` and `X-Forwarded-For`, e.g.
+    /// axum's `ConnectInfo<SocketAddr>`. By default the [`PeerAddr`] request extension (as
+    /// the guard reads it); when there is none, those are left out.
+    pub fn peer_addr_with<F>(mut self, source: F) -> Self
+    where
+        F: Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
+    {
+        self.peer_addr = Some(Arc::new(source));
+        self
+    }
+
+    /// An upstream forwarding to `url` (`http://host:port[/path]`), with its own pool.
+    pub fn build<B>(&self, url: &str) -> Result<HttpUpstream<B>, InvalidUpstreamUrl>
+    where
+        B: Body + Send + 'static + Unpin,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let target = Target::parse(url)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(self.connect_timeout);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .build(connector);
+        Ok(HttpUpstream {
+            client,
+            target: Arc::new(target),
+            config: Arc::new(Config {
+                response_head_timeout: self.response_head_timeout,
+                trust_forwarded: self.trust_forwarded,
+                peer_addr: self.peer_addr.clone(),
+            }),
+        })
+    }
+}
+
+impl Default for HttpUpstreamBuilder {
+    fn default() -> Self {
+        HttpUpstreamBuilder::new()
+    }
+}
+
+impl fmt::Debug for HttpUpstreamBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpUpstreamBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_head_timeout", &self.response_head_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("trust_forwarded", &self.trust_forwarded)
+            .field("peer_addr", &self.peer_addr.is_some())
+            .finish()
+    }
+}
+
+impl<B> HttpUpstream<B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// An upstream forwarding to `url` with the default settings.
+    pub fn new(url: &str) -> Result<Self, InvalidUpstreamUrl> {
+        HttpUpstreamBuilder::new().build(url)
+    }
+}
+
+impl<B> HttpUpstream<B> {
+    /// An upstream for another URL sharing this one's connection pool and settings.
+    pub fn to(&self, url: &str) -> Result<Self, InvalidUpstreamUrl> {
+        Ok(HttpUpstream {
+            client: self.client.clone(),
+            target: Arc::new(Target::parse(url)?),
+            config: Arc::clone(&self.config),
+        })
+    }
+
+    /// The upstream URL.
+    pub fn url(&self) -> &str {
+        &self.target.url
+    }
+}
+
+impl<B> Clone for HttpUpstream<B> {
+    fn clone(&self) -> Self {
+        HttpUpstream {
+            client: self.client.clone(),
+            target: Arc::clone(&self.target),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<B> fmt::Debug for HttpUpstream<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpUpstream")
+            .field("url", &self.target.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Service<Request<B>> for HttpUpstream<B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<EdgeBody<Incoming>>;
+    type Error = std::convert::Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pooled client is always ready; connections are made per request.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let id = parts
+            .extensions
+            .get::<Arc<McpRequest>>()
+            .and_then(|mcp| mcp.id().cloned());
+        let peer = match &self.config.peer_addr {
+            Some(source) => source(&parts.extensions),
+            None => parts.extensions.get::<PeerAddr>().map(|peer| peer.0),
+        };
+        let proto = if parts.uri.scheme() == Some(&Scheme::HTTPS) {
+            "https"
+        } else {
+            "http"
+        };
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+
+        parts.uri = self.target.uri_for(&parts.uri);
+        parts.version = Version::HTTP_11;
+        remove_hop_by_hop(&mut parts.headers);
+        // hyper sets Host from the upstream URI.
+        parts.headers.remove(header::HOST);
+        add_forwarded(
+            &mut parts.headers,
+            peer,
+            host.as_ref(),
+            proto,
+            self.config.trust_forwarded,
+        );
+
+        let future = self.client.request(Request::from_parts(parts, body));
+        ResponseFuture::new(future, self.config.response_head_timeout, id)
+    }
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, InvalidUpstreamUrl> {
+        let uri: Uri = url.parse().map_err(|_| InvalidUpstreamUrl::new(url))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| InvalidUpstreamUrl::new(url))?;
+        if scheme != Scheme::HTTP {
+            // The upstream client speaks plain HTTP/1.1 (replicas on a private network).
+            return Err(InvalidUpstreamUrl::new(url));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| InvalidUpstreamUrl::new(url))?;
+        let path = uri
+            .path_and_query()
+            .filter(|p| p.path() != "/" && !p.path().is_empty())
+            .map(|p| PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(p.path().as_bytes())))
+            .transpose()
+            .map_err(|_| InvalidUpstreamUrl::new(url))?;
+        Ok(Target {
+            url: url.into(),
+            scheme,
+            authority,
+            path,
+        })
+    }
+
+    fn uri_for(&self, incoming: &Uri) -> Uri {
+        let path_and_query = match (&self.path, incoming.query()) {
+            (Some(path), None) => path.clone(),
+            (Some(path), Some(query)) => format!("{}?{query}", path.path())
+                .parse()
+                .unwrap_or_else(|_| path.clone()),
+            (None, _) => incoming
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        // Scheme, authority and path are all present and valid.
+        Uri::from_parts(parts).unwrap_or_default()
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Drops hop-by-hop headers, including those the `Connection` header names.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: Option<SocketAddr>,
+    host: Option<&HeaderValue>,
+    proto: &str,
+    trust: bool,
+) {
+    if !trust {
+        headers.remove(header::FORWARDED);
+        headers.remove(X_FORWARDED_FOR);
+        headers.remove(X_FORWARDED_HOST);
+        headers.remove(X_FORWARDED_PROTO);
+    }
+    let host = host.and_then(|h| h.to_str().ok());
+    let mut element = String::with_capacity(64);
+    if let Some(peer) = peer {
+        let ip = peer.ip().to_canonical();
+        match ip {
+            std::net::IpAddr::V4(v4) => element.push_str(&format!("for=\"{v4}:{}\"", peer.port())),
+            std::net::IpAddr::V6(v6) => {
+                element.push_str(&format!("for=\"[{v6}]:{}\"", peer.port()));
+            }
+        }
+        let existing = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let value = match existing {
+            Some(existing) => format!("{existing}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic())) {
+        if !element.is_empty() {
+            element.push(';');
+        }
+        element.push_str(&format!("host=\"{host}\""));
+        if !(trust && headers.contains_key(&X_FORWARDED_HOST))
+            && let Ok(value) = HeaderValue::from_str(host)
+        {
+            headers.insert(X_FORWARDED_HOST, value);
+        }
+    }
+    if !element.is_empty() {
+        element.push(';');
+    }
+    element.push_str("proto=");
+    element.push_str(proto);
+    if !(trust && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            X_FORWARDED_PROTO,
+            HeaderValue::from_static(proto_static(proto)),
+        );
+    }
+    if let Ok(value) = HeaderValue::from_str(&element) {
+        headers.append(header::FORWARDED, value);
+    }
+}
+
+fn proto_static(proto: &str) -> &'static str {
+    if proto == "https" { "https" } else { "http" }
+}
+
+/// The upstream URL is not an absolute `http://` URL.
+#[derive(Debug, Clone)]
+pub struct InvalidUpstreamUrl {
+    url: Box<str>,
+}
+
+impl InvalidUpstreamUrl {
+    fn new(url: &str) -> Self {
+        InvalidUpstreamUrl { url: url.into() }
+    }
+}
+
+impl fmt::Display for InvalidUpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid upstream URL {:?}: expected http://host:port[/path]",
+            self.url
+        )
+    }
+}
+
+impl std::error::Error for InvalidUpstreamUrl {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_path_replaces_the_request_path_and_keeps_the_query() {
+        let target = Target::parse("http://127.0.0.1:3001/mcp").unwrap();
+        assert_eq!(
+            target.uri_for(&"/anything?x=1".parse().unwrap()),
+            "http://127.0.0.1:3001/mcp?x=1"
+        );
+        let origin = Target::parse("http://127.0.0.1:3001").unwrap();
+        assert_eq!(
+            origin.uri_for(&"/mcp".parse().unwrap()),
+            "http://127.0.0.1:3001/mcp"
+        );
+        assert!(Target::parse("https://example.com/mcp").is_err());
+        assert!(Target::parse("/mcp").is_err());
+        assert!(Target::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_named_ones_too() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert(header::TE, "trailers".parse().unwrap());
+        headers.insert(header::UPGRADE, "websocket".parse().unwrap());
+        headers.insert("mcp-session-id", "abc".parse().unwrap());
+        headers.insert(header::ACCEPT, "text/event-stream".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "mcp-session-id"]);
+    }
+
+    #[test]
+    fn forwarded_headers_replace_untrusted_and_append_trusted() {
+        let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        let host = HeaderValue::from_static("gw.example:8080");
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
+        headers.insert(header::FORWARDED, "for=6.6.6.6".parse().unwrap());
+        add_forwarded(&mut headers, Some(peer), Some(&host), "http", false);
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.1.2.3");
+        assert_eq!(headers[&X_FORWARDED_HOST], "gw.example:8080");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=\"10.1.2.3:5555\";host=\"gw.example:8080\";proto=http"
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, "1.1.1.1".parse().unwrap());
+        headers.insert(X_FORWARDED_PROTO, "https".parse().unwrap());
+        let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        add_forwarded(&mut headers, Some(v6), None, "http", true);
+        assert_eq!(headers[&X_FORWARDED_FOR], "1.1.1.1, 2001:db8::1");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "https");
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=\"[2001:db8::1]:443\";proto=http"
+        );
+    }
+}
