@@ -120,7 +120,11 @@ where
                         }
                     };
                     if let Err(refusal) = shared.authorize(&parts, &principal) {
-                        return Poll::Ready(Ok(reject(shared.refuse(&parts, refusal))));
+                        // The token was good: the refusal names who was refused, for the
+                        // layers outside (audit records the principal of a 403 too).
+                        let mut response = reject(shared.refuse(&parts, refusal));
+                        response.extensions_mut().insert(principal);
+                        return Poll::Ready(Ok(response));
                     }
                     let filter = list_filter(&parts, shared, &principal);
                     if !shared.forward_token {
@@ -203,4 +207,64 @@ fn list_filter<P: Authorize>(
         Arc::clone(&shared.policy) as Arc<dyn Authorize>,
         shared.max_list_bytes,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::Full;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use crate::auth::{AuthLayer, Principal, ScopePolicy, StaticTokens};
+    use crate::error::{Reason, Rejection};
+    use crate::inspect::InspectLayer;
+
+    async fn send(token: Option<&str>) -> Response<crate::body::EdgeBody<impl http_body::Body>> {
+        let tokens = StaticTokens::new().token(
+            "reader-token",
+            Principal::new("reader").with_scopes(["mcp:tools"]),
+        );
+        let policy = ScopePolicy::new().tool("deploy_*", ["mcp:deploy"]);
+        let service = ServiceBuilder::new()
+            .layer(InspectLayer::new())
+            .layer(AuthLayer::new(tokens).policy(policy))
+            .service_fn(|_request: Request<_>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                    b"{}",
+                ))))
+            });
+        let mut request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", "s1");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"deploy_prod","arguments":{}}}"#;
+        let request = request
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        service.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn scope_refusal_carries_the_principal_for_outer_layers() {
+        let response = send(Some("reader-token")).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.reason(), Reason::InsufficientScope);
+        let principal = response.extensions().get::<Principal>();
+        assert_eq!(principal.map(Principal::subject), Some("reader"));
+    }
+
+    #[tokio::test]
+    async fn token_refusals_carry_no_principal() {
+        for token in [None, Some("wrong-token")] {
+            let response = send(token).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert!(response.extensions().get::<Principal>().is_none());
+        }
+    }
 }
