@@ -22,22 +22,43 @@
 //!                           table is in this process only
 //!   --bind ADDR             address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME       accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
+//!   --audit-log PATH        append audit events (each names the replica that served it) to
+//!                           PATH as hash-chained JSON lines (check it with
+//!                           `cargo run --example audit_verify -- PATH`); default: tracing on stderr
+//!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
+//!                           require a bearer token at the gateway (as examples/server.rs)
+//!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
+//!
+//! The stack: audit → guard → inspect → auth → sse → AffinityRouter. No `SessionLayer`: the
+//! router is already the authority on sessions (unknown, foreign-principal and orphaned ids get
+//! 404), and a session record per gateway would be the shared state the envelope strategy avoids.
 //!
 //! Log level: `RUST_LOG=debug`.
 
+#[path = "common/audit.rs"]
+mod audit;
+#[path = "common/auth.rs"]
+mod auth;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 #[allow(dead_code)] // the macros read the tool router
 #[path = "common/tools.rs"]
 mod tools;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::ListenerExt;
 use mcp_edge::affinity::{AffinityRouter, Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
+use mcp_edge::audit::CountingBody;
+use mcp_edge::inspect::InspectLayer;
 use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
+use mcp_edge::sse::{Drain, SseLayer};
 use mcp_edge::store::{MemorySessionStore, SessionStore};
 use mcp_edge::{EdgeBody, GuardLayer, McpEdge, Replica};
 use rmcp::transport::streamable_http_server::{
@@ -48,6 +69,8 @@ use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const KEY_ENV: &str = "MCP_EDGE_SESSION_KEY";
+/// How long Ctrl-C lets non-resumable SSE streams finish before closing them.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [flags]
 
   --upstream URL              a replica's MCP endpoint, http://host:port/mcp (repeatable)
@@ -60,8 +83,9 @@ const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [f
   --bind ADDR                 listen address (default 127.0.0.1:8080; env MCP_EDGE_BIND)
   --allow-host NAME           accept this Host (repeatable; default loopback names only)";
 
-/// What the gateway hands its replicas: the request as the edge layers pass it on.
-type Upstream = HttpUpstream<EdgeBody<Body>>;
+/// What the gateway hands its replicas: the request as the edge layers pass it on (audit
+/// counts its bytes, inspect has read it once).
+type Upstream = HttpUpstream<EdgeBody<CountingBody<Body>>>;
 
 #[derive(Debug, PartialEq)]
 enum Strategy {
@@ -78,6 +102,8 @@ struct Options {
     redis: Option<String>,
     bind: SocketAddr,
     allow_hosts: Vec<String>,
+    audit_log: Option<PathBuf>,
+    auth: auth::AuthOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -93,6 +119,8 @@ fn parse_options() -> Result<Options, String> {
             .parse()
             .map_err(|e| format!("invalid MCP_EDGE_BIND: {e}"))?,
         allow_hosts: Vec::new(),
+        audit_log: None,
+        auth: auth::AuthOptions::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -130,7 +158,9 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|e| format!("invalid bind address `{bind}`: {e}"))?;
             }
             "--allow-host" => options.allow_hosts.push(value()?),
+            "--audit-log" => options.audit_log = Some(value()?.into()),
             "-h" | "--help" => return Err(String::new()),
+            other if options.auth.parse_flag(other, || value().ok())? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -148,7 +178,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}\n{}", audit::AUDIT_USAGE, auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -220,8 +250,8 @@ async fn main() -> std::io::Result<()> {
         }
     };
 
-    // The edge layers in front of the router: guard (Host / Origin) and inspect (bounded
-    // bodies, era classification). Add auth, session and audit with McpEdge's builder.
+    // mcp-edge's layers in front of the router, in the order they must run:
+    // audit → guard → inspect → auth → sse → AffinityRouter.
     let guard = if options.allow_hosts.is_empty() {
         GuardLayer::loopback()
     } else {
@@ -230,34 +260,61 @@ async fn main() -> std::io::Result<()> {
             .unwrap_or_else(|e| fail(&format!("--allow-host: {e}")))
     }
     .peer_addr_with(|ext: &http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
-    let gateway = McpEdge::builder().guard(guard).layer(router);
-    let app = axum::Router::new().nest_service("/mcp", gateway);
+    let guard = match options.auth.public_url.clone() {
+        Some(url) => guard.public_url(url),
+        None => guard,
+    };
+    let auth = options.auth.build().unwrap_or_else(|e| fail(&e));
+    // Outermost: one event per MCP message, refusals included, naming the replica that served
+    // it. To a hash-chained JSON-lines file with --audit-log, else to tracing (stderr).
+    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    // Heartbeats on the streams passing through (so proxies in front of the gateway keep them
+    // open), and a drain handle for Ctrl-C.
+    let drain = Drain::new();
+    let sse = SseLayer::new()
+        .drain(drain.clone())
+        .drain_grace(DRAIN_GRACE);
+    let edge = McpEdge::builder()
+        .audit(audit.layer.clone())
+        .guard(guard.clone())
+        .inspect(InspectLayer::new())
+        .sse(sse);
+    let auth_note = match &auth {
+        Some(auth) => format!("bearer tokens required: {}", auth.description),
+        None => "none: this gateway is OPEN (use --token or --jwks-url)".to_owned(),
+    };
+    let app = match auth {
+        // Tokens are checked here, before a replica is picked; the RFC 9728 metadata sits next
+        // to /mcp, unauthenticated but behind the guard.
+        Some(auth) => {
+            let (root, inserted) = auth.metadata.paths();
+            Router::new()
+                .nest_service("/mcp", edge.auth(auth.layer).layer(router))
+                .route_service(&root, guard.layer(auth.metadata.clone()))
+                .route_service(&inserted, guard.layer(auth.metadata))
+        }
+        None => Router::new().nest_service("/mcp", edge.layer(router)),
+    };
 
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    println!("auth: {auth_note}\naudit: {}", audit.description);
     print_banner(addr, &upstreams, &strategy_note);
 
-    let signal = {
-        let shutdown = shutdown.clone();
-        async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down");
-            shutdown.cancel();
-            tokio::spawn(async {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                std::process::exit(130);
-            });
-        }
-    };
+    // Ctrl-C: end SSE streams at an event boundary, then stop the spawned replicas.
+    let signal = shutdown::on_ctrl_c(drain, DRAIN_GRACE, shutdown.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
-    .await
+    .await?;
+    // Write and flush the audit events still queued.
+    audit.shutdown().await;
+    Ok(())
 }
 
 /// Starts a copy of the example MCP server (rmcp, sessions in its own memory) on a free

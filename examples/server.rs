@@ -23,15 +23,18 @@
 //!
 //! Log level: `RUST_LOG=debug cargo run --example server`.
 
+#[path = "common/audit.rs"]
+mod audit;
 #[path = "common/auth.rs"]
 mod auth;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 #[path = "common/tools.rs"]
 mod tools;
 
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
-use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingSink};
 use mcp_edge::session::{SessionLayer, SessionMode};
 use mcp_edge::{
     GuardLayer, McpEdge,
@@ -54,8 +57,6 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
                       mcp.example.com:8443); default: localhost, 127.0.0.1, [::1] only
   --bare              serve the same rmcp server without mcp-edge, with rmcp's default
                       config, for comparison
-  --audit-log PATH    append audit events to PATH (hash-chained JSON lines); default:
-                      audit events to tracing on stderr
   --heartbeat SECS    SSE heartbeat comment after SECS of quiet on a stream (default 15;
                       keep it below your proxy's idle timeout; 0 turns it off)
   --session-mode M    observe (default: record sessions, the server stays the authority) or
@@ -141,7 +142,7 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}\n{}", auth::AUTH_USAGE);
+            eprintln!("{USAGE}\n{}\n{}", audit::AUDIT_USAGE, auth::AUTH_USAGE);
             std::process::exit(2);
         }
     };
@@ -230,21 +231,8 @@ async fn main() -> std::io::Result<()> {
     });
     // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
     // JSON-lines file with --audit-log, else to tracing (stderr).
-    let audit_file = match &options.audit_log {
-        Some(path) => Some(JsonLinesSink::builder().hash_chain(true).open(path).await?),
-        None => None,
-    };
-    let audit_sink = {
-        let file = audit_file.clone();
-        move |event: AuditEvent| match &file {
-            Some(file) => file.emit(event),
-            None => TracingSink::new().emit(event),
-        }
-    };
-    let audit = AuditLayer::new(audit_sink).peer_addr(|ext: &http::Extensions| {
-        ext.get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| *addr)
-    });
+    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    println!("audit: {}", audit.description);
     // SSE streams that survive proxies: anti-buffering headers, a heartbeat at event
     // boundaries, and a drain handle for Ctrl-C.
     let drain = Drain::new();
@@ -256,7 +244,7 @@ async fn main() -> std::io::Result<()> {
     .drain(drain.clone())
     .drain_grace(DRAIN_GRACE);
     let edge = McpEdge::builder()
-        .audit(audit)
+        .audit(audit.layer.clone())
         .guard(guard.clone())
         // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
         .inspect(InspectLayer::new())
@@ -315,26 +303,8 @@ async fn main() -> std::io::Result<()> {
     });
     print_banner(addr, options.bare);
 
-    let signal = {
-        let shutdown = shutdown.clone();
-        async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down (Ctrl-C again to force)");
-            // End SSE streams at an event boundary first, then stop rmcp's sessions.
-            drain.start();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(DRAIN_GRACE, drain.wait_idle()).await;
-                shutdown.cancel();
-            });
-            tokio::spawn(async {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                }
-                std::process::exit(130);
-            });
-        }
-    };
+    // Ctrl-C: end SSE streams at an event boundary first, then stop rmcp's sessions.
+    let signal = shutdown::on_ctrl_c(drain, DRAIN_GRACE, shutdown.clone());
     // Connect info (the peer address) lets the guard decide whether to trust proxy headers.
     axum::serve(
         listener,
@@ -343,9 +313,7 @@ async fn main() -> std::io::Result<()> {
     .with_graceful_shutdown(signal)
     .await?;
     // Write and flush the audit events still queued.
-    if let Some(file) = audit_file {
-        file.shutdown().await;
-    }
+    audit.shutdown().await;
     Ok(())
 }
 
