@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::service::too_large;
 use crate::body::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::McpRequest;
+use crate::protocol::{McpRequest, McpRequestSlot};
 use crate::protocol::jsonrpc::code;
 
 pin_project! {
@@ -165,6 +165,9 @@ where
                                 return Poll::Ready(Ok(Rejection::protocol(&err).into_response()));
                             }
                         };
+                    if let Some(slot) = parts.extensions.get::<McpRequestSlot>() {
+                        slot.fill(&mcp);
+                    }
                     parts.extensions.insert(Arc::clone(&mcp));
                     let future = inner.call(Request::from_parts(parts, EdgeBody::full(bytes)));
                     this.state.set(State::Calling {
