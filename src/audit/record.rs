@@ -22,7 +22,8 @@ use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
-    Era, McpMessage, McpRequest, McpRequestSlot, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
+    Era, McpMessage, McpRequest, McpRequestSlot, MessageKind, RequestId, ResponseOutcome,
+    SessionId, Target,
 };
 use serde_json::value::RawValue;
 

@@ -13,8 +13,8 @@ use tower_service::Service;
 use super::service::too_large;
 use crate::body::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::{McpRequest, McpRequestSlot};
 use crate::protocol::jsonrpc::code;
+use crate::protocol::{McpRequest, McpRequestSlot};
 
 pin_project! {
     /// The response future of [`Inspect`](super::Inspect): reads a POST body, then calls the

@@ -11,8 +11,8 @@ use super::future::ResponseFuture;
 use super::layer::InspectLayer;
 use crate::body::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::{McpRequest, McpRequestSlot};
 use crate::protocol::jsonrpc::code;
+use crate::protocol::{McpRequest, McpRequestSlot};
 
 /// The service built by [`InspectLayer`].
 #[derive(Debug, Clone)]
