@@ -186,11 +186,9 @@ async fn a_client_gone_before_the_response_head_is_recorded() {
     let events = recorder.exactly(1).await;
     assert_eq!(events[0].outcome(), &Outcome::ClientGone);
     assert!(events[0].status().is_none());
-    assert_eq!(
-        events[0].mcp_method(),
-        None,
-        "inspect's response never came back"
-    );
+    // Inspect's response never came back, but it filled audit's `McpRequestSlot`.
+    assert_eq!(events[0].mcp_method(), Some("tools/list"));
+    assert_eq!(events[0].jsonrpc_id(), Some(&RequestId::from(4)));
 }
 
 #[tokio::test]

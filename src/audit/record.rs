@@ -22,7 +22,8 @@ use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
-    Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
+    Era, McpMessage, McpRequest, McpRequestSlot, MessageKind, RequestId, ResponseOutcome,
+    SessionId, Target,
 };
 use serde_json::value::RawValue;
 
@@ -72,6 +73,8 @@ pub(crate) struct Record<K> {
     pub(crate) secrets: Secrets,
     pub(crate) session_header: Option<SessionId>,
     pub(crate) request_bytes: Arc<AtomicU64>,
+    /// Filled by inspect once it has classified the request (see [`McpRequestSlot`]).
+    pub(crate) mcp_slot: McpRequestSlot,
     pub(crate) head: Head,
 }
 
@@ -254,7 +257,10 @@ impl<K: AuditSink> Record<K> {
         self.head.status = Some(parts.status);
         self.head.time_to_head = Some(self.start.elapsed());
         let ext = &parts.extensions;
-        self.head.mcp = ext.get::<Arc<McpRequest>>().cloned();
+        self.head.mcp = ext
+            .get::<Arc<McpRequest>>()
+            .or_else(|| self.mcp_slot.get())
+            .cloned();
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
         self.head.refused = ext.get::<Rejection>().map(|r| Outcome::Refused {
@@ -323,8 +329,13 @@ impl<K: AuditSink> Record<K> {
     }
 
     /// Emits one event per MCP message.
-    pub(crate) fn finish(self: Box<Self>, end: End, watch: Watch, response_bytes: u64) {
+    pub(crate) fn finish(mut self: Box<Self>, end: End, watch: Watch, response_bytes: u64) {
         let duration = self.start.elapsed();
+        if self.head.mcp.is_none() {
+            // No head came back (the client left first, or the service failed): what inspect
+            // classified is still known.
+            self.head.mcp = self.mcp_slot.get().cloned();
+        }
         let read = self.read_responses();
         let mut truncated = false;
         let mut sse = false;

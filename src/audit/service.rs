@@ -14,8 +14,8 @@ use super::layer::Config;
 use super::record::Record;
 use super::redact::Secrets;
 use super::sink::AuditSink;
-use crate::protocol::SessionId;
 use crate::protocol::header::MCP_SESSION_ID;
+use crate::protocol::{McpRequestSlot, SessionId};
 
 /// `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -86,6 +86,9 @@ where
             .get(MCP_SESSION_ID)
             .and_then(|v| SessionId::from_header(v).ok());
         let counter = Arc::new(AtomicU64::new(0));
+        // Inspect fills it, so the event names the request even if no head comes back.
+        let mcp_slot = McpRequestSlot::new();
+        parts.extensions.insert(mcp_slot.clone());
         let record = Box::new(Record {
             sink: Arc::clone(&self.sink),
             config: Arc::clone(&self.config),
@@ -98,6 +101,7 @@ where
             secrets,
             session_header,
             request_bytes: Arc::clone(&counter),
+            mcp_slot,
             head: Default::default(),
         });
         let body = CountingBody::new(body, counter);

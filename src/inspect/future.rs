@@ -13,8 +13,8 @@ use tower_service::Service;
 use super::service::too_large;
 use crate::body::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::McpRequest;
 use crate::protocol::jsonrpc::code;
+use crate::protocol::{McpRequest, McpRequestSlot};
 
 pin_project! {
     /// The response future of [`Inspect`](super::Inspect): reads a POST body, then calls the
@@ -165,6 +165,9 @@ where
                                 return Poll::Ready(Ok(Rejection::protocol(&err).into_response()));
                             }
                         };
+                    if let Some(slot) = parts.extensions.get::<McpRequestSlot>() {
+                        slot.fill(&mcp);
+                    }
                     parts.extensions.insert(Arc::clone(&mcp));
                     let future = inner.call(Request::from_parts(parts, EdgeBody::full(bytes)));
                     this.state.set(State::Calling {

@@ -11,8 +11,8 @@ use super::future::ResponseFuture;
 use super::layer::InspectLayer;
 use crate::body::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::McpRequest;
 use crate::protocol::jsonrpc::code;
+use crate::protocol::{McpRequest, McpRequestSlot};
 
 /// The service built by [`InspectLayer`].
 #[derive(Debug, Clone)]
@@ -67,6 +67,9 @@ where
         };
         let (mut parts, body) = request.into_parts();
         if let Some(mcp) = &classified {
+            if let Some(slot) = parts.extensions.get::<McpRequestSlot>() {
+                slot.fill(mcp);
+            }
             parts.extensions.insert(Arc::clone(mcp));
         }
         let future = self

@@ -25,6 +25,7 @@ mod message;
 mod request;
 mod response;
 mod session_id;
+mod slot;
 pub mod sse;
 mod version;
 
@@ -36,4 +37,5 @@ pub use message::{
 pub use request::{McpRequest, ProtocolError, ProtocolErrorKind};
 pub use response::{ReadResponses, ResponseMessage, ResponseOutcome};
 pub use session_id::{InvalidSessionId, SessionId};
+pub use slot::McpRequestSlot;
 pub use version::{Era, ProtocolVersion, UnknownVersion};

@@ -454,60 +454,73 @@ impl SseParser {
             let end = start + k;
             *pos = end + 1;
             self.after_cr = chunk[end] == b'\r';
-            let (line, len) = if self.partial_len == 0 {
-                (chunk.slice(start..end.min(start + self.max)), k)
+            if self.partial_len == 0 {
+                // The whole line lies in this chunk: read it in place; only the values that
+                // are kept become (zero-copy) slices of the chunk.
+                if let Some(item) = self.line(chunk, start, end.min(start + self.max), k) {
+                    return Some(item);
+                }
             } else {
                 self.append_partial(&chunk[start..end]);
-                let len = self.partial_len;
-                self.partial_len = 0;
-                (self.partial.split().freeze(), len)
-            };
-            if let Some(item) = self.line(line, len) {
-                return Some(item);
+                let len = std::mem::take(&mut self.partial_len);
+                let line = self.partial.split().freeze();
+                if let Some(item) = self.line(&line, 0, line.len(), len) {
+                    return Some(item);
+                }
             }
         }
     }
 
-    /// Interprets one complete line (`line` holds its first `max` bytes of `len`).
-    fn line(&mut self, line: Bytes, len: usize) -> Option<SseItem> {
+    /// Interprets one complete line: `src[start..end]` holds its first `max` bytes of `len`.
+    ///
+    /// Reads the borrowed bytes; a value is sliced out of `src` (a reference count, never a
+    /// copy) only when it is kept.
+    fn line(&mut self, src: &Bytes, start: usize, end: usize, len: usize) -> Option<SseItem> {
         if len == 0 {
             self.in_block = false;
             return self.dispatch();
         }
         self.in_block = true;
+        let line = &src[start..end];
         if line[0] == b':' {
-            return Some(SseItem::Comment(line.slice(1..)));
+            return Some(SseItem::Comment(src.slice(start + 1..end)));
         }
         let cut = len > line.len();
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let skip = usize::from(line.get(colon + 1) == Some(&b' '));
-                (&line[..colon], line.slice(colon + 1 + skip..))
+                (&line[..colon], start + colon + 1 + skip..end)
             }
-            None => (&line[..], Bytes::new()),
+            None => (line, end..end),
         };
         match name {
             b"data" => {
                 self.fields = true;
-                self.push_data(value, cut);
+                self.push_data(src, value, cut);
             }
             b"event" => {
                 self.fields = true;
                 self.truncated |= cut;
-                self.event = Some(value);
+                self.event = Some(src.slice(value));
             }
             // An id containing NUL is ignored, as the standard says.
-            b"id" if !value.contains(&0) => {
+            b"id" if memchr::memchr(0, &src[value.clone()]).is_none() => {
                 self.fields = true;
                 self.truncated |= cut;
+                let value = src.slice(value);
                 self.last_event_id = value.clone();
                 self.id = Some(value);
             }
-            // Only all-digit values count; one too large for u64 is ignored.
-            b"retry" if !cut && !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                if let Some(ms) = value.iter().try_fold(0u64, |n, &d| {
-                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                }) {
+            b"retry" => {
+                let digits = &src[value];
+                // Only all-digit values count; one too large for u64 is ignored.
+                if !cut
+                    && !digits.is_empty()
+                    && digits.iter().all(u8::is_ascii_digit)
+                    && let Some(ms) = digits.iter().try_fold(0u64, |n, &d| {
+                        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                    })
+                {
                     self.fields = true;
                     self.retry = Some(ms);
                 }
@@ -517,7 +530,9 @@ impl SseParser {
         None
     }
 
-    fn push_data(&mut self, value: Bytes, cut: bool) {
+    /// Adds one `data` line (`src[range]`) to the event's data, within the cap; `cut` when
+    /// the line itself was longer than the cap.
+    fn push_data(&mut self, src: &Bytes, range: std::ops::Range<usize>, cut: bool) {
         if self.data_full {
             return;
         }
@@ -530,13 +545,14 @@ impl SseParser {
             Data::None => self.max,
             _ => self.max.saturating_sub(self.data.len() + 1),
         };
+        let value = &src[range.clone()];
         if matches!(self.data, Data::None) {
             let take = value.len().min(room);
             if take < value.len() {
                 self.data_full = true;
                 self.truncated = true;
             }
-            self.data = Data::One(value.slice(..take));
+            self.data = Data::One(src.slice(range.start..range.start + take));
             return;
         }
         if self.data.len() >= self.max {
