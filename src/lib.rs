@@ -6,7 +6,7 @@
 pub mod affinity;
 pub mod audit;
 pub mod auth;
-pub mod body;
+pub mod context;
 pub mod error;
 pub mod guard;
 pub mod inspect;
@@ -18,11 +18,13 @@ pub mod session;
 pub mod sse;
 pub mod store;
 
-pub use affinity::Replica;
-pub use auth::Principal;
-pub use body::EdgeBody;
+pub use context::{
+    BindingKey, McpRequestSlot, PeerAddr, Principal, PublicUrl, Replica, RequestOrigin,
+};
+pub use error::EdgeBody;
+pub use error::body;
 pub use error::{Reason, RejectedBy, Rejection};
-pub use guard::{GuardLayer, PublicUrl, RequestOrigin, TrustedProxies};
+pub use guard::{GuardLayer, TrustedProxies};
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};
 pub use sse::SseLayer;
 

@@ -20,7 +20,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
 use super::Replica;
-use crate::auth::Principal;
+use crate::context::Principal;
 use crate::protocol::SessionId;
 
 /// Salt for key derivation; changing it invalidates every sealed id.

@@ -13,8 +13,8 @@ use super::router::{
 };
 use super::set::InFlight;
 use super::table::CachedPin;
-use crate::auth::Principal;
-use crate::body::EdgeBody;
+use crate::context::Principal;
+use crate::error::EdgeBody;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::{RequestId, SessionId};
 use crate::store::{SessionRecord, StoreFuture};

@@ -87,18 +87,18 @@
 mod body;
 mod envelope;
 mod future;
-mod replica;
+
 mod router;
 mod set;
 mod table;
 
+pub use crate::context::Replica;
 pub use body::ReplicaBody;
 pub use envelope::{
     EnvelopeKeys, KeyError, MAX_SEALED_SESSION_LEN, OpenError, SealError, SessionEnvelope,
     SessionKey,
 };
 pub use future::ResponseFuture;
-pub use replica::Replica;
 pub use router::{AffinityRouter, Envelope, OnReplicaGone};
 pub use set::{Backoff, ReplicaSet, ReplicaStatus};
 pub use table::Table;

@@ -13,8 +13,8 @@ use super::envelope::{EnvelopeKeys, SessionEnvelope};
 use super::future::ResponseFuture;
 use super::set::{Backoff, Entry, ReplicaSet};
 use super::table::{CachedPin, Table};
-use crate::auth::Principal;
-use crate::body::EdgeBody;
+use crate::context::Principal;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::jsonrpc::code;
@@ -635,7 +635,7 @@ mod tests {
     use tower::util::BoxCloneService;
 
     use super::*;
-    use crate::affinity::Replica;
+    use crate::context::Replica;
     use crate::store::{MemorySessionStore, SessionStore};
 
     type Fake = BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Replica;
-use crate::auth::Principal;
+use crate::context::Principal;
 use crate::protocol::SessionId;
 use crate::store::{SessionRecord, SessionStore, StoreFuture};
 

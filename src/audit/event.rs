@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderValue, Method, StatusCode, Version};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::affinity::Replica;
-use crate::auth::Principal;
+use crate::context::Principal;
+use crate::context::Replica;
 use crate::error::{Reason, RejectedBy};
 use crate::protocol::{
     ClientInfo, Era, McpMessage, McpRequest, ProtocolVersion, RequestId, SessionId, Target,

@@ -15,15 +15,15 @@ use super::layer::Config;
 use super::redact::{REDACTED, Secrets};
 use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
-use crate::affinity::Replica;
-use crate::auth::Principal;
+use crate::context::McpRequestSlot;
+use crate::context::Principal;
+use crate::context::Replica;
 use crate::error::Rejection;
 use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
-    Era, McpMessage, McpRequest, McpRequestSlot, MessageKind, RequestId, ResponseOutcome,
-    SessionId, Target,
+    Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
 };
 use serde_json::value::RawValue;
 

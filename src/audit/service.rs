@@ -14,8 +14,9 @@ use super::layer::Config;
 use super::record::Record;
 use super::redact::Secrets;
 use super::sink::AuditSink;
+use crate::context::McpRequestSlot;
+use crate::protocol::SessionId;
 use crate::protocol::header::MCP_SESSION_ID;
-use crate::protocol::{McpRequestSlot, SessionId};
 
 /// `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::Principal;
 use super::policy::{Authorize, Call};
-use crate::body::EdgeBody;
+use crate::error::EdgeBody;
 use crate::protocol::RequestId;
 use crate::protocol::jsonrpc::code;
 

@@ -220,7 +220,7 @@ mod tests {
     use crate::error::{Reason, Rejection};
     use crate::inspect::InspectLayer;
 
-    async fn send(token: Option<&str>) -> Response<crate::body::EdgeBody<impl http_body::Body>> {
+    async fn send(token: Option<&str>) -> Response<crate::error::EdgeBody<impl http_body::Body>> {
         let tokens = StaticTokens::new().token(
             "reader-token",
             Principal::new("reader").with_scopes(["mcp:tools"]),

@@ -14,8 +14,8 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
-use crate::body::EdgeBody;
-use crate::guard::{PublicUrl, RequestOrigin};
+use crate::context::{PublicUrl, RequestOrigin};
+use crate::error::EdgeBody;
 
 /// The well-known path prefix of RFC 9728 §3.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";

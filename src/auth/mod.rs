@@ -91,11 +91,12 @@ mod jwt;
 mod layer;
 mod metadata;
 mod policy;
-mod principal;
+
 mod service;
 mod static_tokens;
 mod verifier;
 
+pub use crate::context::Principal;
 pub use body::AuthBody;
 pub use cache::{CachedFuture, CachedVerifier};
 pub use future::ResponseFuture;
@@ -116,7 +117,6 @@ pub use metadata::{
     ProtectedResource, ProtectedResourceMetadata, WELL_KNOWN_PATH, metadata_url_for,
 };
 pub use policy::{AllowAll, Authorize, Call, Decision, ScopePolicy, Scopes};
-pub use principal::Principal;
 pub use service::Auth;
 pub use static_tokens::StaticTokens;
 pub use verifier::{TokenVerifier, VerifyError, VerifyErrorKind};

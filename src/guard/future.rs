@@ -6,7 +6,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::RequestOrigin;
-use crate::body::EdgeBody;
+use crate::error::EdgeBody;
 use crate::error::Rejection;
 
 pin_project! {

@@ -7,11 +7,11 @@ use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 
 use super::Guard;
+use super::forwarded::TrustedProxies;
 use super::host::{Authority, HostName, HostPattern, InvalidPattern, PortPattern};
 use super::origin::{OriginPattern, OriginValue, same_origin};
-use super::peer::{PeerAddrSource, PeerSource};
-use super::proxy::TrustedProxies;
-use super::public_url::{PublicUrl, RequestOrigin};
+use crate::context::{PeerAddrSource, PeerSource};
+use crate::context::{PublicUrl, RequestOrigin};
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::jsonrpc::code;
 

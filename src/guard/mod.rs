@@ -79,16 +79,17 @@ mod future;
 mod host;
 mod layer;
 mod origin;
-mod peer;
-mod proxy;
-mod public_url;
+
+mod forwarded;
+
 mod service;
 
+pub use crate::context::{PeerAddr, PeerAddrSource};
+pub use crate::context::{PublicUrl, RequestOrigin, public_url};
+pub use crate::protocol::InvalidPattern;
+pub use forwarded::{Cidr, ProxyHeaders, TrustedProxies};
 pub use future::ResponseFuture;
-pub use host::{HostPattern, InvalidPattern};
+pub use host::HostPattern;
 pub use layer::GuardLayer;
 pub use origin::OriginPattern;
-pub use peer::{PeerAddr, PeerAddrSource};
-pub use proxy::{Cidr, ProxyHeaders, TrustedProxies};
-pub use public_url::{PublicUrl, RequestOrigin, public_url};
 pub use service::Guard;

@@ -4,7 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::host::{Authority, HostName, InvalidPattern, parse_port};
-use super::public_url::PublicUrl;
+use crate::context::PublicUrl;
+pub(crate) use crate::protocol::authority::default_port;
 
 /// A parsed `Origin` header value, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +40,6 @@ fn is_scheme(scheme: &str) -> bool {
     let mut bytes = scheme.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-}
-
-/// The port a scheme implies when an origin omits it (RFC 6454 §4).
-pub(crate) fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
-        Some(443)
-    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-        Some(80)
-    } else {
-        None
-    }
 }
 
 /// One entry of the `Origin` allowlist.

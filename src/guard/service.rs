@@ -32,7 +32,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<crate::body::EdgeBody<ResBody>>;
+    type Response = Response<crate::error::EdgeBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

@@ -11,10 +11,11 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::too_large;
-use crate::body::EdgeBody;
+use crate::context::McpRequestSlot;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
+use crate::protocol::McpRequest;
 use crate::protocol::jsonrpc::code;
-use crate::protocol::{McpRequest, McpRequestSlot};
 
 pin_project! {
     /// The response future of [`Inspect`](super::Inspect): reads a POST body, then calls the

@@ -5,7 +5,7 @@
 //! shares it as `Arc<McpRequest>` in the request extensions (for the layers and handlers
 //! inside) and in the response extensions (for the layers outside, such as audit). A layer
 //! outside that must know the request even if no response head comes back (the client left
-//! first) puts a [`McpRequestSlot`](crate::protocol::McpRequestSlot) in the request
+//! first) puts a [`McpRequestSlot`](crate::context::McpRequestSlot) in the request
 //! extensions: inspect fills it as soon as the request is classified.
 //!
 //! For a POST it checks `Content-Type` (415), reads the body up to a limit (413 past it,

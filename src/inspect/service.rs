@@ -9,10 +9,11 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::layer::InspectLayer;
-use crate::body::EdgeBody;
+use crate::context::McpRequestSlot;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
+use crate::protocol::McpRequest;
 use crate::protocol::jsonrpc::code;
-use crate::protocol::{McpRequest, McpRequestSlot};
 
 /// The service built by [`InspectLayer`].
 #[derive(Debug, Clone)]

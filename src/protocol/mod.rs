@@ -19,16 +19,17 @@
 //! assert_eq!(&request.message().unwrap().arguments().unwrap()[..], br#"{"text":"hi"}"#);
 //! ```
 
+pub(crate) mod authority;
 pub mod header;
 pub mod jsonrpc;
 mod message;
 mod request;
 mod response;
 mod session_id;
-mod slot;
 pub mod sse;
 mod version;
 
+pub use authority::InvalidPattern;
 pub use jsonrpc::RequestId;
 pub use message::{
     Body, ClientInfo, MAX_BATCH, McpMessage, MessageKind, ParseError, ParseErrorKind, RequestMeta,
@@ -37,5 +38,4 @@ pub use message::{
 pub use request::{McpRequest, ProtocolError, ProtocolErrorKind};
 pub use response::{ReadResponses, ResponseMessage, ResponseOutcome};
 pub use session_id::{InvalidSessionId, SessionId};
-pub use slot::McpRequestSlot;
 pub use version::{Era, ProtocolVersion, UnknownVersion};

@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::upstream::remove_hop_by_hop;
-use crate::body::EdgeBody;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::RequestId;
 use crate::protocol::jsonrpc::code;

@@ -16,8 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use crate::body::EdgeBody;
-use crate::guard::PeerAddr;
+use crate::context::PeerAddr;
+use crate::error::EdgeBody;
 use crate::protocol::McpRequest;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

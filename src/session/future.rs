@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::layer::{Config, SessionMode};
-use crate::affinity::Replica;
-use crate::auth::Principal;
-use crate::body::EdgeBody;
+use crate::context::Principal;
+use crate::context::Replica;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::jsonrpc::code;

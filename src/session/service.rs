@@ -6,8 +6,8 @@ use tower_service::Service;
 
 use super::future::{Check, Ctx, Plan, ResponseFuture};
 use super::layer::{Config, SessionLayer, SessionMode};
-use crate::auth::Principal;
-use crate::body::EdgeBody;
+use crate::context::Principal;
+use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::jsonrpc::code;
@@ -173,7 +173,7 @@ mod tests {
     use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
-    use crate::affinity::Replica;
+    use crate::context::Replica;
     use crate::inspect::InspectLayer;
     use crate::store::{MemorySessionStore, SessionRecord, SessionStore, StoreError};
 
@@ -192,7 +192,7 @@ mod tests {
         fn service(
             &self,
         ) -> impl Service<
-            Request<crate::body::EdgeBody<Full<Bytes>>>,
+            Request<crate::error::EdgeBody<Full<Bytes>>>,
             Response = Response<Full<Bytes>>,
             Error = Infallible,
             Future = impl Send,
@@ -201,7 +201,7 @@ mod tests {
         + 'static {
             let next = Arc::clone(&self.next);
             tower::service_fn(
-                move |request: Request<crate::body::EdgeBody<Full<Bytes>>>| {
+                move |request: Request<crate::error::EdgeBody<Full<Bytes>>>| {
                     let next = Arc::clone(&next);
                     async move {
                         let mcp = request.extensions().get::<Arc<McpRequest>>().cloned();

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::{SessionCount, SessionRecord, SessionStore, StoreError, StoreFuture};
-use crate::affinity::Replica;
+use crate::context::Replica;
 use crate::protocol::SessionId;
 
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -269,7 +269,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::auth::Principal;
+    use crate::context::Principal;
     use crate::store::StoreErrorKind;
 
     fn id(s: &str) -> SessionId {

@@ -58,7 +58,7 @@ use std::task::{Context, Poll};
 
 use http::{HeaderValue, StatusCode};
 
-use crate::affinity::Replica;
+use crate::context::Replica;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::SessionId;
 use crate::protocol::jsonrpc::code;

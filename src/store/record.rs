@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::affinity::Replica;
-use crate::auth::Principal;
+use crate::context::Principal;
+use crate::context::Replica;
 use crate::protocol::{ClientInfo, ProtocolVersion, SessionId};
 
 /// What the edge knows of one legacy MCP session.

@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::{bounded, from_ms, manager, now_ms, to_ms};
-use crate::affinity::Replica;
+use crate::context::Replica;
 use crate::protocol::{ClientInfo, SessionId};
 use crate::store::{
     SessionCount, SessionRecord, SessionStore, StoreError, StoreErrorKind, StoreFuture,
@@ -509,7 +509,7 @@ impl rmcp::transport::streamable_http_server::session::SessionStore for RedisSes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Principal;
+    use crate::context::Principal;
 
     #[test]
     fn records_round_trip_through_hash_fields() {

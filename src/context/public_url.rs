@@ -8,14 +8,14 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Uri, header::HOST};
 
-use super::host::{Authority, InvalidPattern};
-use super::origin::default_port;
+use crate::protocol::InvalidPattern;
+use crate::protocol::authority::{Authority, default_port};
 
 /// The public base URL of this server: scheme and authority (and, when configured, a path
 /// prefix), as clients outside any proxy see it.
 ///
 /// Built by the guard for every request it lets through (see [`RequestOrigin`]), from, in
-/// order: the URL configured with [`GuardLayer::public_url`](super::GuardLayer::public_url);
+/// order: the URL configured with [`GuardLayer::public_url`](crate::guard::GuardLayer::public_url);
 /// the `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` headers of a trusted proxy;
 /// the request's own authority (`Host`, or `:authority` in HTTP/2) and scheme. Default ports
 /// are left out, so behind a TLS-terminating proxy the URL reads `https://mcp.example.com`,
@@ -180,11 +180,11 @@ impl FromStr for PublicUrl {
 }
 
 /// Where a request came from and where it was sent to, as the guard resolved it; in the
-/// request extensions of every request [`Guard`](super::Guard) lets through, and in the
+/// request extensions of every request [`Guard`](crate::guard::Guard) lets through, and in the
 /// extensions of its response.
 ///
 /// Proxy headers count only when the connecting peer is one of the
-/// [`TrustedProxies`](super::TrustedProxies); otherwise the public URL comes from the request's
+/// [`TrustedProxies`](crate::guard::TrustedProxies); otherwise the public URL comes from the request's
 /// own `Host` and the client is the peer itself.
 #[derive(Clone, Debug)]
 pub struct RequestOrigin {
@@ -220,7 +220,7 @@ impl RequestOrigin {
 
 /// The public base URL of this server for `request`.
 ///
-/// When a [`Guard`](super::Guard) ran outside, this is its [`RequestOrigin::public_url`]
+/// When a [`Guard`](crate::guard::Guard) ran outside, this is its [`RequestOrigin::public_url`]
 /// (configured URL, else trusted proxy headers, else `Host` and scheme). Without a guard, no
 /// proxy is trusted and it is [`PublicUrl::from_host`]. `None` when the request has no valid
 /// authority (the guard refuses those).

@@ -143,7 +143,7 @@ pub enum ProxyHeaders {
 /// The peers allowed to speak for clients through proxy headers: addresses and networks.
 ///
 /// Empty by default: no header is believed until you say which proxies you run. The peer
-/// address comes from the request extensions (see [`PeerAddr`](super::PeerAddr)); without it,
+/// address comes from the request extensions (see [`PeerAddr`](crate::context::PeerAddr)); without it,
 /// no peer is trusted.
 ///
 /// ```

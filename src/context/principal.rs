@@ -155,13 +155,10 @@ impl Principal {
         Some(principal.with_claims(claims))
     }
 
-    /// The identity a session is bound to: issuer and subject (R32).
+    /// The identity a session is bound to: issuer and subject (R32), as stores record it.
+    /// See [`BindingKey`](super::BindingKey), which owns the rule.
     pub fn binding_key(&self) -> String {
-        format!(
-            "{}\u{1f}{}",
-            self.issuer().unwrap_or_default(),
-            self.subject()
-        )
+        super::BindingKey::of(self).as_str().to_owned()
     }
 }
 

@@ -30,7 +30,7 @@ use http::Extensions;
 ///
 /// With hyper, insert it per connection (`request.extensions_mut().insert(PeerAddr(addr))`
 /// inside the `service_fn`, or `tower_http::add_extension::AddExtensionLayer`). With axum,
-/// either map its `ConnectInfo` with [`GuardLayer::peer_addr_with`](super::GuardLayer::peer_addr_with)
+/// either map its `ConnectInfo` with [`GuardLayer::peer_addr_with`](crate::guard::GuardLayer::peer_addr_with)
 /// or insert a `PeerAddr` in a middleware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerAddr(pub SocketAddr);

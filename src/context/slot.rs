@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use super::McpRequest;
+use crate::protocol::McpRequest;
 
 /// A write-once slot for the classified [`McpRequest`], shared between a layer outside
 /// [`InspectLayer`](crate::inspect::InspectLayer) and inspect itself.
@@ -28,7 +28,7 @@ use super::McpRequest;
 /// use std::sync::Arc;
 /// use bytes::Bytes;
 /// use http::{HeaderMap, Method};
-/// use mcp_edge::protocol::{McpRequest, McpRequestSlot};
+/// use mcp_edge::{McpRequestSlot, protocol::McpRequest};
 ///
 /// let slot = McpRequestSlot::new();
 /// let kept = slot.clone(); // the outer layer keeps one, the request extensions carry the other

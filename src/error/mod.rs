@@ -9,6 +9,8 @@
 //! transport (R45): clients read those as "this server speaks the old transport". Layers
 //! choose 401, 403, 413, 415, 429 or 503 for such refusals.
 
+pub mod body;
+
 use std::borrow::Cow;
 use std::fmt;
 
@@ -16,7 +18,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::body::EdgeBody;
+pub use self::body::EdgeBody;
+use crate::protocol::jsonrpc::code;
 use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};
 
 /// The layer that refused a request.
@@ -137,6 +140,96 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// The HTTP status this refusal answers with.
+    ///
+    /// Statuses that a client reads as "old transport" on an `initialize` POST (400, 404, 405)
+    /// are used only for transport reasons (R45).
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Reason::OriginNotAllowed
+            | Reason::OriginRequired
+            | Reason::HostNotAllowed
+            | Reason::InsufficientScope => StatusCode::FORBIDDEN,
+            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyUnreadable
+            | Reason::Protocol(_)
+            | Reason::InvalidSessionId
+            | Reason::SessionRequired => StatusCode::BAD_REQUEST,
+            Reason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reason::MissingToken | Reason::InvalidToken | Reason::VerifierUnavailable => {
+                StatusCode::UNAUTHORIZED
+            }
+            Reason::SessionNotFound | Reason::SessionPrincipalMismatch | Reason::ReplicaGone => {
+                StatusCode::NOT_FOUND
+            }
+            Reason::SessionLimit => StatusCode::TOO_MANY_REQUESTS,
+            Reason::StoreUnavailable | Reason::NoReplica => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The JSON-RPC error code of the body (R70; the legacy `-32000`/`-32001` only where the
+    /// SDKs' de facto bodies use them, R26, R27).
+    pub const fn code(self) -> i64 {
+        match self {
+            Reason::Protocol(kind) => match kind {
+                ProtocolErrorKind::Parse => code::PARSE_ERROR,
+                ProtocolErrorKind::InvalidMessage | ProtocolErrorKind::BatchNotAllowed => {
+                    code::INVALID_REQUEST
+                }
+                ProtocolErrorKind::InvalidParams | ProtocolErrorKind::MissingMeta => {
+                    code::INVALID_PARAMS
+                }
+                ProtocolErrorKind::HeaderMismatch => code::HEADER_MISMATCH,
+                ProtocolErrorKind::UnsupportedVersion => code::UNSUPPORTED_PROTOCOL_VERSION,
+            },
+            Reason::InvalidSessionId | Reason::SessionRequired | Reason::SessionLimit => {
+                code::LEGACY_BAD_REQUEST
+            }
+            Reason::SessionNotFound | Reason::SessionPrincipalMismatch | Reason::ReplicaGone => {
+                code::LEGACY_SESSION_NOT_FOUND
+            }
+            Reason::StoreUnavailable
+            | Reason::NoReplica
+            | Reason::UpstreamUnavailable
+            | Reason::UpstreamTimeout => code::INTERNAL_ERROR,
+            _ => code::INVALID_REQUEST,
+        }
+    }
+
+    /// The default human-readable message.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Reason::OriginNotAllowed => "Forbidden: Origin not allowed",
+            Reason::OriginRequired => "Forbidden: Origin header required",
+            Reason::HostNotAllowed => "Forbidden: Host not allowed",
+            Reason::BodyTooLarge => "Payload Too Large",
+            Reason::BodyUnreadable => "Bad Request: the request body could not be read",
+            Reason::UnsupportedMediaType => {
+                "Unsupported Media Type: Content-Type must be application/json"
+            }
+            Reason::MethodNotAllowed => "Method Not Allowed",
+            Reason::Protocol(_) => "Bad Request",
+            Reason::MissingToken => "Unauthorized: a bearer token is required",
+            Reason::InvalidToken => "Unauthorized: invalid token",
+            Reason::InsufficientScope => "Forbidden: insufficient scope",
+            Reason::VerifierUnavailable => "Unauthorized: the token could not be verified",
+            Reason::InvalidSessionId => "Bad Request: invalid Mcp-Session-Id",
+            Reason::SessionRequired => "Bad Request: Mcp-Session-Id header is required",
+            Reason::SessionNotFound | Reason::SessionPrincipalMismatch => "Session not found",
+            Reason::ReplicaGone => "Session not found: its replica is gone; start a new session",
+            Reason::SessionLimit => "Too Many Requests: session limit reached",
+            Reason::StoreUnavailable => "Service Unavailable: the session store is unavailable",
+            Reason::NoReplica => "Service Unavailable: no replica can take the request",
+            Reason::UpstreamUnavailable => "Bad Gateway: the upstream could not be reached",
+            Reason::UpstreamTimeout => "Gateway Timeout: the upstream did not answer in time",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -199,6 +292,65 @@ impl Rejection {
                 headers: HeaderMap::new(),
             }),
         }
+    }
+
+    /// A refusal with the reason's own status, code and message ([`Reason::status`],
+    /// [`Reason::code`], [`Reason::message`]): what every call site should use.
+    pub fn of(by: RejectedBy, reason: Reason) -> Self {
+        Rejection::new(by, reason, reason.status(), reason.code(), reason.message())
+    }
+
+    /// Replaces the message (for a detail the reason alone does not say).
+    pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.message = message.into();
+        self
+    }
+
+    /// Replaces the HTTP status, for the few reasons whose status depends on the request (a
+    /// 401 that is a 503 when no keys could be had, R45).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.inner.status = status;
+        self
+    }
+
+    /// Replaces the JSON-RPC code.
+    pub fn with_code(mut self, code: i64) -> Self {
+        self.inner.code = code;
+        self
+    }
+
+    /// The session is unknown, expired or ended: 404 with `-32001` "Session not found" (R27),
+    /// which makes the client start over with a new `initialize` (R28).
+    pub fn session_not_found(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::SessionNotFound).with_id(id)
+    }
+
+    /// The session belongs to another principal: answered exactly as an unknown session, so
+    /// nothing tells the caller that it exists (R32, SPEC §L.13).
+    pub fn session_foreign(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::SessionPrincipalMismatch).with_id(id)
+    }
+
+    /// The session's replica is gone: 404, so the client re-initializes (R28).
+    pub fn replica_gone(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::ReplicaGone).with_id(id)
+    }
+
+    /// A non-initialize legacy request without `Mcp-Session-Id`: 400 (R26).
+    pub fn session_required(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::SessionRequired).with_id(id)
+    }
+
+    /// An `Mcp-Session-Id` that is not a valid id: 400 (R24).
+    pub fn invalid_session_id(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::InvalidSessionId).with_id(id)
+    }
+
+    /// The store (e.g. Redis) failed: 503 with `Retry-After`.
+    pub fn store_unavailable(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::StoreUnavailable)
+            .with_id(id)
+            .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
     /// A protocol rule broken, found by the inspect layer: 400 with the rule's code.
@@ -366,6 +518,31 @@ mod tests {
             json,
             serde_json::json!({"jsonrpc":"2.0","id":3,"error":{"code":-32600,"message":"Unauthorized"}})
         );
+    }
+
+    #[test]
+    fn reasons_carry_their_answer() {
+        let r = Rejection::session_not_found(RejectedBy::Session, Some(RequestId::from(1)));
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.code(), code::LEGACY_SESSION_NOT_FOUND);
+        assert_eq!(r.message(), "Session not found");
+        let foreign = Rejection::session_foreign(RejectedBy::Affinity, None);
+        assert_eq!(
+            foreign.body_bytes(),
+            Rejection::session_not_found(RejectedBy::Session, None).body_bytes()
+        );
+        for reason in [
+            Reason::MissingToken,
+            Reason::InsufficientScope,
+            Reason::SessionLimit,
+            Reason::BodyTooLarge,
+        ] {
+            // R45: none of the reasons an initialize can meet for non-transport causes is 400/404/405.
+            assert!(
+                !matches!(reason.status().as_u16(), 400 | 404 | 405),
+                "{reason}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,34 @@
+//! What layers tell each other: every type that travels between layers in the request or
+//! response extensions.
+//!
+//! A layer that learns something puts it in the **request** extensions for the layers inside
+//! it, and in the **response** extensions for the layers outside it; no layer imports another.
+//! This module depends only on [`protocol`](crate::protocol), so stores, layers and services
+//! can all share these types. The guide in the crate docs lists who puts each one there and who
+//! reads it.
+//!
+//! | type | put there by | read by |
+//! |---|---|---|
+//! | [`McpRequest`](crate::protocol::McpRequest) (`Arc`) | inspect | auth, session, sse, audit, handlers |
+//! | [`McpRequestSlot`] | audit (request side) | inspect fills it |
+//! | [`Principal`] | auth | session (binding, via [`BindingKey`]), handlers, audit |
+//! | [`SessionId`](crate::protocol::SessionId) | session | sse, affinity, audit |
+//! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (through [`PeerSource`]) |
+//! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
+//! | [`Replica`] | affinity | audit |
+//! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
+
+mod binding;
+mod peer;
+mod principal;
+mod public_url;
+mod replica;
+mod slot;
+
+pub use binding::BindingKey;
+pub(crate) use peer::PeerSource;
+pub use peer::{PeerAddr, PeerAddrSource};
+pub use principal::Principal;
+pub use public_url::{PublicUrl, RequestOrigin, public_url};
+pub use replica::Replica;
+pub use slot::McpRequestSlot;
