@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::Principal;
 use super::policy::{Authorize, Call};
-use crate::error::EdgeBody;
+use crate::error::{EdgeBody, error_body};
 use crate::protocol::RequestId;
 use crate::protocol::jsonrpc::code;
 
@@ -185,19 +185,20 @@ impl ListFilter {
         self.done = true;
         self.buf = BytesMut::new();
         let id = self.lists.first().and_then(|(id, _)| id.as_ref());
-        let error = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {
-                "code": code::INTERNAL_ERROR,
-                "message": "Internal error: the list result is too large to filter",
-            },
-        });
-        let json = serde_json::to_string(&error).unwrap_or_default();
+        let json = error_body(
+            id,
+            code::INTERNAL_ERROR,
+            "Internal error: the list result is too large to filter",
+            None,
+        );
         let bytes = if self.sse {
-            Bytes::from(format!("data: {json}\n\n"))
+            let mut event = BytesMut::with_capacity(json.len() + 8);
+            event.extend_from_slice(b"data: ");
+            event.extend_from_slice(&json);
+            event.extend_from_slice(b"\n\n");
+            event.freeze()
         } else {
-            Bytes::from(json)
+            json
         };
         self.out.push_back(bytes);
     }

@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use tower_service::Service;
 
 use super::body::AuthBody;
@@ -12,8 +12,7 @@ use super::future::ResponseFuture;
 use super::layer::{Shared, join_scopes};
 use super::policy::{Authorize, Call, Scopes};
 use super::verifier::{TokenVerifier, VerifyError};
-use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::jsonrpc::code;
+use crate::error::Rejection;
 use crate::protocol::{McpRequest, MessageKind, RequestId};
 
 /// The service built by [`AuthLayer`](super::AuthLayer).
@@ -215,26 +214,14 @@ impl<P: Authorize> Shared<P> {
             Refusal::Missing => {
                 let scope = hint();
                 (
-                    Rejection::new(
-                        RejectedBy::Auth,
-                        Reason::MissingToken,
-                        StatusCode::UNAUTHORIZED,
-                        code::INVALID_REQUEST,
-                        "Unauthorized: a bearer token is required",
-                    ),
+                    Rejection::missing_token(),
                     www_authenticate(Challenge::Missing, Some(&metadata), scope.as_deref()),
                 )
             }
             Refusal::InvalidRequest(description) => {
                 let scope = hint();
                 (
-                    Rejection::new(
-                        RejectedBy::Auth,
-                        Reason::InvalidToken,
-                        StatusCode::UNAUTHORIZED,
-                        code::INVALID_REQUEST,
-                        format!("Unauthorized: {description}"),
-                    ),
+                    Rejection::invalid_token(description),
                     www_authenticate(
                         Challenge::InvalidRequest(description),
                         Some(&metadata),
@@ -244,18 +231,14 @@ impl<P: Authorize> Shared<P> {
             }
             Refusal::Invalid(err) => {
                 let scope = hint();
-                let reason = match err.kind() {
-                    super::VerifyErrorKind::Unavailable => Reason::VerifierUnavailable,
-                    _ => Reason::InvalidToken,
+                let rejection = match err.kind() {
+                    super::VerifyErrorKind::Unavailable => {
+                        Rejection::verifier_unavailable(err.description())
+                    }
+                    _ => Rejection::invalid_token(err.description()),
                 };
                 (
-                    Rejection::new(
-                        RejectedBy::Auth,
-                        reason,
-                        StatusCode::UNAUTHORIZED,
-                        code::INVALID_REQUEST,
-                        format!("Unauthorized: {}", err.description()),
-                    ),
+                    rejection,
                     www_authenticate(
                         Challenge::InvalidToken(err.description()),
                         Some(&metadata),
@@ -268,27 +251,14 @@ impl<P: Authorize> Shared<P> {
                 id: call_id,
             } => {
                 let scope = join_scopes(&needed);
-                let rejection = Rejection::new(
-                    RejectedBy::Auth,
-                    Reason::InsufficientScope,
-                    StatusCode::FORBIDDEN,
-                    code::INVALID_REQUEST,
-                    "Forbidden: insufficient scope",
-                )
-                .with_data(serde_json::json!({ "requiredScopes": &*needed }));
+                let rejection = Rejection::insufficient_scope(&needed);
                 let header =
                     www_authenticate(Challenge::InsufficientScope, Some(&metadata), Some(&scope));
                 let rejection = rejection.with_id(call_id.or(id.clone()));
                 return rejection.with_header(WWW_AUTHENTICATE, header);
             }
             Refusal::Unauthorizable => (
-                Rejection::new(
-                    RejectedBy::Auth,
-                    Reason::InsufficientScope,
-                    StatusCode::FORBIDDEN,
-                    code::INTERNAL_ERROR,
-                    "Forbidden: the request could not be authorized (InspectLayer must run before AuthLayer)",
-                ),
+                Rejection::unauthorizable(),
                 www_authenticate(Challenge::InsufficientScope, Some(&metadata), None),
             ),
         };

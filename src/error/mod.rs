@@ -8,6 +8,27 @@
 //! Initialize POSTs are never refused with 400, 404 or 405 for reasons that are not about the
 //! transport (R45): clients read those as "this server speaks the old transport". Layers
 //! choose 401, 403, 413, 415, 429 or 503 for such refusals.
+//!
+//! Every refusal mcp-edge makes picks a [`Reason`], never a status or a JSON-RPC code: the
+//! reason carries its defaults ([`Reason::status`], [`Reason::code`], [`Reason::message`]),
+//! [`Rejection::of`] applies them, and named constructors such as
+//! [`Rejection::body_too_large`] or [`Rejection::session_not_found`] add the detail a refusal
+//! needs. [`Rejection::new`] stays public for your own layers that refuse with an answer of
+//! their own.
+//!
+//! ```
+//! use http::StatusCode;
+//! use mcp_edge::{Reason, RejectedBy, Rejection};
+//!
+//! let rejection = Rejection::of(RejectedBy::Guard, Reason::OriginNotAllowed);
+//! assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(rejection.code(), -32600);
+//! assert_eq!(rejection.message(), "Forbidden: Origin not allowed");
+//!
+//! let response = rejection.into_response::<http_body_util::Empty<bytes::Bytes>>();
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! assert!(response.extensions().get::<Rejection>().is_some());
+//! ```
 
 pub mod body;
 
@@ -205,7 +226,7 @@ impl Reason {
         match self {
             Reason::OriginNotAllowed => "Forbidden: Origin not allowed",
             Reason::OriginRequired => "Forbidden: Origin header required",
-            Reason::HostNotAllowed => "Forbidden: Host not allowed",
+            Reason::HostNotAllowed => "Forbidden: Host header is not allowed",
             Reason::BodyTooLarge => "Payload Too Large",
             Reason::BodyUnreadable => "Bad Request: the request body could not be read",
             Reason::UnsupportedMediaType => {
@@ -238,20 +259,19 @@ impl fmt::Display for Reason {
 
 /// One refusal: who, why, and the exact answer.
 ///
+/// Built from a [`Reason`] with [`Rejection::of`] or a named constructor; the builder methods
+/// add what only the call site knows (the request id, a challenge header).
+///
 /// ```
 /// use http::StatusCode;
 /// use mcp_edge::{Reason, RejectedBy, Rejection};
 ///
-/// let rejection = Rejection::new(
-///     RejectedBy::Guard,
-///     Reason::OriginNotAllowed,
-///     StatusCode::FORBIDDEN,
-///     -32600,
-///     "Origin not allowed",
-/// );
+/// let rejection = Rejection::of(RejectedBy::Inspect, Reason::UnsupportedMediaType)
+///     .with_id(Some(7.into()));
 /// let response = rejection.into_response::<http_body_util::Empty<bytes::Bytes>>();
-/// assert_eq!(response.status(), StatusCode::FORBIDDEN);
-/// assert!(response.extensions().get::<Rejection>().is_some());
+/// assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+/// let seen = response.extensions().get::<Rejection>().unwrap();
+/// assert_eq!(seen.reason(), Reason::UnsupportedMediaType);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Rejection {
@@ -272,7 +292,26 @@ struct Inner {
 }
 
 impl Rejection {
-    /// A rejection with a status, a JSON-RPC code and a message.
+    /// A rejection with a status, a JSON-RPC code and a message of your choosing: the
+    /// low-level escape hatch for your own layers.
+    ///
+    /// mcp-edge itself never calls it outside this module: its refusals use [`Rejection::of`]
+    /// or a named constructor, so that a reason always answers the same way (R45).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use mcp_edge::{Reason, RejectedBy, Rejection};
+    ///
+    /// // A layer of yours, after auth, that refuses a suspended tenant.
+    /// let rejection = Rejection::new(
+    ///     RejectedBy::Auth,
+    ///     Reason::InsufficientScope,
+    ///     StatusCode::FORBIDDEN,
+    ///     -32000,
+    ///     "Forbidden: this tenant is suspended",
+    /// );
+    /// assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+    /// ```
     pub fn new(
         by: RejectedBy,
         reason: Reason,
@@ -307,7 +346,8 @@ impl Rejection {
     }
 
     /// Replaces the HTTP status, for the few reasons whose status depends on the request (a
-    /// 401 that is a 503 when no keys could be had, R45).
+    /// session limit per principal is a 429, one for the whole edge a 503). Keep R45 in mind:
+    /// never 400, 404 or 405 for a refusal an `initialize` can meet for a non-transport reason.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.inner.status = status;
         self
@@ -353,16 +393,75 @@ impl Rejection {
             .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
+    /// A POST body larger than the inspect layer's limit: 413 with the limit in the message.
+    pub fn body_too_large(limit: usize) -> Self {
+        Rejection::of(RejectedBy::Inspect, Reason::BodyTooLarge)
+            .with_message(format!("Payload Too Large: the body exceeds {limit} bytes"))
+    }
+
+    /// No usable bearer token: 401 (the auth layer adds the `WWW-Authenticate` challenge).
+    pub fn missing_token() -> Self {
+        Rejection::of(RejectedBy::Auth, Reason::MissingToken)
+    }
+
+    /// The token, or the way it was sent, was refused: 401 with `"Unauthorized: {description}"`.
+    pub fn invalid_token(description: impl fmt::Display) -> Self {
+        Rejection::of(RejectedBy::Auth, Reason::InvalidToken)
+            .with_message(format!("Unauthorized: {description}"))
+    }
+
+    /// The verifier could not decide (no keys could be had, the introspection endpoint did not
+    /// answer): still a 401, never a 5xx, so a client re-authenticates rather than giving up.
+    pub fn verifier_unavailable(description: impl fmt::Display) -> Self {
+        Rejection::of(RejectedBy::Auth, Reason::VerifierUnavailable)
+            .with_message(format!("Unauthorized: {description}"))
+    }
+
+    /// The token lacks a scope the call needs: 403 with the needed scopes in
+    /// `error.data.requiredScopes`.
+    pub fn insufficient_scope<S: AsRef<str>>(needed: &[S]) -> Self {
+        let needed = needed
+            .iter()
+            .map(|scope| serde_json::Value::from(scope.as_ref()))
+            .collect::<Vec<_>>();
+        Rejection::of(RejectedBy::Auth, Reason::InsufficientScope)
+            .with_data(serde_json::json!({ "requiredScopes": needed }))
+    }
+
+    /// The auth layer could not tell which scopes a request needs because the request was
+    /// never classified (the inspect layer is missing in front of it): 403 with `-32603`, a
+    /// misconfiguration rather than the client's fault.
+    pub fn unauthorizable() -> Self {
+        Rejection::of(RejectedBy::Auth, Reason::InsufficientScope)
+            .with_code(code::INTERNAL_ERROR)
+            .with_message(
+                "Forbidden: the request could not be authorized \
+                 (InspectLayer must run before AuthLayer)",
+            )
+    }
+
+    /// The upstream could not be reached (connect failed): 502.
+    pub fn upstream_unavailable(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::UpstreamUnavailable).with_id(id)
+    }
+
+    /// The upstream connection failed after it was made: 502.
+    pub fn upstream_connection_failed(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::upstream_unavailable(by, id)
+            .with_message("Bad Gateway: the upstream connection failed")
+    }
+
+    /// The upstream did not answer in time: 504.
+    pub fn upstream_timeout(by: RejectedBy, id: Option<RequestId>) -> Self {
+        Rejection::of(by, Reason::UpstreamTimeout).with_id(id)
+    }
+
     /// A protocol rule broken, found by the inspect layer: 400 with the rule's code.
     pub fn protocol(err: &ProtocolError) -> Self {
-        let mut rejection = Rejection::new(
-            RejectedBy::Inspect,
-            Reason::Protocol(err.kind()),
-            StatusCode::BAD_REQUEST,
-            err.code(),
-            err.message().to_owned(),
-        )
-        .with_id(err.id().cloned());
+        let mut rejection = Rejection::of(RejectedBy::Inspect, Reason::Protocol(err.kind()))
+            .with_code(err.code())
+            .with_message(err.message().to_owned())
+            .with_id(err.id().cloned());
         rejection.inner.data = err.data().cloned();
         rejection
     }
@@ -421,33 +520,12 @@ impl Rejection {
     /// The JSON-RPC error body: `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`.
     /// `id` is omitted when unknown, as the 2025-11-25 and 2026-07-28 schemas allow.
     pub fn body_bytes(&self) -> Bytes {
-        #[derive(serde::Serialize)]
-        struct ErrorObject<'a> {
-            code: i64,
-            message: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            data: Option<&'a serde_json::Value>,
-        }
-        #[derive(serde::Serialize)]
-        struct Envelope<'a> {
-            jsonrpc: &'static str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            id: Option<&'a RequestId>,
-            error: ErrorObject<'a>,
-        }
-        let envelope = Envelope {
-            jsonrpc: "2.0",
-            id: self.inner.id.as_ref(),
-            error: ErrorObject {
-                code: self.inner.code,
-                message: &self.inner.message,
-                data: self.inner.data.as_ref(),
-            },
-        };
-        // Serializing plain strings and numbers cannot fail.
-        serde_json::to_vec(&envelope)
-            .map(Bytes::from)
-            .unwrap_or_else(|_| Bytes::from_static(FALLBACK_BODY))
+        error_body(
+            self.inner.id.as_ref(),
+            self.inner.code,
+            &self.inner.message,
+            self.inner.data.as_ref(),
+        )
     }
 
     /// The response: status, headers, JSON-RPC body, and the rejection itself in the
@@ -463,6 +541,44 @@ impl Rejection {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// A JSON-RPC error message, `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`,
+/// with `id` omitted when unknown: the one writer of error bodies, for refusals
+/// ([`Rejection::body_bytes`]) and for errors a layer puts in place of a result mid-response.
+pub(crate) fn error_body(
+    id: Option<&RequestId>,
+    code: i64,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct ErrorObject<'a> {
+        code: i64,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a serde_json::Value>,
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+        error: ErrorObject<'a>,
+    }
+    let envelope = Envelope {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject {
+            code,
+            message,
+            data,
+        },
+    };
+    // Serializing plain strings and numbers cannot fail.
+    serde_json::to_vec(&envelope)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(FALLBACK_BODY))
 }
 
 const FALLBACK_BODY: &[u8] =
@@ -557,5 +673,392 @@ mod tests {
         .body_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(json.get("id").is_none());
+    }
+
+    /// Every reason, each once (checked against [`position`]).
+    const ALL_REASONS: [Reason; 28] = [
+        Reason::OriginNotAllowed,
+        Reason::OriginRequired,
+        Reason::HostNotAllowed,
+        Reason::BodyTooLarge,
+        Reason::BodyUnreadable,
+        Reason::UnsupportedMediaType,
+        Reason::MethodNotAllowed,
+        Reason::Protocol(ProtocolErrorKind::Parse),
+        Reason::Protocol(ProtocolErrorKind::InvalidMessage),
+        Reason::Protocol(ProtocolErrorKind::InvalidParams),
+        Reason::Protocol(ProtocolErrorKind::BatchNotAllowed),
+        Reason::Protocol(ProtocolErrorKind::HeaderMismatch),
+        Reason::Protocol(ProtocolErrorKind::UnsupportedVersion),
+        Reason::Protocol(ProtocolErrorKind::MissingMeta),
+        Reason::MissingToken,
+        Reason::InvalidToken,
+        Reason::InsufficientScope,
+        Reason::VerifierUnavailable,
+        Reason::InvalidSessionId,
+        Reason::SessionRequired,
+        Reason::SessionNotFound,
+        Reason::SessionPrincipalMismatch,
+        Reason::SessionLimit,
+        Reason::StoreUnavailable,
+        Reason::NoReplica,
+        Reason::ReplicaGone,
+        Reason::UpstreamUnavailable,
+        Reason::UpstreamTimeout,
+    ];
+
+    /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
+    /// not compile until it is listed.
+    fn position(reason: Reason) -> usize {
+        match reason {
+            Reason::OriginNotAllowed => 0,
+            Reason::OriginRequired => 1,
+            Reason::HostNotAllowed => 2,
+            Reason::BodyTooLarge => 3,
+            Reason::BodyUnreadable => 4,
+            Reason::UnsupportedMediaType => 5,
+            Reason::MethodNotAllowed => 6,
+            Reason::Protocol(kind) => match kind {
+                ProtocolErrorKind::Parse => 7,
+                ProtocolErrorKind::InvalidMessage => 8,
+                ProtocolErrorKind::InvalidParams => 9,
+                ProtocolErrorKind::BatchNotAllowed => 10,
+                ProtocolErrorKind::HeaderMismatch => 11,
+                ProtocolErrorKind::UnsupportedVersion => 12,
+                ProtocolErrorKind::MissingMeta => 13,
+            },
+            Reason::MissingToken => 14,
+            Reason::InvalidToken => 15,
+            Reason::InsufficientScope => 16,
+            Reason::VerifierUnavailable => 17,
+            Reason::InvalidSessionId => 18,
+            Reason::SessionRequired => 19,
+            Reason::SessionNotFound => 20,
+            Reason::SessionPrincipalMismatch => 21,
+            Reason::SessionLimit => 22,
+            Reason::StoreUnavailable => 23,
+            Reason::NoReplica => 24,
+            Reason::ReplicaGone => 25,
+            Reason::UpstreamUnavailable => 26,
+            Reason::UpstreamTimeout => 27,
+        }
+    }
+
+    /// Whether a well-formed `initialize` POST can be refused for this reason. The others are
+    /// transport faults (an unreadable or malformed body, a wrong method), where 400/405 is
+    /// right, or never meet an initialize (the session and affinity layers ignore its
+    /// `Mcp-Session-Id`, R28).
+    fn meets_sound_initialize(reason: Reason) -> bool {
+        match reason {
+            Reason::OriginNotAllowed
+            | Reason::OriginRequired
+            | Reason::HostNotAllowed
+            | Reason::BodyTooLarge
+            | Reason::UnsupportedMediaType
+            | Reason::MissingToken
+            | Reason::InvalidToken
+            | Reason::InsufficientScope
+            | Reason::VerifierUnavailable
+            | Reason::SessionLimit
+            | Reason::StoreUnavailable
+            | Reason::NoReplica
+            | Reason::UpstreamUnavailable
+            | Reason::UpstreamTimeout => true,
+            Reason::BodyUnreadable | Reason::MethodNotAllowed | Reason::Protocol(_) => false,
+            Reason::InvalidSessionId
+            | Reason::SessionRequired
+            | Reason::SessionNotFound
+            | Reason::SessionPrincipalMismatch
+            | Reason::ReplicaGone => false,
+        }
+    }
+
+    #[test]
+    fn every_reason_is_listed_once() {
+        for (i, reason) in ALL_REASONS.iter().enumerate() {
+            assert_eq!(position(*reason), i, "{reason}");
+        }
+    }
+
+    #[test]
+    fn default_status_of_every_reason_respects_r45_on_initialize() {
+        for reason in ALL_REASONS {
+            let status = reason.status();
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{reason}: {status}"
+            );
+            if meets_sound_initialize(reason) {
+                assert!(
+                    !matches!(status.as_u16(), 400 | 404 | 405),
+                    "{reason} can refuse an initialize, yet answers {status} (R45)"
+                );
+            }
+            assert!(reason.code() < 0, "{reason}");
+            assert!(!reason.message().is_empty(), "{reason}");
+            let rejection = Rejection::of(RejectedBy::Guard, reason);
+            assert_eq!(
+                (rejection.status(), rejection.code(), rejection.message()),
+                (status, reason.code(), reason.message()),
+            );
+        }
+    }
+
+    /// The exact answer of one refusal: who, why, status, JSON-RPC code and message.
+    fn assert_answer(
+        rejection: &Rejection,
+        by: RejectedBy,
+        reason: Reason,
+        status: u16,
+        code: i64,
+        message: &str,
+    ) {
+        assert_eq!(rejection.rejected_by(), by);
+        assert_eq!(rejection.reason(), reason);
+        assert_eq!(rejection.status().as_u16(), status);
+        assert_eq!(rejection.code(), code);
+        assert_eq!(rejection.message(), message);
+    }
+
+    #[test]
+    fn session_not_found_is_404_with_legacy_code() {
+        let r = Rejection::session_not_found(RejectedBy::Session, Some(RequestId::from(4)));
+        assert_answer(
+            &r,
+            RejectedBy::Session,
+            Reason::SessionNotFound,
+            404,
+            -32001,
+            "Session not found",
+        );
+        assert_eq!(r.id(), Some(&RequestId::from(4)));
+        assert!(r.headers().is_empty());
+    }
+
+    #[test]
+    fn session_foreign_answers_as_not_found() {
+        let r = Rejection::session_foreign(RejectedBy::Affinity, None);
+        assert_answer(
+            &r,
+            RejectedBy::Affinity,
+            Reason::SessionPrincipalMismatch,
+            404,
+            -32001,
+            "Session not found",
+        );
+    }
+
+    #[test]
+    fn replica_gone_is_404_asking_for_a_new_session() {
+        let r = Rejection::replica_gone(RejectedBy::Affinity, None);
+        assert_answer(
+            &r,
+            RejectedBy::Affinity,
+            Reason::ReplicaGone,
+            404,
+            -32001,
+            "Session not found: its replica is gone; start a new session",
+        );
+    }
+
+    #[test]
+    fn session_required_is_400_with_legacy_code() {
+        let r = Rejection::session_required(RejectedBy::Session, None);
+        assert_answer(
+            &r,
+            RejectedBy::Session,
+            Reason::SessionRequired,
+            400,
+            -32000,
+            "Bad Request: Mcp-Session-Id header is required",
+        );
+    }
+
+    #[test]
+    fn invalid_session_id_is_400_with_legacy_code() {
+        let r = Rejection::invalid_session_id(RejectedBy::Session, None);
+        assert_answer(
+            &r,
+            RejectedBy::Session,
+            Reason::InvalidSessionId,
+            400,
+            -32000,
+            "Bad Request: invalid Mcp-Session-Id",
+        );
+    }
+
+    #[test]
+    fn store_unavailable_is_503_with_retry_after() {
+        let r = Rejection::store_unavailable(RejectedBy::Session, Some(RequestId::from(2)));
+        assert_answer(
+            &r,
+            RejectedBy::Session,
+            Reason::StoreUnavailable,
+            503,
+            -32603,
+            "Service Unavailable: the session store is unavailable",
+        );
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(r.id(), Some(&RequestId::from(2)));
+    }
+
+    #[test]
+    fn protocol_keeps_the_rules_code_message_id_and_data() {
+        let err = crate::protocol::McpRequest::classify(
+            &http::Method::POST,
+            &HeaderMap::new(),
+            Some(&Bytes::from_static(b"{")),
+        )
+        .unwrap_err();
+        let r = Rejection::protocol(&err);
+        assert_answer(
+            &r,
+            RejectedBy::Inspect,
+            Reason::Protocol(ProtocolErrorKind::Parse),
+            400,
+            code::PARSE_ERROR,
+            err.message(),
+        );
+        assert_eq!(r.id(), err.id());
+        assert_eq!(r.data(), err.data());
+    }
+
+    #[test]
+    fn body_too_large_is_413_naming_the_limit() {
+        let r = Rejection::body_too_large(1000);
+        assert_answer(
+            &r,
+            RejectedBy::Inspect,
+            Reason::BodyTooLarge,
+            413,
+            -32600,
+            "Payload Too Large: the body exceeds 1000 bytes",
+        );
+    }
+
+    #[test]
+    fn missing_token_is_401() {
+        let r = Rejection::missing_token();
+        assert_answer(
+            &r,
+            RejectedBy::Auth,
+            Reason::MissingToken,
+            401,
+            -32600,
+            "Unauthorized: a bearer token is required",
+        );
+    }
+
+    #[test]
+    fn invalid_token_is_401_with_the_description() {
+        let r = Rejection::invalid_token("unknown token");
+        assert_answer(
+            &r,
+            RejectedBy::Auth,
+            Reason::InvalidToken,
+            401,
+            -32600,
+            "Unauthorized: unknown token",
+        );
+    }
+
+    #[test]
+    fn verifier_unavailable_is_401_never_5xx() {
+        let r = Rejection::verifier_unavailable("no signing keys");
+        assert_answer(
+            &r,
+            RejectedBy::Auth,
+            Reason::VerifierUnavailable,
+            401,
+            -32600,
+            "Unauthorized: no signing keys",
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_is_403_listing_the_scopes() {
+        let needed: Vec<Box<str>> = vec!["tools:call".into(), "admin".into()];
+        let r = Rejection::insufficient_scope(&needed);
+        assert_answer(
+            &r,
+            RejectedBy::Auth,
+            Reason::InsufficientScope,
+            403,
+            -32600,
+            "Forbidden: insufficient scope",
+        );
+        assert_eq!(
+            r.data(),
+            Some(&serde_json::json!({"requiredScopes": ["tools:call", "admin"]}))
+        );
+    }
+
+    #[test]
+    fn unauthorizable_is_403_with_internal_error() {
+        let r = Rejection::unauthorizable();
+        assert_answer(
+            &r,
+            RejectedBy::Auth,
+            Reason::InsufficientScope,
+            403,
+            -32603,
+            "Forbidden: the request could not be authorized (InspectLayer must run before AuthLayer)",
+        );
+    }
+
+    #[test]
+    fn upstream_unavailable_is_502() {
+        let r = Rejection::upstream_unavailable(RejectedBy::Proxy, Some(RequestId::from(5)));
+        assert_answer(
+            &r,
+            RejectedBy::Proxy,
+            Reason::UpstreamUnavailable,
+            502,
+            -32603,
+            "Bad Gateway: the upstream could not be reached",
+        );
+        assert_eq!(r.id(), Some(&RequestId::from(5)));
+    }
+
+    #[test]
+    fn upstream_connection_failed_is_502() {
+        let r = Rejection::upstream_connection_failed(RejectedBy::Proxy, None);
+        assert_answer(
+            &r,
+            RejectedBy::Proxy,
+            Reason::UpstreamUnavailable,
+            502,
+            -32603,
+            "Bad Gateway: the upstream connection failed",
+        );
+    }
+
+    #[test]
+    fn upstream_timeout_is_504() {
+        let r = Rejection::upstream_timeout(RejectedBy::Proxy, None);
+        assert_answer(
+            &r,
+            RejectedBy::Proxy,
+            Reason::UpstreamTimeout,
+            504,
+            -32603,
+            "Gateway Timeout: the upstream did not answer in time",
+        );
+    }
+
+    #[test]
+    fn error_body_is_the_rejection_body() {
+        let id = RequestId::from(9);
+        assert_eq!(
+            &error_body(Some(&id), -32603, "Internal error: x", None)[..],
+            br#"{"jsonrpc":"2.0","id":9,"error":{"code":-32603,"message":"Internal error: x"}}"#
+        );
+        let r = Rejection::of(RejectedBy::Auth, Reason::InsufficientScope)
+            .with_id(Some(id.clone()))
+            .with_data(serde_json::json!({"requiredScopes": ["a"]}));
+        assert_eq!(
+            r.body_bytes(),
+            error_body(Some(&id), r.code(), r.message(), r.data())
+        );
     }
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{HOST, ORIGIN};
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request};
 use tower_layer::Layer;
 
 use super::Guard;
@@ -13,7 +13,6 @@ use super::origin::{OriginPattern, OriginValue, same_origin};
 use crate::context::{PeerAddrSource, PeerSource};
 use crate::context::{PublicUrl, RequestOrigin};
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::jsonrpc::code;
 
 /// Checks `Host` and `Origin` before anything else runs; see the [module docs](super).
 ///
@@ -316,17 +315,14 @@ impl Config {
             host,
             "guard refused a Host not in the allowlist (DNS rebinding?)"
         );
-        Err(host_rejection("Forbidden: Host header is not allowed"))
+        Err(Refusal::of(Reason::HostNotAllowed))
     }
 
     fn check_origin<B>(&self, request: &Request<B>, public_url: &PublicUrl) -> Result<(), Refusal> {
         let mut origins = request.headers().get_all(ORIGIN).iter();
         let Some(origin) = origins.next() else {
             if self.require_origin {
-                return Err(Refusal {
-                    reason: Reason::OriginRequired,
-                    message: "Forbidden: Origin header required",
-                });
+                return Err(Refusal::of(Reason::OriginRequired));
             }
             return Ok(());
         };
@@ -345,10 +341,7 @@ impl Config {
             return Ok(());
         }
         tracing::debug!(origin = ?origin, "guard refused an Origin not in the allowlist");
-        Err(Refusal {
-            reason: Reason::OriginNotAllowed,
-            message: "Forbidden: Origin not allowed",
-        })
+        Err(Refusal::of(Reason::OriginNotAllowed))
     }
 }
 
@@ -367,13 +360,15 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal with the reason's own message.
+    const fn of(reason: Reason) -> Self {
+        Refusal {
+            reason,
+            message: reason.message(),
+        }
+    }
+
     pub(super) fn into_rejection(self) -> Rejection {
-        Rejection::new(
-            RejectedBy::Guard,
-            self.reason,
-            StatusCode::FORBIDDEN,
-            code::INVALID_REQUEST,
-            self.message,
-        )
+        Rejection::of(RejectedBy::Guard, self.reason).with_message(self.message)
     }
 }

@@ -5,17 +5,15 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::service::too_large;
 use crate::context::McpRequestSlot;
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::McpRequest;
-use crate::protocol::jsonrpc::code;
 
 pin_project! {
     /// The response future of [`Inspect`](super::Inspect): reads a POST body, then calls the
@@ -137,19 +135,18 @@ where
                         Some(Ok(frame)) => {
                             if let Ok(data) = frame.into_data() {
                                 if collected.len + data.len() > *limit {
-                                    return Poll::Ready(Ok(too_large(*limit).into_response()));
+                                    return Poll::Ready(Ok(
+                                        Rejection::body_too_large(*limit).into_response()
+                                    ));
                                 }
                                 collected.push(data);
                             }
                             continue;
                         }
                         Some(Err(_)) => {
-                            return Poll::Ready(Ok(Rejection::new(
+                            return Poll::Ready(Ok(Rejection::of(
                                 RejectedBy::Inspect,
                                 Reason::BodyUnreadable,
-                                StatusCode::BAD_REQUEST,
-                                code::INVALID_REQUEST,
-                                "Bad Request: the request body could not be read",
                             )
                             .into_response()));
                         }

@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -13,7 +13,6 @@ use crate::context::McpRequestSlot;
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::McpRequest;
-use crate::protocol::jsonrpc::code;
 
 /// The service built by [`InspectLayer`].
 #[derive(Debug, Clone)]
@@ -88,12 +87,9 @@ fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejectio
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_json_media_type);
     if !json {
-        return Err(Rejection::new(
+        return Err(Rejection::of(
             RejectedBy::Inspect,
             Reason::UnsupportedMediaType,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code::INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
         ));
     }
     let declared = request
@@ -102,19 +98,9 @@ fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejectio
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large(limit));
+        return Err(Rejection::body_too_large(limit));
     }
     Ok(())
-}
-
-pub(super) fn too_large(limit: usize) -> Rejection {
-    Rejection::new(
-        RejectedBy::Inspect,
-        Reason::BodyTooLarge,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        code::INVALID_REQUEST,
-        format!("Payload Too Large: the body exceeds {limit} bytes"),
-    )
 }
 
 /// `application/json`, with any parameters, case-insensitively.

@@ -3,16 +3,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::{Response, StatusCode};
+use http::Response;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::upstream::remove_hop_by_hop;
 use crate::error::EdgeBody;
-use crate::error::{Reason, RejectedBy, Rejection};
+use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
-use crate::protocol::jsonrpc::code;
 
 type ClientFuture = hyper_util::client::legacy::ResponseFuture;
 
@@ -56,32 +55,22 @@ impl Future for ResponseFuture {
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, connect = err.is_connect(), "upstream request failed");
-                    Rejection::new(
-                        RejectedBy::Proxy,
-                        Reason::UpstreamUnavailable,
-                        StatusCode::BAD_GATEWAY,
-                        code::INTERNAL_ERROR,
-                        if err.is_connect() {
-                            "Bad Gateway: the upstream could not be reached"
-                        } else {
-                            "Bad Gateway: the upstream connection failed"
-                        },
-                    )
-                    .with_id(this.id.take())
+                    let id = this.id.take();
+                    if err.is_connect() {
+                        Rejection::upstream_unavailable(RejectedBy::Proxy, id)
+                    } else {
+                        Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
+                    }
                     .into_response()
                 }
             }));
         }
         if let Some(deadline) = this.deadline.as_pin_mut() {
             ready!(deadline.poll(cx));
-            return Poll::Ready(Ok(Rejection::new(
+            return Poll::Ready(Ok(Rejection::upstream_timeout(
                 RejectedBy::Proxy,
-                Reason::UpstreamTimeout,
-                StatusCode::GATEWAY_TIMEOUT,
-                code::INTERNAL_ERROR,
-                "Gateway Timeout: the upstream did not answer in time",
+                this.id.take(),
             )
-            .with_id(this.id.take())
             .into_response()));
         }
         Poll::Pending

@@ -56,12 +56,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, StatusCode};
-
 use crate::context::Replica;
-use crate::error::{Reason, RejectedBy, Rejection};
+use crate::error::{RejectedBy, Rejection};
 use crate::protocol::SessionId;
-use crate::protocol::jsonrpc::code;
 
 pub use event::{
     EventLogLimits, EventStore, EventTail, MemoryEventStore, StoredEvent, StreamKey, stream_base,
@@ -307,20 +304,19 @@ impl StoreError {
     }
 
     /// The refusal a layer answers with: `503 Service Unavailable`, `Retry-After: 1`, a
-    /// JSON-RPC `-32603` error body, reason [`Reason::StoreUnavailable`].
+    /// JSON-RPC `-32603` error body, reason
+    /// [`Reason::StoreUnavailable`](crate::error::Reason::StoreUnavailable).
     pub fn to_rejection(&self, by: RejectedBy) -> Rejection {
-        Rejection::new(
-            by,
-            Reason::StoreUnavailable,
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::INTERNAL_ERROR,
-            match self.kind {
-                StoreErrorKind::Full => "Service Unavailable: the session store is full",
-                StoreErrorKind::Timeout => "Service Unavailable: the session store timed out",
-                _ => "Service Unavailable: the session store is unavailable",
-            },
-        )
-        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+        let rejection = Rejection::store_unavailable(by, None);
+        match self.kind {
+            StoreErrorKind::Full => {
+                rejection.with_message("Service Unavailable: the session store is full")
+            }
+            StoreErrorKind::Timeout => {
+                rejection.with_message("Service Unavailable: the session store timed out")
+            }
+            _ => rejection,
+        }
     }
 }
 
@@ -345,6 +341,7 @@ impl std::error::Error for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[tokio::test]
     async fn ready_future_maps_without_boxing() {
