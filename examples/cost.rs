@@ -19,8 +19,8 @@
 //! Modes:
 //!
 //! - `stack` (default): three servers side by side, `bare` (`server --bare`: plain rmcp),
-//!   `default` (`server` with no flags: the example's `McpEdge` composition, audit to tracing on
-//!   stderr, which goes to a log file here) and `full` (`server --jwks-url … --session-mode
+//!   `default` (`server` with no flags: the example's `McpEdge` composition, audit events to
+//!   tracing's fmt output, which goes to a log file here) and `full` (`server --jwks-url … --session-mode
 //!   enforce --audit-log FILE --heartbeat 15`: JWT ES256 tokens checked against a JWKS this
 //!   harness serves, through `CachedVerifier`, one token per connection; sessions enforced;
 //!   hash-chained JSON-lines audit file; SSE layer). Rounds are interleaved (bare, default,
@@ -934,7 +934,7 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
     );
     let _ = writeln!(
         out,
-        "| era | stack | calls/s | × bare | server CPU µs/call | Δ CPU vs bare µs | p50 µs | p99 µs | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| era | stack | calls/s | × bare | server CPU µs/call | Δ CPU vs bare µs | calls per CPU-s | × bare | p50 µs | p99 µs | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (e, era) in eras.iter().enumerate() {
         let bare_rate = tallies[0][e].rate();
@@ -943,13 +943,15 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
             let t = &mut tallies[s][e];
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.3} | {:.1} | {:+.1} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {:.0} | {:.3} | {:.1} | {:+.1} | {:.0} | {:.3} | {:.0} | {:.0} | {} |",
                 era.name(),
                 name,
                 t.rate(),
                 t.rate() / bare_rate.max(1e-9),
                 t.cpu_us_per_call(0),
                 t.cpu_us_per_call(0) - bare_cpu,
+                1e6 / t.cpu_us_per_call(0).max(1e-9),
+                bare_cpu / t.cpu_us_per_call(0).max(1e-9),
                 t.percentile_us(0.50),
                 t.percentile_us(0.99),
                 t.errors
@@ -958,10 +960,13 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
     }
     let _ = writeln!(
         out,
-        "\nbare = `server --bare`; default = `server` (audit to tracing → stderr → a file); full = \
+        "\nbare = `server --bare`; default = `server` (audit events to tracing → a log file); full = \
          `server --jwks-url … --session-mode enforce --audit-log FILE --heartbeat 15` (ES256 JWT, \
          one token per connection, CachedVerifier). CPU = the server process's utime+stime \
-         (/proc/PID/stat, {} ticks/s) over all rounds ÷ calls.",
+         (/proc/PID/stat, {} ticks/s) over all rounds ÷ calls. Calls per CPU-second = \
+         1e6 ÷ CPU µs/call: the throughput of a CPU-bound server on one core, which stays \
+         meaningful when other processes share the cores (measured calls/s then depend on the \
+         scheduler's share, e.g. a server with more runnable threads gets more of it).",
         env.clk_tck
     );
     print!("{out}");
@@ -1333,8 +1338,8 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
     }
     let _ = writeln!(
         out,
-        "\ngateway = `gateway --upstream A --upstream B` (envelope affinity, audit to tracing → \
-         stderr → a file); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
+        "\ngateway = `gateway --upstream A --upstream B` (envelope affinity, audit events to tracing → \
+         a log file); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
          off, `hash $http_mcp_session_id consistent`, access log on. For the load, legacy \
          sessions that did not stay were re-created until a call worked."
     );
