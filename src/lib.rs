@@ -183,26 +183,28 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     /// ([`Rejection::into_response`]) so the audit layer records who refused and why.
     ///
     /// ```
-    /// use axum::{extract::Request, middleware::Next, response::Response};
+    /// use http::Request;
     /// use mcp_edge::auth::StaticTokens;
     /// use mcp_edge::{AuthLayer, McpEdge, Principal};
-    ///
-    /// async fn log_caller(request: Request, next: Next) -> Response {
-    ///     if let Some(principal) = request.extensions().get::<Principal>() {
-    ///         tracing::info!(subject = principal.subject(), "MCP call");
-    ///     }
-    ///     next.run(request).await
-    /// }
+    /// use tower::util::MapRequestLayer;
     ///
     /// let tokens = StaticTokens::new().token("s3cret", Principal::new("alice"));
     /// let edge = McpEdge::builder()
     ///     .auth(AuthLayer::new(tokens))
-    ///     .with_layer(axum::middleware::from_fn(log_caller));
+    ///     .with_layer(MapRequestLayer::new(|request: Request<_>| {
+    ///         let who = request.extensions().get::<Principal>().map(Principal::subject);
+    ///         tracing::info!(?who, "MCP call");
+    ///         request
+    ///     }));
     /// let app: axum::Router = axum::Router::new()
     ///     .route("/mcp", axum::routing::post(|| async { "your MCP service" }))
     ///     .layer(edge);
     /// # let _ = app;
     /// ```
+    ///
+    /// A layer that refuses, holds state or waits is a `Layer` and `Service` pair of your own;
+    /// the [guide] shows one. axum's `middleware::from_fn` takes `Request<axum::body::Body>`
+    /// only, so it fits outside the edge (`Router::layer`), not in this slot.
     pub fn with_layer<L>(
         self,
         layer: L,
