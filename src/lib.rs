@@ -59,7 +59,13 @@ use inspect::Inspect;
 /// each layer reads and leaves in the extensions, and how to write a new one.
 ///
 /// The type parameters are the layers in each slot ([`Identity`] while empty); you rarely
-/// name them.
+/// name them. A layer does not fit another layer's slot:
+///
+/// ```compile_fail
+/// use mcp_edge::{McpEdge, SseLayer};
+///
+/// let edge = McpEdge::builder().auth(SseLayer::new()); // expected `AuthLayer<_, _>`
+/// ```
 ///
 /// ```
 /// use mcp_edge::{GuardLayer, McpEdge};
@@ -525,5 +531,23 @@ mod tests {
             *log.lock().unwrap(),
             ["user alice initialize", "user - initialize"]
         );
+    }
+
+    #[tokio::test]
+    async fn audit_opt_on_or_off_in_front_of_one_axum_router() {
+        let (sink, mut events) = crate::audit::ChannelSink::new(8);
+        let routers = [Some(AuditLayer::new(sink)), None].map(|audit| {
+            axum::Router::new()
+                .route("/mcp", axum::routing::post(|| async { "{}" }))
+                .layer(McpEdge::builder().audit_opt(audit))
+        });
+        for router in routers {
+            let response = router.oneshot(initialize(None)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        // One event: from the router with audit on.
+        let event = events.recv().await.unwrap();
+        assert_eq!(event.status(), Some(StatusCode::OK));
+        assert!(events.recv().await.is_none());
     }
 }
