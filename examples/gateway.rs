@@ -54,13 +54,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::ListenerExt;
-use mcp_edge::affinity::{AffinityRouter, Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
+use mcp_edge::affinity::{Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
 use mcp_edge::audit::CountingBody;
-use mcp_edge::inspect::InspectLayer;
 use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
-use mcp_edge::sse::{Drain, SseLayer};
+use mcp_edge::sse::Drain;
 use mcp_edge::store::{MemorySessionStore, SessionStore};
-use mcp_edge::{EdgeBody, GuardLayer, McpEdge, Replica};
+use mcp_edge::{AffinityRouter, EdgeBody, GuardLayer, InspectLayer, McpEdge, Replica, SseLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -274,34 +273,24 @@ async fn main() -> std::io::Result<()> {
     let sse = SseLayer::new()
         .drain(drain.clone())
         .drain_grace(DRAIN_GRACE);
+    // Tokens are checked here, before a replica is picked (`auth_opt`: one stack type with or
+    // without --token / --jwks-url).
     let edge = McpEdge::builder()
         .audit(audit.layer.clone())
         .guard(guard.clone())
         .inspect(InspectLayer::new())
+        .auth_opt(auth.layer.clone())
         .sse(sse);
-    let auth_note = match &auth {
-        Some(auth) => format!("bearer tokens required: {}", auth.description),
-        None => "none: this gateway is OPEN (use --token or --jwks-url)".to_owned(),
-    };
-    let app = match auth {
-        // Tokens are checked here, before a replica is picked; the RFC 9728 metadata sits next
-        // to /mcp, unauthenticated but behind the guard.
-        Some(auth) => {
-            let (root, inserted) = auth.metadata.paths();
-            Router::new()
-                .nest_service("/mcp", edge.auth(auth.layer).layer(router))
-                .route_service(&root, guard.layer(auth.metadata.clone()))
-                .route_service(&inserted, guard.layer(auth.metadata))
-        }
-        None => Router::new().nest_service("/mcp", edge.layer(router)),
-    };
+    let app = Router::new().nest_service("/mcp", edge.layer(router));
+    // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
+    let app = auth.route_metadata(app, &guard);
 
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    println!("auth: {auth_note}\naudit: {}", audit.description);
+    println!("auth: {}\naudit: {}", auth.description, audit.description);
     print_banner(addr, &upstreams, &strategy_note);
 
     // Ctrl-C: end SSE streams at an event boundary, then stop the spawned replicas.

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use mcp_edge::{EdgeBody, McpEdge, guard::PeerAddr};
+use mcp_edge::{EdgeBody, McpEdge, PeerAddr};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };

@@ -35,17 +35,13 @@ mod tools;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::ListenerExt};
-use mcp_edge::session::{SessionLayer, SessionMode};
-use mcp_edge::{
-    GuardLayer, McpEdge,
-    inspect::InspectLayer,
-    sse::{Drain, SseLayer},
-};
+use mcp_edge::session::SessionMode;
+use mcp_edge::sse::Drain;
+use mcp_edge::{GuardLayer, InspectLayer, McpEdge, SessionLayer, SseLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// How long Ctrl-C lets non-resumable SSE streams finish before closing them.
@@ -196,14 +192,8 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2)
         }
     };
-    let mcp = StreamableHttpService::new(
-        || Ok(tools::DemoTools::new()),
-        LocalSessionManager::default().into(),
-        rmcp_config,
-    );
 
-    // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
-    // audit → guard → inspect → auth → session → sse → the MCP service.
+    // Host / Origin checks, in front of the MCP endpoint and the auth metadata alike.
     let guard = if options.allow_hosts.is_empty() {
         // Local server: Host must be localhost / 127.0.0.1 / [::1] (DNS rebinding protection),
         // browser Origins only from those hosts.
@@ -225,10 +215,12 @@ async fn main() -> std::io::Result<()> {
         Some(url) => guard.public_url(url),
         None => guard,
     };
+    // Bearer tokens and scopes with --token or --jwks-url; `None` (an open server) otherwise.
     let auth = options.auth.build().unwrap_or_else(|error| {
         eprintln!("error: {error}");
         std::process::exit(2)
     });
+    println!("auth: {}", auth.description);
     // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
     // JSON-lines file with --audit-log, else to tracing (stderr).
     let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
@@ -243,36 +235,8 @@ async fn main() -> std::io::Result<()> {
     }
     .drain(drain.clone())
     .drain_grace(DRAIN_GRACE);
-    let edge = McpEdge::builder()
-        .audit(audit.layer.clone())
-        .guard(guard.clone())
-        // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to change.
-        .inspect(InspectLayer::new())
-        .session(session)
-        .sse(sse);
-    // Auth is added below when configured.
 
-    let mut app = match auth {
-        // Bearer tokens and scopes (auth runs after inspect, before session), and the RFC 9728
-        // metadata next to /mcp: unauthenticated, but behind the guard for the public URL.
-        Some(auth) => {
-            println!("auth: bearer tokens required: {}", auth.description);
-            let (root, inserted) = auth.metadata.paths();
-            Router::new()
-                .nest_service("/mcp", mcp)
-                .layer(edge.auth(auth.layer))
-                .route_service(&root, guard.layer(auth.metadata.clone()))
-                .route_service(&inserted, guard.layer(auth.metadata))
-        }
-        None => {
-            println!(
-                "auth: none: this server is OPEN, anyone who can reach it may call every tool \
-                 (use --token or --jwks-url)"
-            );
-            Router::new().nest_service("/mcp", mcp).layer(edge)
-        }
-    };
-    if options.bare {
+    let app = if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =
             StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
@@ -281,8 +245,30 @@ async fn main() -> std::io::Result<()> {
             LocalSessionManager::default().into(),
             config,
         );
-        app = Router::new().nest_service("/mcp", bare);
-    }
+        Router::new().nest_service("/mcp", bare)
+    } else {
+        let mcp = StreamableHttpService::new(
+            || Ok(tools::DemoTools::new()),
+            LocalSessionManager::default().into(),
+            rmcp_config,
+        );
+        // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
+        // audit → guard → inspect → auth → session → sse → the MCP service. One stack type
+        // whether auth is configured or not (`auth_opt`), so one router.
+        let edge = McpEdge::builder()
+            .audit(audit.layer.clone())
+            .guard(guard.clone())
+            // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to
+            // change.
+            .inspect(InspectLayer::new())
+            .auth_opt(auth.layer.clone())
+            .session(session)
+            .sse(sse);
+        let app = Router::new().nest_service("/mcp", mcp).layer(edge);
+        // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the
+        // guard for the public URL.
+        auth.route_metadata(app, &guard)
+    };
 
     // TCP_NODELAY on every accepted socket. MCP servers stream many small SSE frames; with
     // Nagle's algorithm on, each small write waits for the client's delayed ACK (~40 ms). On

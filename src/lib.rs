@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod guard;
 pub mod inspect;
+pub mod optional;
 pub mod protocol;
 #[cfg(feature = "proxy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
@@ -18,6 +19,12 @@ pub mod session;
 pub mod sse;
 pub mod store;
 
+#[doc = include_str!("docs/guide.md")]
+pub mod guide {}
+
+pub use affinity::AffinityRouter;
+pub use audit::AuditLayer;
+pub use auth::AuthLayer;
 pub use context::{
     BindingKey, McpRequestSlot, PeerAddr, Principal, PublicUrl, Replica, RequestOrigin,
 };
@@ -25,23 +32,40 @@ pub use error::EdgeBody;
 pub use error::body;
 pub use error::{Reason, RejectedBy, Rejection};
 pub use guard::{GuardLayer, TrustedProxies};
+pub use inspect::InspectLayer;
+pub use optional::OptionalLayer;
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};
+pub use session::SessionLayer;
 pub use sse::SseLayer;
 
-use tower_layer::{Identity, Layer};
+use tower_layer::{Identity, Layer, Stack};
 
 use guard::Guard;
-use inspect::{Inspect, InspectLayer};
+use inspect::Inspect;
 
 /// The whole edge as one [`Layer`]: mcp-edge's layers stacked in the order they must run.
 ///
 /// ```text
-/// client ─▶ audit ─▶ guard ─▶ inspect ─▶ auth ─▶ session ─▶ sse ─▶ your MCP service
+/// client ─▶ audit ─▶ guard ─▶ inspect ─▶ auth ─▶ [your layers] ─▶ session ─▶ sse ─▶ your MCP service
 /// ```
 ///
 /// `McpEdge::builder()` starts with a loopback [`GuardLayer`] and a default [`InspectLayer`];
-/// each other slot is empty until you fill it. Every layer also works alone, with
-/// `tower::ServiceBuilder` or axum's `Router::layer`.
+/// each other slot is empty until you fill it. Each slot takes its own layer type only
+/// ([`auth`](McpEdge::auth) an [`AuthLayer`], [`sse`](McpEdge::sse) an [`SseLayer`], …), and
+/// each optional slot has an `_opt` setter taking an `Option` of that layer, so a program
+/// that decides at run time still builds one router. Layers of your own go after auth, where
+/// the [`Principal`] is known ([`with_layer`](McpEdge::with_layer)). Every layer also works
+/// alone, with `tower::ServiceBuilder` or axum's `Router::layer`. The [guide] says what
+/// each layer reads and leaves in the extensions, and how to write a new one.
+///
+/// The type parameters are the layers in each slot ([`Identity`] while empty); you rarely
+/// name them. A layer does not fit another layer's slot:
+///
+/// ```compile_fail
+/// use mcp_edge::{McpEdge, SseLayer};
+///
+/// let edge = McpEdge::builder().auth(SseLayer::new()); // expected `AuthLayer<_, _>`
+/// ```
 ///
 /// ```
 /// use mcp_edge::{GuardLayer, McpEdge};
@@ -52,24 +76,50 @@ use inspect::{Inspect, InspectLayer};
 ///     .layer(edge);
 /// # let _ = app;
 /// ```
+///
+/// Choosing at run time, with one router:
+///
+/// ```
+/// use mcp_edge::auth::StaticTokens;
+/// use mcp_edge::{AuthLayer, McpEdge, Principal, SseLayer};
+///
+/// let token = std::env::var("MCP_TOKEN").ok();
+/// let auth = token.map(|token| {
+///     AuthLayer::new(StaticTokens::new().token(token, Principal::new("operator")))
+/// });
+/// let edge = McpEdge::builder().auth_opt(auth).sse(SseLayer::new());
+/// let app: axum::Router = axum::Router::new()
+///     .route("/mcp", axum::routing::post(|| async { "your MCP service" }))
+///     .layer(edge);
+/// # let _ = app;
+/// ```
 #[derive(Debug, Clone)]
-pub struct McpEdge<Audit = Identity, Auth = Identity, Session = Identity, Sse = Identity> {
-    audit: Audit,
+pub struct McpEdge<
+    AuditL = Identity,
+    AuthL = Identity,
+    UserL = Identity,
+    SessionL = Identity,
+    SseL = Identity,
+> {
+    audit: AuditL,
     guard: GuardLayer,
     inspect: InspectLayer,
-    auth: Auth,
-    session: Session,
-    sse: Sse,
+    auth: AuthL,
+    user: UserL,
+    session: SessionL,
+    sse: SseL,
 }
 
 impl McpEdge {
-    /// A loopback guard and a default inspect layer; no auth, session, SSE or audit layer yet.
+    /// A loopback guard and a default inspect layer; no audit, auth, user, session or SSE
+    /// layer yet.
     pub fn builder() -> Self {
         McpEdge {
             audit: Identity::new(),
             guard: GuardLayer::loopback(),
             inspect: InspectLayer::new(),
             auth: Identity::new(),
+            user: Identity::new(),
             session: Identity::new(),
             sse: Identity::new(),
         }
@@ -82,83 +132,422 @@ impl Default for McpEdge {
     }
 }
 
-impl<Audit, Auth, Session, Sse> McpEdge<Audit, Auth, Session, Sse> {
+impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, SessionL, SseL> {
     /// Replaces the guard (Host / Origin allowlists, trusted proxies).
-    pub fn guard(mut self, guard: GuardLayer) -> Self {
-        self.guard = guard;
-        self
+    pub fn guard(self, guard: GuardLayer) -> Self {
+        McpEdge { guard, ..self }
     }
 
     /// Replaces the inspect layer (body limit).
-    pub fn inspect(mut self, inspect: InspectLayer) -> Self {
-        self.inspect = inspect;
-        self
+    pub fn inspect(self, inspect: InspectLayer) -> Self {
+        McpEdge { inspect, ..self }
     }
 
-    /// Sets the layer that runs after inspect: token verification and scope policy.
-    pub fn auth<L>(self, auth: L) -> McpEdge<Audit, L, Session, Sse> {
-        McpEdge {
-            audit: self.audit,
-            guard: self.guard,
-            inspect: self.inspect,
+    /// Sets the outermost layer: one audit event per MCP call, refusals included.
+    pub fn audit<K>(
+        self,
+        audit: AuditLayer<K>,
+    ) -> McpEdge<AuditLayer<K>, AuthL, UserL, SessionL, SseL> {
+        self.audit_slot(audit)
+    }
+
+    /// [`audit`](McpEdge::audit) when `Some`, no audit layer when `None`: one stack type
+    /// either way.
+    pub fn audit_opt<K>(
+        self,
+        audit: Option<AuditLayer<K>>,
+    ) -> McpEdge<OptionalLayer<AuditLayer<K>>, AuthL, UserL, SessionL, SseL> {
+        self.audit_slot(OptionalLayer::new(audit))
+    }
+
+    /// Sets the layer that runs after inspect: token verification and scope policy. It puts
+    /// the [`Principal`] in the request extensions for the layers inside it.
+    pub fn auth<V, P>(
+        self,
+        auth: AuthLayer<V, P>,
+    ) -> McpEdge<AuditL, AuthLayer<V, P>, UserL, SessionL, SseL> {
+        self.auth_slot(auth)
+    }
+
+    /// [`auth`](McpEdge::auth) when `Some`, an open endpoint when `None`: one stack type
+    /// either way, so a program that reads `--token` at start-up builds one router.
+    pub fn auth_opt<V, P>(
+        self,
+        auth: Option<AuthLayer<V, P>>,
+    ) -> McpEdge<AuditL, OptionalLayer<AuthLayer<V, P>>, UserL, SessionL, SseL> {
+        self.auth_slot(OptionalLayer::new(auth))
+    }
+
+    /// Adds a layer of your own after auth and before session: there the request has been
+    /// classified (`Arc<McpRequest>`) and, with an auth layer, its [`Principal`] is known
+    /// (both in the request extensions). Call it again to stack more; the first one added
+    /// runs first, as with `tower::ServiceBuilder`.
+    ///
+    /// The layer's service sees the request body as inspect left it
+    /// ([`EdgeBody`], already read and bounded) and must answer with an `http::Response`
+    /// whose body yields `Bytes`. To refuse, answer with a [`Rejection`]'s response
+    /// ([`Rejection::into_response`]) so the audit layer records who refused and why.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use mcp_edge::auth::StaticTokens;
+    /// use mcp_edge::{AuthLayer, McpEdge, Principal};
+    /// use tower::util::MapRequestLayer;
+    ///
+    /// let tokens = StaticTokens::new().token("s3cret", Principal::new("alice"));
+    /// let edge = McpEdge::builder()
+    ///     .auth(AuthLayer::new(tokens))
+    ///     .with_layer(MapRequestLayer::new(|request: Request<_>| {
+    ///         let who = request.extensions().get::<Principal>().map(Principal::subject);
+    ///         tracing::info!(?who, "MCP call");
+    ///         request
+    ///     }));
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/mcp", axum::routing::post(|| async { "your MCP service" }))
+    ///     .layer(edge);
+    /// # let _ = app;
+    /// ```
+    ///
+    /// A layer that refuses, holds state or waits is a `Layer` and `Service` pair of your own;
+    /// the [guide] shows one. axum's `middleware::from_fn` takes `Request<axum::body::Body>`
+    /// only, so it fits outside the edge (`Router::layer`), not in this slot.
+    pub fn with_layer<L>(
+        self,
+        layer: L,
+    ) -> McpEdge<AuditL, AuthL, Stack<L, UserL>, SessionL, SseL> {
+        let McpEdge {
+            audit,
+            guard,
+            inspect,
             auth,
-            session: self.session,
-            sse: self.sse,
-        }
-    }
-
-    /// Sets the layer that runs after auth: legacy sessions.
-    pub fn session<L>(self, session: L) -> McpEdge<Audit, Auth, L, Sse> {
-        McpEdge {
-            audit: self.audit,
-            guard: self.guard,
-            inspect: self.inspect,
-            auth: self.auth,
+            user,
             session,
-            sse: self.sse,
-        }
-    }
-
-    /// Sets the innermost layer: SSE flush-through and heartbeats.
-    pub fn sse<L>(self, sse: L) -> McpEdge<Audit, Auth, Session, L> {
+            sse,
+        } = self;
+        let user = Stack::new(layer, user);
         McpEdge {
-            audit: self.audit,
-            guard: self.guard,
-            inspect: self.inspect,
-            auth: self.auth,
-            session: self.session,
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
             sse,
         }
     }
 
-    /// Sets the outermost layer: one audit event per MCP call, refusals included.
-    pub fn audit<L>(self, audit: L) -> McpEdge<L, Auth, Session, Sse> {
+    /// Sets the layer that runs after your layers: legacy sessions (it puts the
+    /// [`SessionId`] in the request and response extensions).
+    pub fn session(
+        self,
+        session: SessionLayer,
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionLayer, SseL> {
+        self.session_slot(session)
+    }
+
+    /// [`session`](McpEdge::session) when `Some`, no session layer when `None`.
+    pub fn session_opt(
+        self,
+        session: Option<SessionLayer>,
+    ) -> McpEdge<AuditL, AuthL, UserL, OptionalLayer<SessionLayer>, SseL> {
+        self.session_slot(OptionalLayer::new(session))
+    }
+
+    /// Sets the innermost layer: SSE flush-through, heartbeats and drain.
+    pub fn sse(self, sse: SseLayer) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseLayer> {
+        self.sse_slot(sse)
+    }
+
+    /// [`sse`](McpEdge::sse) when `Some`, no SSE layer when `None`.
+    pub fn sse_opt(
+        self,
+        sse: Option<SseLayer>,
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionL, OptionalLayer<SseLayer>> {
+        self.sse_slot(OptionalLayer::new(sse))
+    }
+
+    // One private setter per slot whose type changes (struct update syntax cannot change a
+    // type parameter on stable Rust); the public setters above only choose what goes in.
+
+    fn audit_slot<X>(self, audit: X) -> McpEdge<X, AuthL, UserL, SessionL, SseL> {
+        let McpEdge {
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            sse,
+            ..
+        } = self;
         McpEdge {
             audit,
-            guard: self.guard,
-            inspect: self.inspect,
-            auth: self.auth,
-            session: self.session,
-            sse: self.sse,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            sse,
+        }
+    }
+
+    fn auth_slot<X>(self, auth: X) -> McpEdge<AuditL, X, UserL, SessionL, SseL> {
+        let McpEdge {
+            audit,
+            guard,
+            inspect,
+            user,
+            session,
+            sse,
+            ..
+        } = self;
+        McpEdge {
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            sse,
+        }
+    }
+
+    fn session_slot<X>(self, session: X) -> McpEdge<AuditL, AuthL, UserL, X, SseL> {
+        let McpEdge {
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            sse,
+            ..
+        } = self;
+        McpEdge {
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            sse,
+        }
+    }
+
+    fn sse_slot<X>(self, sse: X) -> McpEdge<AuditL, AuthL, UserL, SessionL, X> {
+        let McpEdge {
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            ..
+        } = self;
+        McpEdge {
+            audit,
+            guard,
+            inspect,
+            auth,
+            user,
+            session,
+            sse,
         }
     }
 }
 
-impl<S, Audit, Auth, Session, Sse> Layer<S> for McpEdge<Audit, Auth, Session, Sse>
+impl<S, AuditL, AuthL, UserL, SessionL, SseL> Layer<S>
+    for McpEdge<AuditL, AuthL, UserL, SessionL, SseL>
 where
-    Sse: Layer<S>,
-    Session: Layer<Sse::Service>,
-    Auth: Layer<Session::Service>,
-    Audit: Layer<Guard<Inspect<Auth::Service>>>,
+    SseL: Layer<S>,
+    SessionL: Layer<SseL::Service>,
+    UserL: Layer<SessionL::Service>,
+    AuthL: Layer<UserL::Service>,
+    AuditL: Layer<Guard<Inspect<AuthL::Service>>>,
 {
-    type Service = Audit::Service;
+    type Service = AuditL::Service;
 
     fn layer(&self, service: S) -> Self::Service {
         let service = self.sse.layer(service);
         let service = self.session.layer(service);
+        let service = self.user.layer(service);
         let service = self.auth.layer(service);
         let service = self.inspect.layer(service);
         let service = self.guard.layer(service);
         self.audit.layer(service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::Full;
+    use tower::{ServiceExt, service_fn};
+    use tower_service::Service;
+
+    use super::*;
+    use crate::auth::StaticTokens;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A user layer: notes its name, the principal and the method it sees.
+    #[derive(Clone)]
+    struct Note<S> {
+        inner: S,
+        name: &'static str,
+        log: Log,
+    }
+
+    impl<S, B> Service<Request<B>> for Note<S>
+    where
+        S: Service<Request<B>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: Request<B>) -> S::Future {
+            let principal = request
+                .extensions()
+                .get::<Principal>()
+                .map(Principal::subject);
+            let method = request
+                .extensions()
+                .get::<Arc<McpRequest>>()
+                .map(|m| m.method());
+            self.log.lock().unwrap().push(format!(
+                "{} {} {}",
+                self.name,
+                principal.unwrap_or("-"),
+                method.flatten().unwrap_or("-")
+            ));
+            self.inner.call(request)
+        }
+    }
+
+    #[derive(Clone)]
+    struct NoteLayer {
+        name: &'static str,
+        log: Log,
+    }
+
+    impl<S> Layer<S> for NoteLayer {
+        type Service = Note<S>;
+        fn layer(&self, inner: S) -> Note<S> {
+            Note {
+                inner,
+                name: self.name,
+                log: Arc::clone(&self.log),
+            }
+        }
+    }
+
+    fn note(name: &'static str, log: &Log) -> NoteLayer {
+        NoteLayer {
+            name,
+            log: Arc::clone(log),
+        }
+    }
+
+    type Inner = tower::util::ServiceFn<
+        fn(
+            Request<EdgeBody<Full<Bytes>>>,
+        ) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+    >;
+
+    fn mcp_service() -> Inner {
+        service_fn(|_| std::future::ready(Ok(Response::new(Full::new(Bytes::from("{}"))))))
+    }
+
+    fn initialize(token: Option<&str>) -> Request<Full<Bytes>> {
+        let mut request = Request::post("/mcp")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+        request.body(Full::new(Bytes::from(body))).unwrap()
+    }
+
+    fn auth() -> AuthLayer<StaticTokens> {
+        AuthLayer::new(StaticTokens::new().token("t0ken", Principal::new("alice")))
+    }
+
+    #[tokio::test]
+    async fn user_layers_run_after_auth_in_the_order_added_and_see_the_principal() {
+        let log = Log::default();
+        let edge = McpEdge::builder()
+            .auth(auth())
+            .with_layer(note("first", &log))
+            .with_layer(note("second", &log));
+        let service = edge.layer(mcp_service());
+
+        let response = service
+            .clone()
+            .oneshot(initialize(Some("t0ken")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["first alice initialize", "second alice initialize"]
+        );
+
+        // Refused by auth: the user layers never see it.
+        let response = service.oneshot(initialize(None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(log.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn auth_opt_gives_one_stack_type_whether_auth_is_on_or_off() {
+        let log = Log::default();
+        // One array: the same type with auth and without.
+        let edges = [Some(auth()), None].map(|auth| {
+            McpEdge::builder()
+                .auth_opt(auth)
+                .with_layer(note("user", &log))
+                .sse_opt(None)
+                .session_opt(Some(SessionLayer::new()))
+                .layer(mcp_service())
+        });
+        let [on, off] = edges;
+        let response = on.clone().oneshot(initialize(None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let response = on.oneshot(initialize(Some("t0ken"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = off.oneshot(initialize(None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["user alice initialize", "user - initialize"]
+        );
+    }
+
+    #[tokio::test]
+    async fn audit_opt_on_or_off_in_front_of_one_axum_router() {
+        let (sink, mut events) = crate::audit::ChannelSink::new(8);
+        let routers = [Some(AuditLayer::new(sink)), None].map(|audit| {
+            axum::Router::new()
+                .route("/mcp", axum::routing::post(|| async { "{}" }))
+                .layer(McpEdge::builder().audit_opt(audit))
+        });
+        for router in routers {
+            let response = router.oneshot(initialize(None)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        // One event: from the router with audit on.
+        let event = events.recv().await.unwrap();
+        assert_eq!(event.status(), Some(StatusCode::OK));
+        assert!(events.recv().await.is_none());
     }
 }

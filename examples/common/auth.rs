@@ -1,16 +1,19 @@
-//! The auth flags of `examples/server.rs`: a static token, or JWTs from an identity provider's
-//! JWKS, per-tool scopes, and the public URL for the RFC 9728 metadata.
+//! The auth flags of `examples/server.rs` and `examples/gateway.rs`: a static token, or JWTs
+//! from an identity provider's JWKS, per-tool scopes, and the public URL for the RFC 9728
+//! metadata. Without a token flag the endpoint is open: the layer is `None`, and
+//! `McpEdge::auth_opt` keeps one router either way.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use mcp_edge::Principal;
+use axum::Router;
 use mcp_edge::auth::{
-    AuthLayer, CachedVerifier, ProtectedResource, ProtectedResourceMetadata, ScopePolicy,
-    StaticTokens, TokenVerifier, VerifyError,
+    CachedVerifier, ProtectedResource, ProtectedResourceMetadata, ScopePolicy, StaticTokens,
+    TokenVerifier, VerifyError,
 };
-use mcp_edge::guard::PublicUrl;
+use mcp_edge::{AuthLayer, GuardLayer, Principal, PublicUrl};
+use tower::Layer;
 
 pub const AUTH_USAGE: &str =
     "  --token TOKEN       require `Authorization: Bearer TOKEN` (a static key, quick start;
@@ -34,14 +37,29 @@ pub struct AuthOptions {
     pub public_url: Option<PublicUrl>,
 }
 
-/// What `examples/server.rs` stacks and mounts.
+/// What the examples stack and mount.
 pub struct AuthSetup {
-    /// Goes after `InspectLayer`.
-    pub layer: AuthLayer<ExampleVerifier, ScopePolicy>,
-    /// Mounted at both `paths()`.
-    pub metadata: ProtectedResourceMetadata,
+    /// For `McpEdge::auth_opt`: `None` when no token flag was given (an open endpoint).
+    pub layer: Option<AuthLayer<ExampleVerifier, ScopePolicy>>,
+    /// The RFC 9728 metadata, when auth is on.
+    metadata: Option<ProtectedResourceMetadata>,
     /// For the start-up banner.
     pub description: String,
+}
+
+impl AuthSetup {
+    /// Adds the protected resource metadata at both of its paths when auth is on: behind
+    /// `guard` (for the public URL) but not behind auth, since clients read it before they
+    /// have a token. Call it after the MCP endpoint's `.layer(..)`, so the edge stack does not
+    /// wrap these routes.
+    pub fn route_metadata(&self, app: Router, guard: &GuardLayer) -> Router {
+        let Some(metadata) = &self.metadata else {
+            return app;
+        };
+        let (root, inserted) = metadata.paths();
+        app.route_service(&root, guard.layer(metadata.clone()))
+            .route_service(&inserted, guard.layer(metadata.clone()))
+    }
 }
 
 type BoxedVerify = Pin<Box<dyn Future<Output = Result<Principal, VerifyError>> + Send>>;
@@ -88,8 +106,8 @@ impl AuthOptions {
         Ok(true)
     }
 
-    /// The auth layer and metadata service, or `None` to run open.
-    pub fn build(&self) -> Result<Option<AuthSetup>, String> {
+    /// The auth layer and metadata service, or neither to run open.
+    pub fn build(&self) -> Result<AuthSetup, String> {
         let scopes: Vec<String> = {
             let mut all: Vec<String> = self.require.values().flatten().cloned().collect();
             all.sort();
@@ -110,7 +128,13 @@ impl AuthOptions {
                             .into(),
                     );
                 }
-                return Ok(None);
+                return Ok(AuthSetup {
+                    layer: None,
+                    metadata: None,
+                    description: "none: this endpoint is OPEN, anyone who can reach it may \
+                                  call every tool (use --token or --jwks-url)"
+                        .to_owned(),
+                });
             }
             (Some(token), None) => {
                 let principal = Principal::new("token-user").with_scopes(scopes.clone());
@@ -133,11 +157,11 @@ impl AuthOptions {
             .policy(policy)
             .protected_resource(resource.clone())
             .challenge_scopes(scopes);
-        Ok(Some(AuthSetup {
-            layer,
-            metadata: ProtectedResourceMetadata::new(resource),
-            description,
-        }))
+        Ok(AuthSetup {
+            layer: Some(layer),
+            metadata: Some(ProtectedResourceMetadata::new(resource)),
+            description: format!("bearer tokens required: {description}"),
+        })
     }
 }
 

@@ -13,7 +13,7 @@
 //! | [`McpRequestSlot`] | audit (request side) | inspect fills it |
 //! | [`Principal`] | auth | session (binding, via [`BindingKey`]), handlers, audit |
 //! | [`SessionId`](crate::protocol::SessionId) | session | sse, affinity, audit |
-//! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (through [`PeerSource`]) |
+//! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (through `PeerSource`) |
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
