@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use super::jsonrpc::RequestId;
+use super::version::{Era, ProtocolVersion};
 
 /// What one JSON-RPC message is (R67).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -510,6 +511,13 @@ fn apply_params(
     message.target = match method {
         "tools/call" if is_request => Some(Target::Tool(required(fields.name, "name")?)),
         "prompts/get" if is_request => Some(Target::Prompt(required(fields.name, "name")?)),
+        // A method the message's era does not define (a 2026-07-28 `resources/subscribe`) is
+        // the server's to answer (404, -32601): its params are read when present, not required.
+        "resources/subscribe" | "resources/unsubscribe"
+            if is_request && !era_of(&fields).defines(method) =>
+        {
+            fields.uri.map(Target::Resource)
+        }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" if is_request => {
             Some(Target::Resource(required(fields.uri, "uri")?))
         }
@@ -530,6 +538,16 @@ fn apply_params(
         .arguments
         .map(|raw| body.slice_ref(raw.get().as_bytes()));
     Ok(())
+}
+
+/// The era a message's own `_meta` protocol version names; legacy without one (only
+/// 2026-07-28 requests carry it, and the inspect layer holds them to it, R36).
+fn era_of(fields: &ParamsFields<'_>) -> Era {
+    fields
+        .meta
+        .as_ref()
+        .and_then(|meta| meta.protocol_version.as_deref()?.parse().ok())
+        .map_or(Era::Legacy, ProtocolVersion::era)
 }
 
 fn required(value: Option<Box<str>>, field: &'static str) -> Result<Box<str>, serde_json::Error> {
@@ -1016,6 +1034,33 @@ mod tests {
             assert_eq!(err.kind(), ParseErrorKind::InvalidParams, "{text}: {err}");
             assert_eq!(err.id(), Some(&RequestId::Number(1)), "{text}");
         }
+    }
+
+    #[test]
+    fn params_of_a_method_the_era_does_not_define_are_not_required() {
+        let modern = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let m = one(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{modern}}}}}"#
+            ));
+            assert_eq!(m.target(), None, "{method}");
+            let m = one(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"file:///a",{modern}}}}}"#
+            ));
+            assert_eq!(m.target(), Some(&Target::Resource("file:///a".into())));
+            // The era that defines them still needs the uri.
+            let err = parse(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{}}}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::InvalidParams, "{method}");
+        }
+        // 2026-07-28 still defines resources/read.
+        let err = parse(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{{modern}}}}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::InvalidParams);
     }
 
     #[test]

@@ -210,15 +210,14 @@ fn header_version(headers: &HeaderMap) -> Option<Result<ProtocolVersion, Unknown
     first_err.map(Err)
 }
 
-/// Methods whose `Mcp-Name` header is required, and so checked (R38, R41).
+/// 2026-07-28 methods whose `Mcp-Name` header is required, and so checked (R38, R41). Methods
+/// the era does not define (`resources/subscribe`, ...) go to the server unjudged.
 fn name_header_required(method: &str) -> bool {
     matches!(
         method,
         "tools/call"
             | "prompts/get"
             | "resources/read"
-            | "resources/subscribe"
-            | "resources/unsubscribe"
             | "tasks/get"
             | "tasks/update"
             | "tasks/cancel"
@@ -582,6 +581,33 @@ mod tests {
         .unwrap();
         assert_eq!(r.era(), Era::Modern);
         assert!(r.is_notification_or_response());
+    }
+
+    #[test]
+    fn modern_methods_the_era_removed_go_to_the_server_unjudged() {
+        // The conformance suite's SEP-2575 probe: no uri, no Mcp-Name; the server answers 404.
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let r = post(
+                &[
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", method),
+                ],
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":500,"method":"{method}","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+                ),
+            )
+            .unwrap();
+            assert_eq!(r.era(), Era::Modern);
+            assert_eq!(r.method(), Some(method));
+            assert_eq!(r.target(), None);
+        }
+        // Legacy still defines them: a missing uri stays invalid params.
+        let err = post(
+            &[("mcp-protocol-version", "2025-11-25")],
+            r#"{"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), -32602);
     }
 
     #[test]

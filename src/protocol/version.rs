@@ -142,6 +142,30 @@ impl Era {
             Era::Modern => "modern",
         }
     }
+
+    /// Whether the era defines `method`, going by the methods one era added or removed (R68):
+    /// 2026-07-28 removed `initialize` (and `notifications/initialized`), `ping`,
+    /// `logging/setLevel`, `resources/subscribe`, `resources/unsubscribe` and
+    /// `notifications/roots/list_changed`, and added `server/discover` and
+    /// `subscriptions/listen`. Any other method counts as defined.
+    ///
+    /// The edge does not judge the params of a method the request's era does not define: the
+    /// server answers it itself (2026-07-28: `404` with `-32601`, R43).
+    pub fn defines(self, method: &str) -> bool {
+        match self {
+            Era::Legacy => !matches!(method, "server/discover" | "subscriptions/listen"),
+            Era::Modern => !matches!(
+                method,
+                "initialize"
+                    | "notifications/initialized"
+                    | "ping"
+                    | "logging/setLevel"
+                    | "resources/subscribe"
+                    | "resources/unsubscribe"
+                    | "notifications/roots/list_changed"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Era {
@@ -162,6 +186,24 @@ mod tests {
         assert!(ProtocolVersion::V2025_11_25 < ProtocolVersion::V2026_07_28);
         assert_eq!(ProtocolVersion::V2026_07_28.era(), Era::Modern);
         assert_eq!(ProtocolVersion::V2025_06_18.era(), Era::Legacy);
+    }
+
+    #[test]
+    fn methods_removed_or_added_by_2026_07_28() {
+        for method in [
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "ping",
+            "initialize",
+        ] {
+            assert!(Era::Legacy.defines(method), "{method}");
+            assert!(!Era::Modern.defines(method), "{method}");
+        }
+        assert!(Era::Modern.defines("subscriptions/listen"));
+        assert!(!Era::Legacy.defines("subscriptions/listen"));
+        for method in ["tools/call", "resources/read", "x/unknown"] {
+            assert!(Era::Legacy.defines(method) && Era::Modern.defines(method));
+        }
     }
 
     #[test]
