@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http::{HeaderValue, Method, StatusCode, Version};
 
@@ -23,7 +22,8 @@ use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{
-    Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId, Target,
+    BodyKind, Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId,
+    Target, body_kind,
 };
 use serde_json::value::RawValue;
 
@@ -301,29 +301,26 @@ impl<K: AuditSink> Record<K> {
         if self.head.refused.is_some() || parts.status == StatusCode::ACCEPTED {
             return Watch::Nothing;
         }
-        let content_type = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let essence = content_type.split(';').next().unwrap_or_default().trim();
-        if essence.eq_ignore_ascii_case("text/event-stream") {
-            return Watch::Sse(Box::new(SseWatch::new(
-                self.head.mcp.as_deref(),
-                self.config.inspect_bytes,
-                self.read_responses(),
-            )));
-        }
-        if essence.eq_ignore_ascii_case("application/json") {
-            let expects_answer = self.head.mcp.as_ref().is_none_or(|m| {
-                m.messages().is_empty()
-                    || m.messages()
-                        .iter()
-                        .any(|m| m.kind() == MessageKind::Request)
-            });
-            if expects_answer || !parts.status.is_success() {
-                return Watch::Json(JsonCopy::new(self.config.inspect_bytes));
+        match body_kind(&parts.headers) {
+            BodyKind::Sse => {
+                return Watch::Sse(Box::new(SseWatch::new(
+                    self.head.mcp.as_deref(),
+                    self.config.inspect_bytes,
+                    self.read_responses(),
+                )));
             }
+            BodyKind::Json => {
+                let expects_answer = self.head.mcp.as_ref().is_none_or(|m| {
+                    m.messages().is_empty()
+                        || m.messages()
+                            .iter()
+                            .any(|m| m.kind() == MessageKind::Request)
+                });
+                if expects_answer || !parts.status.is_success() {
+                    return Watch::Json(JsonCopy::new(self.config.inspect_bytes));
+                }
+            }
+            BodyKind::Other => {}
         }
         Watch::Nothing
     }

@@ -3,13 +3,15 @@
 //! For `tools/list`, `prompts/list` and `resources/list` the layer removes the entries the
 //! principal may not call (same decision as for the call itself). Limits:
 //! - a JSON response is buffered whole, up to `max_list_bytes`;
-//! - an SSE response is forwarded event by event: each complete event is examined (only events
-//!   carrying a `result` are parsed) and passed on at once; one event may be at most
-//!   `max_list_bytes`;
+//! - an SSE response is read with the one SSE reader ([`SseParser`]) and forwarded block by
+//!   block: a block is held (its own `Bytes`, not copied) until its blank line, then passed
+//!   on as it came, unless its event carries a list `result`, which is filtered; one
+//!   unfinished block may be at most `max_list_bytes`;
 //! - past the limit, the rest of the response is replaced by a JSON-RPC error (`-32603`): an
 //!   unfiltered list is never let through. Bodies that are not JSON pass unchanged;
-//! - rewritten SSE events keep their `id:`, `event:` and `retry:` lines and order; their
-//!   `data:` lines become one line; line ends become `\n`; JSON object keys come out in
+//! - a rewritten SSE event is written out by [`SseEvent::to_bytes`]: its `id:`, `event:` and
+//!   `retry:` lines, then one `data:` line; line ends become `\n`; comments and unknown fields
+//!   inside that one event are dropped (clients ignore them); JSON object keys come out in
 //!   sorted order (serde_json without `preserve_order`), which JSON does not care about;
 //! - not filtered: `resources/templates/list` (templates are not the URIs rules name) and
 //!   `tasks/list` (task ownership is the session's business, R63).
@@ -28,8 +30,9 @@ use serde_json::Value;
 use super::Principal;
 use super::policy::{Authorize, Call};
 use crate::error::{EdgeBody, error_body};
-use crate::protocol::RequestId;
 use crate::protocol::jsonrpc::code;
+use crate::protocol::sse::{SseEvent, SseParser};
+use crate::protocol::{BodyKind, ListKind, RequestId};
 
 pin_project! {
     /// The auth layer's response body: the inner body untouched, a rejection, or a list
@@ -67,62 +70,55 @@ impl<B> AuthBody<B> {
     }
 }
 
-/// Which list a request asked for, and the call each entry stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
+/// The list a request asks for, when the auth layer filters that list: tools, prompts and
+/// resources (see the [module docs](self) for the others).
+pub(crate) fn filtered_list(method: &str) -> Option<ListKind> {
+    ListKind::for_method(method).filter(|kind| {
+        matches!(
+            kind,
+            ListKind::Tools | ListKind::Prompts | ListKind::Resources
+        )
+    })
 }
 
-impl ListKind {
-    pub(crate) fn for_method(method: &str) -> Option<ListKind> {
-        match method {
-            "tools/list" => Some(ListKind::Tools),
-            "prompts/list" => Some(ListKind::Prompts),
-            "resources/list" => Some(ListKind::Resources),
-            _ => None,
-        }
-    }
-    fn key(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools",
-            ListKind::Prompts => "prompts",
-            ListKind::Resources => "resources",
-        }
-    }
-    fn call_method(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools/call",
-            ListKind::Prompts => "prompts/get",
-            ListKind::Resources => "resources/read",
-        }
-    }
-    fn name_field(self) -> &'static str {
-        match self {
-            ListKind::Resources => "uri",
-            _ => "name",
-        }
-    }
+/// How the response body is read.
+enum Mode {
+    /// A JSON body, buffered whole.
+    Json(BytesMut),
+    /// An event stream, block by block.
+    Sse(Box<SseBlocks>),
+}
+
+/// An event stream being filtered: the reader, and the unfinished block's bytes.
+struct SseBlocks {
+    parser: SseParser,
+    /// The bytes of the unfinished block, as they came (zero-copy slices of the frames).
+    held: Vec<Bytes>,
+    held_len: usize,
+    /// The last block was rewritten and its blank line's CR ended a frame: an LF at the
+    /// start of the next frame belongs to it, and goes with it.
+    skip_lf: bool,
+}
+
+/// What decides which entries stay: the lists asked for, who asks, and the policy.
+struct Rules {
+    lists: Vec<(Option<RequestId>, ListKind)>,
+    principal: Principal,
+    policy: Arc<dyn Authorize>,
 }
 
 /// The state of one list response being filtered.
 pub(crate) struct ListFilter {
-    lists: Vec<(Option<RequestId>, ListKind)>,
-    principal: Principal,
-    policy: Arc<dyn Authorize>,
+    rules: Rules,
     limit: usize,
-    pub(crate) sse: bool,
-    buf: BytesMut,
-    /// SSE scan state: where to look next in `buf`, and whether that is a line start.
-    scan: usize,
-    line_start: bool,
+    mode: Mode,
     out: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
     done: bool,
 }
 
 impl ListFilter {
+    /// A filter for a JSON response (see [`ListFilter::for_body`]).
     pub(crate) fn new(
         lists: Vec<(Option<RequestId>, ListKind)>,
         principal: Principal,
@@ -130,107 +126,160 @@ impl ListFilter {
         limit: usize,
     ) -> Self {
         ListFilter {
-            lists,
-            principal,
-            policy,
+            rules: Rules {
+                lists,
+                principal,
+                policy,
+            },
             limit,
-            sse: false,
-            buf: BytesMut::new(),
-            scan: 0,
-            line_start: true,
+            mode: Mode::Json(BytesMut::new()),
             out: VecDeque::new(),
             trailers: None,
             done: false,
         }
     }
 
+    /// Sets how the response body is read, from its kind; `None` when there is nothing to
+    /// filter in such a body.
+    pub(crate) fn for_body(mut self: Box<Self>, kind: BodyKind) -> Option<Box<Self>> {
+        self.mode = match kind {
+            BodyKind::Json => Mode::Json(BytesMut::new()),
+            BodyKind::Sse => Mode::Sse(Box::new(SseBlocks {
+                // No cap of its own: what it holds is bounded by `limit` (see `push_sse`).
+                parser: SseParser::with_max_event_bytes(usize::MAX),
+                held: Vec::new(),
+                held_len: 0,
+                skip_lf: false,
+            })),
+            BodyKind::Other => return None,
+        };
+        Some(self)
+    }
+
     fn push(&mut self, data: Bytes) {
-        if self.sse {
-            self.buf.extend_from_slice(&data);
-            while let Some(end) = self.event_end() {
-                let event = self.buf.split_to(end).freeze();
-                self.scan = 0;
-                self.line_start = true;
-                let event = self.rewrite_event(event);
-                self.out.push_back(event);
+        let over = match &mut self.mode {
+            Mode::Sse(sse) => sse.push(data, &self.rules, &mut self.out, self.limit),
+            Mode::Json(buf) => {
+                let over = buf.len() + data.len() > self.limit;
+                if !over {
+                    buf.extend_from_slice(&data);
+                }
+                over
             }
-            if self.buf.len() > self.limit {
-                self.overflow();
-            }
-        } else {
-            if self.buf.len() + data.len() > self.limit {
-                self.overflow();
-                return;
-            }
-            self.buf.extend_from_slice(&data);
+        };
+        if over {
+            self.overflow();
         }
     }
 
     fn finish(&mut self) {
         self.done = true;
-        let rest = std::mem::take(&mut self.buf).freeze();
-        if rest.is_empty() {
-            return;
+        match &mut self.mode {
+            Mode::Sse(sse) => sse.finish(&self.rules, &mut self.out),
+            Mode::Json(buf) => {
+                let rest = std::mem::take(buf).freeze();
+                if !rest.is_empty() {
+                    self.out.push_back(self.rules.rewrite_json(rest));
+                }
+            }
         }
-        let rest = if self.sse {
-            self.rewrite_event(rest)
-        } else {
-            self.rewrite_json(rest)
-        };
-        self.out.push_back(rest);
     }
 
     /// Replaces the rest of the response with a JSON-RPC error and stops reading.
     fn overflow(&mut self) {
         self.done = true;
-        self.buf = BytesMut::new();
-        let id = self.lists.first().and_then(|(id, _)| id.as_ref());
+        let id = self.rules.lists.first().and_then(|(id, _)| id.as_ref());
         let json = error_body(
             id,
             code::INTERNAL_ERROR,
             "Internal error: the list result is too large to filter",
             None,
         );
-        let bytes = if self.sse {
-            let mut event = BytesMut::with_capacity(json.len() + 8);
-            event.extend_from_slice(b"data: ");
-            event.extend_from_slice(&json);
-            event.extend_from_slice(b"\n\n");
-            event.freeze()
-        } else {
-            json
+        let bytes = match &mut self.mode {
+            Mode::Sse(sse) => {
+                sse.held = Vec::new();
+                sse.held_len = 0;
+                let mut event = BytesMut::with_capacity(json.len() + 8);
+                event.extend_from_slice(b"data: ");
+                event.extend_from_slice(&json);
+                event.extend_from_slice(b"\n\n");
+                event.freeze()
+            }
+            Mode::Json(buf) => {
+                *buf = BytesMut::new();
+                json
+            }
         };
         self.out.push_back(bytes);
     }
+}
 
-    /// The end (exclusive) of the first complete event in `buf`: a blank line after it.
-    fn event_end(&mut self) -> Option<usize> {
-        let buf = &self.buf[..];
-        let mut i = self.scan;
-        while i < buf.len() {
-            let term = match buf[i] {
-                b'\n' => 1,
-                b'\r' => match buf.get(i + 1) {
-                    Some(b'\n') => 2,
-                    Some(_) => 1,
-                    None => break,
-                },
-                _ => {
-                    self.line_start = false;
-                    i += 1;
-                    continue;
-                }
-            };
-            if self.line_start {
-                return Some(i + term);
-            }
-            self.line_start = true;
-            i += term;
+impl SseBlocks {
+    /// Reads one frame: finished blocks go to `out` (their own bytes, or their event
+    /// rewritten), the unfinished one is held. Returns true when it holds more than `limit`.
+    fn push(
+        &mut self,
+        chunk: Bytes,
+        rules: &Rules,
+        out: &mut VecDeque<Bytes>,
+        limit: usize,
+    ) -> bool {
+        // `chunk[..cut]` is dealt with; `chunk[cut..keep]` goes on as it came.
+        let mut cut = 0;
+        if std::mem::take(&mut self.skip_lf) && chunk.first() == Some(&b'\n') {
+            cut = 1;
         }
-        self.scan = i;
-        None
+        let mut keep = cut;
+        for block in self.parser.feed_blocks(&chunk) {
+            match block.event.and_then(|event| rules.rewrite_event(event)) {
+                None => {
+                    // The block goes on as it came: what was held of it first.
+                    out.extend(self.held.drain(..));
+                    self.held_len = 0;
+                    keep = block.end;
+                }
+                Some(rewritten) => {
+                    // The block's own bytes (held, and `chunk[keep..block.end]`) are dropped.
+                    if keep > cut {
+                        out.push_back(chunk.slice(cut..keep));
+                    }
+                    self.held.clear();
+                    self.held_len = 0;
+                    out.push_back(rewritten);
+                    cut = block.end;
+                    keep = block.end;
+                    self.skip_lf = block.end == chunk.len() && chunk.last() == Some(&b'\r');
+                }
+            }
+        }
+        if keep > cut {
+            out.push_back(chunk.slice(cut..keep));
+        }
+        if keep < chunk.len() {
+            self.held_len += chunk.len() - keep;
+            self.held.push(chunk.slice(keep..));
+        }
+        self.held_len > limit
     }
 
+    /// The body ended: an unfinished last block is examined like the others.
+    fn finish(&mut self, rules: &Rules, out: &mut VecDeque<Bytes>) {
+        match self
+            .parser
+            .finish()
+            .and_then(|event| rules.rewrite_event(event))
+        {
+            Some(rewritten) => {
+                self.held.clear();
+                out.push_back(rewritten);
+            }
+            None => out.extend(self.held.drain(..)),
+        }
+        self.held_len = 0;
+    }
+}
+
+impl Rules {
     fn rewrite_json(&self, bytes: Bytes) -> Bytes {
         let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
             return bytes;
@@ -241,55 +290,23 @@ impl ListFilter {
         serde_json::to_vec(&value).map(Bytes::from).unwrap_or(bytes)
     }
 
-    fn rewrite_event(&self, event: Bytes) -> Bytes {
-        if !contains(&event, b"\"result\"") {
-            return event;
-        }
-        let Ok(text) = std::str::from_utf8(&event) else {
-            return event;
-        };
-        let lines: Vec<&str> = text
-            .split('\n')
-            .flat_map(|l| l.split('\r'))
-            .filter(|l| !l.is_empty())
-            .collect();
-        let mut data = String::new();
-        let mut has_data = false;
-        for line in &lines {
-            if let Some(value) = field(line, "data") {
-                if has_data {
-                    data.push('\n');
-                }
-                data.push_str(value);
-                has_data = true;
-            }
-        }
-        let Ok(mut value) = serde_json::from_str::<Value>(&data) else {
-            return event;
-        };
+    /// The event with its list result filtered; `None` when it carries none, or nothing in
+    /// it was removed.
+    fn rewrite_event(&self, event: SseEvent) -> Option<Bytes> {
+        let data = event.data.as_ref()?;
+        memchr::memmem::find(data, b"\"result\"")?;
+        let mut value = serde_json::from_slice::<Value>(data).ok()?;
         if !self.filter_value(&mut value) {
-            return event;
+            return None;
         }
-        let Ok(json) = serde_json::to_string(&value) else {
-            return event;
-        };
-        let mut out = String::with_capacity(json.len() + 64);
-        let mut wrote_data = false;
-        for line in lines {
-            if field(line, "data").is_some() {
-                if !wrote_data {
-                    out.push_str("data: ");
-                    out.push_str(&json);
-                    out.push('\n');
-                    wrote_data = true;
-                }
-            } else {
-                out.push_str(line);
-                out.push('\n');
+        let json = serde_json::to_vec(&value).ok()?;
+        Some(
+            SseEvent {
+                data: Some(Bytes::from(json)),
+                ..event
             }
-        }
-        out.push('\n');
-        Bytes::from(out)
+            .to_bytes(),
+        )
     }
 
     /// Filters every list result in a response (or a batch of them). Returns whether anything
@@ -309,17 +326,16 @@ impl ListFilter {
                 };
                 let mut changed = false;
                 for (_, kind) in &self.lists {
-                    let Some(Value::Array(entries)) = result.get_mut(kind.key()) else {
+                    let Some(Value::Array(entries)) = result.get_mut(kind.result_field()) else {
                         continue;
                     };
                     let before = entries.len();
                     entries.retain(|entry| {
-                        let Some(name) = entry.get(kind.name_field()).and_then(Value::as_str)
-                        else {
+                        let Some(name) = entry.get(kind.entry_key()).and_then(Value::as_str) else {
                             return false;
                         };
                         self.policy
-                            .authorize(&self.principal, Call::new(kind.call_method(), Some(name)))
+                            .authorize(&self.principal, Call::new(kind.entry_method(), Some(name)))
                             .is_allow()
                     });
                     changed |= entries.len() != before;
@@ -329,17 +345,6 @@ impl ListFilter {
             _ => false,
         }
     }
-}
-
-/// The value of an SSE field line `name:value` (one leading space removed).
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(name)?;
-    let rest = rest.strip_prefix(':')?;
-    Some(rest.strip_prefix(' ').unwrap_or(rest))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 impl<B> Body for AuthBody<B>
@@ -403,14 +408,14 @@ mod tests {
 
     fn filter(sse: bool, limit: usize) -> Box<ListFilter> {
         let policy = ScopePolicy::new().tool("admin_*", ["admin"]);
-        let mut f = ListFilter::new(
+        let f = ListFilter::new(
             vec![(Some(RequestId::from(1)), ListKind::Tools)],
             Principal::new("u"),
             Arc::new(policy),
             limit,
         );
-        f.sse = sse;
-        Box::new(f)
+        let kind = if sse { BodyKind::Sse } else { BodyKind::Json };
+        Box::new(f).for_body(kind).unwrap()
     }
 
     async fn run(chunks: Vec<&'static str>, f: Box<ListFilter>) -> String {
@@ -504,6 +509,52 @@ mod tests {
             got[1]["result"]["resources"],
             serde_json::json!([{"uri": "file:///tmp/x", "name": "x"}])
         );
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_event_takes_its_split_crlf_with_it() {
+        let first = format!("data: a\n\ndata: {LIST}\r\n\r");
+        let first: &'static str = Box::leak(first.into_boxed_str());
+        let out = run(vec![first, "\n: after\n\n"], filter(true, 1 << 20)).await;
+        let (head, rest) = out.split_once("data: {").unwrap();
+        assert_eq!(head, "data: a\n\n");
+        let (json, tail) = rest.split_once("\n\n").unwrap();
+        assert_eq!(tail, ": after\n\n");
+        let got: Value = serde_json::from_str(&format!("{{{json}")).unwrap();
+        assert_eq!(got, serde_json::from_str::<Value>(FILTERED).unwrap());
+    }
+
+    #[test]
+    fn sse_frames_without_a_list_result_are_forwarded_without_copying() {
+        let mut f = filter(true, 1 << 20);
+        let frame = Bytes::from_static(
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n: ping\n\n",
+        );
+        f.push(frame.clone());
+        assert_eq!(f.out.len(), 1);
+        assert_eq!(
+            (f.out[0].as_ptr(), f.out[0].len()),
+            (frame.as_ptr(), frame.len())
+        );
+        // An event split over frames is held, then goes on as its own frames.
+        let (a, b) = (Bytes::from_static(b"data: 1"), Bytes::from_static(b"\n\n"));
+        f.push(a.clone());
+        assert_eq!(f.out.len(), 1);
+        f.push(b.clone());
+        assert_eq!(f.out.len(), 3);
+        assert_eq!(f.out[1].as_ptr(), a.as_ptr());
+        assert_eq!(f.out[2].as_ptr(), b.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_last_list_event_is_filtered_too() {
+        let event = format!("id: 1\ndata: {LIST}");
+        let event: &'static str = Box::leak(event.into_boxed_str());
+        let out = run(vec![event], filter(true, 1 << 20)).await;
+        assert!(!out.contains("admin_reset"));
+        let json = out.strip_prefix("id: 1\ndata: ").unwrap();
+        let got: Value = serde_json::from_str(json.strip_suffix("\n\n").unwrap()).unwrap();
+        assert_eq!(got, serde_json::from_str::<Value>(FILTERED).unwrap());
     }
 
     #[tokio::test]

@@ -3,18 +3,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::{AuthBody, ListFilter, ListKind};
+use super::body::{AuthBody, ListFilter, filtered_list};
 use super::layer::Shared;
 use super::policy::Authorize;
 use super::service::{Refusal, reject};
 use super::{Principal, VerifyError};
 use crate::error::Rejection;
-use crate::protocol::{McpRequest, MessageKind};
+use crate::protocol::{McpRequest, MessageKind, body_kind};
 
 pin_project! {
     /// The response future of [`Auth`](super::Auth): verifies the token, decides the policy,
@@ -148,21 +148,10 @@ where
                     if let Some(principal) = principal.take() {
                         parts.extensions.insert(principal);
                     }
-                    let filter = filter.take().and_then(|mut filter| {
-                        if parts.status != StatusCode::OK {
-                            return None;
-                        }
-                        let media = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
-                        let essence = media.split(';').next()?.trim();
-                        filter.sse = if essence.eq_ignore_ascii_case("text/event-stream") {
-                            true
-                        } else if essence.eq_ignore_ascii_case("application/json") {
-                            false
-                        } else {
-                            return None;
-                        };
-                        Some(filter)
-                    });
+                    let filter = filter
+                        .take()
+                        .filter(|_| parts.status == StatusCode::OK)
+                        .and_then(|filter| filter.for_body(body_kind(&parts.headers)));
                     let body = match filter {
                         Some(filter) => {
                             parts.headers.remove(CONTENT_LENGTH);
@@ -196,7 +185,7 @@ fn list_filter<P: Authorize>(
         .messages()
         .iter()
         .filter(|m| m.kind() == MessageKind::Request)
-        .filter_map(|m| Some((m.id().cloned(), ListKind::for_method(m.method()?)?)))
+        .filter_map(|m| Some((m.id().cloned(), filtered_list(m.method()?)?)))
         .collect();
     if lists.is_empty() {
         return None;

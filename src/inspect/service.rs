@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -12,7 +12,7 @@ use super::layer::InspectLayer;
 use crate::context::McpRequestSlot;
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::McpRequest;
+use crate::protocol::{BodyKind, McpRequest, body_kind};
 
 /// The service built by [`InspectLayer`].
 #[derive(Debug, Clone)]
@@ -81,12 +81,7 @@ where
 
 /// Cheap checks on a POST before any body byte is read.
 fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejection> {
-    let json = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(is_json_media_type);
-    if !json {
+    if body_kind(request.headers()) != BodyKind::Json {
         return Err(Rejection::of(
             RejectedBy::Inspect,
             Reason::UnsupportedMediaType,
@@ -101,24 +96,4 @@ fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejectio
         return Err(Rejection::body_too_large(limit));
     }
     Ok(())
-}
-
-/// `application/json`, with any parameters, case-insensitively.
-fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_json_media_type;
-
-    #[test]
-    fn json_media_types() {
-        assert!(is_json_media_type("application/json"));
-        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
-        assert!(!is_json_media_type("text/plain"));
-        assert!(!is_json_media_type("application/json-seq"));
-        assert!(!is_json_media_type(""));
-    }
 }

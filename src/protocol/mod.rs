@@ -1,6 +1,7 @@
 //! MCP wire knowledge, with no tower in it: versions and eras, the JSON-RPC envelope,
-//! `McpRequest` classification, `SessionId`, the 2026-07-28 header encoding, and the
-//! incremental SSE parser ([`sse`]).
+//! `McpRequest` classification, `SessionId`, the 2026-07-28 header encoding, body media types
+//! ([`body_kind`]), the list methods ([`ListKind`]), and the one incremental SSE reader
+//! ([`sse`]).
 //!
 //! The layers ask this module about MCP; this module knows nothing of layers.
 //!
@@ -22,6 +23,8 @@
 pub(crate) mod authority;
 pub mod header;
 pub mod jsonrpc;
+mod list;
+mod media;
 mod message;
 mod request;
 mod response;
@@ -31,6 +34,8 @@ mod version;
 
 pub use authority::InvalidPattern;
 pub use jsonrpc::RequestId;
+pub use list::ListKind;
+pub use media::{APPLICATION_JSON, BodyKind, TEXT_EVENT_STREAM, body_kind};
 pub use message::{
     Body, ClientInfo, MAX_BATCH, McpMessage, MessageKind, ParseError, ParseErrorKind, RequestMeta,
     Target,

@@ -1,25 +1,29 @@
-//! Incremental Server-Sent Events parsing (WHATWG HTML "event stream interpretation",
+//! Incremental Server-Sent Events reading (WHATWG HTML "event stream interpretation",
 //! SPEC R16, R19, R20), for bytes that arrive in chunks of any size.
 //!
-//! Two tools, both fed one chunk at a time, neither ever waiting for more input:
+//! One reader, [`SseScanner`], splits the stream into lines and events: it is the only code in
+//! the crate that finds SSE line ends and event boundaries. It keeps a few bytes of state and
+//! retains no payload, and answers "is the stream at an event boundary right now?"
+//! ([`SseScanner::at_event_boundary`]) and "has the client been given an event id to resume
+//! from?" ([`SseScanner::has_last_event_id`]). The SSE layer feeds it every frame so that it
+//! only writes its own comments and `retry:` lines between events.
 //!
-//! - [`SseScanner`] keeps a few bytes of state and retains no payload at all. It answers
-//!   "is the stream at an event boundary right now?" ([`SseScanner::at_event_boundary`]) and
-//!   "has the client been given an event id to resume from?"
-//!   ([`SseScanner::has_last_event_id`]). The SSE layer feeds it every frame so that it only
-//!   writes its own comments and `retry:` lines between events.
-//! - [`SseParser`] assembles the events themselves ([`SseEvent`]: `id`, `event`, `data`,
-//!   `retry`) and reports comment lines. A line that lies inside one chunk is handed out as a
-//!   [`Bytes`] slice of that chunk (a reference count, not a copy); only lines split across
-//!   chunks and events with several `data` lines are copied. What it retains is bounded by
-//!   [`SseParser::with_max_event_bytes`]: anything past the cap is skipped and the event is
-//!   marked [`truncated`](SseEvent::truncated), so a server that never ends a line cannot
-//!   make the parser grow.
+//! [`SseParser`] is that same scanner plus event assembly: it also hands out the events
+//! themselves ([`SseEvent`]: `id`, `event`, `data`, `retry`) and comment lines
+//! ([`SseParser::feed`]), or the blocks of the stream with the offset where each one ends
+//! ([`SseParser::feed_blocks`], for a filter that forwards the stream's own `Bytes` and
+//! rewrites only some events). A line that lies inside one chunk is handed out as a [`Bytes`]
+//! slice of that chunk (a reference count, not a copy); only lines split across chunks and
+//! events with several `data` lines are copied. What it retains is bounded by
+//! [`SseParser::with_max_event_bytes`]: anything past the cap is skipped and the event is
+//! marked [`truncated`](SseEvent::truncated), so a server that never ends a line cannot make
+//! the parser grow.
 //!
 //! Both accept LF, CR and CRLF line ends (also a CR at the end of one chunk and its LF at the
 //! start of the next), a leading UTF-8 BOM (also split across chunks), `field:value` with and
 //! without the space after the colon, a field name with no colon at all (`data` alone is an
-//! empty data line), multi-line data, and empty data (the priming event of R19).
+//! empty data line), multi-line data, and empty data (the priming event of R19). An `id` whose
+//! value contains NUL is ignored, as the standard says.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -94,16 +98,15 @@ fn skip_bom(state: &mut u8, chunk: &[u8], pos: &mut usize) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SseScanner
+// SseScanner: the one line and event splitter
 // ---------------------------------------------------------------------------------------------
 
-/// Where the scanner is within the current line.
+/// How far the scanner has read into the current line (only the start of a line matters:
+/// whether it is an `id` field and whether its value is empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Line {
-    /// At the start of a line.
+enum Head {
+    /// At the start of a line: nothing of it read yet.
     Start,
-    /// At the start of a line that follows a CR: an LF here belongs to that CR.
-    AfterCr,
     /// Read `i`.
     I,
     /// Read `id`.
@@ -112,22 +115,40 @@ enum Line {
     IdColon,
     /// Read `id: `.
     IdColonSpace,
-    /// Somewhere in a line whose content does not matter; skipping to its end.
+    /// In the non-empty value of an `id` line, no NUL so far.
+    IdValue,
+    /// Somewhere in a line whose content does not matter (including an `id` with a NUL).
     Rest,
 }
 
-/// Tracks event boundaries and event ids in an SSE byte stream without retaining any of it.
+/// A piece of one line inside one chunk, as the scanner hands it to [`SseParser`].
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// The line content in the chunk (without its line end).
+    start: usize,
+    end: usize,
+    /// The line ends here (its CR, LF or CRLF has been consumed).
+    eol: bool,
+    /// Bytes of a would-be BOM that turned out to be the first bytes of this line: content
+    /// that precedes `start` but lies in no chunk (0 except once, at a malformed start).
+    bom: u8,
+}
+
+/// Splits an SSE byte stream into lines and events without retaining any of it: tracks event
+/// boundaries and event ids.
 ///
 /// A few bytes of state, no allocation, one pass over each chunk (vectorised through line
-/// content). See the [module docs](self) for an example.
+/// content). See the [module docs](self) for an example. [`SseParser`] is built on it.
 ///
 /// "At an event boundary" means: at the very start of the stream, or right after a blank
 /// line. Any other line (a field, or even a comment) opens a block that only a blank line
 /// closes, so bytes written at a boundary can never become part of someone else's event.
 #[derive(Debug, Clone)]
 pub struct SseScanner {
-    line: Line,
+    head: Head,
     bom: u8,
+    /// The last line ended with a CR at the end of a chunk: an LF next belongs to it.
+    after_cr: bool,
     in_block: bool,
     has_last_event_id: bool,
     saw_id: bool,
@@ -143,8 +164,9 @@ impl SseScanner {
     /// A scanner at the start of a stream.
     pub const fn new() -> Self {
         SseScanner {
-            line: Line::Start,
+            head: Head::Start,
             bom: 0,
+            after_cr: false,
             in_block: false,
             has_last_event_id: false,
             saw_id: false,
@@ -152,57 +174,126 @@ impl SseScanner {
     }
 
     /// Scans the next chunk of the stream.
+    #[inline]
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut pos = 0;
-        if self.bom != BOM_DONE {
-            if skip_bom(&mut self.bom, chunk, &mut pos) > 0 {
-                // Bytes of a would-be BOM are the start of a (malformed) line.
-                self.in_block = true;
-                self.line = Line::Rest;
+        while self.next_segment(chunk, &mut pos).is_some() {}
+    }
+
+    /// Reads on from `*pos` to the next line end or the end of the chunk, whichever comes
+    /// first, and returns that piece of line; `None` once the chunk is consumed.
+    ///
+    /// A CRLF within the chunk is consumed whole, so after a line end `*pos` is where the next
+    /// line starts (except when a chunk ends between the CR and the LF: the LF is then skipped
+    /// at the start of the next chunk).
+    #[inline]
+    fn next_segment(&mut self, chunk: &[u8], pos: &mut usize) -> Option<Segment> {
+        let len = chunk.len();
+        let mut bom = 0;
+        loop {
+            if *pos >= len {
+                return None;
             }
             if self.bom != BOM_DONE {
+                let not_bom = skip_bom(&mut self.bom, chunk, pos);
+                if not_bom > 0 {
+                    // Bytes of a would-be BOM are the start of a (malformed) line. A mismatch
+                    // is found at a byte of this chunk, so the segment below is not empty.
+                    self.in_block = true;
+                    self.head = Head::Rest;
+                    bom = not_bom as u8;
+                }
+                if self.bom != BOM_DONE || *pos >= len {
+                    return None;
+                }
+            }
+            if self.after_cr {
+                self.after_cr = false;
+                if chunk[*pos] == b'\n' {
+                    *pos += 1;
+                    continue;
+                }
+            }
+            break;
+        }
+        let start = *pos;
+        let Some(k) = find_eol(&chunk[start..]) else {
+            self.read(&chunk[start..]);
+            *pos = len;
+            return Some(Segment {
+                start,
+                end: len,
+                eol: false,
+                bom,
+            });
+        };
+        let end = start + k;
+        self.read(&chunk[start..end]);
+        *pos = end + 1;
+        if chunk[end] == b'\r' {
+            match chunk.get(end + 1) {
+                Some(b'\n') => *pos += 1,
+                Some(_) => {}
+                None => self.after_cr = true,
+            }
+        }
+        self.end_line();
+        Some(Segment {
+            start,
+            end,
+            eol: true,
+            bom,
+        })
+    }
+
+    /// Reads line content (no line end in it).
+    #[inline]
+    fn read(&mut self, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.head = match (self.head, b) {
+                (Head::Rest, _) => return,
+                (Head::Start, b'i') => {
+                    self.in_block = true;
+                    Head::I
+                }
+                (Head::Start, _) => {
+                    self.in_block = true;
+                    Head::Rest
+                }
+                (Head::I, b'd') => Head::Id,
+                (Head::Id, b':') => Head::IdColon,
+                (Head::IdColon, b' ') => Head::IdColonSpace,
+                (Head::IdColon | Head::IdColonSpace | Head::IdValue, _) => {
+                    // An id whose value contains NUL is ignored.
+                    if memchr::memchr(0, &bytes[i..]).is_some() {
+                        Head::Rest
+                    } else {
+                        Head::IdValue
+                    }
+                }
+                _ => Head::Rest,
+            };
+            if matches!(self.head, Head::Rest | Head::IdValue) {
                 return;
             }
         }
-        let n = chunk.len();
-        while pos < n {
-            if self.line == Line::Rest {
-                match find_eol(&chunk[pos..]) {
-                    None => return,
-                    Some(p) => pos += p,
-                }
+    }
+
+    /// A line ended.
+    #[inline]
+    fn end_line(&mut self) {
+        match self.head {
+            // A blank line: the event (if any) is dispatched.
+            Head::Start => self.in_block = false,
+            // `id` with an empty value clears the client's last event id.
+            Head::Id | Head::IdColon | Head::IdColonSpace => self.has_last_event_id = false,
+            Head::IdValue => {
+                self.has_last_event_id = true;
+                self.saw_id = true;
             }
-            let b = chunk[pos];
-            pos += 1;
-            let eol = b == b'\n' || b == b'\r';
-            self.line = match (self.line, b) {
-                (Line::AfterCr, b'\n') => Line::Start,
-                (Line::Start | Line::AfterCr, _) if eol => {
-                    // A blank line: the event (if any) is dispatched.
-                    self.in_block = false;
-                    end_of_line(b)
-                }
-                (Line::Start | Line::AfterCr, _) => {
-                    self.in_block = true;
-                    if b == b'i' { Line::I } else { Line::Rest }
-                }
-                (Line::I, b'd') => Line::Id,
-                (Line::Id, b':') => Line::IdColon,
-                (Line::IdColon, b' ') => Line::IdColonSpace,
-                (Line::Id | Line::IdColon | Line::IdColonSpace, _) if eol => {
-                    // `id` with an empty value clears the client's last event id.
-                    self.has_last_event_id = false;
-                    end_of_line(b)
-                }
-                (Line::IdColon | Line::IdColonSpace, _) => {
-                    self.has_last_event_id = true;
-                    self.saw_id = true;
-                    Line::Rest
-                }
-                (_, _) if eol => end_of_line(b),
-                (_, _) => Line::Rest,
-            };
+            Head::I | Head::Rest => {}
         }
+        self.head = Head::Start;
     }
 
     /// True at the start of the stream and right after a blank line: bytes written now start
@@ -211,9 +302,7 @@ impl SseScanner {
     /// Cheap: a couple of field reads.
     #[inline]
     pub fn at_event_boundary(&self) -> bool {
-        !self.in_block
-            && matches!(self.line, Line::Start | Line::AfterCr)
-            && (self.bom == 0 || self.bom == BOM_DONE)
+        !self.in_block && self.head == Head::Start && (self.bom == 0 || self.bom == BOM_DONE)
     }
 
     /// True when nothing at all has been fed yet (not even part of a BOM).
@@ -236,17 +325,8 @@ impl SseScanner {
     }
 }
 
-#[inline]
-fn end_of_line(terminator: u8) -> Line {
-    if terminator == b'\r' {
-        Line::AfterCr
-    } else {
-        Line::Start
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-// SseParser
+// SseParser: the scanner plus event assembly
 // ---------------------------------------------------------------------------------------------
 
 /// One event of the stream: the fields of one block of lines ended by a blank line.
@@ -285,6 +365,39 @@ impl SseEvent {
     pub fn dispatches(&self) -> bool {
         self.data.is_some()
     }
+
+    /// The event written out: its `id`, `event`, `retry` and `data` lines in that order
+    /// (`data` split at each `\n`, `field: value` with one space, LF line ends), then the
+    /// blank line that ends it.
+    ///
+    /// Reading the result back gives the same event (comments and unknown fields of the
+    /// original block are not kept: clients ignore them).
+    pub fn to_bytes(&self) -> Bytes {
+        let data_len = self.data.as_ref().map_or(0, |d| d.len() + 16);
+        let mut out = BytesMut::with_capacity(data_len + 64);
+        let mut line = |name: &[u8], value: &[u8]| {
+            out.put_slice(name);
+            out.put_slice(b": ");
+            out.put_slice(value);
+            out.put_u8(b'\n');
+        };
+        if let Some(id) = &self.id {
+            line(b"id", id);
+        }
+        if let Some(event) = &self.event {
+            line(b"event", event);
+        }
+        if let Some(retry) = self.retry {
+            line(b"retry", retry.to_string().as_bytes());
+        }
+        if let Some(data) = &self.data {
+            for value in data.split(|&b| b == b'\n') {
+                line(b"data", value);
+            }
+        }
+        out.put_u8(b'\n');
+        out.freeze()
+    }
 }
 
 /// What [`SseParser::feed`] reports.
@@ -295,6 +408,26 @@ pub enum SseItem {
     Event(SseEvent),
     /// A comment line: the bytes after the leading `:` (a keep-alive is usually empty).
     Comment(Bytes),
+}
+
+/// One block of the stream ended by a blank line, as [`SseParser::feed_blocks`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SseBlock {
+    /// Where the block ends in the chunk just fed: the offset right after its blank line.
+    /// The block's bytes are those since the previous block's end (in this chunk or an
+    /// earlier one), up to here.
+    pub end: usize,
+    /// The event, when the block had fields (`None` for a block of comments only).
+    pub event: Option<SseEvent>,
+}
+
+/// What one step of the parser found.
+enum Step {
+    /// A comment line.
+    Comment(Bytes),
+    /// A blank line: the end of a block, and its event when it had fields.
+    Boundary(Option<SseEvent>),
 }
 
 /// The data of the event being assembled.
@@ -318,20 +451,19 @@ impl Data {
     }
 }
 
-/// Assembles SSE events from chunks; see the [module docs](self).
+/// Assembles SSE events from chunks: an [`SseScanner`] plus what its lines say; see the
+/// [module docs](self).
 ///
 /// Memory: at most about four times the cap (a partial line, the data, `id` and `event`),
 /// whatever the input, plus the chunks that zero-copy slices keep alive.
 #[derive(Clone)]
 pub struct SseParser {
+    scanner: SseScanner,
     max: usize,
-    bom: u8,
-    after_cr: bool,
     /// The current line, when it started in an earlier chunk (first `max` bytes only).
     partial: BytesMut,
     /// The logical length of the current line so far (may exceed what is retained).
     partial_len: usize,
-    in_block: bool,
     fields: bool,
     id: Option<Bytes>,
     event: Option<Bytes>,
@@ -366,19 +498,18 @@ impl SseParser {
     }
 
     /// A parser that retains at most `max` bytes of any one line and of any one event's
-    /// data (at least [`MIN_MAX_EVENT_BYTES`]).
+    /// data (at least [`MIN_MAX_EVENT_BYTES`]; `usize::MAX` for no cap, when the caller
+    /// bounds what it feeds).
     ///
     /// Past the cap, the rest of the line (or of the event's data) is skipped, not buffered,
     /// and the event is reported with [`truncated`](SseEvent::truncated) set and its values
     /// cut to their first bytes. The result does not depend on how the input was chunked.
     pub fn with_max_event_bytes(max: usize) -> Self {
         SseParser {
+            scanner: SseScanner::new(),
             max: max.max(MIN_MAX_EVENT_BYTES),
-            bom: 0,
-            after_cr: false,
             partial: BytesMut::new(),
             partial_len: 0,
-            in_block: false,
             fields: false,
             id: None,
             event: None,
@@ -403,15 +534,57 @@ impl SseParser {
         }
     }
 
+    /// Parses the next chunk; the returned iterator yields one [`SseBlock`] per blank line
+    /// in it: where the block ends in `chunk`, and its event. Comments are skipped.
+    ///
+    /// For a filter that forwards the stream's own bytes: everything up to a block's `end`
+    /// belongs to finished blocks, so `chunk.slice(..end)` can go on as it is (zero-copy) or
+    /// be replaced by a rewritten event. The whole chunk is consumed even if the iterator is
+    /// dropped early.
+    pub fn feed_blocks<'a>(&'a mut self, chunk: &'a Bytes) -> Blocks<'a> {
+        Blocks {
+            parser: self,
+            chunk,
+            pos: 0,
+        }
+    }
+
+    /// The end of the stream: the event of an unfinished last block (its partial last line
+    /// included), as if a blank line had ended it; `None` when the stream ended at a
+    /// boundary or the block had no fields.
+    ///
+    /// A client discards such an event; a filter that must not let any event through
+    /// unexamined reads it here. The parser is then at the start of a new block.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.partial_len > 0 {
+            let len = std::mem::take(&mut self.partial_len);
+            let line = self.partial.split().freeze();
+            // A comment needs no answer here: it ends nothing.
+            let _ = self.line(&line, 0, line.len(), len);
+        }
+        self.scanner.head = Head::Start;
+        self.scanner.in_block = false;
+        match self.dispatch() {
+            Step::Boundary(event) => event,
+            Step::Comment(_) => None,
+        }
+    }
+
     /// True at the start of the stream and right after a blank line.
+    #[inline]
     pub fn at_event_boundary(&self) -> bool {
-        !self.in_block && self.partial_len == 0 && (self.bom == 0 || self.bom == BOM_DONE)
+        self.scanner.at_event_boundary()
     }
 
     /// The id a client would now send as `Last-Event-ID` (empty when none): the last `id`
     /// field seen, which stays in force for later events that carry none.
     pub fn last_event_id(&self) -> &Bytes {
         &self.last_event_id
+    }
+
+    /// The scanner underneath (boundaries and ids, as [`SseScanner`] reports them).
+    pub fn scanner(&self) -> &SseScanner {
+        &self.scanner
     }
 
     /// Appends line content that continues past the current chunk, keeping the first `max`.
@@ -422,68 +595,51 @@ impl SseParser {
         self.partial_len += bytes.len();
     }
 
-    /// Runs until the chunk is consumed or an item is complete.
-    fn step(&mut self, chunk: &Bytes, pos: &mut usize) -> Option<SseItem> {
-        loop {
-            if *pos >= chunk.len() {
-                return None;
+    /// Runs until the chunk is consumed, or a comment or a blank line has been read.
+    fn step(&mut self, chunk: &Bytes, pos: &mut usize) -> Option<Step> {
+        while let Some(segment) = self.scanner.next_segment(chunk, pos) {
+            let Segment {
+                start,
+                end,
+                eol,
+                bom,
+            } = segment;
+            if bom > 0 {
+                self.append_partial(&UTF8_BOM[..bom as usize]);
             }
-            if self.bom != BOM_DONE {
-                let not_bom = skip_bom(&mut self.bom, chunk, pos);
-                if not_bom > 0 {
-                    self.append_partial(&UTF8_BOM[..not_bom]);
-                }
-                if self.bom != BOM_DONE {
-                    return None;
-                }
+            if !eol {
+                self.append_partial(&chunk[start..end]);
                 continue;
             }
-            if self.after_cr {
-                self.after_cr = false;
-                if chunk[*pos] == b'\n' {
-                    *pos += 1;
-                    continue;
-                }
-            }
-            let start = *pos;
-            let Some(k) = find_eol(&chunk[start..]) else {
-                self.append_partial(&chunk[start..]);
-                *pos = chunk.len();
-                return None;
-            };
-            let end = start + k;
-            *pos = end + 1;
-            self.after_cr = chunk[end] == b'\r';
-            if self.partial_len == 0 {
+            let step = if self.partial_len == 0 {
                 // The whole line lies in this chunk: read it in place; only the values that
                 // are kept become (zero-copy) slices of the chunk.
-                if let Some(item) = self.line(chunk, start, end.min(start + self.max), k) {
-                    return Some(item);
-                }
+                let cut = end.min(start.saturating_add(self.max));
+                self.line(chunk, start, cut, end - start)
             } else {
                 self.append_partial(&chunk[start..end]);
                 let len = std::mem::take(&mut self.partial_len);
                 let line = self.partial.split().freeze();
-                if let Some(item) = self.line(&line, 0, line.len(), len) {
-                    return Some(item);
-                }
+                self.line(&line, 0, line.len(), len)
+            };
+            if step.is_some() {
+                return step;
             }
         }
+        None
     }
 
     /// Interprets one complete line: `src[start..end]` holds its first `max` bytes of `len`.
     ///
     /// Reads the borrowed bytes; a value is sliced out of `src` (a reference count, never a
     /// copy) only when it is kept.
-    fn line(&mut self, src: &Bytes, start: usize, end: usize, len: usize) -> Option<SseItem> {
+    fn line(&mut self, src: &Bytes, start: usize, end: usize, len: usize) -> Option<Step> {
         if len == 0 {
-            self.in_block = false;
-            return self.dispatch();
+            return Some(self.dispatch());
         }
-        self.in_block = true;
         let line = &src[start..end];
         if line[0] == b':' {
-            return Some(SseItem::Comment(src.slice(start + 1..end)));
+            return Some(Step::Comment(src.slice(start + 1..end)));
         }
         let cut = len > line.len();
         let (name, value) = match memchr::memchr(b':', line) {
@@ -579,7 +735,8 @@ impl SseParser {
         self.data = Data::Many(joined);
     }
 
-    fn dispatch(&mut self) -> Option<SseItem> {
+    /// A blank line: the block ends, with its event when it had fields.
+    fn dispatch(&mut self) -> Step {
         let fields = std::mem::take(&mut self.fields);
         let event = SseEvent {
             id: self.id.take(),
@@ -593,7 +750,7 @@ impl SseParser {
             truncated: std::mem::take(&mut self.truncated),
         };
         self.data_full = false;
-        fields.then_some(SseItem::Event(event))
+        Step::Boundary(fields.then_some(event))
     }
 }
 
@@ -609,11 +766,46 @@ impl Iterator for Feed<'_> {
     type Item = SseItem;
 
     fn next(&mut self) -> Option<SseItem> {
-        self.parser.step(self.chunk, &mut self.pos)
+        loop {
+            match self.parser.step(self.chunk, &mut self.pos)? {
+                Step::Comment(text) => return Some(SseItem::Comment(text)),
+                Step::Boundary(Some(event)) => return Some(SseItem::Event(event)),
+                Step::Boundary(None) => {}
+            }
+        }
     }
 }
 
 impl Drop for Feed<'_> {
+    fn drop(&mut self) {
+        while self.parser.step(self.chunk, &mut self.pos).is_some() {}
+    }
+}
+
+/// The blocks one chunk completes; see [`SseParser::feed_blocks`].
+#[derive(Debug)]
+pub struct Blocks<'a> {
+    parser: &'a mut SseParser,
+    chunk: &'a Bytes,
+    pos: usize,
+}
+
+impl Iterator for Blocks<'_> {
+    type Item = SseBlock;
+
+    fn next(&mut self) -> Option<SseBlock> {
+        loop {
+            if let Step::Boundary(event) = self.parser.step(self.chunk, &mut self.pos)? {
+                return Some(SseBlock {
+                    end: self.pos,
+                    event,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Blocks<'_> {
     fn drop(&mut self) {
         while self.parser.step(self.chunk, &mut self.pos).is_some() {}
     }
@@ -942,6 +1134,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn blocks_end_after_each_blank_line_and_comments_make_no_event() {
+        let chunk = Bytes::from_static(b": ping\n\ndata: a\r\n\r\nid: 2\rdata: b\r\rdata: c");
+        let mut parser = SseParser::new();
+        let blocks: Vec<_> = parser.feed_blocks(&chunk).collect();
+        assert_eq!(
+            blocks,
+            vec![
+                SseBlock {
+                    end: 8,
+                    event: None
+                },
+                SseBlock {
+                    end: 19,
+                    event: Some(ev(None, None, Some("a"), None))
+                },
+                SseBlock {
+                    end: 34,
+                    event: Some(ev(Some("2"), None, Some("b"), None))
+                },
+            ]
+        );
+        assert_eq!(&chunk[..8], b": ping\n\n");
+        assert!(!parser.at_event_boundary());
+        // The unfinished last block, when the stream ends there.
+        assert_eq!(parser.finish(), Some(ev(None, None, Some("c"), None)));
+        assert!(parser.at_event_boundary());
+        assert_eq!(parser.finish(), None);
+    }
+
+    #[test]
+    fn an_id_with_nul_is_ignored_by_scanner_and_parser_alike() {
+        let mut scanner = SseScanner::new();
+        let (items, parser) = parse_chunks(&[b"id: 1\n\nid: a", b"\0b\ndata: x\n\n"], 64);
+        scanner.feed(b"id: 1\n\nid: a");
+        scanner.feed(b"\0b\ndata: x\n\n");
+        assert_eq!(parser.last_event_id(), &Bytes::from_static(b"1"));
+        assert!(scanner.has_last_event_id());
+        assert_eq!(items[1], SseItem::Event(ev(None, None, Some("x"), None)));
+    }
+
+    #[test]
+    fn an_event_written_out_reads_back_the_same() {
+        let event = SseEvent {
+            id: Some(Bytes::from_static(b"7")),
+            event: Some(Bytes::from_static(b"message")),
+            data: Some(Bytes::from_static(b"{\"a\":1}\n\nb")),
+            retry: Some(3000),
+            truncated: false,
+        };
+        let bytes = event.to_bytes();
+        assert_eq!(
+            &bytes[..],
+            b"id: 7\nevent: message\nretry: 3000\ndata: {\"a\":1}\ndata: \ndata: b\n\n"
+        );
+        assert_eq!(events(&bytes), vec![event]);
+    }
+
     // -- property tests ----------------------------------------------------------------------
 
     #[derive(Debug, Clone)]
@@ -1073,6 +1323,37 @@ mod tests {
             }
             prop_assert_eq!(&got, &expected);
             prop_assert_eq!(scanner.has_last_event_id(), !parser.last_event_id().is_empty());
+            prop_assert_eq!(parser.scanner().has_last_event_id(), scanner.has_last_event_id());
+
+            // Blocks: they end exactly at the boundaries, and carry the same events.
+            let mut blocks = SseParser::with_max_event_bytes(max);
+            let mut ends = Vec::new();
+            let mut block_events = Vec::new();
+            let mut offset = 0;
+            for chunk in split_at(&input, &cuts) {
+                for block in blocks.feed_blocks(&chunk) {
+                    ends.push(offset + block.end);
+                    block_events.extend(block.event);
+                }
+                offset += chunk.len();
+            }
+            let mut want_ends: Vec<usize> = boundaries.iter().copied().filter(|&b| b > usize::from(bom) * 3).collect();
+            want_ends.dedup();
+            // A blank line's CRLF split across chunks: its block ends at the CR.
+            for (end, want) in ends.iter().zip(&want_ends) {
+                prop_assert!(*end == *want || (*end + 1 == *want && input[*end] == b'\n'), "block end {} for {}", end, want);
+            }
+            prop_assert_eq!(ends.len(), want_ends.len());
+            let item_events: Vec<SseEvent> = expected.iter().filter_map(|i| match i {
+                SseItem::Event(e) => Some(e.clone()),
+                SseItem::Comment(_) => None,
+            }).collect();
+            prop_assert_eq!(&block_events, &item_events);
+            for event in &item_events {
+                if !event.truncated {
+                    prop_assert_eq!(events(&event.to_bytes()), vec![event.clone()]);
+                }
+            }
 
             if max == DEFAULT_MAX_EVENT_BYTES {
                 // And the items are the events that were written.

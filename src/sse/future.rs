@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, HeaderMap, HeaderValue};
 use http::{HeaderName, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 
 use super::SseBody;
 use super::layer::Config;
+use crate::protocol::{BodyKind, body_kind};
 
 /// `X-Accel-Buffering` (nginx; also honoured by some other proxies).
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -39,7 +40,7 @@ where
         let (mut parts, body) = response.into_parts();
         // Decided from the response, never the request (R7).
         let body = match this.config.take() {
-            Some(config) if is_event_stream(&parts.headers) => {
+            Some(config) if body_kind(&parts.headers) == BodyKind::Sse => {
                 fix_headers(&mut parts.headers);
                 SseBody::stream(body, config, *this.may_retry)
             }
@@ -47,18 +48,6 @@ where
         };
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
-}
-
-/// True when `Content-Type` is `text/event-stream` (parameters and case ignored).
-pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.as_bytes().split(|&b| b == b';').next())
-        .is_some_and(|media| {
-            media
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"text/event-stream")
-        })
 }
 
 /// Makes the headers of an event stream say "do not buffer, cache or transform" (R16),
@@ -104,23 +93,6 @@ pub(super) fn fix_headers(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_stream_is_recognised_with_parameters_and_any_case() {
-        let mut headers = HeaderMap::new();
-        for (value, expected) in [
-            ("text/event-stream", true),
-            ("Text/Event-Stream; charset=utf-8", true),
-            (" text/event-stream ;x=y", true),
-            ("application/json", false),
-            ("text/event-streams", false),
-        ] {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-            assert_eq!(is_event_stream(&headers), expected, "{value}");
-        }
-        headers.remove(CONTENT_TYPE);
-        assert!(!is_event_stream(&headers));
-    }
 
     #[test]
     fn headers_are_merged_not_duplicated() {
