@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Replica;
-use crate::context::Principal;
+use crate::context::{BindingKey, Principal};
 use crate::protocol::SessionId;
-use crate::store::{SessionRecord, SessionStore, StoreFuture};
+use crate::store::{SessionRecord, SessionResolver, SessionStore, StoreFuture};
 
 const SHARDS: usize = 16;
 
@@ -34,7 +34,7 @@ const SHARDS: usize = 16;
 /// ```
 #[derive(Clone)]
 pub struct Table {
-    store: Arc<dyn SessionStore>,
+    resolver: SessionResolver,
     cache: Arc<PinCache>,
     refresh_after: Duration,
     idle_ttl: Option<Duration>,
@@ -48,7 +48,7 @@ impl Table {
     /// Pins kept in `store`, cached locally.
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Table {
-            store,
+            resolver: SessionResolver::new(store),
             cache: Arc::new(PinCache::new(Self::DEFAULT_CACHE_CAPACITY)),
             refresh_after: Duration::from_secs(60),
             idle_ttl: None,
@@ -83,7 +83,12 @@ impl Table {
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
+        self.resolver.store()
+    }
+
+    /// Finds and ends the sessions the table pins.
+    pub(crate) fn resolver(&self) -> &SessionResolver {
+        &self.resolver
     }
 
     /// How many pins are cached now.
@@ -124,7 +129,7 @@ impl Table {
         };
         self.cache
             .update(session, |pin| pin.touched = Instant::now());
-        let touch = self.store.touch(session);
+        let touch = self.resolver.touch(session);
         let cache = Arc::clone(&self.cache);
         let session = session.clone();
         runtime.spawn(async move {
@@ -146,14 +151,14 @@ impl Table {
     ) -> StoreFuture<()> {
         let mut record = SessionRecord::new(session)
             .with_replica(Some(pin.replica.clone()))
-            .with_principal_key(principal.map(|p| Arc::from(p.binding_key())));
+            .with_binding(principal.map(BindingKey::of));
         if let Some(ttl) = self.idle_ttl {
             record = record.with_idle_ttl(ttl);
         }
         if let Some(lifetime) = self.max_lifetime {
             record = record.with_max_lifetime(lifetime);
         }
-        self.store.insert(record)
+        self.resolver.store().insert(record)
     }
 }
 
@@ -170,8 +175,8 @@ impl fmt::Debug for Table {
 #[derive(Debug, Clone)]
 pub(crate) struct CachedPin {
     replica: Replica,
-    /// The principal's binding key (issuer \x1f subject), as the store records it.
-    principal: Option<Arc<str>>,
+    /// The principal the session is bound to, as the store records it.
+    binding: Option<BindingKey>,
     touched: Instant,
 }
 
@@ -179,7 +184,7 @@ impl CachedPin {
     pub(crate) fn new(replica: Replica, principal: Option<&Principal>) -> Self {
         CachedPin {
             replica,
-            principal: principal.map(|p| Arc::from(p.binding_key())),
+            binding: principal.map(BindingKey::of),
             touched: Instant::now(),
         }
     }
@@ -187,7 +192,7 @@ impl CachedPin {
     pub(crate) fn from_record(record: &SessionRecord, replica: Replica) -> Self {
         CachedPin {
             replica,
-            principal: record.principal().map(Arc::from),
+            binding: record.binding().cloned(),
             touched: Instant::now(),
         }
     }
@@ -196,20 +201,10 @@ impl CachedPin {
         self.replica.id()
     }
 
-    /// The store's rule: an unbound session takes anyone, a bound one only the same issuer
-    /// and subject (R32).
+    /// The store's rule ([`BindingKey::admits`]): an unbound session takes anyone, a bound
+    /// one only the same issuer and subject (R32).
     pub(crate) fn is_bound_to(&self, principal: Option<&Principal>) -> bool {
-        match (&self.principal, principal) {
-            (None, _) => true,
-            (Some(bound), Some(p)) => {
-                let issuer = p.issuer().unwrap_or_default();
-                bound.len() == issuer.len() + 1 + p.subject().len()
-                    && bound.starts_with(issuer)
-                    && bound.as_bytes()[issuer.len()] == 0x1f
-                    && bound.ends_with(p.subject())
-            }
-            (Some(_), None) => false,
-        }
+        BindingKey::admits(self.binding.as_ref(), principal)
     }
 }
 
