@@ -1,16 +1,14 @@
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use tokio::time::Instant;
 
 use super::Replica;
 use crate::context::{BindingKey, Principal};
 use crate::protocol::SessionId;
 use crate::store::{SessionRecord, SessionResolver, SessionStore, StoreFuture};
-
-const SHARDS: usize = 16;
 
 /// The table strategy: session → replica pins in a [`SessionStore`], shared by every gateway
 /// instance that uses the same store (Redis), with a local cache in front so that a session
@@ -56,8 +54,9 @@ impl Table {
         }
     }
 
-    /// How many pins the local cache holds at most (default 65 536); past that, arbitrary
-    /// entries are evicted and looked up again in the store when needed.
+    /// How many pins the local cache holds at most (default 65 536; 0 caches nothing); past
+    /// that, the least recently useful pins are evicted and looked up again in the store when
+    /// needed.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = Arc::new(PinCache::new(capacity));
         self
@@ -208,78 +207,49 @@ impl CachedPin {
     }
 }
 
-/// A bounded, sharded map of session pins.
+/// A bounded map of session pins: a [`quick_cache`] (CLOCK-Pro eviction, O(1), sharded
+/// locks), or nothing at all with a capacity of 0.
 struct PinCache {
-    shards: Box<[Mutex<HashMap<SessionId, CachedPin>>]>,
-    per_shard: usize,
+    cache: Option<Cache<SessionId, CachedPin>>,
 }
 
 impl PinCache {
     fn new(capacity: usize) -> Self {
         PinCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS),
+            cache: (capacity > 0).then(|| Cache::new(capacity)),
         }
-    }
-
-    fn shard(&self, session: &SessionId) -> &Mutex<HashMap<SessionId, CachedPin>> {
-        let hash = session
-            .as_str()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-            });
-        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     fn get(&self, session: &SessionId) -> Option<CachedPin> {
-        self.shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(session)
-            .cloned()
+        self.cache.as_ref()?.get(session)
     }
 
     fn insert(&self, session: SessionId, pin: CachedPin) {
-        if self.per_shard == 0 {
-            return;
+        if let Some(cache) = &self.cache {
+            cache.insert(session, pin);
         }
-        let mut shard = self
-            .shard(&session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard
-            && !shard.contains_key(&session)
-            && let Some(victim) = shard.keys().next().cloned()
-        {
-            shard.remove(&victim);
-        }
-        shard.insert(session, pin);
     }
 
+    /// Changes a cached pin in place; a pin evicted or removed meanwhile stays gone.
     fn update(&self, session: &SessionId, f: impl FnOnce(&mut CachedPin)) {
-        if let Some(pin) = self
-            .shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(session)
-        {
-            f(pin);
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        if let Some(mut pin) = cache.get(session) {
+            f(&mut pin);
+            // Soft: replaces only a pin still there.
+            let _ = cache.replace(session.clone(), pin, true);
         }
     }
 
     fn remove(&self, session: &SessionId) {
-        self.shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(session);
+        if let Some(cache) = &self.cache {
+            cache.remove(session);
+        }
     }
 
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.cache.as_ref().map_or(0, Cache::len)
     }
 }
 
