@@ -20,7 +20,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
 use super::Replica;
-use crate::context::Principal;
+use crate::context::{BindingKey, Principal};
 use crate::protocol::SessionId;
 
 /// Salt for key derivation; changing it invalidates every sealed id.
@@ -482,8 +482,18 @@ impl SessionEnvelope {
 
     /// Whether the session is bound to `principal` (issuer and subject), or to no principal
     /// when `None` (R32).
+    ///
+    /// Stricter than [`BindingKey::admits`], the rule of stored sessions: a session sealed
+    /// without a principal takes only requests without one, where an unbound record takes
+    /// anyone. A bound envelope compares the digest of the same bytes a record keeps.
     pub fn is_bound_to(&self, principal: Option<&Principal>) -> bool {
-        self.principal == principal.map(principal_tag)
+        match (&self.principal, principal) {
+            (Some(bound), Some(principal)) => *bound == principal_tag(principal),
+            (None, None) => true,
+            // An unbound envelope presented by a principal is refused here, and admitted by
+            // `BindingKey::admits`: the one difference between the two rules.
+            (None, Some(_)) | (Some(_), None) => false,
+        }
     }
 
     pub(crate) fn principal_tag(&self) -> Option<[u8; PRINCIPAL_LEN]> {
@@ -519,12 +529,10 @@ impl fmt::Debug for SessionEnvelope {
     }
 }
 
-/// A 128-bit digest of the principal's binding key (issuer and subject, R32).
+/// A 128-bit digest of the principal's [`BindingKey`] (issuer and subject, R32).
 pub(crate) fn principal_tag(principal: &Principal) -> [u8; PRINCIPAL_LEN] {
     let mut hasher = Sha256::new();
-    hasher.update(principal.issuer().unwrap_or_default().as_bytes());
-    hasher.update([0x1f]);
-    hasher.update(principal.subject().as_bytes());
+    BindingKey::digest_parts(principal, |part| hasher.update(part));
     let mut tag = [0u8; PRINCIPAL_LEN];
     tag.copy_from_slice(&hasher.finalize()[..PRINCIPAL_LEN]);
     tag

@@ -8,16 +8,14 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::ReplicaBody;
-use super::router::{
-    AffinityRouter, Call, Learned, Strategy, finish, foreign_principal, session_not_found,
-};
+use super::router::{AffinityRouter, Call, Learned, Strategy, finish};
 use super::set::InFlight;
 use super::table::CachedPin;
 use crate::context::Principal;
 use crate::error::EdgeBody;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::{RequestId, SessionId};
-use crate::store::{SessionRecord, StoreFuture};
+use crate::store::{Resolution, SessionRecord, StoreFuture};
 
 pin_project! {
     /// The response future of [`AffinityRouter`]: looks up a table pin when the local cache
@@ -170,33 +168,28 @@ where
                     else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    let next = match result {
-                        Err(err) => {
-                            tracing::warn!(%err, "session store lookup failed");
-                            ResponseFuture::rejected(
-                                err.to_rejection(RejectedBy::Affinity).with_id(id.take()),
-                            )
-                        }
-                        Ok(None) => ResponseFuture::rejected(session_not_found(id.take())),
-                        Ok(Some(record)) => {
-                            let principal = request.extensions().get::<Principal>();
-                            if !record.is_bound_to(principal) {
-                                ResponseFuture::rejected(foreign_principal(id.take()))
-                            } else {
-                                let pinned = record.replica().map(|r| r.id());
-                                let resolved = router.follow_pin(&session, pinned, id.take());
-                                if let (Strategy::Table(table), Some(replica)) =
-                                    (&router.config.strategy, record.replica())
-                                    && router.replicas.by_id(replica.id()).is_some()
-                                {
-                                    table.remember(
-                                        session.clone(),
-                                        CachedPin::from_record(&record, replica.clone()),
-                                    );
-                                }
-                                router.dispatch_resolved(resolved, request, session)
+                    if let Err(err) = &result {
+                        tracing::warn!(%err, "session store lookup failed");
+                    }
+                    let principal = request.extensions().get::<Principal>();
+                    let next = match Resolution::judge(result, principal)
+                        .into_admitted(RejectedBy::Affinity, id.clone())
+                    {
+                        Ok(record) => {
+                            let pinned = record.replica().map(|r| r.id());
+                            let resolved = router.follow_pin(&session, pinned, id.take());
+                            if let (Strategy::Table(table), Some(replica)) =
+                                (&router.config.strategy, record.replica())
+                                && router.replicas.by_id(replica.id()).is_some()
+                            {
+                                table.remember(
+                                    session.clone(),
+                                    CachedPin::from_record(&record, replica.clone()),
+                                );
                             }
+                            router.dispatch_resolved(resolved, request, session)
                         }
+                        Err(rejection) => ResponseFuture::rejected(rejection),
                     };
                     this.state.set(next.state);
                 }

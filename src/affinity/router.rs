@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use http::header::RETRY_AFTER;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -17,8 +17,8 @@ use crate::context::Principal;
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
-use crate::protocol::jsonrpc::code;
 use crate::protocol::{Era, McpRequest, ProtocolVersion, RequestId, SessionId};
+use crate::store::{Presented, SessionResolver};
 
 /// A [`Service`] over a set of replica services that keeps every legacy MCP session on the
 /// replica that created it; see the [module docs](super).
@@ -252,56 +252,53 @@ impl<S> AffinityRouter<S> {
             // with it must not turn it into a 404 (R45).
             request.headers_mut().remove(MCP_SESSION_ID);
         }
-        let session = if modern {
-            None
+        // The id an outer session layer already read, else the header; an initialize always
+        // starts a new session and a modern request has none.
+        let presented = if modern || initialize {
+            Presented::Absent
         } else {
-            request.headers().get(MCP_SESSION_ID).cloned()
+            Presented::of(&request)
         };
-        let Some(client) = session else {
-            let Some(entry) = self.replicas.least_loaded() else {
-                return ResponseFuture::rejected(self.no_replica(id));
-            };
-            let learn = if modern {
-                Learn::Nothing
-            } else {
-                Learn::NewSession {
-                    principal: request.extensions().get::<Principal>().cloned(),
-                }
-            };
-            return self.dispatch(entry, request, learn);
-        };
-        let session = match SessionId::from_header(&client) {
-            Ok(session) => session,
-            Err(_) => {
-                return ResponseFuture::rejected(
-                    Rejection::new(
-                        RejectedBy::Affinity,
-                        Reason::InvalidSessionId,
-                        StatusCode::BAD_REQUEST,
-                        code::LEGACY_BAD_REQUEST,
-                        "Bad Request: invalid Mcp-Session-Id",
-                    )
-                    .with_id(id),
-                );
+        let session = match presented {
+            Presented::Id(session) => session,
+            Presented::Invalid => {
+                return ResponseFuture::rejected(Rejection::invalid_session_id(
+                    RejectedBy::Affinity,
+                    id,
+                ));
+            }
+            Presented::Absent => {
+                let Some(entry) = self.replicas.least_loaded() else {
+                    return ResponseFuture::rejected(self.no_replica(id));
+                };
+                let learn = if modern {
+                    Learn::Nothing
+                } else {
+                    Learn::NewSession {
+                        principal: request.extensions().get::<Principal>().cloned(),
+                    }
+                };
+                return self.dispatch(entry, request, learn);
             }
         };
         match &self.config.strategy {
-            Strategy::Envelope(envelope) => {
-                self.route_envelope(envelope, request, client, &session, id)
-            }
+            Strategy::Envelope(envelope) => self.route_envelope(envelope, request, &session, id),
             Strategy::Table(table) => {
                 let principal = request.extensions().get::<Principal>();
                 match table.cached(&session) {
                     Some(pin) => {
                         if !pin.is_bound_to(principal) {
-                            return ResponseFuture::rejected(foreign_principal(id));
+                            return ResponseFuture::rejected(Rejection::session_foreign(
+                                RejectedBy::Affinity,
+                                id,
+                            ));
                         }
                         table.refresh(&session, &pin);
                         let resolved = self.follow_pin(&session, Some(pin.replica()), id);
                         self.dispatch_resolved(resolved, request, session)
                     }
                     None => {
-                        let lookup = table.store().get(&session);
+                        let lookup = table.resolver().get(&session);
                         ResponseFuture::lookup(self.clone(), lookup, request, session, id)
                     }
                 }
@@ -313,7 +310,6 @@ impl<S> AffinityRouter<S> {
         &self,
         envelope: &Envelope,
         mut request: Request<B>,
-        client: HeaderValue,
         session: &SessionId,
         id: Option<RequestId>,
     ) -> ResponseFuture<S, B>
@@ -322,16 +318,25 @@ impl<S> AffinityRouter<S> {
     {
         let opened = match envelope.keys.open(session.as_str().as_bytes()) {
             Ok(opened) => opened,
-            Err(_) => return ResponseFuture::rejected(session_not_found(id)),
+            Err(_) => {
+                return ResponseFuture::rejected(Rejection::session_not_found(
+                    RejectedBy::Affinity,
+                    id,
+                ));
+            }
         };
         if envelope
             .max_age
             .is_some_and(|max_age| opened.is_expired(max_age, SystemTime::now()))
         {
-            return ResponseFuture::rejected(session_not_found(id));
+            return ResponseFuture::rejected(Rejection::session_not_found(
+                RejectedBy::Affinity,
+                id,
+            ));
         }
+        // Stricter than the store's rule: see `SessionEnvelope::is_bound_to`.
         if !opened.is_bound_to(request.extensions().get::<Principal>()) {
-            return ResponseFuture::rejected(foreign_principal(id));
+            return ResponseFuture::rejected(Rejection::session_foreign(RejectedBy::Affinity, id));
         }
         let found = self.replicas.by_tag(opened.replica_tag());
         let entry = match (found, self.config.on_gone) {
@@ -339,7 +344,9 @@ impl<S> AffinityRouter<S> {
             (Some(_), OnReplicaGone::NotFound) => {
                 return ResponseFuture::rejected(self.ejected(id));
             }
-            (None, OnReplicaGone::NotFound) => return ResponseFuture::rejected(replica_gone(id)),
+            (None, OnReplicaGone::NotFound) => {
+                return ResponseFuture::rejected(Rejection::replica_gone(RejectedBy::Affinity, id));
+            }
             (_, OnReplicaGone::Reassign) => {
                 let key = opened.session().as_str().as_bytes();
                 match self.replicas.rendezvous(key) {
@@ -352,7 +359,7 @@ impl<S> AffinityRouter<S> {
             .headers_mut()
             .insert(MCP_SESSION_ID, opened.session().to_header_value());
         let learn = Learn::Envelope {
-            client,
+            client: session.to_header_value(),
             server: opened.session().clone(),
             principal: opened.principal_tag(),
         };
@@ -370,7 +377,9 @@ impl<S> AffinityRouter<S> {
         match (found, self.config.on_gone) {
             (Some((entry, true)), _) => Resolved::Replica(entry, false),
             (Some(_), OnReplicaGone::NotFound) => Resolved::Reject(self.ejected(id)),
-            (None, OnReplicaGone::NotFound) => Resolved::Reject(replica_gone(id)),
+            (None, OnReplicaGone::NotFound) => {
+                Resolved::Reject(Rejection::replica_gone(RejectedBy::Affinity, id))
+            }
             (_, OnReplicaGone::Reassign) => {
                 match self.replicas.rendezvous(session.as_str().as_bytes()) {
                     Some(entry) => Resolved::Replica(entry, true),
@@ -399,7 +408,7 @@ impl<S> AffinityRouter<S> {
                     && gone
                 {
                     table.forget(&session);
-                    return ResponseFuture::removing(table.store().remove(&session), rejection);
+                    return ResponseFuture::removing(table.resolver().end(&session), rejection);
                 }
                 ResponseFuture::rejected(rejection)
             }
@@ -433,31 +442,20 @@ impl<S> AffinityRouter<S> {
             .replicas
             .retry_after()
             .map_or(1, |wait| wait.as_secs().max(1));
-        Rejection::new(
-            RejectedBy::Affinity,
-            Reason::NoReplica,
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::INTERNAL_ERROR,
-            "Service Unavailable: no replica can take the request",
-        )
-        .with_id(id)
-        .with_header(RETRY_AFTER, HeaderValue::from(retry_after))
+        Rejection::of(RejectedBy::Affinity, Reason::NoReplica)
+            .with_id(id)
+            .with_header(RETRY_AFTER, HeaderValue::from(retry_after))
     }
 
     /// The session's replica is ejected after connection failures: try again later.
     fn ejected(&self, id: Option<RequestId>) -> Rejection {
-        Rejection::new(
-            RejectedBy::Affinity,
-            Reason::NoReplica,
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::INTERNAL_ERROR,
-            "Service Unavailable: the session's replica is not reachable",
-        )
-        .with_id(id)
-        .with_header(
-            RETRY_AFTER,
-            HeaderValue::from(self.config.backoff.base.as_secs().max(1)),
-        )
+        Rejection::of(RejectedBy::Affinity, Reason::NoReplica)
+            .with_message("Service Unavailable: the session's replica is not reachable")
+            .with_id(id)
+            .with_header(
+                RETRY_AFTER,
+                HeaderValue::from(self.config.backoff.base.as_secs().max(1)),
+            )
     }
 
     /// Applies what the replica's answer teaches: ejection, the sealed id, a store write to
@@ -538,10 +536,10 @@ impl<S> AffinityRouter<S> {
                 Learned::Write(PendingWrite::fail_closed(write))
             }
             (Strategy::Table(table), Learn::Table { session, repin }) => {
-                if status == StatusCode::NOT_FOUND || (call.is_delete && status.is_success()) {
+                if SessionResolver::ends(call.is_delete, status) {
                     table.forget(session);
                     return Learned::Write(PendingWrite::best_effort(
-                        table.store().remove(session).map(|_| ()),
+                        table.resolver().end(session).map(|_| ()),
                     ));
                 }
                 if *repin {
@@ -574,47 +572,9 @@ fn new_session_id<RB>(response: &Response<RB>) -> Option<SessionId> {
     }
 }
 
-pub(crate) fn session_not_found(id: Option<RequestId>) -> Rejection {
-    Rejection::new(
-        RejectedBy::Affinity,
-        Reason::SessionNotFound,
-        StatusCode::NOT_FOUND,
-        code::LEGACY_SESSION_NOT_FOUND,
-        "Session not found",
-    )
-    .with_id(id)
-}
-
-pub(crate) fn foreign_principal(id: Option<RequestId>) -> Rejection {
-    Rejection::new(
-        RejectedBy::Affinity,
-        Reason::SessionPrincipalMismatch,
-        StatusCode::NOT_FOUND,
-        code::LEGACY_SESSION_NOT_FOUND,
-        "Session not found",
-    )
-    .with_id(id)
-}
-
-pub(crate) fn replica_gone(id: Option<RequestId>) -> Rejection {
-    Rejection::new(
-        RejectedBy::Affinity,
-        Reason::ReplicaGone,
-        StatusCode::NOT_FOUND,
-        code::LEGACY_SESSION_NOT_FOUND,
-        "Session not found: its replica is gone; start a new session",
-    )
-    .with_id(id)
-}
-
 fn unsealable() -> Rejection {
-    Rejection::new(
-        RejectedBy::Affinity,
-        Reason::UpstreamUnavailable,
-        StatusCode::BAD_GATEWAY,
-        code::INTERNAL_ERROR,
-        "Bad Gateway: the replica's session id is too long to seal",
-    )
+    Rejection::of(RejectedBy::Affinity, Reason::UpstreamUnavailable)
+        .with_message("Bad Gateway: the replica's session id is too long to seal")
 }
 
 /// Wraps a replica's response: counted until its body ends, the replica in the extensions.
@@ -630,6 +590,7 @@ mod tests {
     use std::convert::Infallible;
 
     use bytes::Bytes;
+    use http::StatusCode;
     use http_body_util::Full;
     use tower::ServiceExt;
     use tower::util::BoxCloneService;

@@ -1,16 +1,14 @@
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use tokio::time::Instant;
 
 use super::Replica;
-use crate::context::Principal;
+use crate::context::{BindingKey, Principal};
 use crate::protocol::SessionId;
-use crate::store::{SessionRecord, SessionStore, StoreFuture};
-
-const SHARDS: usize = 16;
+use crate::store::{SessionRecord, SessionResolver, SessionStore, StoreFuture};
 
 /// The table strategy: session → replica pins in a [`SessionStore`], shared by every gateway
 /// instance that uses the same store (Redis), with a local cache in front so that a session
@@ -34,7 +32,7 @@ const SHARDS: usize = 16;
 /// ```
 #[derive(Clone)]
 pub struct Table {
-    store: Arc<dyn SessionStore>,
+    resolver: SessionResolver,
     cache: Arc<PinCache>,
     refresh_after: Duration,
     idle_ttl: Option<Duration>,
@@ -48,7 +46,7 @@ impl Table {
     /// Pins kept in `store`, cached locally.
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Table {
-            store,
+            resolver: SessionResolver::new(store),
             cache: Arc::new(PinCache::new(Self::DEFAULT_CACHE_CAPACITY)),
             refresh_after: Duration::from_secs(60),
             idle_ttl: None,
@@ -56,8 +54,9 @@ impl Table {
         }
     }
 
-    /// How many pins the local cache holds at most (default 65 536); past that, arbitrary
-    /// entries are evicted and looked up again in the store when needed.
+    /// How many pins the local cache holds at most (default 65 536; 0 caches nothing); past
+    /// that, the least recently useful pins are evicted and looked up again in the store when
+    /// needed.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = Arc::new(PinCache::new(capacity));
         self
@@ -83,7 +82,12 @@ impl Table {
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
+        self.resolver.store()
+    }
+
+    /// Finds and ends the sessions the table pins.
+    pub(crate) fn resolver(&self) -> &SessionResolver {
+        &self.resolver
     }
 
     /// How many pins are cached now.
@@ -124,7 +128,7 @@ impl Table {
         };
         self.cache
             .update(session, |pin| pin.touched = Instant::now());
-        let touch = self.store.touch(session);
+        let touch = self.resolver.touch(session);
         let cache = Arc::clone(&self.cache);
         let session = session.clone();
         runtime.spawn(async move {
@@ -146,14 +150,14 @@ impl Table {
     ) -> StoreFuture<()> {
         let mut record = SessionRecord::new(session)
             .with_replica(Some(pin.replica.clone()))
-            .with_principal_key(principal.map(|p| Arc::from(p.binding_key())));
+            .with_binding(principal.map(BindingKey::of));
         if let Some(ttl) = self.idle_ttl {
             record = record.with_idle_ttl(ttl);
         }
         if let Some(lifetime) = self.max_lifetime {
             record = record.with_max_lifetime(lifetime);
         }
-        self.store.insert(record)
+        self.resolver.store().insert(record)
     }
 }
 
@@ -170,8 +174,8 @@ impl fmt::Debug for Table {
 #[derive(Debug, Clone)]
 pub(crate) struct CachedPin {
     replica: Replica,
-    /// The principal's binding key (issuer \x1f subject), as the store records it.
-    principal: Option<Arc<str>>,
+    /// The principal the session is bound to, as the store records it.
+    binding: Option<BindingKey>,
     touched: Instant,
 }
 
@@ -179,7 +183,7 @@ impl CachedPin {
     pub(crate) fn new(replica: Replica, principal: Option<&Principal>) -> Self {
         CachedPin {
             replica,
-            principal: principal.map(|p| Arc::from(p.binding_key())),
+            binding: principal.map(BindingKey::of),
             touched: Instant::now(),
         }
     }
@@ -187,7 +191,7 @@ impl CachedPin {
     pub(crate) fn from_record(record: &SessionRecord, replica: Replica) -> Self {
         CachedPin {
             replica,
-            principal: record.principal().map(Arc::from),
+            binding: record.binding().cloned(),
             touched: Instant::now(),
         }
     }
@@ -196,95 +200,56 @@ impl CachedPin {
         self.replica.id()
     }
 
-    /// The store's rule: an unbound session takes anyone, a bound one only the same issuer
-    /// and subject (R32).
+    /// The store's rule ([`BindingKey::admits`]): an unbound session takes anyone, a bound
+    /// one only the same issuer and subject (R32).
     pub(crate) fn is_bound_to(&self, principal: Option<&Principal>) -> bool {
-        match (&self.principal, principal) {
-            (None, _) => true,
-            (Some(bound), Some(p)) => {
-                let issuer = p.issuer().unwrap_or_default();
-                bound.len() == issuer.len() + 1 + p.subject().len()
-                    && bound.starts_with(issuer)
-                    && bound.as_bytes()[issuer.len()] == 0x1f
-                    && bound.ends_with(p.subject())
-            }
-            (Some(_), None) => false,
-        }
+        BindingKey::admits(self.binding.as_ref(), principal)
     }
 }
 
-/// A bounded, sharded map of session pins.
+/// A bounded map of session pins: a [`quick_cache`] (CLOCK-Pro eviction, O(1), sharded
+/// locks), or nothing at all with a capacity of 0.
 struct PinCache {
-    shards: Box<[Mutex<HashMap<SessionId, CachedPin>>]>,
-    per_shard: usize,
+    cache: Option<Cache<SessionId, CachedPin>>,
 }
 
 impl PinCache {
     fn new(capacity: usize) -> Self {
         PinCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS),
+            cache: (capacity > 0).then(|| Cache::new(capacity)),
         }
-    }
-
-    fn shard(&self, session: &SessionId) -> &Mutex<HashMap<SessionId, CachedPin>> {
-        let hash = session
-            .as_str()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-            });
-        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     fn get(&self, session: &SessionId) -> Option<CachedPin> {
-        self.shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(session)
-            .cloned()
+        self.cache.as_ref()?.get(session)
     }
 
     fn insert(&self, session: SessionId, pin: CachedPin) {
-        if self.per_shard == 0 {
-            return;
+        if let Some(cache) = &self.cache {
+            cache.insert(session, pin);
         }
-        let mut shard = self
-            .shard(&session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard
-            && !shard.contains_key(&session)
-            && let Some(victim) = shard.keys().next().cloned()
-        {
-            shard.remove(&victim);
-        }
-        shard.insert(session, pin);
     }
 
+    /// Changes a cached pin in place; a pin evicted or removed meanwhile stays gone.
     fn update(&self, session: &SessionId, f: impl FnOnce(&mut CachedPin)) {
-        if let Some(pin) = self
-            .shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(session)
-        {
-            f(pin);
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        if let Some(mut pin) = cache.get(session) {
+            f(&mut pin);
+            // Soft: replaces only a pin still there.
+            let _ = cache.replace(session.clone(), pin, true);
         }
     }
 
     fn remove(&self, session: &SessionId) {
-        self.shard(session)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(session);
+        if let Some(cache) = &self.cache {
+            cache.remove(session);
+        }
     }
 
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.cache.as_ref().map_or(0, Cache::len)
     }
 }
 

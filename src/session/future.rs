@@ -8,14 +8,14 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::layer::{Config, SessionMode};
-use crate::context::Principal;
-use crate::context::Replica;
+use crate::context::{BindingKey, Principal, Replica};
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::MCP_SESSION_ID;
-use crate::protocol::jsonrpc::code;
 use crate::protocol::{ClientInfo, ProtocolVersion, RequestId, SessionId};
-use crate::store::{SessionCount, SessionRecord, StoreError, StoreFuture};
+use crate::store::{
+    Resolution, SessionCount, SessionRecord, SessionResolver, StoreError, StoreFuture,
+};
 
 /// What the store answered before the request goes in.
 pub(super) enum Check {
@@ -55,87 +55,99 @@ impl Ctx {
 
     /// Decides, from the store's answer, whether the request goes in: `Some` is the refusal.
     pub(super) fn decide(&mut self, answer: Result<Check, StoreError>) -> Option<Rejection> {
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(err) if self.enforce() => {
-                tracing::warn!(error = %err, "session store failed; refusing");
-                return Some(
-                    err.to_rejection(RejectedBy::Session)
-                        .with_id(self.rpc_id.clone()),
-                );
+        let enforce = self.enforce();
+        match &mut self.plan {
+            Plan::Initialize { .. } => {
+                let count = match answer {
+                    Ok(Check::Count(count)) => count,
+                    Ok(Check::Record(_)) => return None,
+                    Err(err) => return self.store_failed(&err),
+                };
+                self.over_cap(count)
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "session store failed; observing only");
-                return None;
-            }
-        };
-        match (answer, &mut self.plan) {
-            (Check::Count(count), Plan::Initialize { .. }) => {
-                if let Some(max) = self.config.max_per_principal
-                    && count.principal >= max
-                {
-                    return Some(
-                        session_limit(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "Too Many Requests: this principal has too many open sessions",
-                        )
-                        .with_id(self.rpc_id.clone()),
-                    );
-                }
-                if let Some(max) = self.config.max_total
-                    && count.total >= max
-                {
-                    return Some(
-                        session_limit(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "Service Unavailable: too many open sessions",
-                        )
-                        .with_id(self.rpc_id.clone()),
-                    );
-                }
-                None
-            }
-            (
-                Check::Record(found),
-                Plan::Existing {
-                    id,
-                    principal,
-                    record,
-                    ..
-                },
-            ) => {
-                let enforce = self.config.mode == SessionMode::Enforce;
-                match &found {
-                    None if enforce => {
-                        return Some(
-                            not_found(Reason::SessionNotFound).with_id(self.rpc_id.clone()),
-                        );
+            Plan::Existing {
+                id,
+                principal,
+                record,
+                ..
+            } => {
+                let answer = match answer {
+                    Ok(Check::Record(found)) => Ok(found),
+                    Ok(Check::Count(_)) => return None,
+                    Err(err) => Err(err),
+                };
+                let resolution = Resolution::judge(answer, principal.as_ref());
+                match &resolution {
+                    Resolution::Admitted(_) => {}
+                    Resolution::Unknown => {
+                        tracing::debug!(session = %id, "request for a session the edge does not know");
                     }
-                    None => {
-                        tracing::debug!(session = %id, "request for a session the edge does not know")
+                    Resolution::Foreign(_) if enforce => {
+                        tracing::warn!(session = %id, "session presented by another principal; refusing");
                     }
-                    Some(r) if !r.is_bound_to(principal.as_ref()) => {
-                        if enforce {
-                            tracing::warn!(session = %id, "session presented by another principal; refusing");
-                            return Some(
-                                not_found(Reason::SessionPrincipalMismatch)
-                                    .with_id(self.rpc_id.clone()),
-                            );
-                        }
+                    Resolution::Foreign(_) => {
                         tracing::warn!(session = %id, "session presented by another principal");
                     }
-                    Some(_) => {}
+                    Resolution::Unavailable(err) if enforce => {
+                        tracing::warn!(error = %err, "session store failed; refusing");
+                    }
+                    Resolution::Unavailable(err) => {
+                        tracing::warn!(error = %err, "session store failed; observing only");
+                        return None;
+                    }
                 }
-                *record = found;
+                if enforce
+                    && let Some(rejection) =
+                        resolution.refusal(RejectedBy::Session, self.rpc_id.clone())
+                {
+                    return Some(rejection);
+                }
+                *record = resolution.into_record();
                 None
             }
-            _ => None,
         }
+    }
+
+    /// A failed store call before the request goes in: a refusal in enforce mode.
+    fn store_failed(&self, err: &StoreError) -> Option<Rejection> {
+        if self.enforce() {
+            tracing::warn!(error = %err, "session store failed; refusing");
+            return Some(
+                err.to_rejection(RejectedBy::Session)
+                    .with_id(self.rpc_id.clone()),
+            );
+        }
+        tracing::warn!(error = %err, "session store failed; observing only");
+        None
+    }
+
+    /// The refusal of an `initialize` past a session cap (R45: never 400, 404 or 405).
+    fn over_cap(&self, count: SessionCount) -> Option<Rejection> {
+        if let Some(max) = self.config.max_per_principal
+            && count.principal >= max
+        {
+            return Some(session_limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests: this principal has too many open sessions",
+                self.rpc_id.clone(),
+            ));
+        }
+        if let Some(max) = self.config.max_total
+            && count.total >= max
+        {
+            return Some(session_limit(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: too many open sessions",
+                self.rpc_id.clone(),
+            ));
+        }
+        None
     }
 
     /// Looks at the response head: annotates it and returns the store write to make, if any.
     pub(super) fn finish<B>(&mut self, response: &mut Response<B>) -> Option<StoreFuture<()>> {
-        let store = &self.config.store;
+        let resolver = &self.config.resolver;
+        let store = resolver.store();
         let status = response.status();
         match &mut self.plan {
             Plan::Initialize {
@@ -156,7 +168,7 @@ impl Ctx {
                 };
                 response.extensions_mut().insert(id.clone());
                 let record = SessionRecord::new(id)
-                    .with_principal_key(principal.as_ref().map(|p| p.binding_key().into()))
+                    .with_binding(principal.as_ref().map(BindingKey::of))
                     .with_protocol_version(*version)
                     .with_client_info(client_info.take())
                     .with_replica(response.extensions().get::<Replica>().cloned())
@@ -172,15 +184,12 @@ impl Ctx {
                 record,
             } => {
                 response.extensions_mut().insert(id.clone());
-                if status == StatusCode::NOT_FOUND {
-                    // The server no longer knows the session: neither should we.
-                    return Some(store.remove(id).map(drop));
+                // The server no longer knows the session, or ended it: neither should we.
+                if SessionResolver::ends(*delete, status) {
+                    return Some(resolver.end(id).map(drop));
                 }
                 if !status.is_success() {
                     return None;
-                }
-                if *delete {
-                    return Some(store.remove(id).map(drop));
                 }
                 match record.take() {
                     // The client now speaks the negotiated version: keep it.
@@ -194,7 +203,7 @@ impl Ctx {
                     // another instance's memory store): adopt it.
                     None if self.config.mode == SessionMode::Observe => {
                         let mut adopted = SessionRecord::new(id.clone())
-                            .with_principal_key(principal.as_ref().map(|p| p.binding_key().into()))
+                            .with_binding(principal.as_ref().map(BindingKey::of))
                             .with_replica(response.extensions().get::<Replica>().cloned())
                             .with_idle_ttl(self.config.idle_ttl)
                             .with_max_lifetime(self.config.max_lifetime);
@@ -216,25 +225,12 @@ impl Ctx {
     }
 }
 
-fn session_limit(status: StatusCode, message: &'static str) -> Rejection {
-    Rejection::new(
-        RejectedBy::Session,
-        Reason::SessionLimit,
-        status,
-        code::LEGACY_BAD_REQUEST,
-        message,
-    )
-    .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
-}
-
-pub(super) fn not_found(reason: Reason) -> Rejection {
-    Rejection::new(
-        RejectedBy::Session,
-        reason,
-        StatusCode::NOT_FOUND,
-        code::LEGACY_SESSION_NOT_FOUND,
-        "Session not found",
-    )
+fn session_limit(status: StatusCode, message: &'static str, id: Option<RequestId>) -> Rejection {
+    Rejection::of(RejectedBy::Session, Reason::SessionLimit)
+        .with_status(status)
+        .with_message(message)
+        .with_id(id)
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
 pin_project! {

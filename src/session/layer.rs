@@ -4,7 +4,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::Session;
-use crate::store::{MemorySessionStore, SessionRecord, SessionStore};
+use crate::store::{MemorySessionStore, SessionRecord, SessionResolver, SessionStore};
 
 /// Who is the authority on legacy sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -26,7 +26,8 @@ pub struct SessionLayer {
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) store: Arc<dyn SessionStore>,
+    /// Finds and ends sessions; holds the store.
+    pub(crate) resolver: SessionResolver,
     pub(crate) mode: SessionMode,
     pub(crate) idle_ttl: Duration,
     pub(crate) max_lifetime: Duration,
@@ -52,7 +53,7 @@ impl SessionLayer {
     pub fn with_shared_store(store: Arc<dyn SessionStore>) -> Self {
         SessionLayer {
             config: Arc::new(Config {
-                store,
+                resolver: SessionResolver::new(store),
                 mode: SessionMode::Observe,
                 idle_ttl: SessionRecord::DEFAULT_IDLE_TTL,
                 max_lifetime: SessionRecord::DEFAULT_MAX_LIFETIME,
@@ -68,7 +69,7 @@ impl SessionLayer {
 
     /// Sets the store.
     pub fn store<St: SessionStore>(mut self, store: St) -> Self {
-        self.config_mut().store = Arc::new(store);
+        self.config_mut().resolver = SessionResolver::new(Arc::new(store));
         self
     }
 
@@ -117,7 +118,7 @@ impl SessionLayer {
 
     /// The store.
     pub fn session_store(&self) -> &Arc<dyn SessionStore> {
-        &self.config.store
+        self.config.resolver.store()
     }
 
     /// The mode.

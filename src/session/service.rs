@@ -1,18 +1,17 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use tower_service::Service;
 
 use super::future::{Check, Ctx, Plan, ResponseFuture};
 use super::layer::{Config, SessionLayer, SessionMode};
-use crate::context::Principal;
+use crate::context::{BindingKey, Principal};
 use crate::error::EdgeBody;
-use crate::error::{Reason, RejectedBy, Rejection};
-use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
-use crate::protocol::jsonrpc::code;
-use crate::protocol::{Era, McpRequest, ProtocolVersion, SessionId};
-use crate::store::StoreFuture;
+use crate::error::{RejectedBy, Rejection};
+use crate::protocol::header::MCP_PROTOCOL_VERSION;
+use crate::protocol::{Era, McpRequest, ProtocolVersion};
+use crate::store::{Presented, StoreFuture};
 
 /// The service built by [`SessionLayer`].
 #[derive(Clone)]
@@ -74,8 +73,9 @@ where
             let check = (enforce
                 && (config.max_total.is_some() || config.max_per_principal.is_some()))
             .then(|| {
-                let key = principal.as_ref().map(Principal::binding_key);
-                config.store.count(key.as_deref()).map(Check::Count)
+                let key = principal.as_ref().map(BindingKey::of);
+                let key = key.as_ref().map(BindingKey::as_str);
+                config.resolver.store().count(key).map(Check::Count)
             });
             let plan = Plan::Initialize {
                 principal,
@@ -84,39 +84,28 @@ where
             };
             (check, plan)
         } else {
-            let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
-            let id = match (values.next(), values.next()) {
-                (None, _) if enforce => {
+            let id = match Presented::of(&request) {
+                Presented::Id(id) => id,
+                _ if !enforce => return ResponseFuture::calling(self.inner.call(request), None),
+                Presented::Absent => {
+                    return ResponseFuture::rejected(Rejection::session_required(
+                        RejectedBy::Session,
+                        rpc_id,
+                    ));
+                }
+                Presented::Invalid => {
                     return ResponseFuture::rejected(
-                        bad_request(
-                            Reason::SessionRequired,
-                            "Bad Request: Mcp-Session-Id header is required",
-                        )
-                        .with_id(rpc_id),
+                        Rejection::invalid_session_id(RejectedBy::Session, rpc_id)
+                            .with_message(INVALID_HEADER),
                     );
                 }
-                (None, _) => return ResponseFuture::calling(self.inner.call(request), None),
-                (Some(value), None) => SessionId::from_header(value).ok(),
-                (Some(_), Some(_)) => None,
-            };
-            let Some(id) = id else {
-                if enforce {
-                    return ResponseFuture::rejected(
-                        bad_request(
-                            Reason::InvalidSessionId,
-                            "Bad Request: invalid Mcp-Session-Id header",
-                        )
-                        .with_id(rpc_id),
-                    );
-                }
-                return ResponseFuture::calling(self.inner.call(request), None);
             };
             request.extensions_mut().insert(id.clone());
             let header_version = request
                 .headers()
                 .get(MCP_PROTOCOL_VERSION)
                 .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok());
-            let check = config.store.touch(&id).map(Check::Record);
+            let check = config.resolver.touch(&id).map(Check::Record);
             let plan = Plan::Existing {
                 id,
                 principal,
@@ -152,15 +141,9 @@ where
     }
 }
 
-fn bad_request(reason: Reason, message: &'static str) -> Rejection {
-    Rejection::new(
-        RejectedBy::Session,
-        reason,
-        StatusCode::BAD_REQUEST,
-        code::LEGACY_BAD_REQUEST,
-        message,
-    )
-}
+/// The message of an invalid `Mcp-Session-Id` refusal from this layer (the router's says
+/// "Bad Request: invalid Mcp-Session-Id", the default).
+const INVALID_HEADER: &str = "Bad Request: invalid Mcp-Session-Id header";
 
 #[cfg(test)]
 mod tests {
@@ -172,9 +155,13 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use tower::{ServiceBuilder, ServiceExt};
 
+    use http::StatusCode;
+
     use super::*;
     use crate::context::Replica;
+    use crate::error::Reason;
     use crate::inspect::InspectLayer;
+    use crate::protocol::SessionId;
     use crate::store::{MemorySessionStore, SessionRecord, SessionStore, StoreError};
 
     const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"probe","version":"1.0"}}}"#;

@@ -196,8 +196,9 @@ impl SessionStore for MemorySessionStore {
                 return StoreFuture::ready(Err(StoreError::full()));
             }
         }
-        if let Some(key) = record.principal() {
-            let key: Arc<str> = Arc::from(key);
+        if let Some(binding) = record.binding() {
+            // Shares the record's key: no copy of the string.
+            let key = Arc::clone(binding.as_arc());
             inner
                 .by_principal
                 .entry(key)

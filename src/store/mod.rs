@@ -46,6 +46,7 @@
 mod event;
 mod memory;
 mod record;
+mod resolve;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -65,6 +66,7 @@ pub use event::{
 };
 pub use memory::MemorySessionStore;
 pub use record::{SessionCount, SessionRecord};
+pub use resolve::{Presented, Resolution, SessionResolver};
 
 /// Records of legacy MCP sessions, shared by the session layer and the affinity router.
 ///

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::context::Principal;
-use crate::context::Replica;
+use crate::context::{BindingKey, Principal, Replica};
 use crate::protocol::{ClientInfo, ProtocolVersion, SessionId};
 
 /// What the edge knows of one legacy MCP session.
@@ -22,7 +21,7 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq)]
 struct RecordInner {
     id: SessionId,
-    principal: Option<Arc<str>>,
+    binding: Option<BindingKey>,
     protocol_version: ProtocolVersion,
     client_info: Option<ClientInfo>,
     replica: Option<Replica>,
@@ -43,7 +42,7 @@ impl SessionRecord {
         let now = SystemTime::now();
         let inner = RecordInner {
             id,
-            principal: None,
+            binding: None,
             protocol_version: ProtocolVersion::DEFAULT_LEGACY,
             client_info: None,
             replica: None,
@@ -71,16 +70,21 @@ impl SessionRecord {
         self.inner_mut().replica = replica;
     }
 
-    /// Binds the session to `principal` (its [`Principal::binding_key`], R32).
+    /// Binds the session to `principal` (its [`BindingKey`], R32).
     pub fn with_principal(self, principal: &Principal) -> Self {
-        self.with_principal_key(Some(principal.binding_key().into()))
+        self.with_binding(Some(BindingKey::of(principal)))
     }
 
-    /// Binds the session to a raw binding key (as [`Principal::binding_key`] makes), or
-    /// unbinds it.
-    pub fn with_principal_key(mut self, key: Option<Arc<str>>) -> Self {
-        self.inner_mut().principal = key;
+    /// Binds the session to `binding`, or unbinds it.
+    pub fn with_binding(mut self, binding: Option<BindingKey>) -> Self {
+        self.inner_mut().binding = binding;
         self
+    }
+
+    /// Binds the session to a binding key as stores record it ([`BindingKey::as_str`]), or
+    /// unbinds it.
+    pub fn with_principal_key(self, key: Option<Arc<str>>) -> Self {
+        self.with_binding(key.map(BindingKey::from_stored))
     }
 
     /// Sets the negotiated protocol version.
@@ -129,25 +133,19 @@ impl SessionRecord {
     pub fn id(&self) -> &SessionId {
         &self.inner.id
     }
-    /// The binding key of the principal the session belongs to, if bound.
+    /// The binding key of the principal the session belongs to, as stores record it
+    /// ([`BindingKey::as_str`]), if bound.
     pub fn principal(&self) -> Option<&str> {
-        self.inner.principal.as_deref()
+        self.inner.binding.as_ref().map(BindingKey::as_str)
     }
-    /// Whether `principal` (or no principal) may use this session: an unbound session takes
-    /// anyone, a bound one only the same issuer and subject.
+    /// The principal the session belongs to, if bound.
+    pub fn binding(&self) -> Option<&BindingKey> {
+        self.inner.binding.as_ref()
+    }
+    /// Whether `principal` (or no principal) may use this session ([`BindingKey::admits`]):
+    /// an unbound session takes anyone, a bound one only the same issuer and subject.
     pub fn is_bound_to(&self, principal: Option<&Principal>) -> bool {
-        match (&self.inner.principal, principal) {
-            (None, _) => true,
-            (Some(bound), Some(p)) => {
-                // Compare without allocating: binding_key is "issuer \x1f subject".
-                let issuer = p.issuer().unwrap_or_default();
-                bound.len() == issuer.len() + 1 + p.subject().len()
-                    && bound.starts_with(issuer)
-                    && bound.as_bytes()[issuer.len()] == 0x1f
-                    && bound.ends_with(p.subject())
-            }
-            (Some(_), None) => false,
-        }
+        BindingKey::admits(self.binding(), principal)
     }
     /// The negotiated protocol version.
     pub fn protocol_version(&self) -> ProtocolVersion {

@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::{bounded, from_ms, manager, now_ms, to_ms};
-use crate::context::Replica;
+use crate::context::{BindingKey, Replica};
 use crate::protocol::{ClientInfo, SessionId};
 use crate::store::{
     SessionCount, SessionRecord, SessionStore, StoreError, StoreErrorKind, StoreFuture,
@@ -164,8 +164,8 @@ fn encode(record: &SessionRecord) -> Vec<(&'static str, String)> {
         ("i", (record.idle_ttl().as_millis() as u64).to_string()),
         ("m", (record.max_lifetime().as_millis() as u64).to_string()),
     ];
-    if let Some(p) = record.principal() {
-        fields.push(("p", p.to_owned()));
+    if let Some(binding) = record.binding() {
+        fields.push(("p", binding.as_str().to_owned()));
     }
     if let Some(r) = record.replica() {
         fields.push(("r", r.id().to_owned()));
@@ -214,7 +214,7 @@ fn decode(
         })
     };
     Ok(SessionRecord::new(id.clone())
-        .with_principal_key(fields.remove("p").map(Into::into))
+        .with_binding(fields.remove("p").map(BindingKey::from_stored))
         .with_protocol_version(version)
         .with_client_info(client_info)
         .with_replica(fields.remove("r").map(Replica::new))
@@ -337,7 +337,7 @@ impl SessionStore for RedisSessionStore {
         let shared = Arc::clone(&self.shared);
         let key = self.session_key(record.id().as_str());
         let total = self.total_key();
-        let principal = record.principal().map(|p| self.principal_key(p));
+        let principal = record.binding().map(|b| self.principal_key(b.as_str()));
         StoreFuture::boxed(async move {
             let now = now_ms();
             let age_end = to_ms(record.created_at()) + record.max_lifetime().as_millis() as u64;
