@@ -81,7 +81,7 @@ where
                 id
             }
         };
-        let peer = (self.config.peer_addr)(&parts.extensions);
+        let peer = self.config.peer_addr.peer_addr(&parts.extensions);
         let session_header = parts
             .headers
             .get(MCP_SESSION_ID)
