@@ -77,6 +77,8 @@ impl<K> AuditLayer<K> {
     /// ```
     ///
     /// Shorthand for [`peer_addrs`](AuditLayer::peer_addrs)`(`[`PeerAddrs::with`]`(find))`.
+    /// The client address recorded is the one a [`Guard`](crate::guard::Guard) derived (its
+    /// trusted proxies honoured) when one ran, else this peer's.
     pub fn peer_addr<F>(self, find: F) -> Self
     where
         F: Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
