@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::context::Principal;
 use crate::context::Replica;
+use crate::context::RequestOrigin;
 use crate::error::{Reason, RejectedBy};
 use crate::protocol::{
     ClientInfo, Era, McpMessage, McpRequest, ProtocolVersion, RequestId, SessionId, Target,
@@ -118,6 +119,7 @@ pub struct AuditEvent {
     pub(crate) duration: Duration,
     pub(crate) request_id: HeaderValue,
     pub(crate) peer: Option<SocketAddr>,
+    pub(crate) client: ClientAddr,
     pub(crate) http_method: Method,
     pub(crate) http_version: Version,
     pub(crate) status: Option<StatusCode>,
@@ -147,6 +149,32 @@ pub(crate) struct Scrubbed {
     pub(crate) trace_context: bool,
 }
 
+/// Who the client is, as far as audit knows.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClientAddr {
+    pub(crate) ip: Option<IpAddr>,
+    /// A trusted proxy stands between: the peer is not the client.
+    pub(crate) forwarded: bool,
+}
+
+impl ClientAddr {
+    /// No guard ran: the peer is the client.
+    pub(crate) fn of_peer(peer: Option<SocketAddr>) -> Self {
+        ClientAddr {
+            ip: peer.map(|p| p.ip()),
+            forwarded: false,
+        }
+    }
+
+    /// What a guard derived.
+    pub(crate) fn of_origin(origin: &RequestOrigin) -> Self {
+        ClientAddr {
+            ip: origin.client_ip(),
+            forwarded: origin.is_forwarded(),
+        }
+    }
+}
+
 impl AuditEvent {
     /// When the request arrived at the audit layer.
     pub fn start_time(&self) -> SystemTime {
@@ -166,9 +194,27 @@ impl AuditEvent {
         self.request_id.to_str().unwrap_or_default()
     }
     /// The peer address, when the server provides it (see
-    /// [`AuditLayer::peer_addr`](super::AuditLayer::peer_addr)).
+    /// [`AuditLayer::peer_addr`](super::AuditLayer::peer_addr)): behind a proxy, the proxy's.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
+    }
+    /// The client's address (`client.address`): when a [`Guard`](crate::guard::Guard) ran,
+    /// the one it derived ([`RequestOrigin::client_ip`], so behind a trusted proxy the
+    /// forwarded client, and `None` when that proxy did not say); else the peer's.
+    pub fn client_addr(&self) -> Option<IpAddr> {
+        self.client.ip
+    }
+    /// The client's port: the peer's, unless a trusted proxy stands between (then unknown).
+    pub(crate) fn client_port(&self) -> Option<u16> {
+        if self.client.forwarded {
+            None
+        } else {
+            self.peer.map(|p| p.port())
+        }
+    }
+    /// The peer, when it is a trusted proxy rather than the client (`network.peer.*`).
+    pub(crate) fn proxy_peer(&self) -> Option<SocketAddr> {
+        self.peer.filter(|_| self.client.forwarded)
     }
     /// The HTTP method.
     pub fn http_method(&self) -> &Method {
@@ -444,10 +490,18 @@ impl Serialize for AuditEvent {
             "network.protocol.version",
             http_version_str(self.http_version),
         )?;
-        if let Some(peer) = self.peer {
+        if self.peer.is_some() {
             map.serialize_entry("network.transport", "tcp")?;
-            map.serialize_entry("client.address", &Display(peer.ip()))?;
-            map.serialize_entry("client.port", &peer.port())?;
+        }
+        if let Some(ip) = self.client_addr() {
+            map.serialize_entry("client.address", &Display(ip))?;
+        }
+        if let Some(port) = self.client_port() {
+            map.serialize_entry("client.port", &port)?;
+        }
+        if let Some(proxy) = self.proxy_peer() {
+            map.serialize_entry("network.peer.address", &Display(proxy.ip()))?;
+            map.serialize_entry("network.peer.port", &proxy.port())?;
         }
         map.serialize_entry("http.request.body.size", &self.request_bytes)?;
         map.serialize_entry("http.response.body.size", &self.response_bytes)?;

@@ -7,6 +7,7 @@ use tower_layer::Layer;
 use super::redact::Capture;
 use super::service::Audit;
 use super::sink::AuditSink;
+use crate::context::PeerAddrs;
 
 /// The default bound on the copy of a JSON response kept to read its outcome: 64 KiB.
 pub const DEFAULT_INSPECT_BYTES: usize = 64 * 1024;
@@ -23,13 +24,8 @@ pub struct AuditLayer<K> {
 pub(crate) struct Config {
     pub(crate) inspect_bytes: usize,
     pub(crate) capture: Option<Capture>,
-    pub(crate) peer_addr: fn(&Extensions) -> Option<SocketAddr>,
+    pub(crate) peer_addr: PeerAddrs,
     pub(crate) echo_request_id: bool,
-}
-
-/// Finds a plain `SocketAddr` in the request extensions.
-fn socket_addr_extension(extensions: &Extensions) -> Option<SocketAddr> {
-    extensions.get::<SocketAddr>().copied()
 }
 
 impl<K: AuditSink> AuditLayer<K> {
@@ -40,7 +36,7 @@ impl<K: AuditSink> AuditLayer<K> {
             config: Arc::new(Config {
                 inspect_bytes: DEFAULT_INSPECT_BYTES,
                 capture: None,
-                peer_addr: socket_addr_extension,
+                peer_addr: PeerAddrs::default(),
                 echo_request_id: true,
             }),
         }
@@ -66,8 +62,9 @@ impl<K> AuditLayer<K> {
         self
     }
 
-    /// How to find the peer address in the request extensions. The default looks for a plain
-    /// `SocketAddr`; with axum, use its `ConnectInfo`:
+    /// How to find the peer address in the request extensions. The default
+    /// ([`PeerAddrs::extension`]) looks for a [`PeerAddr`](crate::context::PeerAddr), then a
+    /// plain `SocketAddr`; with axum, use its `ConnectInfo`:
     ///
     /// ```
     /// use std::net::SocketAddr;
@@ -78,8 +75,21 @@ impl<K> AuditLayer<K> {
     ///     .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     /// # let _ = layer;
     /// ```
-    pub fn peer_addr(mut self, find: fn(&Extensions) -> Option<SocketAddr>) -> Self {
-        self.config_mut().peer_addr = find;
+    ///
+    /// Shorthand for [`peer_addrs`](AuditLayer::peer_addrs)`(`[`PeerAddrs::with`]`(find))`.
+    /// The client address recorded is the one a [`Guard`](crate::guard::Guard) derived (its
+    /// trusted proxies honoured) when one ran, else this peer's.
+    pub fn peer_addr<F>(self, find: F) -> Self
+    where
+        F: Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
+    {
+        self.peer_addrs(PeerAddrs::with(find))
+    }
+
+    /// Where to find the connecting peer's address: the same [`PeerAddrs`] value the guard
+    /// and the gateway upstream take.
+    pub fn peer_addrs(mut self, peers: PeerAddrs) -> Self {
+        self.config_mut().peer_addr = peers;
         self
     }
 

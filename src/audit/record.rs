@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::response::Parts;
 use http::{HeaderValue, Method, StatusCode, Version};
 
-use super::event::{AuditEvent, Outcome};
+use super::event::{AuditEvent, ClientAddr, Outcome};
 use super::layer::Config;
 use super::redact::{REDACTED, Secrets};
 use super::service::X_REQUEST_ID;
@@ -17,6 +17,7 @@ use super::sink::AuditSink;
 use crate::context::McpRequestSlot;
 use crate::context::Principal;
 use crate::context::Replica;
+use crate::context::RequestOrigin;
 use crate::error::Rejection;
 use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
@@ -68,6 +69,8 @@ pub(crate) struct Record<K> {
     pub(crate) started_at: SystemTime,
     pub(crate) request_id: HeaderValue,
     pub(crate) peer: Option<SocketAddr>,
+    /// The peer's address until a guard's [`RequestOrigin`] says who the client is.
+    pub(crate) client: ClientAddr,
     pub(crate) method: Method,
     pub(crate) version: Version,
     pub(crate) secrets: Secrets,
@@ -263,6 +266,9 @@ impl<K: AuditSink> Record<K> {
             .cloned();
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
+        if let Some(origin) = ext.get::<RequestOrigin>() {
+            self.client = ClientAddr::of_origin(origin);
+        }
         self.head.refused = ext.get::<Rejection>().map(|r| Outcome::Refused {
             by: r.rejected_by(),
             reason: r.reason(),
@@ -377,6 +383,7 @@ impl<K: AuditSink> Record<K> {
                 duration,
                 request_id: self.request_id.clone(),
                 peer: self.peer,
+                client: self.client,
                 http_method: self.method.clone(),
                 http_version: self.version,
                 status: self.head.status,

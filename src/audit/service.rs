@@ -9,12 +9,13 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::body::{AuditBody, CountingBody};
+use super::event::ClientAddr;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use super::record::Record;
 use super::redact::Secrets;
 use super::sink::AuditSink;
-use crate::context::McpRequestSlot;
+use crate::context::{McpRequestSlot, RequestOrigin};
 use crate::protocol::SessionId;
 use crate::protocol::header::MCP_SESSION_ID;
 
@@ -81,7 +82,13 @@ where
                 id
             }
         };
-        let peer = (self.config.peer_addr)(&parts.extensions);
+        let peer = self.config.peer_addr.peer_addr(&parts.extensions);
+        // A guard outside audit has already said who the client is; one inside says it in
+        // the response (see `Record::on_head`).
+        let client = match parts.extensions.get::<RequestOrigin>() {
+            Some(origin) => ClientAddr::of_origin(origin),
+            None => ClientAddr::of_peer(peer),
+        };
         let session_header = parts
             .headers
             .get(MCP_SESSION_ID)
@@ -97,6 +104,7 @@ where
             started_at,
             request_id,
             peer,
+            client,
             method: parts.method.clone(),
             version: parts.version,
             secrets,

@@ -13,7 +13,7 @@
 //! | [`McpRequestSlot`] | audit (request side) | inspect fills it |
 //! | [`Principal`] | auth | session (binding, via [`BindingKey`]), handlers, audit |
 //! | [`SessionId`](crate::protocol::SessionId) | session | sse, affinity, audit |
-//! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (through `PeerSource`) |
+//! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (all through one [`PeerAddrs`] setting) |
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
@@ -26,8 +26,7 @@ mod replica;
 mod slot;
 
 pub use binding::BindingKey;
-pub(crate) use peer::PeerSource;
-pub use peer::{PeerAddr, PeerAddrSource};
+pub use peer::{PeerAddr, PeerAddrSource, PeerAddrs};
 pub use principal::Principal;
 pub use public_url::{PublicUrl, RequestOrigin, public_url};
 pub use replica::Replica;

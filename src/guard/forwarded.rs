@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use http::header::{FORWARDED, HeaderName};
 use http::{HeaderMap, HeaderValue};
+use ipnet::{IpNet, Ipv4Net};
 
 use super::host::{Authority, InvalidPattern, parse_port};
 
@@ -26,8 +27,11 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `fd00::/8`, or a single
 /// address such as `127.0.0.1`, meaning `/32`, or `::1`, meaning `/128`).
 ///
-/// IPv4-mapped IPv6 addresses (`::ffff:10.1.2.3`, what a dual-stack listener reports for
-/// IPv4 peers) are matched as the IPv4 address they carry.
+/// A thin wrapper around [`ipnet::IpNet`], which does the parsing and the containment test
+/// (convert with `From` either way). What it adds: a bare address is a network of one,
+/// `[v6]` brackets are accepted, host bits are cleared, and IPv4-mapped IPv6 addresses
+/// (`::ffff:10.1.2.3`, what a dual-stack listener reports for IPv4 peers) are matched as the
+/// IPv4 address they carry (a mapped network such as `::ffff:10.0.0.0/104` is `10.0.0.0/8`).
 ///
 /// ```
 /// use mcp_edge::guard::Cidr;
@@ -39,48 +43,48 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 /// assert!("10.0.0.0/33".parse::<Cidr>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// The network of `addr` with `prefix` bits (host bits are cleared); `None` when the
     /// prefix is longer than the address.
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
-        let addr = addr.to_canonical();
-        let network = match addr {
-            IpAddr::V4(v4) if prefix <= 32 => {
-                IpAddr::V4(Ipv4Addr::from_bits(v4.to_bits() & mask32(prefix)))
-            }
-            IpAddr::V6(v6) if prefix <= 128 => {
-                IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask128(prefix)))
-            }
-            _ => return None,
-        };
-        Some(Cidr { network, prefix })
+        IpNet::new(addr.to_canonical(), prefix)
+            .ok()
+            .map(|net| Cidr(net.trunc()))
     }
 
     /// Whether `ip` is inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                ip.to_bits() & mask32(self.prefix) == net.to_bits()
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                ip.to_bits() & mask128(self.prefix) == net.to_bits()
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
+    }
+
+    /// The network as an [`IpNet`].
+    pub fn as_ipnet(&self) -> IpNet {
+        self.0
     }
 }
 
-fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+impl From<IpNet> for Cidr {
+    /// Clears host bits, and makes an IPv4-mapped network of at least 96 bits an IPv4 one.
+    fn from(net: IpNet) -> Self {
+        let net = match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96)
+                    .map(IpNet::V4)
+                    .unwrap_or(net),
+                None => net,
+            },
+            _ => net,
+        };
+        Cidr(net.trunc())
+    }
 }
 
-fn mask128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+impl From<Cidr> for IpNet {
+    fn from(cidr: Cidr) -> Self {
+        cidr.0
+    }
 }
 
 impl FromStr for Cidr {
@@ -93,32 +97,31 @@ impl FromStr for Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (value, None),
         };
-        let addr = addr
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(addr);
-        let addr = IpAddr::from_str(addr).map_err(|_| invalid())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().map_err(|_| invalid())?
+        let unbracketed = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']'));
+        // std's address parser refuses what could be read two ways (`010.0.0.1`: octal?),
+        // which ipnet's accepts: the address must pass both.
+        let ip = IpAddr::from_str(unbracketed.unwrap_or(addr)).map_err(|_| invalid())?;
+        let net = match (prefix, unbracketed) {
+            (None, _) => IpNet::from(ip),
+            (Some(_), None) => IpNet::from_str(value).map_err(|_| invalid())?,
+            (Some(prefix), Some(addr)) => {
+                IpNet::from_str(&format!("{addr}/{prefix}")).map_err(|_| invalid())?
             }
-            Some(_) => return Err(invalid()),
         };
-        // Canonicalizing a mapped address shortens its prefix by the 96 mapping bits.
-        let prefix = match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() && prefix >= 96 => prefix - 96,
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => return Err(invalid()),
-            _ => prefix,
-        };
-        Cidr::new(addr, prefix).ok_or_else(invalid)
+        // A mapped address with a prefix that cuts into the mapping bits names no IPv4 network.
+        if let IpNet::V6(v6) = net
+            && v6.addr().to_ipv4_mapped().is_some()
+            && v6.prefix_len() < 96
+        {
+            return Err(invalid());
+        }
+        Ok(Cidr::from(net))
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -644,9 +647,30 @@ mod tests {
             "x/8",
             "10.0.0.0/-1",
             "10.0.0/8",
+            "010.0.0.0/8",
+            "10.0.0.0/+8",
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn cidr_converts_to_and_from_ipnet_canonically() {
+        let net: ipnet::IpNet = "::ffff:10.1.0.0/112".parse().unwrap();
+        let cidr = Cidr::from(net);
+        assert_eq!(cidr.to_string(), "10.1.0.0/16");
+        assert!(cidr.contains(ip("10.1.2.3")));
+        assert!(cidr.contains(ip("::ffff:10.1.2.3")));
+        assert_eq!(ipnet::IpNet::from(cidr), "10.1.0.0/16".parse().unwrap());
+        let host_bits: Cidr = ipnet::IpNet::from_str("fd00::1/8").unwrap().into();
+        assert_eq!(host_bits.as_ipnet().to_string(), "fd00::/8");
+        assert_eq!("[fd00::]/8".parse::<Cidr>().unwrap(), host_bits);
+        assert_eq!(
+            Cidr::new(ip("::ffff:192.0.2.9"), 24).unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert!(Cidr::new(ip("192.0.2.9"), 33).is_none());
+        assert!("::ffff:10.0.0.0/95".parse::<Cidr>().is_err());
     }
 
     #[test]

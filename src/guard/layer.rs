@@ -10,7 +10,7 @@ use super::Guard;
 use super::forwarded::TrustedProxies;
 use super::host::{Authority, HostName, HostPattern, InvalidPattern, PortPattern};
 use super::origin::{OriginPattern, OriginValue, same_origin};
-use crate::context::{PeerAddrSource, PeerSource};
+use crate::context::{PeerAddrSource, PeerAddrs};
 use crate::context::{PublicUrl, RequestOrigin};
 use crate::error::{Reason, RejectedBy, Rejection};
 
@@ -31,7 +31,7 @@ struct Config {
     require_origin: bool,
     proxies: TrustedProxies,
     public_url: Option<PublicUrl>,
-    peer: PeerSource,
+    peer: PeerAddrs,
 }
 
 impl GuardLayer {
@@ -52,7 +52,7 @@ impl GuardLayer {
                 require_origin: false,
                 proxies: TrustedProxies::none(),
                 public_url: None,
-                peer: PeerSource::default(),
+                peer: PeerAddrs::default(),
             }),
         }
     }
@@ -169,7 +169,8 @@ impl GuardLayer {
     }
 
     /// Where to find the connecting peer's address in the request extensions, when it is not
-    /// a [`PeerAddr`](super::PeerAddr); see [`PeerAddrSource`]. With axum's
+    /// a [`PeerAddr`](super::PeerAddr); see [`PeerAddrSource`]. Shorthand for
+    /// [`peer_addrs`](GuardLayer::peer_addrs)`(`[`PeerAddrs::source`]`(source))`. With axum's
     /// `into_make_service_with_connect_info::<SocketAddr>()`:
     ///
     /// ```
@@ -186,8 +187,14 @@ impl GuardLayer {
     /// // axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
     /// # let _ = app;
     /// ```
-    pub fn peer_addr_with<P: PeerAddrSource>(mut self, source: P) -> Self {
-        self.config_mut().peer = PeerSource::Custom(Arc::new(source));
+    pub fn peer_addr_with<P: PeerAddrSource>(self, source: P) -> Self {
+        self.peer_addrs(PeerAddrs::source(source))
+    }
+
+    /// Where to find the connecting peer's address: the same [`PeerAddrs`] value the audit
+    /// layer and the gateway upstream take (default [`PeerAddrs::extension`]).
+    pub fn peer_addrs(mut self, peers: PeerAddrs) -> Self {
+        self.config_mut().peer = peers;
         self
     }
 

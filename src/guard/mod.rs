@@ -70,7 +70,8 @@
 //!   to refuse requests without one.
 //! - [`trusted_proxies`](GuardLayer::trusted_proxies) and, if the peer address is not in a
 //!   [`PeerAddr`] extension, [`peer_addr_with`](GuardLayer::peer_addr_with) (see
-//!   [`PeerAddrSource`] for axum's `ConnectInfo`). Proxies are believed through
+//!   [`PeerAddrSource`] for axum's `ConnectInfo`), or [`peer_addrs`](GuardLayer::peer_addrs)
+//!   with the one [`PeerAddrs`] you also give audit and the gateway. Proxies are believed through
 //!   `X-Forwarded-*` by default; [`ProxyHeaders`] switches to RFC 7239 `Forwarded`.
 //! - [`public_url`](GuardLayer::public_url) when you know the public URL: it wins over every
 //!   header.
@@ -84,7 +85,7 @@ mod forwarded;
 
 mod service;
 
-pub use crate::context::{PeerAddr, PeerAddrSource};
+pub use crate::context::{PeerAddr, PeerAddrSource, PeerAddrs};
 pub use crate::context::{PublicUrl, RequestOrigin, public_url};
 pub use crate::protocol::InvalidPattern;
 pub use forwarded::{Cidr, ProxyHeaders, TrustedProxies};

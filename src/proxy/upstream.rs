@@ -16,12 +16,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use crate::context::PeerAddr;
+use crate::context::PeerAddrs;
 use crate::error::EdgeBody;
 use crate::protocol::McpRequest;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type PeerAddrFn = dyn Fn(&Extensions) -> Option<SocketAddr> + Send + Sync;
 
 /// Forwards requests to one upstream URL; see the [module docs](super).
 ///
@@ -49,7 +48,7 @@ struct Target {
 struct Config {
     response_head_timeout: Option<Duration>,
     trust_forwarded: bool,
-    peer_addr: Option<Arc<PeerAddrFn>>,
+    peer_addr: PeerAddrs,
 }
 
 /// Settings for [`HttpUpstream`]s.
@@ -59,7 +58,7 @@ pub struct HttpUpstreamBuilder {
     response_head_timeout: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
     trust_forwarded: bool,
-    peer_addr: Option<Arc<PeerAddrFn>>,
+    peer_addr: PeerAddrs,
 }
 
 impl HttpUpstreamBuilder {
@@ -71,7 +70,7 @@ impl HttpUpstreamBuilder {
             response_head_timeout: Some(Duration::from_secs(60)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             trust_forwarded: false,
-            peer_addr: None,
+            peer_addr: PeerAddrs::default(),
         }
     }
 
@@ -113,13 +112,21 @@ impl HttpUpstreamBuilder {
     }
 
     /// Where to find the client's address for `Forwarded: for=` and `X-Forwarded-For`, e.g.
-    /// axum's `ConnectInfo<SocketAddr>`. By default the [`PeerAddr`] request extension (as
-    /// the guard reads it); when there is none, those are left out.
-    pub fn peer_addr_with<F>(mut self, source: F) -> Self
+    /// axum's `ConnectInfo<SocketAddr>`. Shorthand for
+    /// [`peer_addrs`](HttpUpstreamBuilder::peer_addrs)`(`[`PeerAddrs::with`]`(source))`.
+    pub fn peer_addr_with<F>(self, source: F) -> Self
     where
         F: Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
     {
-        self.peer_addr = Some(Arc::new(source));
+        self.peer_addrs(PeerAddrs::with(source))
+    }
+
+    /// Where to find the connecting peer's address: the same [`PeerAddrs`] value the guard
+    /// and the audit layer take. By default ([`PeerAddrs::extension`]) the
+    /// [`PeerAddr`](crate::context::PeerAddr) request extension, as the guard reads it; when
+    /// there is none, `for=` and `X-Forwarded-For` are left out.
+    pub fn peer_addrs(mut self, peers: PeerAddrs) -> Self {
+        self.peer_addr = peers;
         self
     }
 
@@ -165,7 +172,7 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("response_head_timeout", &self.response_head_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("trust_forwarded", &self.trust_forwarded)
-            .field("peer_addr", &self.peer_addr.is_some())
+            .field("peer_addr", &self.peer_addr)
             .finish()
     }
 }
@@ -237,10 +244,7 @@ where
             .extensions
             .get::<Arc<McpRequest>>()
             .and_then(|mcp| mcp.id().cloned());
-        let peer = match &self.config.peer_addr {
-            Some(source) => source(&parts.extensions),
-            None => parts.extensions.get::<PeerAddr>().map(|peer| peer.0),
-        };
+        let peer = self.config.peer_addr.peer_addr(&parts.extensions);
         let proto = if parts.uri.scheme() == Some(&Scheme::HTTPS) {
             "https"
         } else {
