@@ -177,9 +177,10 @@ impl Reason {
         match self {
             Reason::Protocol(kind) => match kind {
                 ProtocolErrorKind::Parse => code::PARSE_ERROR,
-                ProtocolErrorKind::InvalidMessage | ProtocolErrorKind::BatchNotAllowed => {
-                    code::INVALID_REQUEST
-                }
+                ProtocolErrorKind::InvalidMessage
+                | ProtocolErrorKind::BatchNotAllowed
+                | ProtocolErrorKind::AmbiguousKey => code::INVALID_REQUEST,
+                ProtocolErrorKind::ConflictingHeader => code::LEGACY_BAD_REQUEST,
                 ProtocolErrorKind::InvalidParams | ProtocolErrorKind::MissingMeta => {
                     code::INVALID_PARAMS
                 }

@@ -32,6 +32,9 @@ impl McpRequest {
     ) -> Result<McpRequest, ProtocolError> {
         let header_version = header_version(headers);
         let Some(bytes) = body.filter(|_| method == Method::POST) else {
+            if let Some(name) = header::conflicting(headers, None) {
+                return Err(ProtocolError::conflicting_header(name, None));
+            }
             let version = match header_version {
                 None => ProtocolVersion::DEFAULT_LEGACY,
                 Some(Ok(v)) => v,
@@ -46,10 +49,20 @@ impl McpRequest {
 
         let body = Body::parse(bytes).map_err(ProtocolError::parse)?;
         let first = &body.messages()[0];
+        let initialize = body.messages().iter().any(McpMessage::is_initialize);
+
+        // Two copies of an MCP header that disagree: an intermediary reading one and the
+        // server the other would see different requests. On `initialize` the version header
+        // does not count: the body's version supersedes it.
+        let version_header = MCP_PROTOCOL_VERSION;
+        let except = initialize.then_some(&version_header);
+        if let Some(name) = header::conflicting(headers, except) {
+            return Err(ProtocolError::conflicting_header(name, first.id().cloned()));
+        }
 
         // `initialize` selects the legacy era whatever the header says (R33, §L.6): its
         // version travels in the body and the server negotiates it.
-        if body.messages().iter().any(McpMessage::is_initialize) {
+        if initialize {
             let version = first
                 .initialize_version()
                 .and_then(|v| v.parse().ok())
@@ -298,6 +311,12 @@ pub enum ProtocolErrorKind {
     UnsupportedVersion,
     /// A 2026-07-28 request without its `_meta` protocol version (`-32602`).
     MissingMeta,
+    /// A body another parser could read otherwise: a repeated key, or a case or NUL-suffixed
+    /// variant of a key the edge decides on (`-32600`).
+    AmbiguousKey,
+    /// An MCP header sent more than once with different values (`-32000`, the SDKs' code for
+    /// a malformed request head, R26).
+    ConflictingHeader,
 }
 
 impl ProtocolErrorKind {
@@ -311,6 +330,8 @@ impl ProtocolErrorKind {
             ProtocolErrorKind::HeaderMismatch => "header_mismatch",
             ProtocolErrorKind::UnsupportedVersion => "unsupported_protocol_version",
             ProtocolErrorKind::MissingMeta => "missing_meta",
+            ProtocolErrorKind::AmbiguousKey => "ambiguous_key",
+            ProtocolErrorKind::ConflictingHeader => "conflicting_header",
         }
     }
 }
@@ -337,10 +358,11 @@ impl ProtocolError {
             P::Syntax => ProtocolErrorKind::Parse,
             P::InvalidRequest => ProtocolErrorKind::InvalidMessage,
             P::InvalidParams => ProtocolErrorKind::InvalidParams,
+            P::AmbiguousKey => ProtocolErrorKind::AmbiguousKey,
         };
         let prefix = match err.kind() {
             P::Syntax => "Parse error",
-            P::InvalidRequest => "Invalid Request",
+            P::InvalidRequest | P::AmbiguousKey => "Invalid Request",
             P::InvalidParams => "Invalid params",
         };
         ProtocolError::new(
@@ -356,6 +378,15 @@ impl ProtocolError {
             ProtocolErrorKind::HeaderMismatch,
             code::HEADER_MISMATCH,
             message,
+            id,
+        )
+    }
+
+    fn conflicting_header(name: &http::HeaderName, id: Option<RequestId>) -> Self {
+        ProtocolError::new(
+            ProtocolErrorKind::ConflictingHeader,
+            code::LEGACY_BAD_REQUEST,
+            format!("Bad Request: {name} is sent more than once with different values"),
             id,
         )
     }
@@ -641,6 +672,67 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), -32022);
+    }
+
+    #[test]
+    fn mcp_headers_repeated_with_different_values_are_refused() {
+        let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
+        let conflicting: [&[(&str, &str)]; 5] = [
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            &[("mcp-session-id", "a"), ("mcp-session-id", "b")],
+            &[("last-event-id", "1"), ("last-event-id", "2")],
+            &[("mcp-method", "tools/list"), ("mcp-method", "tools/call")],
+            &[("mcp-param-region", "eu"), ("mcp-param-region", "us")],
+        ];
+        for pairs in conflicting {
+            let err = post(pairs, list).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ProtocolErrorKind::ConflictingHeader,
+                "{pairs:?}"
+            );
+            assert_eq!(err.code(), -32000);
+            assert_eq!(err.id(), Some(&RequestId::Number(3)));
+            let err = McpRequest::classify(&Method::GET, &headers(pairs), None).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ProtocolErrorKind::ConflictingHeader,
+                "{pairs:?}"
+            );
+        }
+        // One value twice, or other headers repeated, say nothing contradictory.
+        let consistent: [&[(&str, &str)]; 3] = [
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &[("mcp-session-id", "a"), ("mcp-session-id", " a")],
+            &[
+                ("accept", "application/json"),
+                ("accept", "text/event-stream"),
+            ],
+        ];
+        for pairs in consistent {
+            post(pairs, list).unwrap();
+            McpRequest::classify(&Method::DELETE, &headers(pairs), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn ambiguous_bodies_are_invalid_requests() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/list","Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","arguments":{"x":1,"x":2}}}"#,
+        ] {
+            let err = post(&[], body).unwrap_err();
+            assert_eq!(err.kind(), ProtocolErrorKind::AmbiguousKey, "{body}");
+            assert_eq!(err.code(), -32600);
+            assert_eq!(err.id(), Some(&RequestId::Number(5)));
+            assert!(err.message().starts_with("Invalid Request: "), "{err}");
+        }
     }
 
     #[test]
