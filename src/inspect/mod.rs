@@ -175,6 +175,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn initialize_reaches_the_service_without_its_version_header() {
+        let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
+            |request: Request<_>| async move {
+                let header = request.headers().get("mcp-protocol-version").cloned();
+                let seen = format!("{header:?}");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(seen))))
+            },
+        );
+        for (body, version, seen) in [
+            (
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
+                "2099-01-01",
+                "None",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                "2025-11-25",
+                "Some(\"2025-11-25\")",
+            ),
+        ] {
+            let mut request = post(body);
+            request
+                .headers_mut()
+                .insert("mcp-protocol-version", version.parse().unwrap());
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, seen);
+        }
+    }
+
+    #[tokio::test]
     async fn oversized_body_is_413_by_length_and_by_stream() {
         let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"0123456789"}}}"#;
         let response = echo_service(16).oneshot(post(text)).await.unwrap();

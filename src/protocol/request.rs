@@ -191,6 +191,16 @@ impl McpRequest {
         self.messages().iter().any(McpMessage::is_initialize)
     }
 
+    /// Removes from `headers` what the body supersedes, so the server reads the request as the
+    /// edge read it: on `initialize`, `MCP-Protocol-Version`. The version is negotiated from
+    /// the body (R33), and a server that checks the header against the body would refuse the
+    /// handshake with a 400 that the client reads as "old transport" (R45).
+    pub fn remove_superseded_headers(&self, headers: &mut HeaderMap) {
+        if self.is_initialize() {
+            headers.remove(MCP_PROTOCOL_VERSION);
+        }
+    }
+
     /// Whether every message is a notification or a response, so a server answers `202` (R6).
     pub fn is_notification_or_response(&self) -> bool {
         !self.messages().is_empty()
@@ -719,6 +729,38 @@ mod tests {
             post(pairs, list).unwrap();
             McpRequest::classify(&Method::DELETE, &headers(pairs), None).unwrap();
         }
+    }
+
+    #[test]
+    fn initialize_drops_its_version_header_and_ignores_its_copies() {
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#;
+        let mut map = headers(&[
+            ("mcp-protocol-version", "2025-06-18"),
+            ("mcp-protocol-version", "junk"),
+            ("mcp-session-id", "kept"),
+        ]);
+        let r = McpRequest::classify(
+            &Method::POST,
+            &map,
+            Some(&Bytes::copy_from_slice(init.as_bytes())),
+        )
+        .unwrap();
+        assert_eq!(r.version(), ProtocolVersion::V2025_11_25);
+        r.remove_superseded_headers(&mut map);
+        assert!(map.get(MCP_PROTOCOL_VERSION).is_none());
+        assert_eq!(map.get("mcp-session-id").unwrap(), "kept");
+        // Any other request keeps its header.
+        let mut map = headers(&[("mcp-protocol-version", "2025-11-25")]);
+        let r = McpRequest::classify(
+            &Method::POST,
+            &map,
+            Some(&Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            )),
+        )
+        .unwrap();
+        r.remove_superseded_headers(&mut map);
+        assert_eq!(map.get(MCP_PROTOCOL_VERSION).unwrap(), "2025-11-25");
     }
 
     #[test]
