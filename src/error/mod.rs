@@ -76,6 +76,8 @@ pub enum Reason {
     BodyUnreadable,
     /// The `Content-Type` is not `application/json` (415).
     UnsupportedMediaType,
+    /// The body has a `Content-Encoding` other than `identity` (415).
+    UnsupportedContentEncoding,
     /// The HTTP method is not one the endpoint takes (405).
     MethodNotAllowed,
     /// A protocol rule was broken (400, see [`ProtocolErrorKind`]).
@@ -120,6 +122,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyUnreadable => "body_unreadable",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::Protocol(kind) => kind.as_str(),
             Reason::MissingToken => "missing_token",
@@ -156,7 +159,9 @@ impl Reason {
             | Reason::Protocol(_)
             | Reason::InvalidSessionId
             | Reason::SessionRequired => StatusCode::BAD_REQUEST,
-            Reason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedMediaType | Reason::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::MissingToken | Reason::InvalidToken | Reason::VerifierUnavailable => {
                 StatusCode::UNAUTHORIZED
@@ -211,6 +216,9 @@ impl Reason {
             Reason::BodyUnreadable => "Bad Request: the request body could not be read",
             Reason::UnsupportedMediaType => {
                 "Unsupported Media Type: Content-Type must be application/json"
+            }
+            Reason::UnsupportedContentEncoding => {
+                "Unsupported Media Type: Content-Encoding must be identity"
             }
             Reason::MethodNotAllowed => "Method Not Allowed",
             Reason::Protocol(_) => "Bad Request",

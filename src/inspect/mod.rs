@@ -175,6 +175,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn encoded_body_is_415() {
+        let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        request
+            .headers_mut()
+            .insert("content-encoding", "gzip".parse().unwrap());
+        let response = echo_service(1024).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::UnsupportedContentEncoding
+        );
+        assert_eq!(
+            json_body(response.into_body()).await["error"]["code"],
+            -32600
+        );
+    }
+
+    #[tokio::test]
     async fn initialize_reaches_the_service_without_its_version_header() {
         let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
             |request: Request<_>| async move {
