@@ -8,11 +8,22 @@
 //! first) puts a [`McpRequestSlot`](crate::context::McpRequestSlot) in the request
 //! extensions: inspect fills it as soon as the request is classified.
 //!
-//! For a POST it checks `Content-Type` (415), reads the body up to a limit (413 past it,
-//! without reading the rest), parses the JSON-RPC envelope (400 with `-32700` / `-32600`),
-//! checks `MCP-Protocol-Version` (400 with `-32022` for unknown versions, never on
-//! `initialize`), and for 2026-07-28 requests checks `Mcp-Method` / `Mcp-Name` against the
-//! body (400 with `-32020`). The inner service receives the body byte for byte as it was sent.
+//! For a POST it checks `Content-Type` and `Content-Encoding` (415 unless JSON, and identity),
+//! reads the body up to a limit (413 past it, without reading the rest), parses the JSON-RPC
+//! envelope (400 with `-32700` / `-32600`), checks `MCP-Protocol-Version` (400 with `-32022`
+//! for unknown versions, never on `initialize`), and for 2026-07-28 requests checks
+//! `Mcp-Method` / `Mcp-Name` against the body (400 with `-32020`). The inner service receives
+//! the body byte for byte as it was sent.
+//!
+//! Whatever passes, the server behind reads as the edge did. The whole body is parsed as
+//! serde_json's defaults parse it: a body it would refuse (nested past 128 levels, a number out
+//! of range, a lone surrogate) is a 400 `-32700` here rather than the server's own answer. A
+//! body another parser could read otherwise is a 400 `-32600`: a key repeated in any object,
+//! or a case or NUL-suffixed variant of a key the edge decides on. An MCP header sent twice
+//! with different values is a 400 `-32000`. An `initialize` loses its `MCP-Protocol-Version`
+//! header on the way in: the body's version supersedes it, and a server that compared the two
+//! would refuse the handshake (R45).
+//!
 //! GET and DELETE bodies pass through untouched; other methods pass through unclassified.
 //!
 //! ```
