@@ -97,6 +97,8 @@ pub enum Reason {
     BodyUnreadable,
     /// The `Content-Type` is not `application/json` (415).
     UnsupportedMediaType,
+    /// The body has a `Content-Encoding` other than `identity` (415).
+    UnsupportedContentEncoding,
     /// The HTTP method is not one the endpoint takes (405).
     MethodNotAllowed,
     /// A protocol rule was broken (400, see [`ProtocolErrorKind`]).
@@ -141,6 +143,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyUnreadable => "body_unreadable",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::Protocol(kind) => kind.as_str(),
             Reason::MissingToken => "missing_token",
@@ -177,7 +180,9 @@ impl Reason {
             | Reason::Protocol(_)
             | Reason::InvalidSessionId
             | Reason::SessionRequired => StatusCode::BAD_REQUEST,
-            Reason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedMediaType | Reason::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::MissingToken | Reason::InvalidToken | Reason::VerifierUnavailable => {
                 StatusCode::UNAUTHORIZED
@@ -198,9 +203,10 @@ impl Reason {
         match self {
             Reason::Protocol(kind) => match kind {
                 ProtocolErrorKind::Parse => code::PARSE_ERROR,
-                ProtocolErrorKind::InvalidMessage | ProtocolErrorKind::BatchNotAllowed => {
-                    code::INVALID_REQUEST
-                }
+                ProtocolErrorKind::InvalidMessage
+                | ProtocolErrorKind::BatchNotAllowed
+                | ProtocolErrorKind::AmbiguousKey => code::INVALID_REQUEST,
+                ProtocolErrorKind::ConflictingHeader => code::LEGACY_BAD_REQUEST,
                 ProtocolErrorKind::InvalidParams | ProtocolErrorKind::MissingMeta => {
                     code::INVALID_PARAMS
                 }
@@ -231,6 +237,9 @@ impl Reason {
             Reason::BodyUnreadable => "Bad Request: the request body could not be read",
             Reason::UnsupportedMediaType => {
                 "Unsupported Media Type: Content-Type must be application/json"
+            }
+            Reason::UnsupportedContentEncoding => {
+                "Unsupported Media Type: Content-Encoding must be identity"
             }
             Reason::MethodNotAllowed => "Method Not Allowed",
             Reason::Protocol(_) => "Bad Request",
@@ -676,7 +685,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 28] = [
+    const ALL_REASONS: [Reason; 31] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -705,6 +714,9 @@ mod tests {
         Reason::ReplicaGone,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
+        Reason::UnsupportedContentEncoding,
+        Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
+        Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -726,6 +738,8 @@ mod tests {
                 ProtocolErrorKind::HeaderMismatch => 11,
                 ProtocolErrorKind::UnsupportedVersion => 12,
                 ProtocolErrorKind::MissingMeta => 13,
+                ProtocolErrorKind::AmbiguousKey => 29,
+                ProtocolErrorKind::ConflictingHeader => 30,
             },
             Reason::MissingToken => 14,
             Reason::InvalidToken => 15,
@@ -741,6 +755,7 @@ mod tests {
             Reason::ReplicaGone => 25,
             Reason::UpstreamUnavailable => 26,
             Reason::UpstreamTimeout => 27,
+            Reason::UnsupportedContentEncoding => 28,
         }
     }
 
@@ -763,7 +778,8 @@ mod tests {
             | Reason::StoreUnavailable
             | Reason::NoReplica
             | Reason::UpstreamUnavailable
-            | Reason::UpstreamTimeout => true,
+            | Reason::UpstreamTimeout
+            | Reason::UnsupportedContentEncoding => true,
             Reason::BodyUnreadable | Reason::MethodNotAllowed | Reason::Protocol(_) => false,
             Reason::InvalidSessionId
             | Reason::SessionRequired

@@ -167,6 +167,7 @@ where
                         slot.fill(&mcp);
                     }
                     parts.extensions.insert(Arc::clone(&mcp));
+                    mcp.remove_superseded_headers(&mut parts.headers);
                     let future = inner.call(Request::from_parts(parts, EdgeBody::full(bytes)));
                     this.state.set(State::Calling {
                         future,

@@ -8,11 +8,22 @@
 //! first) puts a [`McpRequestSlot`](crate::context::McpRequestSlot) in the request
 //! extensions: inspect fills it as soon as the request is classified.
 //!
-//! For a POST it checks `Content-Type` (415), reads the body up to a limit (413 past it,
-//! without reading the rest), parses the JSON-RPC envelope (400 with `-32700` / `-32600`),
-//! checks `MCP-Protocol-Version` (400 with `-32022` for unknown versions, never on
-//! `initialize`), and for 2026-07-28 requests checks `Mcp-Method` / `Mcp-Name` against the
-//! body (400 with `-32020`). The inner service receives the body byte for byte as it was sent.
+//! For a POST it checks `Content-Type` and `Content-Encoding` (415 unless JSON, and identity),
+//! reads the body up to a limit (413 past it, without reading the rest), parses the JSON-RPC
+//! envelope (400 with `-32700` / `-32600`), checks `MCP-Protocol-Version` (400 with `-32022`
+//! for unknown versions, never on `initialize`), and for 2026-07-28 requests checks
+//! `Mcp-Method` / `Mcp-Name` against the body (400 with `-32020`). The inner service receives
+//! the body byte for byte as it was sent.
+//!
+//! Whatever passes, the server behind reads as the edge did. The whole body is parsed as
+//! serde_json's defaults parse it: a body it would refuse (nested past 128 levels, a number out
+//! of range, a lone surrogate) is a 400 `-32700` here rather than the server's own answer. A
+//! body another parser could read otherwise is a 400 `-32600`: a key repeated in any object,
+//! or a case or NUL-suffixed variant of a key the edge decides on. An MCP header sent twice
+//! with different values is a 400 `-32000`. An `initialize` loses its `MCP-Protocol-Version`
+//! header on the way in: the body's version supersedes it, and a server that compared the two
+//! would refuse the handshake (R45).
+//!
 //! GET and DELETE bodies pass through untouched; other methods pass through unclassified.
 //!
 //! ```
@@ -172,6 +183,56 @@ mod tests {
             json_body(response.into_body()).await["error"]["code"],
             -32600
         );
+    }
+
+    #[tokio::test]
+    async fn encoded_body_is_415() {
+        let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        request
+            .headers_mut()
+            .insert("content-encoding", "gzip".parse().unwrap());
+        let response = echo_service(1024).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            response.extensions().get::<Rejection>().unwrap().reason(),
+            Reason::UnsupportedContentEncoding
+        );
+        assert_eq!(
+            json_body(response.into_body()).await["error"]["code"],
+            -32600
+        );
+    }
+
+    #[tokio::test]
+    async fn initialize_reaches_the_service_without_its_version_header() {
+        let service = ServiceBuilder::new().layer(InspectLayer::new()).service_fn(
+            |request: Request<_>| async move {
+                let header = request.headers().get("mcp-protocol-version").cloned();
+                let seen = format!("{header:?}");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(seen))))
+            },
+        );
+        for (body, version, seen) in [
+            (
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
+                "2099-01-01",
+                "None",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                "2025-11-25",
+                "Some(\"2025-11-25\")",
+            ),
+        ] {
+            let mut request = post(body);
+            request
+                .headers_mut()
+                .insert("mcp-protocol-version", version.parse().unwrap());
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, seen);
+        }
     }
 
     #[tokio::test]

@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
-use http::{Method, Request, Response};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -87,6 +87,12 @@ fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejectio
             Reason::UnsupportedMediaType,
         ));
     }
+    if !is_identity_encoding(request.headers()) {
+        return Err(Rejection::of(
+            RejectedBy::Inspect,
+            Reason::UnsupportedContentEncoding,
+        ));
+    }
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -96,4 +102,40 @@ fn check_post_head<B>(request: &Request<B>, limit: usize) -> Result<(), Rejectio
         return Err(Rejection::body_too_large(limit));
     }
     Ok(())
+}
+
+/// No `Content-Encoding`, or only `identity`. The body is never decoded here: a compressed one
+/// would be read as JSON by the edge and decoded (or not) by the server behind.
+fn is_identity_encoding(headers: &HeaderMap) -> bool {
+    headers.get_all(CONTENT_ENCODING).iter().all(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .map(str::trim)
+                .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("identity"))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_identity_encoding;
+
+    #[test]
+    fn identity_encodings() {
+        let encoded = |values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append("content-encoding", value.parse().unwrap());
+            }
+            is_identity_encoding(&headers)
+        };
+        assert!(encoded(&[]));
+        assert!(encoded(&["identity"]));
+        assert!(encoded(&["Identity, identity", "IDENTITY"]));
+        assert!(!encoded(&["gzip"]));
+        assert!(!encoded(&["identity, gzip"]));
+        assert!(!encoded(&["identity", "br"]));
+        assert!(!encoded(&["x-identity"]));
+    }
 }

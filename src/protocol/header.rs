@@ -76,6 +76,37 @@ pub(crate) fn single<'a>(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Duplicate;
 
+/// Whether `name` is one of MCP's own headers.
+fn is_mcp_header(name: &HeaderName) -> bool {
+    name == MCP_PROTOCOL_VERSION
+        || name == MCP_SESSION_ID
+        || name == MCP_METHOD
+        || name == MCP_NAME
+        || name == LAST_EVENT_ID
+        || name.as_str().starts_with(MCP_PARAM_PREFIX)
+}
+
+/// The first MCP header sent more than once with different values (surrounding whitespace
+/// aside), leaving `except` out: an intermediary that reads the first copy and a server that
+/// reads the last would act on different requests. The same value twice is fine.
+pub(crate) fn conflicting<'a>(
+    headers: &'a HeaderMap,
+    except: Option<&HeaderName>,
+) -> Option<&'a HeaderName> {
+    if headers.keys_len() == headers.len() {
+        return None; // No name repeats at all: the usual case, decided without a lookup.
+    }
+    let trimmed = |value: &'a http::HeaderValue| value.as_bytes().trim_ascii();
+    headers.keys().find(|&name| {
+        if !is_mcp_header(name) || except == Some(name) {
+            return false;
+        }
+        let mut values = headers.get_all(name).iter().map(trimmed);
+        let first = values.next();
+        values.any(|value| Some(value) != first)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +124,36 @@ mod tests {
             "not UTF-8 inside"
         );
         assert!(decode_value(b"\xff").is_none());
+    }
+
+    #[test]
+    fn conflicting_copies_of_mcp_headers_only() {
+        let map = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            map
+        };
+        let two = map(&[
+            ("accept", "a"),
+            ("accept", "b"),
+            ("mcp-session-id", "s"),
+            ("MCP-Session-Id", "t"),
+        ]);
+        assert_eq!(conflicting(&two, None), Some(&MCP_SESSION_ID));
+        assert_eq!(conflicting(&two, Some(&MCP_SESSION_ID)), None);
+        let same = map(&[("mcp-name", "x"), ("mcp-name", "x\t"), ("accept", "a")]);
+        assert_eq!(conflicting(&same, None), None);
+        let param = map(&[("mcp-param-a", "1"), ("mcp-param-a", "2")]);
+        assert_eq!(conflicting(&param, None).unwrap().as_str(), "mcp-param-a");
+        assert_eq!(
+            conflicting(&map(&[("accept", "a"), ("accept", "b")]), None),
+            None
+        );
     }
 
     #[test]

@@ -2,13 +2,23 @@
 //!
 //! Only the fields an edge needs are decoded: `method`, `id`, the target (`params.name`,
 //! `params.uri`, `params.ref`, `params.taskId`), `initialize`'s `protocolVersion` and
-//! `clientInfo`, and the 2026-07-28 `_meta` keys. Everything else is skipped without building
-//! a tree; `params.arguments` is kept as a zero-copy slice of the body.
+//! `clientInfo`, and the 2026-07-28 `_meta` keys. Everything else is parsed in full but not
+//! kept (no tree is built); `params.arguments` is handed out on demand as a zero-copy slice of
+//! the body.
+//!
+//! A body passes only if the server's own parser takes it and cannot read it otherwise than
+//! the edge did: it must be JSON that serde_json's defaults accept (nesting up to 128, numbers
+//! in range, valid escapes, no lone surrogates), with no key repeated in any object and no
+//! case or NUL-suffixed variant of a key the edge decides on (`method`, `params`, `name`, `id`,
+//! `_meta`, `arguments`, `uri`).
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::jsonrpc::RequestId;
@@ -112,9 +122,10 @@ pub struct McpMessage {
     method: Option<Box<str>>,
     target: Option<Target>,
     init_version: Option<Box<str>>,
-    init_client: Option<ClientInfo>,
+    // Boxed: only `initialize` has it, and every message stays small.
+    init_client: Option<Box<ClientInfo>>,
     meta: Option<Box<RequestMeta>>,
-    arguments: Option<Bytes>,
+    arguments: LazyArguments,
     error_code: Option<i64>,
 }
 
@@ -147,7 +158,7 @@ impl McpMessage {
     /// `_meta` one.
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.init_client
-            .as_ref()
+            .as_deref()
             .or_else(|| self.meta.as_ref()?.client_info.as_ref())
     }
     /// The per-request `_meta` fields, when `params._meta` is present.
@@ -155,8 +166,11 @@ impl McpMessage {
         self.meta.as_deref()
     }
     /// `params.arguments` exactly as sent (a zero-copy slice of the body).
+    ///
+    /// The first call finds them in the body again (a skimming pass, not a full parse): the
+    /// edge's one pass checks them but keeps no slice, since only an audit capture reads them.
     pub fn arguments(&self) -> Option<&Bytes> {
-        self.arguments.as_ref()
+        self.arguments.get()
     }
     /// The `error.code` of a client-sent error response.
     pub fn error_code(&self) -> Option<i64> {
@@ -216,6 +230,9 @@ pub enum ParseErrorKind {
     InvalidRequest,
     /// A valid envelope whose `params` we read has the wrong shape: `-32602`.
     InvalidParams,
+    /// JSON that another parser could read otherwise: a key repeated in an object, or a case
+    /// or NUL-suffixed variant of a key the edge decides on: `-32600`.
+    AmbiguousKey,
 }
 
 impl ParseError {
@@ -233,20 +250,26 @@ impl ParseError {
             Category::Syntax | Category::Eof | Category::Io => ParseError::syntax(err.to_string()),
             Category::Data => {
                 let message = err.to_string();
-                // A custom error raised inside params hides a later syntax error: check.
-                if let Err(syntax) = serde_json::from_str::<IgnoredAny>(text)
+                // A custom error raised inside params, or a repeated key, hides a later
+                // syntax error (or one found while re-reading a raw slice): check.
+                if let Err(syntax) = check_syntax(text)
                     && syntax.classify() != Category::Data
                 {
                     return ParseError::syntax(syntax.to_string());
                 }
-                let kind = if message.contains(PARAMS_MARK) {
-                    ParseErrorKind::InvalidParams
+                let (kind, message) = if let Some((_, rest)) = message.split_once(AMBIGUOUS_MARK) {
+                    (ParseErrorKind::AmbiguousKey, rest.to_owned())
+                } else if message.contains(PARAMS_MARK) {
+                    (
+                        ParseErrorKind::InvalidParams,
+                        message.replace(PARAMS_MARK, ""),
+                    )
                 } else {
-                    ParseErrorKind::InvalidRequest
+                    (ParseErrorKind::InvalidRequest, message)
                 };
                 ParseError {
                     kind,
-                    message: message.replace(PARAMS_MARK, ""),
+                    message,
                     id: recover_id(text),
                 }
             }
@@ -270,7 +293,7 @@ impl ParseError {
         use super::jsonrpc::code;
         match self.kind {
             ParseErrorKind::Syntax => code::PARSE_ERROR,
-            ParseErrorKind::InvalidRequest => code::INVALID_REQUEST,
+            ParseErrorKind::InvalidRequest | ParseErrorKind::AmbiguousKey => code::INVALID_REQUEST,
             ParseErrorKind::InvalidParams => code::INVALID_PARAMS,
         }
     }
@@ -286,6 +309,16 @@ impl std::error::Error for ParseError {}
 
 /// Marks errors raised inside `params`, so they map to `-32602`.
 const PARAMS_MARK: &str = "\u{1}params\u{1}";
+/// Marks repeated and look-alike keys, so they map to `-32600` wherever they are.
+const AMBIGUOUS_MARK: &str = "\u{1}ambiguous\u{1}";
+
+/// On the error path only: the whole text parsed as serde_json parses it, for its first
+/// syntax error (nesting, number range, escapes included).
+fn check_syntax(text: &str) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    Unread::SYNTAX_ONLY.deserialize(&mut de)?;
+    de.end()
+}
 
 /// On the error path only: the id of a single-object body, if it can be read at all.
 fn recover_id(text: &str) -> Option<RequestId> {
@@ -299,6 +332,61 @@ fn recover_id(text: &str) -> Option<RequestId> {
 /// The most messages a batch may hold.
 pub const MAX_BATCH: usize = 1024;
 
+/// `params.arguments`, found in the body when first asked for.
+#[derive(Debug, Clone, Default)]
+struct LazyArguments {
+    /// The whole body and the message's place in a batch; `None` without arguments.
+    source: Option<(Bytes, Option<usize>)>,
+    slice: OnceLock<Option<Bytes>>,
+}
+
+impl LazyArguments {
+    fn get(&self) -> Option<&Bytes> {
+        let (body, index) = self.source.as_ref()?;
+        self.slice
+            .get_or_init(|| find_arguments(body, *index))
+            .as_ref()
+    }
+}
+
+/// Equal when drawn from equal bodies at the same place, found yet or not.
+impl PartialEq for LazyArguments {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for LazyArguments {}
+
+/// The `params.arguments` slice of an already checked body (of its `index`th message when a
+/// batch). serde_json skims everything else.
+fn find_arguments(body: &Bytes, index: Option<usize>) -> Option<Bytes> {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, default, deserialize_with = "present")]
+        arguments: Option<&'a RawValue>,
+    }
+    /// Keeps a JSON `null` as the raw `null` it is.
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let message = match index {
+        None => serde_json::from_str::<Message<'_>>(text).ok()?,
+        Some(index) => serde_json::from_str::<Vec<Message<'_>>>(text)
+            .ok()?
+            .into_iter()
+            .nth(index)?,
+    };
+    let raw = message.params?.arguments?;
+    Some(body.slice_ref(raw.get().as_bytes()))
+}
+
 struct BodyVisitor<'b> {
     body: &'b Bytes,
 }
@@ -311,14 +399,24 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body, A::Error> {
-        MessageVisitor { body: self.body }
-            .visit_map(map)
-            .map(Body::Single)
+        MessageVisitor {
+            body: self.body,
+            index: None,
+        }
+        .visit_map(map)
+        .map(Body::Single)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
         let mut messages = Vec::new();
-        while let Some(message) = seq.next_element_seed(MessageSeed { body: self.body })? {
+        loop {
+            let seed = MessageSeed {
+                body: self.body,
+                index: messages.len(),
+            };
+            let Some(message) = seq.next_element_seed(seed)? else {
+                break;
+            };
             if messages.len() == MAX_BATCH {
                 return Err(de::Error::custom(format_args!(
                     "batch has more than {MAX_BATCH} messages"
@@ -335,17 +433,23 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
 
 struct MessageSeed<'b> {
     body: &'b Bytes,
+    index: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
     type Value = McpMessage;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<McpMessage, D::Error> {
-        d.deserialize_map(MessageVisitor { body: self.body })
+        d.deserialize_map(MessageVisitor {
+            body: self.body,
+            index: Some(self.index),
+        })
     }
 }
 
 struct MessageVisitor<'b> {
     body: &'b Bytes,
+    /// The message's place in a batch.
+    index: Option<usize>,
 }
 
 /// `id` that tells `null` apart from absent.
@@ -360,9 +464,38 @@ impl<'de> serde::Deserialize<'de> for IdField {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// A client-sent `error` object: its `code` is read, the rest parsed and dropped.
 struct WireError {
     code: i64,
+}
+
+impl<'de> serde::Deserialize<'de> for WireError {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireError;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC error object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireError, A::Error> {
+                let mut code = None;
+                let mut seen = SeenKeys::new();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    if key.as_str() == "code" {
+                        if code.is_some() {
+                            return Err(dup("code"));
+                        }
+                        code = Some(map.next_value()?);
+                    } else {
+                        unread_field(&mut map, &mut seen, key, false)?;
+                    }
+                }
+                let code = code.ok_or_else(|| de::Error::missing_field("code"))?;
+                Ok(WireError { code })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn dup<E: de::Error>(field: &'static str) -> E {
@@ -380,51 +513,50 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
         let mut jsonrpc: Option<String> = None;
         let mut id: Option<IdField> = None;
         let mut method: Option<String> = None;
-        let mut params: Option<ParamsFields<'de>> = None;
+        let mut params: Option<ParamsFields> = None;
         let mut has_result = false;
         let mut error: Option<WireError> = None;
-        while let Some(key) = map.next_key::<KeyField>()? {
-            match key {
-                KeyField::JsonRpc => {
+        let mut seen = SeenKeys::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.as_str() {
+                "jsonrpc" => {
                     if jsonrpc.is_some() {
                         return Err(dup("jsonrpc"));
                     }
                     jsonrpc = Some(map.next_value()?);
                 }
-                KeyField::Id => {
+                "id" => {
                     if id.is_some() {
                         return Err(dup("id"));
                     }
                     id = Some(map.next_value()?);
                 }
-                KeyField::Method => {
+                "method" => {
                     if method.is_some() {
                         return Err(dup("method"));
                     }
                     method = Some(map.next_value()?);
                 }
-                KeyField::Params => {
+                "params" => {
                     if params.is_some() {
                         return Err(dup("params"));
                     }
                     params = Some(map.next_value_seed(ParamsSeed)?);
                 }
-                KeyField::Result => {
+                "result" => {
                     if has_result {
                         return Err(dup("result"));
                     }
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(Unread::MAIN_PASS)?;
                     has_result = true;
                 }
-                KeyField::Error => {
+                "error" => {
                     if error.is_some() {
                         return Err(dup("error"));
                     }
                     error = Some(map.next_value()?);
                 }
-                KeyField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
         if jsonrpc.as_deref() != Some("2.0") {
@@ -456,46 +588,17 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
             init_version: None,
             init_client: None,
             meta: None,
-            arguments: None,
+            arguments: LazyArguments::default(),
             error_code: error.map(|e| e.code),
         };
-        apply_params(&mut message, params.unwrap_or_default(), self.body)
-            .map_err(|e| de::Error::custom(format_args!("{PARAMS_MARK}invalid params: {e}")))?;
+        apply_params(
+            &mut message,
+            params.unwrap_or_default(),
+            self.body,
+            self.index,
+        )
+        .map_err(|e| de::Error::custom(format_args!("{PARAMS_MARK}invalid params: {e}")))?;
         Ok(message)
-    }
-}
-
-enum KeyField {
-    JsonRpc,
-    Id,
-    Method,
-    Params,
-    Result,
-    Error,
-    Other,
-}
-
-impl<'de> serde::Deserialize<'de> for KeyField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyField;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyField, E> {
-                Ok(match v {
-                    "jsonrpc" => KeyField::JsonRpc,
-                    "id" => KeyField::Id,
-                    "method" => KeyField::Method,
-                    "params" => KeyField::Params,
-                    "result" => KeyField::Result,
-                    "error" => KeyField::Error,
-                    _ => KeyField::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(V)
     }
 }
 
@@ -503,8 +606,9 @@ impl<'de> serde::Deserialize<'de> for KeyField {
 /// known (it may come after `params` in the object).
 fn apply_params(
     message: &mut McpMessage,
-    fields: ParamsFields<'_>,
+    fields: ParamsFields,
     body: &Bytes,
+    index: Option<usize>,
 ) -> Result<(), serde_json::Error> {
     let method = message.method.as_deref().unwrap_or("");
     let is_request = message.kind == MessageKind::Request;
@@ -531,18 +635,18 @@ fn apply_params(
     };
     if message.is_initialize() {
         message.init_version = fields.protocol_version;
-        message.init_client = fields.client_info;
+        message.init_client = fields.client_info.map(Box::new);
     }
     message.meta = fields.meta.map(Box::new);
-    message.arguments = fields
-        .arguments
-        .map(|raw| body.slice_ref(raw.get().as_bytes()));
+    if fields.has_arguments {
+        message.arguments.source = Some((body.clone(), index));
+    }
     Ok(())
 }
 
 /// The era a message's own `_meta` protocol version names; legacy without one (only
 /// 2026-07-28 requests carry it, and the inspect layer holds them to it, R36).
-fn era_of(fields: &ParamsFields<'_>) -> Era {
+fn era_of(fields: &ParamsFields) -> Era {
     fields
         .meta
         .as_ref()
@@ -555,7 +659,7 @@ fn required(value: Option<Box<str>>, field: &'static str) -> Result<Box<str>, se
 }
 
 #[derive(Default)]
-struct ParamsFields<'de> {
+struct ParamsFields {
     name: Option<Box<str>>,
     uri: Option<Box<str>>,
     task_id: Option<Box<str>>,
@@ -563,7 +667,7 @@ struct ParamsFields<'de> {
     protocol_version: Option<Box<str>>,
     client_info: Option<ClientInfo>,
     meta: Option<RequestMeta>,
-    arguments: Option<&'de RawValue>,
+    has_arguments: bool,
 }
 
 enum RefField {
@@ -587,7 +691,7 @@ fn once<'de, A: MapAccess<'de>>(
 struct ParamsSeed;
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed {
-    type Value = ParamsFields<'de>;
+    type Value = ParamsFields;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(ParamsVisitor)
             .map_err(|e| de::Error::custom(format_args!("{PARAMS_MARK}invalid params: {e}")))
@@ -597,7 +701,7 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
 struct ParamsVisitor;
 
 impl<'de> Visitor<'de> for ParamsVisitor {
-    type Value = ParamsFields<'de>;
+    type Value = ParamsFields;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a params object")
@@ -605,6 +709,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = ParamsFields::default();
+        let mut seen = SeenKeys::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
                 "name" => once(&mut out.name, &mut map, "name")?,
@@ -630,14 +735,13 @@ impl<'de> Visitor<'de> for ParamsVisitor {
                     out.meta = Some(map.next_value_seed(MetaSeed)?);
                 }
                 "arguments" => {
-                    if out.arguments.is_some() {
+                    if out.has_arguments {
                         return Err(dup("arguments"));
                     }
-                    out.arguments = Some(map.next_value()?);
+                    map.next_value_seed(Unread::MAIN_PASS)?;
+                    out.has_arguments = true;
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
         Ok(out)
@@ -660,14 +764,13 @@ impl<'de> Visitor<'de> for ClientInfoSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientInfo, A::Error> {
         let mut info = ClientInfo::default();
+        let mut seen = SeenKeys::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
                 "name" => once(&mut info.name, &mut map, "name")?,
                 "version" => once(&mut info.version, &mut map, "version")?,
                 "title" => once(&mut info.title, &mut map, "title")?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => unread_field(&mut map, &mut seen, key, false)?,
             }
         }
         Ok(info)
@@ -690,14 +793,13 @@ impl<'de> Visitor<'de> for RefSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut ty, mut name, mut uri) = (None, None, None);
+        let mut seen = SeenKeys::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
                 "type" => once(&mut ty, &mut map, "type")?,
                 "name" => once(&mut name, &mut map, "name")?,
                 "uri" => once(&mut uri, &mut map, "uri")?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
         Ok(match ty.as_deref() {
@@ -724,6 +826,7 @@ impl<'de> Visitor<'de> for MetaSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestMeta, A::Error> {
         let mut meta = RequestMeta::default();
+        let mut seen = SeenKeys::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
                 "io.modelcontextprotocol/protocolVersion" => {
@@ -736,7 +839,10 @@ impl<'de> Visitor<'de> for MetaSeed {
                     meta.client_info = Some(map.next_value_seed(ClientInfoSeed)?);
                 }
                 "io.modelcontextprotocol/clientCapabilities" => {
-                    map.next_value::<IgnoredAny>()?;
+                    if meta.has_client_capabilities {
+                        return Err(dup("clientCapabilities"));
+                    }
+                    map.next_value_seed(Unread::MAIN_PASS)?;
                     meta.has_client_capabilities = true;
                 }
                 "io.modelcontextprotocol/logLevel" => {
@@ -746,12 +852,13 @@ impl<'de> Visitor<'de> for MetaSeed {
                 "tracestate" => once(&mut meta.tracestate, &mut map, "tracestate")?,
                 "baggage" => once(&mut meta.baggage, &mut map, "baggage")?,
                 "progressToken" => {
-                    map.next_value::<IgnoredAny>()?;
+                    if meta.has_progress_token {
+                        return Err(dup("progressToken"));
+                    }
+                    map.next_value_seed(Unread::MAIN_PASS)?;
                     meta.has_progress_token = true;
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => unread_field(&mut map, &mut seen, key, false)?,
             }
         }
         Ok(meta)
@@ -789,6 +896,181 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+impl<'de> Key<'de> {
+    fn into_cow(self) -> Cow<'de, str> {
+        match self {
+            Key::Borrowed(s) => Cow::Borrowed(s),
+            Key::Owned(s) => Cow::Owned(s),
+        }
+    }
+}
+
+/// The keys whose values the edge decides on. A key equal to one of them but for ASCII case,
+/// or with NULs after it, is that key to a case-insensitive or C-string parser and another key
+/// to serde_json: the edge and the server could each act on a different value.
+const DECISIVE_KEYS: [&str; 7] = [
+    "method",
+    "params",
+    "name",
+    "id",
+    "_meta",
+    "arguments",
+    "uri",
+];
+
+/// The decisive key `key` is a look-alike of (and not equal to), if any.
+fn look_alike(key: &str) -> Option<&'static str> {
+    let stem = key.trim_end_matches('\0');
+    DECISIVE_KEYS
+        .into_iter()
+        .find(|k| stem.eq_ignore_ascii_case(k) && key != *k)
+}
+
+/// A `-32600` error for a body another parser could read otherwise.
+fn ambiguous<E: de::Error>(what: fmt::Arguments<'_>) -> E {
+    E::custom(format_args!("{AMBIGUOUS_MARK}{what}"))
+}
+
+/// At most 64 bytes of a key, for an error message.
+fn shown(key: &str) -> &str {
+    let mut end = key.len().min(64);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+/// A key of an object the edge reads that the edge itself does not read: refused when it
+/// repeats, or (in objects whose keys are `decisive`) when it is a look-alike of a decisive
+/// key; its value is parsed in full and dropped.
+fn unread_field<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut SeenKeys<'de>,
+    key: Key<'de>,
+    decisive: bool,
+) -> Result<(), A::Error> {
+    if decisive && let Some(like) = look_alike(key.as_str()) {
+        return Err(ambiguous(format_args!(
+            "key {:?} is a look-alike of {like:?}",
+            shown(key.as_str())
+        )));
+    }
+    seen.insert(key)?;
+    map.next_value_seed(Unread::MAIN_PASS)
+}
+
+/// How many inline slots [`SeenKeys`] has.
+const INLINE_KEYS: usize = 8;
+
+/// The keys of one object so far, to refuse a repeated one. The first eight unescaped keys are
+/// kept inline, so an ordinary object allocates nothing; the rest go to a hash set (SipHash,
+/// so a crafted object cannot make the check quadratic).
+struct SeenKeys<'de> {
+    inline: [&'de str; INLINE_KEYS],
+    len: usize,
+    more: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    fn new() -> Self {
+        SeenKeys {
+            inline: [""; INLINE_KEYS],
+            len: 0,
+            more: None,
+        }
+    }
+
+    /// Records `key`; an error if the object already had it.
+    fn insert<E: de::Error>(&mut self, key: Key<'de>) -> Result<(), E> {
+        let text = key.as_str();
+        if self.inline[..self.len].contains(&text)
+            || self.more.as_ref().is_some_and(|more| more.contains(text))
+        {
+            return Err(ambiguous(format_args!("repeated key {:?}", shown(text))));
+        }
+        match key {
+            Key::Borrowed(text) if self.len < INLINE_KEYS => {
+                self.inline[self.len] = text;
+                self.len += 1;
+            }
+            key => {
+                self.more
+                    .get_or_insert_with(HashSet::new)
+                    .insert(key.into_cow());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value the edge does not read, parsed in full and dropped.
+///
+/// serde_json skips an `IgnoredAny` (or a `RawValue`) checking only its grammar, so a body the
+/// edge passed on could still be one the server's parser refuses. This goes through
+/// `deserialize_any` as a `Value` does: numbers are converted (one out of `f64` range fails),
+/// strings unescaped (a lone surrogate fails), arrays and objects counted against serde_json's
+/// nesting limit; and a key repeated in one object is refused.
+#[derive(Clone, Copy)]
+struct Unread {
+    /// Whether a repeated key is refused.
+    keys: bool,
+}
+
+impl Unread {
+    /// In the main pass over the body.
+    const MAIN_PASS: Unread = Unread { keys: true };
+
+    /// For the first syntax error only, past any repeated key.
+    const SYNTAX_ONLY: Unread = Unread { keys: false };
+}
+
+impl<'de> DeserializeSeed<'de> for Unread {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unread {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = SeenKeys::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self.keys {
+                seen.insert(key)?;
+            }
+            map.next_value_seed(self)?;
+        }
+        Ok(())
     }
 }
 
@@ -1070,17 +1352,18 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        // Arguments are skipped, never built into a tree: deep nesting there costs one pass
-        // and no stack; the server behind decides what it accepts.
-        let m = one(&deep);
-        assert_eq!(m.arguments().unwrap().len(), 200_000);
+        // Deep nesting is refused where serde_json refuses it (past 127 open levels), in
+        // arguments as anywhere: no tree is built and the stack does not overflow.
+        assert_eq!(parse(&deep).unwrap_err().kind(), ParseErrorKind::Syntax);
         let deep_meta = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"_meta":{{"a":{}1{}}}}}}}"#,
             "{\"b\":".repeat(10_000),
             "}".repeat(10_000)
         );
-        // Unknown `_meta` keys are skipped iteratively: no stack overflow either.
-        assert!(one(&deep_meta).meta().is_some());
+        assert_eq!(
+            parse(&deep_meta).unwrap_err().kind(),
+            ParseErrorKind::Syntax
+        );
         // Where we do build values (ids), serde_json's recursion limit answers.
         let deep_id = format!(
             r#"{{"jsonrpc":"2.0","id":{}1{},"method":"x"}}"#,
@@ -1095,6 +1378,141 @@ mod tests {
         assert_eq!(one(&huge).target().unwrap().name().len(), 1 << 20);
         // Lone surrogates are not valid UTF-8 text.
         assert!(parse(r#"{"jsonrpc":"2.0","id":1,"method":"\ud800"}"#).is_err());
+    }
+
+    /// `text` with `{}` replaced by `value`.
+    fn with(text: &str, value: &str) -> String {
+        text.replacen("{}", value, 1)
+    }
+
+    /// Where a value the edge does not read can sit in a body.
+    const UNREAD_SPOTS: [&str; 9] = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"a":{}}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"x","x-extra":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m","data":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"cursor":{},"_meta":{"progressToken":{},"k":{}}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":{"name":"c","icons":{}}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","x":{}}}}"#,
+        r#"[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{}}}]"#,
+    ];
+
+    #[test]
+    fn unread_values_are_parsed_as_serde_json_parses_them() {
+        let refused = [
+            "1e999999",
+            "-1e400",
+            r#""\ud800""#,
+            r#""a\udc00b""#,
+            r#""\ud800\u0041""#,
+            r#"{"\ud800":1}"#,
+            r#"["\ud83d"]"#,
+        ];
+        let accepted = [
+            "1e308",
+            "-1e-99999",
+            "123456789012345678901234567890",
+            r#""\ud83d\ude00""#,
+            r#""\u0000 \" \\ \/ \b \f \n \r \t""#,
+            r#"{"k":[null,true,false,{"K":0}]}"#,
+        ];
+        for spot in UNREAD_SPOTS {
+            for value in refused {
+                let text = with(spot, value);
+                assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+                let err = parse(&text).unwrap_err();
+                assert_eq!(err.kind(), ParseErrorKind::Syntax, "{text}: {err}");
+                assert_eq!(err.code(), -32700);
+            }
+            for value in accepted {
+                let text = with(spot, value);
+                assert!(parse(&text).is_ok(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_nesting_limit_is_serde_jsons_exactly() {
+        for spot in UNREAD_SPOTS {
+            for levels in 118..=130 {
+                let text = with(
+                    spot,
+                    &format!("{}{}", "[".repeat(levels), "]".repeat(levels)),
+                );
+                let serde = serde_json::from_str::<serde_json::Value>(&text);
+                match parse(&text) {
+                    Ok(_) => assert!(serde.is_ok(), "{levels} in {spot}"),
+                    Err(err) => {
+                        assert!(serde.is_err(), "{levels} in {spot}: {err}");
+                        assert_eq!(err.kind(), ParseErrorKind::Syntax, "{levels} in {spot}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_repeated_anywhere_is_ambiguous() {
+        for (spot, value) in [
+            (UNREAD_SPOTS[0], r#"{"k":1,"k":2}"#),
+            (UNREAD_SPOTS[1], r#"{"a":1,"b":[{"c":1,"c":1}]}"#),
+            (UNREAD_SPOTS[1], r#"{"a":1,"\u0061":2}"#),
+            (UNREAD_SPOTS[2], r#"1,"x-extra":2"#),
+            (UNREAD_SPOTS[4], r#"1,"data":2"#),
+            (UNREAD_SPOTS[5], r#"1,"cursor":2"#),
+            (UNREAD_SPOTS[6], r#"1,"icons":2"#),
+            (UNREAD_SPOTS[7], r#"1,"x":2"#),
+        ] {
+            let text = with(spot, value);
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::AmbiguousKey, "{text}: {err}");
+            assert_eq!(err.code(), -32600);
+            assert!(!err.message().contains('\u{1}'), "{err}");
+        }
+        // Past the inline slots, repeats are still found, escaped or not.
+        let mut keys: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        keys.push(r#""k\u0033\u0030":0"#.into());
+        let text = with(UNREAD_SPOTS[1], &format!("{{{}}}", keys.join(",")));
+        assert_eq!(
+            parse(&text).unwrap_err().kind(),
+            ParseErrorKind::AmbiguousKey
+        );
+        keys.pop();
+        let text = with(UNREAD_SPOTS[1], &format!("{{{}}}", keys.join(",")));
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn look_alikes_of_decisive_keys_are_ambiguous() {
+        for fields in [
+            r#""method":"tools/call","Method":"x","params":{"name":"a"}"#,
+            r#""method":"tools/call","METHOD":"x","params":{"name":"a"}"#,
+            r#""method":"tools/call","method\u0000":"x","params":{"name":"a"}"#,
+            r#""method":"tools/call","params":{"name":"a"},"PARAMS":{}"#,
+            r#""method":"tools/call","params":{"name":"a"},"Id":2"#,
+            r#""method":"tools/call","params":{"name":"a","Name":"b"}"#,
+            r#""method":"tools/call","params":{"name":"a","name\u0000\u0000":"b"}"#,
+            r#""method":"tools/call","params":{"name":"a","Arguments":{}}"#,
+            r#""method":"tools/call","params":{"name":"a","_Meta":{}}"#,
+            r#""method":"resources/read","params":{"uri":"a","URI":"b"}"#,
+            r#""method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","nAme":"q"}}"#,
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":1,{fields}}}"#);
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.kind(), ParseErrorKind::AmbiguousKey, "{text}: {err}");
+            assert_eq!(err.id(), Some(&RequestId::Number(1)), "{text}");
+        }
+        // Exact keys where they mean nothing, and look-alikes inside values the edge does not
+        // read (a tool's own arguments, `_meta`), are fine.
+        for fields in [
+            r#""method":"tools/call","params":{"name":"a","arguments":{"Name":1,"name":2,"ID":3}}"#,
+            r#""method":"x","name":"top","uri":"u","params":{"id":1,"method":2}"#,
+            r#""method":"x","params":{"_meta":{"Name":1,"io.modelcontextprotocol/clientInfo":{"NAME":"n"}}}"#,
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":1,{fields}}}"#);
+            assert!(parse(&text).is_ok(), "{text}");
+        }
     }
 
     #[test]

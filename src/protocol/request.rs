@@ -32,6 +32,9 @@ impl McpRequest {
     ) -> Result<McpRequest, ProtocolError> {
         let header_version = header_version(headers);
         let Some(bytes) = body.filter(|_| method == Method::POST) else {
+            if let Some(name) = header::conflicting(headers, None) {
+                return Err(ProtocolError::conflicting_header(name, None));
+            }
             let version = match header_version {
                 None => ProtocolVersion::DEFAULT_LEGACY,
                 Some(Ok(v)) => v,
@@ -46,10 +49,20 @@ impl McpRequest {
 
         let body = Body::parse(bytes).map_err(ProtocolError::parse)?;
         let first = &body.messages()[0];
+        let initialize = body.messages().iter().any(McpMessage::is_initialize);
+
+        // Two copies of an MCP header that disagree: an intermediary reading one and the
+        // server the other would see different requests. On `initialize` the version header
+        // does not count: the body's version supersedes it.
+        let version_header = MCP_PROTOCOL_VERSION;
+        let except = initialize.then_some(&version_header);
+        if let Some(name) = header::conflicting(headers, except) {
+            return Err(ProtocolError::conflicting_header(name, first.id().cloned()));
+        }
 
         // `initialize` selects the legacy era whatever the header says (R33, §L.6): its
         // version travels in the body and the server negotiates it.
-        if body.messages().iter().any(McpMessage::is_initialize) {
+        if initialize {
             let version = first
                 .initialize_version()
                 .and_then(|v| v.parse().ok())
@@ -178,6 +191,16 @@ impl McpRequest {
         self.messages().iter().any(McpMessage::is_initialize)
     }
 
+    /// Removes from `headers` what the body supersedes, so the server reads the request as the
+    /// edge read it: on `initialize`, `MCP-Protocol-Version`. The version is negotiated from
+    /// the body (R33), and a server that checks the header against the body would refuse the
+    /// handshake with a 400 that the client reads as "old transport" (R45).
+    pub fn remove_superseded_headers(&self, headers: &mut HeaderMap) {
+        if self.is_initialize() {
+            headers.remove(MCP_PROTOCOL_VERSION);
+        }
+    }
+
     /// Whether every message is a notification or a response, so a server answers `202` (R6).
     pub fn is_notification_or_response(&self) -> bool {
         !self.messages().is_empty()
@@ -297,6 +320,12 @@ pub enum ProtocolErrorKind {
     UnsupportedVersion,
     /// A 2026-07-28 request without its `_meta` protocol version (`-32602`).
     MissingMeta,
+    /// A body another parser could read otherwise: a repeated key, or a case or NUL-suffixed
+    /// variant of a key the edge decides on (`-32600`).
+    AmbiguousKey,
+    /// An MCP header sent more than once with different values (`-32000`, the SDKs' code for
+    /// a malformed request head, R26).
+    ConflictingHeader,
 }
 
 impl ProtocolErrorKind {
@@ -310,6 +339,8 @@ impl ProtocolErrorKind {
             ProtocolErrorKind::HeaderMismatch => "header_mismatch",
             ProtocolErrorKind::UnsupportedVersion => "unsupported_protocol_version",
             ProtocolErrorKind::MissingMeta => "missing_meta",
+            ProtocolErrorKind::AmbiguousKey => "ambiguous_key",
+            ProtocolErrorKind::ConflictingHeader => "conflicting_header",
         }
     }
 }
@@ -336,10 +367,11 @@ impl ProtocolError {
             P::Syntax => ProtocolErrorKind::Parse,
             P::InvalidRequest => ProtocolErrorKind::InvalidMessage,
             P::InvalidParams => ProtocolErrorKind::InvalidParams,
+            P::AmbiguousKey => ProtocolErrorKind::AmbiguousKey,
         };
         let prefix = match err.kind() {
             P::Syntax => "Parse error",
-            P::InvalidRequest => "Invalid Request",
+            P::InvalidRequest | P::AmbiguousKey => "Invalid Request",
             P::InvalidParams => "Invalid params",
         };
         ProtocolError::new(
@@ -355,6 +387,15 @@ impl ProtocolError {
             ProtocolErrorKind::HeaderMismatch,
             code::HEADER_MISMATCH,
             message,
+            id,
+        )
+    }
+
+    fn conflicting_header(name: &http::HeaderName, id: Option<RequestId>) -> Self {
+        ProtocolError::new(
+            ProtocolErrorKind::ConflictingHeader,
+            code::LEGACY_BAD_REQUEST,
+            format!("Bad Request: {name} is sent more than once with different values"),
             id,
         )
     }
@@ -667,6 +708,99 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), -32022);
+    }
+
+    #[test]
+    fn mcp_headers_repeated_with_different_values_are_refused() {
+        let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
+        let conflicting: [&[(&str, &str)]; 5] = [
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            &[("mcp-session-id", "a"), ("mcp-session-id", "b")],
+            &[("last-event-id", "1"), ("last-event-id", "2")],
+            &[("mcp-method", "tools/list"), ("mcp-method", "tools/call")],
+            &[("mcp-param-region", "eu"), ("mcp-param-region", "us")],
+        ];
+        for pairs in conflicting {
+            let err = post(pairs, list).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ProtocolErrorKind::ConflictingHeader,
+                "{pairs:?}"
+            );
+            assert_eq!(err.code(), -32000);
+            assert_eq!(err.id(), Some(&RequestId::Number(3)));
+            let err = McpRequest::classify(&Method::GET, &headers(pairs), None).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ProtocolErrorKind::ConflictingHeader,
+                "{pairs:?}"
+            );
+        }
+        // One value twice, or other headers repeated, say nothing contradictory.
+        let consistent: [&[(&str, &str)]; 3] = [
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &[("mcp-session-id", "a"), ("mcp-session-id", " a")],
+            &[
+                ("accept", "application/json"),
+                ("accept", "text/event-stream"),
+            ],
+        ];
+        for pairs in consistent {
+            post(pairs, list).unwrap();
+            McpRequest::classify(&Method::DELETE, &headers(pairs), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn initialize_drops_its_version_header_and_ignores_its_copies() {
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#;
+        let mut map = headers(&[
+            ("mcp-protocol-version", "2025-06-18"),
+            ("mcp-protocol-version", "junk"),
+            ("mcp-session-id", "kept"),
+        ]);
+        let r = McpRequest::classify(
+            &Method::POST,
+            &map,
+            Some(&Bytes::copy_from_slice(init.as_bytes())),
+        )
+        .unwrap();
+        assert_eq!(r.version(), ProtocolVersion::V2025_11_25);
+        r.remove_superseded_headers(&mut map);
+        assert!(map.get(MCP_PROTOCOL_VERSION).is_none());
+        assert_eq!(map.get("mcp-session-id").unwrap(), "kept");
+        // Any other request keeps its header.
+        let mut map = headers(&[("mcp-protocol-version", "2025-11-25")]);
+        let r = McpRequest::classify(
+            &Method::POST,
+            &map,
+            Some(&Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            )),
+        )
+        .unwrap();
+        r.remove_superseded_headers(&mut map);
+        assert_eq!(map.get(MCP_PROTOCOL_VERSION).unwrap(), "2025-11-25");
+    }
+
+    #[test]
+    fn ambiguous_bodies_are_invalid_requests() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/list","Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","arguments":{"x":1,"x":2}}}"#,
+        ] {
+            let err = post(&[], body).unwrap_err();
+            assert_eq!(err.kind(), ProtocolErrorKind::AmbiguousKey, "{body}");
+            assert_eq!(err.code(), -32600);
+            assert_eq!(err.id(), Some(&RequestId::Number(5)));
+            assert!(err.message().starts_with("Invalid Request: "), "{err}");
+        }
     }
 
     #[test]
