@@ -95,6 +95,8 @@ pub enum Reason {
     BodyTooLarge,
     /// The body could not be read (400).
     BodyUnreadable,
+    /// The body did not arrive within its time budget or above its minimum rate (408).
+    BodyTimeout,
     /// The `Content-Type` is not `application/json` (415).
     UnsupportedMediaType,
     /// The HTTP method is not one the endpoint takes (405).
@@ -140,6 +142,7 @@ impl Reason {
             Reason::HostNotAllowed => "host_not_allowed",
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyUnreadable => "body_unreadable",
+            Reason::BodyTimeout => "body_timeout",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::Protocol(kind) => kind.as_str(),
@@ -173,6 +176,7 @@ impl Reason {
             | Reason::HostNotAllowed
             | Reason::InsufficientScope => StatusCode::FORBIDDEN,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::BodyUnreadable
             | Reason::Protocol(_)
             | Reason::InvalidSessionId
@@ -229,6 +233,7 @@ impl Reason {
             Reason::HostNotAllowed => "Forbidden: Host header is not allowed",
             Reason::BodyTooLarge => "Payload Too Large",
             Reason::BodyUnreadable => "Bad Request: the request body could not be read",
+            Reason::BodyTimeout => "Request Timeout: the request body was not received in time",
             Reason::UnsupportedMediaType => {
                 "Unsupported Media Type: Content-Type must be application/json"
             }
@@ -397,6 +402,14 @@ impl Rejection {
     pub fn body_too_large(limit: usize) -> Self {
         Rejection::of(RejectedBy::Inspect, Reason::BodyTooLarge)
             .with_message(format!("Payload Too Large: the body exceeds {limit} bytes"))
+    }
+
+    /// A POST body that did not arrive within the inspect layer's time budget, or fell below
+    /// its minimum rate: 408 with `Connection: close`, since the rest of the body is never
+    /// read. 408 is allowed on an `initialize` (R45): clients read it as "try again".
+    pub fn body_timeout() -> Self {
+        Rejection::of(RejectedBy::Inspect, Reason::BodyTimeout)
+            .with_header(http::header::CONNECTION, HeaderValue::from_static("close"))
     }
 
     /// No usable bearer token: 401 (the auth layer adds the `WWW-Authenticate` challenge).
@@ -676,7 +689,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 28] = [
+    const ALL_REASONS: [Reason; 29] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -705,6 +718,7 @@ mod tests {
         Reason::ReplicaGone,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
+        Reason::BodyTimeout,
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -741,6 +755,7 @@ mod tests {
             Reason::ReplicaGone => 25,
             Reason::UpstreamUnavailable => 26,
             Reason::UpstreamTimeout => 27,
+            Reason::BodyTimeout => 28,
         }
     }
 
@@ -763,7 +778,8 @@ mod tests {
             | Reason::StoreUnavailable
             | Reason::NoReplica
             | Reason::UpstreamUnavailable
-            | Reason::UpstreamTimeout => true,
+            | Reason::UpstreamTimeout
+            | Reason::BodyTimeout => true,
             Reason::BodyUnreadable | Reason::MethodNotAllowed | Reason::Protocol(_) => false,
             Reason::InvalidSessionId
             | Reason::SessionRequired
@@ -921,6 +937,20 @@ mod tests {
         );
         assert_eq!(r.id(), err.id());
         assert_eq!(r.data(), err.data());
+    }
+
+    #[test]
+    fn body_timeout_is_408_closing_the_connection() {
+        let r = Rejection::body_timeout();
+        assert_answer(
+            &r,
+            RejectedBy::Inspect,
+            Reason::BodyTimeout,
+            408,
+            -32600,
+            "Request Timeout: the request body was not received in time",
+        );
+        assert_eq!(r.headers()[http::header::CONNECTION], "close");
     }
 
     #[test]
