@@ -139,12 +139,13 @@ mod tests {
 
     /// POSTs `body` through `layer` to a service that answers 200 with the body it got.
     async fn post(layer: InspectLayer, body: Chunks) -> (Response<Bytes>, Duration) {
-        let service = ServiceBuilder::new()
-            .layer(layer)
-            .service_fn(|request: Request<_>| async move {
-                let body = BodyExt::collect(request.into_body()).await?.to_bytes();
-                Ok::<_, Infallible>(Response::new(Full::new(body)))
-            });
+        let service =
+            ServiceBuilder::new()
+                .layer(layer)
+                .service_fn(|request: Request<_>| async move {
+                    let body = BodyExt::collect(request.into_body()).await?.to_bytes();
+                    Ok::<_, Infallible>(Response::new(Full::new(body)))
+                });
         let request = Request::post("/mcp")
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")

@@ -4,8 +4,8 @@ use tower_layer::Layer;
 
 use super::deadline::BodyBudget;
 use super::{
-    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MIN_BODY_RATE, DEFAULT_MIN_BODY_RATE_GRACE,
-    Inspect,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MIN_BODY_RATE,
+    DEFAULT_MIN_BODY_RATE_GRACE, Inspect,
 };
 
 /// Classifies MCP requests and reads POST bodies once; see the [module docs](super).
