@@ -52,11 +52,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::serve::ListenerExt;
 use mcp_edge::affinity::{Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
 use mcp_edge::audit::CountingBody;
 use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
+use mcp_edge::serve::Server;
 use mcp_edge::sse::Drain;
 use mcp_edge::store::{MemorySessionStore, SessionStore};
 use mcp_edge::{AffinityRouter, EdgeBody, GuardLayer, InspectLayer, McpEdge, Replica, SseLayer};
@@ -196,8 +195,7 @@ async fn main() -> std::io::Result<()> {
     // One connection pool for all replicas; TCP_NODELAY is on for upstream connections.
     let template = HttpUpstreamBuilder::new()
         .connect_timeout(Duration::from_secs(1))
-        .response_head_timeout(Duration::from_secs(120))
-        .peer_addr_with(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+        .response_head_timeout(Duration::from_secs(120));
     let replicas: ReplicaSet<Upstream> = ReplicaSet::new();
     let mut first: Option<Upstream> = None;
     for url in &upstreams {
@@ -257,8 +255,7 @@ async fn main() -> std::io::Result<()> {
         GuardLayer::new()
             .try_allow_hosts(&options.allow_hosts)
             .unwrap_or_else(|e| fail(&format!("--allow-host: {e}")))
-    }
-    .peer_addr_with(|ext: &http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    };
     let guard = match options.auth.public_url.clone() {
         Some(url) => guard.public_url(url),
         None => guard,
@@ -287,20 +284,17 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     println!("auth: {}\naudit: {}", auth.description, audit.description);
     print_banner(addr, &upstreams, &strategy_note);
 
     // Ctrl-C: end SSE streams at an event boundary, then stop the spawned replicas.
     let signal = shutdown::on_ctrl_c(drain, DRAIN_GRACE, shutdown.clone());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    // `Server`: 10 s for a request head and between keep-alive requests, at most 10,000
+    // connections, TCP_NODELAY, and the peer address as `mcp_edge::PeerAddr` (read by the
+    // guard, the audit layer and the upstreams' `Forwarded` headers).
+    Server::new()
+        .serve_with_shutdown(listener, app, signal)
+        .await?;
     // Write and flush the audit events still queued.
     audit.shutdown().await;
     Ok(())
@@ -320,13 +314,9 @@ async fn spawn_replica(shutdown: CancellationToken) -> std::io::Result<String> {
     let app = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/mcp", listener.local_addr()?);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let stop = async move { shutdown.cancelled().await };
+        let _ = Server::new().serve_with_shutdown(listener, app, stop).await;
     });
     Ok(url)
 }

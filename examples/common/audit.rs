@@ -2,10 +2,9 @@
 //! one hash-chained JSON line per MCP message to PATH; without it, events go to tracing on
 //! stderr (target `mcp_edge::audit`).
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use axum::extract::ConnectInfo;
+use mcp_edge::PeerAddr;
 use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingSink};
 
 pub const AUDIT_USAGE: &str =
@@ -40,7 +39,7 @@ pub struct AuditSetup {
 
 impl AuditSetup {
     /// Opens `path` (appending) for hash-chained JSON lines, or audits to tracing when `None`.
-    /// The peer address comes from axum's `ConnectInfo<SocketAddr>`.
+    /// The peer address comes from the `PeerAddr` that `mcp_edge::serve::Server` inserts.
     pub async fn open(path: Option<&Path>) -> std::io::Result<AuditSetup> {
         let (sink, file, description) = match path {
             Some(path) => {
@@ -58,10 +57,8 @@ impl AuditSetup {
                     .to_owned(),
             ),
         };
-        let layer = AuditLayer::new(sink).peer_addr(|ext: &http::Extensions| {
-            ext.get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| *addr)
-        });
+        let layer = AuditLayer::new(sink)
+            .peer_addr(|ext: &http::Extensions| ext.get::<PeerAddr>().map(|PeerAddr(addr)| *addr));
         Ok(AuditSetup {
             layer,
             file,

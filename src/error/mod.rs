@@ -95,6 +95,8 @@ pub enum Reason {
     BodyTooLarge,
     /// The body could not be read (400).
     BodyUnreadable,
+    /// The body did not arrive within its time budget or above its minimum rate (408).
+    BodyTimeout,
     /// The `Content-Type` is not `application/json` (415).
     UnsupportedMediaType,
     /// The body has a `Content-Encoding` other than `identity` (415).
@@ -142,6 +144,7 @@ impl Reason {
             Reason::HostNotAllowed => "host_not_allowed",
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyUnreadable => "body_unreadable",
+            Reason::BodyTimeout => "body_timeout",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
             Reason::MethodNotAllowed => "method_not_allowed",
@@ -176,6 +179,7 @@ impl Reason {
             | Reason::HostNotAllowed
             | Reason::InsufficientScope => StatusCode::FORBIDDEN,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::BodyUnreadable
             | Reason::Protocol(_)
             | Reason::InvalidSessionId
@@ -235,6 +239,7 @@ impl Reason {
             Reason::HostNotAllowed => "Forbidden: Host header is not allowed",
             Reason::BodyTooLarge => "Payload Too Large",
             Reason::BodyUnreadable => "Bad Request: the request body could not be read",
+            Reason::BodyTimeout => "Request Timeout: the request body was not received in time",
             Reason::UnsupportedMediaType => {
                 "Unsupported Media Type: Content-Type must be application/json"
             }
@@ -406,6 +411,14 @@ impl Rejection {
     pub fn body_too_large(limit: usize) -> Self {
         Rejection::of(RejectedBy::Inspect, Reason::BodyTooLarge)
             .with_message(format!("Payload Too Large: the body exceeds {limit} bytes"))
+    }
+
+    /// A POST body that did not arrive within the inspect layer's time budget, or fell below
+    /// its minimum rate: 408 with `Connection: close`, since the rest of the body is never
+    /// read. 408 is allowed on an `initialize` (R45): clients read it as "try again".
+    pub fn body_timeout() -> Self {
+        Rejection::of(RejectedBy::Inspect, Reason::BodyTimeout)
+            .with_header(http::header::CONNECTION, HeaderValue::from_static("close"))
     }
 
     /// No usable bearer token: 401 (the auth layer adds the `WWW-Authenticate` challenge).
@@ -685,7 +698,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 31] = [
+    const ALL_REASONS: [Reason; 32] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -717,6 +730,7 @@ mod tests {
         Reason::UnsupportedContentEncoding,
         Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
         Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
+        Reason::BodyTimeout,
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -756,6 +770,7 @@ mod tests {
             Reason::UpstreamUnavailable => 26,
             Reason::UpstreamTimeout => 27,
             Reason::UnsupportedContentEncoding => 28,
+            Reason::BodyTimeout => 31,
         }
     }
 
@@ -779,7 +794,8 @@ mod tests {
             | Reason::NoReplica
             | Reason::UpstreamUnavailable
             | Reason::UpstreamTimeout
-            | Reason::UnsupportedContentEncoding => true,
+            | Reason::UnsupportedContentEncoding
+            | Reason::BodyTimeout => true,
             Reason::BodyUnreadable | Reason::MethodNotAllowed | Reason::Protocol(_) => false,
             Reason::InvalidSessionId
             | Reason::SessionRequired
@@ -937,6 +953,20 @@ mod tests {
         );
         assert_eq!(r.id(), err.id());
         assert_eq!(r.data(), err.data());
+    }
+
+    #[test]
+    fn body_timeout_is_408_closing_the_connection() {
+        let r = Rejection::body_timeout();
+        assert_answer(
+            &r,
+            RejectedBy::Inspect,
+            Reason::BodyTimeout,
+            408,
+            -32600,
+            "Request Timeout: the request body was not received in time",
+        );
+        assert_eq!(r.headers()[http::header::CONNECTION], "close");
     }
 
     #[test]

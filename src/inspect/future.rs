@@ -10,6 +10,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::deadline::{BodyBudget, BodyTimer};
 use crate::context::McpRequestSlot;
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
@@ -37,6 +38,8 @@ pin_project! {
             inner: Option<S>,
             collected: Collected,
             limit: usize,
+            #[pin]
+            timer: BodyTimer,
         },
         Calling {
             #[pin]
@@ -86,7 +89,13 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<EdgeBody<B>>>,
 {
-    pub(super) fn collecting(inner: S, parts: Parts, body: B, limit: usize) -> Self {
+    pub(super) fn collecting(
+        inner: S,
+        parts: Parts,
+        body: B,
+        limit: usize,
+        budget: BodyBudget,
+    ) -> Self {
         ResponseFuture {
             state: State::Collecting {
                 body,
@@ -94,6 +103,7 @@ where
                 inner: Some(inner),
                 collected: Collected::default(),
                 limit,
+                timer: BodyTimer::new(budget),
             },
         }
     }
@@ -130,8 +140,13 @@ where
                     inner,
                     collected,
                     limit,
+                    timer,
                 } => {
-                    match ready!(body.as_mut().poll_frame(cx)) {
+                    let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
+                        ready!(timer.poll_expired(cx, collected.len));
+                        return Poll::Ready(Ok(Rejection::body_timeout().into_response()));
+                    };
+                    match frame {
                         Some(Ok(frame)) => {
                             if let Ok(data) = frame.into_data() {
                                 if collected.len + data.len() > *limit {

@@ -26,6 +26,15 @@
 //!
 //! GET and DELETE bodies pass through untouched; other methods pass through unclassified.
 //!
+//! A POST body also has a time budget: it must arrive whole within 10 s
+//! ([`InspectLayer::body_timeout`]), and after the first 2 s at no less than 1 KiB/s on average
+//! ([`InspectLayer::min_body_rate`]). A body that stalls or trickles gets `408 Request Timeout`
+//! with a JSON-RPC error body and `Connection: close`, so a slow client cannot hold a
+//! connection and a task for long. The timer is armed only when the body is not already
+//! there, and needs a tokio runtime with the time driver (any hyper or axum server on tokio).
+//! The request head and the idle time between requests are the server's to bound: see
+//! `mcp_edge::serve` (cargo feature `serve`).
+//!
 //! ```
 //! use std::sync::Arc;
 //! use bytes::Bytes;
@@ -55,6 +64,7 @@
 //! # }
 //! ```
 
+mod deadline;
 mod future;
 mod layer;
 mod service;
@@ -63,8 +73,20 @@ pub use future::ResponseFuture;
 pub use layer::InspectLayer;
 pub use service::Inspect;
 
+use std::time::Duration;
+
 /// The default body limit: 4 MiB, as rmcp's.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The default time a whole POST body may take to arrive: 10 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default slowest average rate of a POST body, in bytes per second, once
+/// [`DEFAULT_MIN_BODY_RATE_GRACE`] has passed: 1 KiB/s.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+
+/// The default time before the minimum body rate applies: 2 s.
+pub const DEFAULT_MIN_BODY_RATE_GRACE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

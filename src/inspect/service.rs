@@ -55,7 +55,13 @@ where
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
             let (parts, body) = request.into_parts();
-            return ResponseFuture::collecting(inner, parts, body, self.config.max_body_bytes);
+            return ResponseFuture::collecting(
+                inner,
+                parts,
+                body,
+                self.config.max_body_bytes,
+                self.config.body_budget,
+            );
         }
         let classified = if method == Method::GET || method == Method::DELETE {
             match McpRequest::classify(method, request.headers(), None) {
