@@ -46,6 +46,14 @@ use tower_layer::{Identity, Layer, Stack};
 use guard::Guard;
 use inspect::Inspect;
 
+/// `McpEdge { slot: value, ..edge }` for a slot whose type changes: the other fields are moved
+/// over by name.
+macro_rules! replace_slot {
+    ($edge:ident, $slot:ident: $value:expr; $($keep:ident),+) => {
+        McpEdge { $slot: $value, $($keep: $edge.$keep),+ }
+    };
+}
+
 /// The whole edge as one [`Layer`]: mcp-edge's layers stacked in the order they must run.
 ///
 /// ```text
@@ -218,25 +226,7 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
         self,
         layer: L,
     ) -> McpEdge<AuditL, AuthL, Stack<L, UserL>, SessionL, SseL> {
-        let McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        } = self;
-        let user = Stack::new(layer, user);
-        McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        }
+        replace_slot!(self, user: Stack::new(layer, self.user); audit, guard, inspect, auth, session, sse)
     }
 
     /// Sets the layer that runs after your layers: legacy sessions (it puts the
@@ -273,87 +263,19 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     // type parameter on stable Rust); the public setters above only choose what goes in.
 
     fn audit_slot<X>(self, audit: X) -> McpEdge<X, AuthL, UserL, SessionL, SseL> {
-        let McpEdge {
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-            ..
-        } = self;
-        McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        }
+        replace_slot!(self, audit: audit; guard, inspect, auth, user, session, sse)
     }
 
     fn auth_slot<X>(self, auth: X) -> McpEdge<AuditL, X, UserL, SessionL, SseL> {
-        let McpEdge {
-            audit,
-            guard,
-            inspect,
-            user,
-            session,
-            sse,
-            ..
-        } = self;
-        McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        }
+        replace_slot!(self, auth: auth; audit, guard, inspect, user, session, sse)
     }
 
     fn session_slot<X>(self, session: X) -> McpEdge<AuditL, AuthL, UserL, X, SseL> {
-        let McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            sse,
-            ..
-        } = self;
-        McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        }
+        replace_slot!(self, session: session; audit, guard, inspect, auth, user, sse)
     }
 
     fn sse_slot<X>(self, sse: X) -> McpEdge<AuditL, AuthL, UserL, SessionL, X> {
-        let McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            ..
-        } = self;
-        McpEdge {
-            audit,
-            guard,
-            inspect,
-            auth,
-            user,
-            session,
-            sse,
-        }
+        replace_slot!(self, sse: sse; audit, guard, inspect, auth, user, session)
     }
 }
 
