@@ -50,6 +50,7 @@ struct Config {
     response_head_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: Option<Arc<PeerAddrFn>>,
+    headers: HeaderMap,
 }
 
 /// Settings for [`HttpUpstream`]s.
@@ -60,6 +61,7 @@ pub struct HttpUpstreamBuilder {
     pool_idle_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: Option<Arc<PeerAddrFn>>,
+    headers: HeaderMap,
 }
 
 impl HttpUpstreamBuilder {
@@ -72,6 +74,7 @@ impl HttpUpstreamBuilder {
             pool_idle_timeout: Some(Duration::from_secs(90)),
             trust_forwarded: false,
             peer_addr: None,
+            headers: HeaderMap::new(),
         }
     }
 
@@ -123,6 +126,17 @@ impl HttpUpstreamBuilder {
         self
     }
 
+    /// Sets `name: value` on every forwarded request, replacing whatever the client sent
+    /// under that name (e.g. the per-run secret of
+    /// [`GuardLayer::require_header`](crate::guard::GuardLayer::require_header) that lets
+    /// only this gateway reach its replicas; a client can neither supply nor learn it).
+    /// The value is marked sensitive.
+    pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.headers.insert(name, value);
+        self
+    }
+
     /// An upstream forwarding to `url` (`http://host:port[/path]`), with its own pool.
     pub fn build<B>(&self, url: &str) -> Result<HttpUpstream<B>, InvalidUpstreamUrl>
     where
@@ -147,6 +161,7 @@ impl HttpUpstreamBuilder {
                 response_head_timeout: self.response_head_timeout,
                 trust_forwarded: self.trust_forwarded,
                 peer_addr: self.peer_addr.clone(),
+                headers: self.headers.clone(),
             }),
         })
     }
@@ -166,6 +181,7 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("trust_forwarded", &self.trust_forwarded)
             .field("peer_addr", &self.peer_addr.is_some())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -265,6 +281,10 @@ where
             proto,
             self.config.trust_forwarded,
         );
+        for (name, value) in &self.config.headers {
+            // `insert` drops every copy the client sent.
+            parts.headers.insert(name, value.clone());
+        }
 
         let future = self.client.request(Request::from_parts(parts, body));
         ResponseFuture::new(future, self.config.response_head_timeout, id)
