@@ -175,7 +175,11 @@ async fn a_typescript_sdk_style_client_discovers_the_endpoint_and_gets_an_accept
         .send()
         .await
         .unwrap();
-    assert_eq!(root.status(), 200, "the only protected resource: the root answers");
+    assert_eq!(
+        root.status(),
+        200,
+        "the only protected resource: the root answers"
+    );
     let root: serde_json::Value = root.json().await.unwrap();
     for doc in [&from_header, &path_first, &root] {
         assert_eq!(doc["resource"], url.as_str(), "{doc}");
@@ -196,7 +200,11 @@ async fn a_typescript_sdk_style_client_discovers_the_endpoint_and_gets_an_accept
 
     // ...and what a root document naming the origin used to lead to is not: neither the bare
     // origin nor the `URL` serialisation of it a TypeScript client would send.
-    for wrong in [origin.to_owned(), format!("{origin}/"), format!("{url}/mcp")] {
+    for wrong in [
+        origin.to_owned(),
+        format!("{origin}/"),
+        format!("{url}/mcp"),
+    ] {
         let token = token_for(issuer, &wrong);
         let response = initialize(&url, Some(&token)).await;
         assert_eq!(response.status(), 401, "audience {wrong}");

@@ -65,7 +65,10 @@ async fn metadata_is_served_at_both_paths_with_the_right_json() {
             "/.well-known/oauth-protected-resource/mcp",
             format!("{base}/mcp"),
         ),
-        ("/.well-known/oauth-protected-resource", format!("{base}/mcp")),
+        (
+            "/.well-known/oauth-protected-resource",
+            format!("{base}/mcp"),
+        ),
     ] {
         let response = get(&format!("{base}{path}"), false).await;
         assert_eq!(response.status(), 200, "{path}");

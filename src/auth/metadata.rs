@@ -430,7 +430,9 @@ mod tests {
         );
         let derived = ProtectedResource::new(["https://as"]);
         assert_eq!(
-            derived.metadata_url(&parts("/mcp", "127.0.0.1:8080")).unwrap(),
+            derived
+                .metadata_url(&parts("/mcp", "127.0.0.1:8080"))
+                .unwrap(),
             "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
         );
         // A hostile Host header never reaches the challenge as is.
@@ -510,7 +512,10 @@ mod tests {
         let resource = ProtectedResource::new(none).resource("https://m.example/mcp");
         assert!(!resource.is_advertised());
         assert_eq!(resource.metadata_url(&parts("/mcp", "m.example")), None);
-        assert_eq!(ProtectedResource::default().metadata_url(&parts("/mcp", "h")), None);
+        assert_eq!(
+            ProtectedResource::default().metadata_url(&parts("/mcp", "h")),
+            None
+        );
         let svc = ProtectedResourceMetadata::new(resource);
         assert!(!svc.is_advertised());
         for path in [WELL_KNOWN_PATH, "/.well-known/oauth-protected-resource/mcp"] {

@@ -252,8 +252,11 @@ impl<P: Authorize> Shared<P> {
             } => {
                 let scope = join_scopes(&needed);
                 let rejection = Rejection::insufficient_scope(&needed);
-                let header =
-                    www_authenticate(Challenge::InsufficientScope, metadata.as_deref(), Some(&scope));
+                let header = www_authenticate(
+                    Challenge::InsufficientScope,
+                    metadata.as_deref(),
+                    Some(&scope),
+                );
                 let rejection = rejection.with_id(call_id.or(id.clone()));
                 return rejection.with_header(WWW_AUTHENTICATE, header);
             }

@@ -190,7 +190,8 @@ impl GuardLayer {
     /// When `name` is not a valid header name or `secret` is not a valid header value.
     pub fn require_header(mut self, name: &str, secret: &str) -> Self {
         let name = HeaderName::try_from(name).expect("require_header: invalid header name");
-        let mut value = HeaderValue::try_from(secret).expect("require_header: invalid header value");
+        let mut value =
+            HeaderValue::try_from(secret).expect("require_header: invalid header value");
         value.set_sensitive(true);
         self.config_mut().required_header = Some((name, value));
         self
@@ -448,7 +449,11 @@ mod tests {
     #[test]
     fn required_header_must_be_present_once_and_exact() {
         let guard = GuardLayer::loopback().require_header("x-replica-secret", "s3cret-value");
-        assert!(guard.check(&request("127.0.0.1:9", &["s3cret-value"])).is_ok());
+        assert!(
+            guard
+                .check(&request("127.0.0.1:9", &["s3cret-value"]))
+                .is_ok()
+        );
         for secrets in [
             &[][..],
             &["s3cret-valuE"],
