@@ -104,10 +104,11 @@ impl ProtectedResource {
         self
     }
 
-    /// The MCP endpoint path (default: the path of the request, or of the configured
-    /// resource). Set it when the auth layer runs inside a nested router that strips the
-    /// prefix (axum's `nest_service("/mcp", …)` shows the inner service the path `/`), and
-    /// for the metadata service at the root well-known path.
+    /// The MCP endpoint path, when no [`resource`](ProtectedResource::resource) URL gives it
+    /// (default: the path of the request; for the metadata service, `/mcp`). Set it when the
+    /// auth layer runs inside a nested router that strips the prefix (axum's
+    /// `nest_service("/mcp", …)` shows the inner service the path `/`), and for the metadata
+    /// service at the root well-known path.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.edit().mcp_path = Some(path.into());
         self
