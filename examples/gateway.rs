@@ -13,7 +13,9 @@
 //! Flags:
 //!   --upstream URL          a replica's MCP endpoint, e.g. http://10.0.0.5:8080/mcp (repeatable)
 //!   --spawn-replicas N      also start N copies of the example MCP server in-process on free
-//!                           loopback ports (to see affinity with one command)
+//!                           loopback ports (to see affinity with one command); each accepts
+//!                           only requests carrying this run's random replica secret, which
+//!                           the gateway adds (see "Replicas" below)
 //!   --strategy S            envelope (default) or table
 //!   --session-key HEX       envelope key, 32 bytes hex (env MCP_EDGE_SESSION_KEY); generated
 //!                           and printed when absent
@@ -33,12 +35,22 @@
 //! router is already the authority on sessions (unknown, foreign-principal and orphaned ids get
 //! 404), and a session record per gateway would be the shared state the envelope strategy avoids.
 //!
+//! Replicas must be reachable only by the gateway: the edge layers (auth, the guard) run here,
+//! so whoever reaches a replica directly skips them. Spawned replicas listen on 127.0.0.1
+//! behind a loopback-only guard that also requires the `X-Mcp-Edge-Replica-Secret` header
+//! with a secret drawn at start and never printed; the gateway sets it on every forwarded
+//! request and drops any copy a client sent. Replicas given with `--upstream` must be kept
+//! private by the network: bind them to a private interface and let a firewall or security
+//! group admit only the gateway hosts (see the README's production notes).
+//!
 //! Log level: `RUST_LOG=debug`.
 
 #[path = "common/audit.rs"]
 mod audit;
 #[path = "common/auth.rs"]
 mod auth;
+#[path = "common/replicas.rs"]
+mod replicas;
 #[path = "common/shutdown.rs"]
 mod shutdown;
 #[allow(dead_code)] // the macros read the tool router
@@ -187,26 +199,36 @@ async fn main() -> std::io::Result<()> {
         .init();
     let shutdown = CancellationToken::new();
 
-    // The replicas: given URLs, plus in-process copies of the example server.
-    let mut upstreams = options.upstreams.clone();
+    // The replicas: given URLs, plus in-process copies of the example server, which accept
+    // only requests carrying this run's secret (drawn here, never printed or logged).
+    let secret =
+        replicas::replica_secret().unwrap_or_else(|e| fail(&format!("replica secret: {e}")));
+    let mut spawned = Vec::new();
     for _ in 0..options.spawn {
-        upstreams.push(spawn_replica(shutdown.child_token()).await?);
+        spawned.push(spawn_replica(shutdown.child_token(), &secret).await?);
     }
-    // One connection pool for all replicas; TCP_NODELAY is on for upstream connections.
+    // TCP_NODELAY is on for upstream connections. Whatever a client sends under the secret's
+    // name is dropped (the edge stack below removes it), and only spawned replicas get it.
     let template = HttpUpstreamBuilder::new()
         .connect_timeout(Duration::from_secs(1))
         .response_head_timeout(Duration::from_secs(120));
+    let with_secret = replicas::with_replica_secret(template.clone(), &secret);
     let replicas: ReplicaSet<Upstream> = ReplicaSet::new();
-    let mut first: Option<Upstream> = None;
-    for url in &upstreams {
-        let upstream = match &first {
-            Some(first) => first.to(url),
-            None => template.build(url),
+    let mut upstreams = Vec::new();
+    // One connection pool per kind of replica.
+    for (urls, builder) in [(&options.upstreams, &template), (&spawned, &with_secret)] {
+        let mut first: Option<Upstream> = None;
+        for url in urls {
+            let upstream = match &first {
+                Some(first) => first.to(url),
+                None => builder.build(url),
+            }
+            .unwrap_or_else(|error| fail(&error.to_string()));
+            first.get_or_insert_with(|| upstream.clone());
+            // The replica id is its URL: every gateway instance must name replicas the same way.
+            replicas.add(Replica::new(url.as_str()), upstream);
+            upstreams.push(url.clone());
         }
-        .unwrap_or_else(|error| fail(&error.to_string()));
-        first.get_or_insert_with(|| upstream.clone());
-        // The replica id is its URL: every gateway instance must name replicas the same way.
-        replicas.add(Replica::new(url.as_str()), upstream);
     }
 
     let (router, strategy_note) = match options.strategy {
@@ -278,6 +300,8 @@ async fn main() -> std::io::Result<()> {
         .inspect(InspectLayer::new())
         .auth_opt(auth.layer.clone())
         .sse(sse);
+    // A client-sent copy of the replica secret header never reaches a replica.
+    let router = tower::util::MapRequestLayer::new(replicas::drop_replica_secret).layer(router);
     let app = Router::new().nest_service("/mcp", edge.layer(router));
     // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
     let app = auth.route_metadata(app, &guard);
@@ -301,8 +325,9 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// Starts a copy of the example MCP server (rmcp, sessions in its own memory) on a free
-/// loopback port and returns its URL.
-async fn spawn_replica(shutdown: CancellationToken) -> std::io::Result<String> {
+/// loopback port and returns its URL. It answers only loopback `Host` names and requests
+/// carrying `secret` in `X-Mcp-Edge-Replica-Secret` (403 with a JSON-RPC body otherwise).
+async fn spawn_replica(shutdown: CancellationToken, secret: &str) -> std::io::Result<String> {
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_cancellation_token(shutdown.child_token());
@@ -311,14 +336,14 @@ async fn spawn_replica(shutdown: CancellationToken) -> std::io::Result<String> {
         LocalSessionManager::default().into(),
         config,
     );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/mcp", listener.local_addr()?);
-    tokio::spawn(async move {
-        let stop = async move { shutdown.cancelled().await };
-        let _ = Server::new().serve_with_shutdown(listener, app, stop).await;
-    });
-    Ok(url)
+    // rmcp's own Host check is off: the replica guard does it (loopback names), and it
+    // requires the secret.
+    replicas::serve_replica(
+        axum::Router::new().nest_service("/mcp", service),
+        secret,
+        shutdown,
+    )
+    .await
 }
 
 fn table_store(redis: Option<&str>) -> (Arc<dyn SessionStore>, String) {

@@ -58,12 +58,17 @@ async fn get(url: &str, forwarded: bool) -> reqwest::Response {
 async fn metadata_is_served_at_both_paths_with_the_right_json() {
     let server = serve(app(TrustedProxies::none()));
     let base = server.base_url();
+    // The MCP endpoint at both: the root speaks for the origin's only protected resource, and
+    // no token is ever issued for the bare origin (finding 7, R55).
     for (path, resource) in [
         (
             "/.well-known/oauth-protected-resource/mcp",
             format!("{base}/mcp"),
         ),
-        ("/.well-known/oauth-protected-resource", base.clone()),
+        (
+            "/.well-known/oauth-protected-resource",
+            format!("{base}/mcp"),
+        ),
     ] {
         let response = get(&format!("{base}{path}"), false).await;
         assert_eq!(response.status(), 200, "{path}");

@@ -1,7 +1,8 @@
 //! The auth flags of `examples/server.rs` and `examples/gateway.rs`: a static token, or JWTs
-//! from an identity provider's JWKS, per-tool scopes, and the public URL for the RFC 9728
-//! metadata. Without a token flag the endpoint is open: the layer is `None`, and
-//! `McpEdge::auth_opt` keeps one router either way.
+//! from an identity provider's JWKS, per-tool scopes, and the MCP endpoint's public URL for the
+//! RFC 9728 metadata. Without a token flag the endpoint is open: the layer is `None`, and
+//! `McpEdge::auth_opt` keeps one router either way. The metadata is served (and challenges
+//! point at it) only with `--jwks-url`: a static token has no authorization server to name.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,12 +20,13 @@ pub const AUTH_USAGE: &str =
     "  --token TOKEN       require `Authorization: Bearer TOKEN` (a static key, quick start;
                       it is granted every scope named by --require-scope)
   --jwks-url URL      accept JWT access tokens signed by the keys at URL (needs
-                      `--features jwks-fetch`), with --issuer ISS and --audience AUD
-                      (default audience: PUBLIC_URL/mcp)
+                      `--features jwks-fetch`), with --issuer ISS (the authorization
+                      server the metadata names) and --audience AUD (default: PUBLIC_URL)
   --require-scope TOOL=SCOPE
                       calling tool TOOL needs SCOPE (repeatable; globs: deploy_*=ops)
-  --public-url URL    the URL clients use (e.g. https://mcp.example.com): the resource in
-                      the metadata and challenges, whatever the proxy headers say";
+  --public-url URL    the MCP endpoint's full URL as clients use it (e.g.
+                      https://mcp.example.com/mcp): the `resource` of the RFC 9728
+                      metadata and the token audience, whatever the proxy headers say";
 
 /// The auth-related command line flags.
 #[derive(Default)]
@@ -34,25 +36,32 @@ pub struct AuthOptions {
     issuer: Option<String>,
     audience: Option<String>,
     require: BTreeMap<String, Vec<String>>,
+    /// The public base URL for the guard: `--public-url` without the `/mcp` the example
+    /// serves at (`https://h/tenant/mcp` → `https://h/tenant`).
     pub public_url: Option<PublicUrl>,
+    /// `--public-url` itself: the MCP endpoint's canonical URL (R56), the RFC 9728
+    /// `resource` and the default token audience.
+    resource_url: Option<String>,
 }
 
 /// What the examples stack and mount.
 pub struct AuthSetup {
     /// For `McpEdge::auth_opt`: `None` when no token flag was given (an open endpoint).
     pub layer: Option<AuthLayer<ExampleVerifier, ScopePolicy>>,
-    /// The RFC 9728 metadata, when auth is on.
+    /// The RFC 9728 metadata, when auth is on (served only with an authorization server).
     metadata: Option<ProtectedResourceMetadata>,
     /// For the start-up banner.
     pub description: String,
 }
 
 impl AuthSetup {
-    /// Adds the protected resource metadata at both of its paths when auth is on: behind
+    /// Adds the protected resource metadata at both of its paths when auth is on (it answers
+    /// `404` unless an authorization server issues the tokens, `--jwks-url --issuer`; R55): behind
     /// `guard` (for the public URL) but not behind auth, since clients read it before they
     /// have a token. Call it after the MCP endpoint's `.layer(..)`, so the edge stack does not
     /// wrap these routes.
     pub fn route_metadata(&self, app: Router, guard: &GuardLayer) -> Router {
+        // Mounted even with --token: there it answers 404, rather than the auth layer's 401.
         let Some(metadata) = &self.metadata else {
             return app;
         };
@@ -96,10 +105,21 @@ impl AuthOptions {
             }
             "--public-url" => {
                 let url = need("a URL")?;
-                self.public_url = Some(
-                    url.parse()
-                        .map_err(|e| format!("--public-url `{url}`: {e}"))?,
-                );
+                let full: PublicUrl = url
+                    .parse()
+                    .map_err(|e| format!("--public-url `{url}`: {e}"))?;
+                if full.path().is_empty() {
+                    return Err(format!(
+                        "--public-url `{url}`: give the MCP endpoint's full URL, e.g. {}/mcp",
+                        full.origin()
+                    ));
+                }
+                let base = full.path().strip_suffix("/mcp").unwrap_or_default();
+                let base: PublicUrl = format!("{}{base}", full.origin())
+                    .parse()
+                    .map_err(|e| format!("--public-url `{url}`: {e}"))?;
+                self.resource_url = Some(full.to_string());
+                self.public_url = Some(base);
             }
             _ => return Ok(false),
         }
@@ -118,7 +138,7 @@ impl AuthOptions {
         for (tool, needed) in &self.require {
             policy = policy.tool(tool, needed.iter().map(String::as_str));
         }
-        let resource_url = self.public_url.as_ref().map(|u| u.join("/mcp"));
+        let resource_url = self.resource_url.clone();
         let (verifier, issuers, description) = match (&self.token, &self.jwks_url) {
             (Some(_), Some(_)) => return Err("use --token or --jwks-url, not both".into()),
             (None, None) => {

@@ -66,8 +66,9 @@ impl<V: TokenVerifier> AuthLayer<V> {
     /// An auth layer that accepts what `verifier` accepts and allows every verified principal
     /// everything (add a policy with [`policy`](AuthLayer::policy)).
     ///
-    /// The `resource_metadata` URL of challenges is derived from each request's `Host` and
-    /// path until [`protected_resource`](AuthLayer::protected_resource) says otherwise.
+    /// Challenges carry no `resource_metadata` until
+    /// [`protected_resource`](AuthLayer::protected_resource) names at least one authorization
+    /// server (there is no metadata to point at before that).
     pub fn new(verifier: V) -> Self {
         AuthLayer {
             verifier: Arc::new(verifier),
@@ -93,8 +94,10 @@ impl<V: TokenVerifier, P: Authorize> AuthLayer<V, P> {
     }
 
     /// Where the protected resource metadata lives and what `resource` is: used for the
-    /// `resource_metadata` parameter of every challenge. Use the same value for the
-    /// [`ProtectedResourceMetadata`](super::ProtectedResourceMetadata) service.
+    /// `resource_metadata` parameter of every challenge (left out when `resource` has no
+    /// authorization server). Use the same value for the
+    /// [`ProtectedResourceMetadata`](super::ProtectedResourceMetadata) service, and its
+    /// `resource` URL as your verifier's audience.
     pub fn protected_resource(mut self, resource: ProtectedResource) -> Self {
         self.edit(|s| s.resource = resource);
         self

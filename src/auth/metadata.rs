@@ -23,6 +23,13 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 /// What this MCP server is as an OAuth protected resource: its canonical URL, the
 /// authorization servers that issue tokens for it, the scopes it knows.
 ///
+/// Configure [`resource`](ProtectedResource::resource) with the MCP endpoint's full public
+/// URL (`https://mcp.example.com/mcp`, not the origin): it is the `resource` of the metadata
+/// at both well-known URIs and the audience your verifier must require (R55–R57). Without an
+/// authorization server ([`new`](ProtectedResource::new) with an empty list, or
+/// [`Default`]) nothing is advertised: no metadata document, no `resource_metadata` in
+/// challenges (R55 asks for at least one server, and a client has nowhere to get a token).
+///
 /// The canonical URL comes from configuration ([`resource`](ProtectedResource::resource)),
 /// or, per request, from the [`RequestOrigin`] the [`GuardLayer`](crate::guard::GuardLayer)
 /// put in the extensions (its configured public URL, or the `Forwarded` / `X-Forwarded-*`
@@ -97,10 +104,11 @@ impl ProtectedResource {
         self
     }
 
-    /// The MCP endpoint path (default: the path of the request, or of the configured
-    /// resource). Set it when the auth layer runs inside a nested router that strips the
-    /// prefix (axum's `nest_service("/mcp", …)` shows the inner service the path `/`), and
-    /// for the metadata service at the root well-known path.
+    /// The MCP endpoint path, when no [`resource`](ProtectedResource::resource) URL gives it
+    /// (default: the path of the request; for the metadata service, `/mcp`). Set it when the
+    /// auth layer runs inside a nested router that strips the prefix (axum's
+    /// `nest_service("/mcp", …)` shows the inner service the path `/`), and for the metadata
+    /// service at the root well-known path.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.edit().mcp_path = Some(path.into());
         self
@@ -144,6 +152,22 @@ impl ProtectedResource {
         self.inner.resource.as_deref()
     }
 
+    /// Whether there is anything to advertise: at least one authorization server (R55).
+    /// Without one, no metadata is served and challenges carry no `resource_metadata`.
+    pub fn is_advertised(&self) -> bool {
+        !self.inner.authorization_servers.is_empty()
+    }
+
+    /// The MCP endpoint path: the path of the configured resource URL, else
+    /// [`mcp_path`](ProtectedResource::mcp_path), else `None`.
+    fn endpoint_path(&self) -> Option<&str> {
+        self.inner
+            .resource
+            .as_deref()
+            .and_then(path_of)
+            .or(self.inner.mcp_path.as_deref())
+    }
+
     /// The canonical resource URL for a request to the MCP endpoint.
     pub fn resource_url(&self, request: &Parts) -> Cow<'_, str> {
         if let Some(url) = &self.inner.resource {
@@ -157,23 +181,34 @@ impl ProtectedResource {
         Cow::Owned(join(request, trim_path(path)))
     }
 
-    /// The URL of the metadata document for the MCP endpoint: the path-inserted form of RFC
-    /// 9728 §3.1 (`https://h/.well-known/oauth-protected-resource/mcp`).
-    pub fn metadata_url(&self, request: &Parts) -> String {
+    /// The URL of the metadata document for the MCP endpoint, the `resource_metadata` of
+    /// challenges: the path-inserted form of RFC 9728 §3.1
+    /// (`https://h/.well-known/oauth-protected-resource/mcp`). `None` when nothing is
+    /// [advertised](ProtectedResource::is_advertised).
+    pub fn metadata_url(&self, request: &Parts) -> Option<String> {
+        if !self.is_advertised() {
+            return None;
+        }
         let resource = self.resource_url(request);
-        metadata_url_for(&resource)
+        Some(metadata_url_for(&resource))
     }
 
-    /// The metadata JSON for a request.
+    /// The metadata JSON for a request to one of the well-known URIs.
+    ///
+    /// `resource` is the MCP endpoint's URL at both: the configured one, or (without one) the
+    /// request's public URL joined with the path-inserted suffix, or at the root with the
+    /// endpoint path (default `/mcp`). A client checks that it equals the URL it connected to
+    /// and asks for tokens with that audience, so it is never the bare origin, which no token
+    /// is accepted for.
     pub fn document(&self, request: &Parts) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
-        // RFC 9728 §3.3: `resource` is the identifier the well-known URL was formed from: the
-        // MCP URL at the path-inserted location, the bare origin at the root one.
         let path = request.uri.path();
         let suffix = trim_path(path.strip_prefix(WELL_KNOWN_PATH).unwrap_or(path));
         let resource = match &self.inner.resource {
-            Some(url) if suffix.is_empty() => origin_of(url).to_owned(),
             Some(url) => url.clone(),
+            None if suffix.is_empty() => {
+                join(request, trim_path(self.endpoint_path().unwrap_or("/mcp")))
+            }
             None => join(request, suffix),
         };
         doc.insert("resource".into(), resource.into());
@@ -219,11 +254,12 @@ fn trim_path(path: &str) -> &str {
     if trimmed.is_empty() { "" } else { trimmed }
 }
 
-/// `scheme://authority` of an absolute URL.
-fn origin_of(url: &str) -> &str {
-    let after = url.find("://").map_or(0, |at| at + 3);
-    let end = url[after..].find('/').map_or(url.len(), |at| after + at);
-    &url[..end]
+/// The path of an absolute URL (`None` when it has none).
+fn path_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let path = &rest[rest.find('/')?..];
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    (!trim_path(path).is_empty()).then_some(path)
 }
 
 /// The RFC 9728 path-inserted metadata URL for a resource URL.
@@ -238,10 +274,20 @@ pub fn metadata_url_for(resource: &str) -> String {
 }
 
 /// Serves the RFC 9728 document, unauthenticated: `200 application/json` for `GET` (and
-/// `HEAD`), `405` for other methods.
+/// `HEAD`), `405` for other methods, `404` when there is nothing to advertise (no
+/// authorization server) or at the root well-known URI once [`at_root`] is off.
 ///
-/// Mount it at both [`WELL_KNOWN_PATH`] and the path-inserted form for your MCP path (R54),
-/// e.g. with axum:
+/// Mount it at both [`WELL_KNOWN_PATH`] and the path-inserted form for your MCP path (R54).
+/// The `resource` is the MCP endpoint's URL at both, exactly: clients (the official
+/// TypeScript SDK among them) try the path-inserted URI first, then the root, and ask for
+/// tokens whose audience is that `resource`. The root URI speaks for the whole origin, so it
+/// may name the MCP endpoint only when that is the origin's only protected resource: when the
+/// origin has others, turn it off with [`at_root(false)`](ProtectedResourceMetadata::at_root)
+/// and mount only [`inserted_path`](ProtectedResourceMetadata::inserted_path).
+///
+/// [`at_root`]: ProtectedResourceMetadata::at_root
+///
+/// With axum:
 ///
 /// ```
 /// use axum::Router;
@@ -260,33 +306,44 @@ pub fn metadata_url_for(resource: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct ProtectedResourceMetadata {
     resource: ProtectedResource,
+    at_root: bool,
 }
 
 impl ProtectedResourceMetadata {
-    /// Serves the metadata of `resource`.
+    /// Serves the metadata of `resource`, at the root well-known URI too.
     pub fn new(resource: ProtectedResource) -> Self {
-        ProtectedResourceMetadata { resource }
+        ProtectedResourceMetadata {
+            resource,
+            at_root: true,
+        }
+    }
+
+    /// Whether the root well-known URI answers for this resource (default `true`). Right
+    /// only when the MCP endpoint is the origin's only protected resource; with `false` a
+    /// request to the root gets `404`.
+    pub fn at_root(mut self, at_root: bool) -> Self {
+        self.at_root = at_root;
+        self
+    }
+
+    /// Whether there is a document to serve: at least one authorization server
+    /// ([`ProtectedResource::is_advertised`]). Mount nothing when there is not.
+    pub fn is_advertised(&self) -> bool {
+        self.resource.is_advertised()
     }
 
     /// The two paths to mount it at: the root well-known path and the path-inserted one for
-    /// the MCP path (from the configured resource URL or [`ProtectedResource::mcp_path`],
+    /// the MCP path (from the configured resource URL, else [`ProtectedResource::mcp_path`],
     /// default `/mcp`).
     pub fn paths(&self) -> (String, String) {
-        let path = self
-            .resource
-            .inner
-            .mcp_path
-            .clone()
-            .or_else(|| {
-                let url = self.resource.inner.resource.as_deref()?;
-                let rest = url.split_once("://")?.1;
-                rest.find('/').map(|at| rest[at..].to_owned())
-            })
-            .unwrap_or_else(|| "/mcp".to_owned());
-        (
-            WELL_KNOWN_PATH.to_owned(),
-            format!("{WELL_KNOWN_PATH}{}", trim_path(&path)),
-        )
+        (WELL_KNOWN_PATH.to_owned(), self.inserted_path())
+    }
+
+    /// The path-inserted well-known path for the MCP path (RFC 9728 §3.1), e.g.
+    /// `/.well-known/oauth-protected-resource/mcp`.
+    pub fn inserted_path(&self) -> String {
+        let path = self.resource.endpoint_path().unwrap_or("/mcp");
+        format!("{WELL_KNOWN_PATH}{}", trim_path(path))
     }
 }
 
@@ -301,7 +358,13 @@ impl<B> Service<Request<B>> for ProtectedResourceMetadata {
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (parts, _body) = request.into_parts();
-        let mut response = if parts.method == Method::GET || parts.method == Method::HEAD {
+        let path = parts.uri.path();
+        let at_root = trim_path(path.strip_prefix(WELL_KNOWN_PATH).unwrap_or(path)).is_empty();
+        let mut response = if !self.resource.is_advertised() || (at_root && !self.at_root) {
+            let mut response = Response::new(EdgeBody::empty());
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        } else if parts.method == Method::GET || parts.method == Method::HEAD {
             let body = serde_json::to_vec(&self.resource.document(&parts)).unwrap_or_default();
             let mut response = Response::new(if parts.method == Method::HEAD {
                 EdgeBody::empty()
@@ -368,7 +431,9 @@ mod tests {
         );
         let derived = ProtectedResource::new(["https://as"]);
         assert_eq!(
-            derived.metadata_url(&parts("/mcp", "127.0.0.1:8080")),
+            derived
+                .metadata_url(&parts("/mcp", "127.0.0.1:8080"))
+                .unwrap(),
             "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
         );
         // A hostile Host header never reaches the challenge as is.
@@ -396,15 +461,11 @@ mod tests {
             assert_eq!(res.headers()["content-type"], "application/json");
             let body = res.into_body().collect().await.unwrap().to_bytes();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let resource = if path.ends_with("/mcp") {
-                "http://127.0.0.1:9/mcp"
-            } else {
-                "http://127.0.0.1:9"
-            };
+            // The MCP endpoint at both: never the bare origin, which no token is for.
             assert_eq!(
                 json,
                 serde_json::json!({
-                    "resource": resource,
+                    "resource": "http://127.0.0.1:9/mcp",
                     "authorization_servers": ["https://as.example"],
                     "scopes_supported": ["mcp:tools"],
                     "bearer_methods_supported": ["header"],
@@ -417,5 +478,49 @@ mod tests {
             .unwrap();
         assert_eq!(res.status(), 405);
         assert_eq!(res.headers()["allow"], "GET, HEAD");
+    }
+
+    async fn get_json(svc: &ProtectedResourceMetadata, path: &str) -> (u16, serde_json::Value) {
+        let req = Request::get(path).header("host", "evil").body(()).unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn configured_resource_is_the_resource_at_both_paths() {
+        let resource = ProtectedResource::new(["https://as.example"])
+            .resource("https://m.example/tenant/mcp/")
+            .mcp_path("/mcp");
+        let svc = ProtectedResourceMetadata::new(resource);
+        let (root, inserted) = svc.paths();
+        assert_eq!(inserted, "/.well-known/oauth-protected-resource/tenant/mcp");
+        for path in [root.as_str(), inserted.as_str()] {
+            let (status, json) = get_json(&svc, path).await;
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(json["resource"], "https://m.example/tenant/mcp", "{path}");
+        }
+        // One of several protected resources on the origin: the root is not this one's.
+        let svc = svc.at_root(false);
+        assert_eq!(get_json(&svc, &root).await.0, 404);
+        assert_eq!(get_json(&svc, &inserted).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_advertised_without_an_authorization_server() {
+        let none: [&str; 0] = [];
+        let resource = ProtectedResource::new(none).resource("https://m.example/mcp");
+        assert!(!resource.is_advertised());
+        assert_eq!(resource.metadata_url(&parts("/mcp", "m.example")), None);
+        assert_eq!(
+            ProtectedResource::default().metadata_url(&parts("/mcp", "h")),
+            None
+        );
+        let svc = ProtectedResourceMetadata::new(resource);
+        assert!(!svc.is_advertised());
+        for path in [WELL_KNOWN_PATH, "/.well-known/oauth-protected-resource/mcp"] {
+            assert_eq!(get_json(&svc, path).await.0, 404, "{path}");
+        }
     }
 }

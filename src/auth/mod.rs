@@ -27,6 +27,10 @@
 //! | token in the query, two `Authorization` headers | 401 | `Bearer error="invalid_request", …` |
 //! | missing scopes | 403 | `Bearer error="insufficient_scope", scope="<all needed>", resource_metadata="…"` |
 //!
+//! `resource_metadata` appears once [`ProtectedResource`] names an authorization server
+//! (configured with [`AuthLayer::protected_resource`]); without one there is no metadata to
+//! point at and the challenges leave it out.
+//!
 //! Every refusal has a JSON-RPC error body with the request id (`-32600`), and never uses
 //! 400, 404 or 405, so an `initialize` refusal is not mistaken for an old transport (R45).
 //!

@@ -215,7 +215,7 @@ impl<P: Authorize> Shared<P> {
                 let scope = hint();
                 (
                     Rejection::missing_token(),
-                    www_authenticate(Challenge::Missing, Some(&metadata), scope.as_deref()),
+                    www_authenticate(Challenge::Missing, metadata.as_deref(), scope.as_deref()),
                 )
             }
             Refusal::InvalidRequest(description) => {
@@ -224,7 +224,7 @@ impl<P: Authorize> Shared<P> {
                     Rejection::invalid_token(description),
                     www_authenticate(
                         Challenge::InvalidRequest(description),
-                        Some(&metadata),
+                        metadata.as_deref(),
                         scope.as_deref(),
                     ),
                 )
@@ -241,7 +241,7 @@ impl<P: Authorize> Shared<P> {
                     rejection,
                     www_authenticate(
                         Challenge::InvalidToken(err.description()),
-                        Some(&metadata),
+                        metadata.as_deref(),
                         scope.as_deref(),
                     ),
                 )
@@ -252,14 +252,17 @@ impl<P: Authorize> Shared<P> {
             } => {
                 let scope = join_scopes(&needed);
                 let rejection = Rejection::insufficient_scope(&needed);
-                let header =
-                    www_authenticate(Challenge::InsufficientScope, Some(&metadata), Some(&scope));
+                let header = www_authenticate(
+                    Challenge::InsufficientScope,
+                    metadata.as_deref(),
+                    Some(&scope),
+                );
                 let rejection = rejection.with_id(call_id.or(id.clone()));
                 return rejection.with_header(WWW_AUTHENTICATE, header);
             }
             Refusal::Unauthorizable => (
                 Rejection::unauthorizable(),
-                www_authenticate(Challenge::InsufficientScope, Some(&metadata), None),
+                www_authenticate(Challenge::InsufficientScope, metadata.as_deref(), None),
             ),
         };
         rejection

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::{HOST, ORIGIN};
+use http::header::{HOST, HeaderName, ORIGIN};
 use http::{HeaderValue, Request};
 use tower_layer::Layer;
 
@@ -32,6 +32,8 @@ struct Config {
     proxies: TrustedProxies,
     public_url: Option<PublicUrl>,
     peer: PeerAddrs,
+    /// A header every request must carry with exactly this value (a gateway's secret).
+    required_header: Option<(HeaderName, HeaderValue)>,
 }
 
 impl GuardLayer {
@@ -53,6 +55,7 @@ impl GuardLayer {
                 proxies: TrustedProxies::none(),
                 public_url: None,
                 peer: PeerAddrs::default(),
+                required_header: None,
             }),
         }
     }
@@ -168,6 +171,32 @@ impl GuardLayer {
         self
     }
 
+    /// Refuses (`403`, JSON-RPC error body) every request that does not carry `name` exactly
+    /// once with exactly `secret`, compared in constant time. For a server only its gateway
+    /// may call: the gateway adds the header to what it forwards (and replaces any copy a
+    /// client sent), so a process on the same host, or a page rebinding its name to a
+    /// loopback replica, is refused even when the port is reachable. Use a long random
+    /// secret, new each run; the value is kept as a sensitive header, out of `Debug` output.
+    ///
+    /// ```
+    /// use mcp_edge::guard::GuardLayer;
+    ///
+    /// let secret = "3f1c…a long random value";
+    /// let replica_guard = GuardLayer::loopback().require_header("x-mcp-edge-replica-secret", secret);
+    /// # let _ = replica_guard;
+    /// ```
+    ///
+    /// # Panics
+    /// When `name` is not a valid header name or `secret` is not a valid header value.
+    pub fn require_header(mut self, name: &str, secret: &str) -> Self {
+        let name = HeaderName::try_from(name).expect("require_header: invalid header name");
+        let mut value =
+            HeaderValue::try_from(secret).expect("require_header: invalid header value");
+        value.set_sensitive(true);
+        self.config_mut().required_header = Some((name, value));
+        self
+    }
+
     /// Where to find the connecting peer's address in the request extensions, when it is not
     /// a [`PeerAddr`](super::PeerAddr); see [`PeerAddrSource`]. Shorthand for
     /// [`peer_addrs`](GuardLayer::peer_addrs)`(`[`PeerAddrs::source`]`(source))`. With axum's
@@ -236,6 +265,9 @@ static WARNED_NO_PEER: AtomicBool = AtomicBool::new(false);
 
 impl Config {
     fn check<B>(&self, request: &Request<B>) -> Result<RequestOrigin, Refusal> {
+        if let Some((name, secret)) = &self.required_header {
+            check_secret(request, name, secret)?;
+        }
         let peer_addr = self.peer.peer_addr(request.extensions());
         let peer_ip = peer_addr.map(|p| p.ip());
         if peer_ip.is_none()
@@ -352,6 +384,33 @@ impl Config {
     }
 }
 
+/// The [`GuardLayer::require_header`] check: exactly one copy of the header, equal to the
+/// secret in constant time (for a given length).
+fn check_secret<B>(
+    request: &Request<B>,
+    name: &HeaderName,
+    secret: &HeaderValue,
+) -> Result<(), Refusal> {
+    let mut values = request.headers().get_all(name).iter();
+    let matches = match (values.next(), values.next()) {
+        (Some(value), None) => constant_time_eq(value.as_bytes(), secret.as_bytes()),
+        _ => false,
+    };
+    if matches {
+        return Ok(());
+    }
+    tracing::debug!(header = %name, "guard refused a request without the required secret");
+    Err(host_rejection(
+        "Forbidden: this server accepts requests only from its gateway",
+    ))
+}
+
+/// Constant time in the contents (the length of a secret is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
 fn host_rejection(message: &'static str) -> Refusal {
     Refusal {
         reason: Reason::HostNotAllowed,
@@ -377,5 +436,49 @@ impl Refusal {
 
     pub(super) fn into_rejection(self) -> Rejection {
         Rejection::of(RejectedBy::Guard, self.reason).with_message(self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn request(host: &str, secrets: &[&str]) -> Request<()> {
+        let mut builder = Request::post("/mcp").header("host", host);
+        for secret in secrets {
+            builder = builder.header("x-replica-secret", *secret);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn required_header_must_be_present_once_and_exact() {
+        let guard = GuardLayer::loopback().require_header("x-replica-secret", "s3cret-value");
+        assert!(
+            guard
+                .check(&request("127.0.0.1:9", &["s3cret-value"]))
+                .is_ok()
+        );
+        for secrets in [
+            &[][..],
+            &["s3cret-valuE"],
+            &["s3cret-valu"],
+            &["s3cret-value", "s3cret-value"],
+        ] {
+            let refused = guard
+                .check(&request("127.0.0.1:9", secrets))
+                .expect_err("refused");
+            assert_eq!(refused.reason(), Reason::HostNotAllowed, "{secrets:?}");
+            assert_eq!(refused.status(), 403);
+        }
+        // The secret does not replace the Host check.
+        assert!(
+            guard
+                .check(&request("evil.example.com", &["s3cret-value"]))
+                .is_err()
+        );
+        // Nor does it leak through Debug.
+        assert!(!format!("{guard:?}").contains("s3cret-value"));
     }
 }

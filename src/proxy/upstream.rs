@@ -49,6 +49,7 @@ struct Config {
     response_head_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
+    headers: HeaderMap,
 }
 
 /// Settings for [`HttpUpstream`]s.
@@ -59,6 +60,7 @@ pub struct HttpUpstreamBuilder {
     pool_idle_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
+    headers: HeaderMap,
 }
 
 impl HttpUpstreamBuilder {
@@ -71,6 +73,7 @@ impl HttpUpstreamBuilder {
             pool_idle_timeout: Some(Duration::from_secs(90)),
             trust_forwarded: false,
             peer_addr: PeerAddrs::default(),
+            headers: HeaderMap::new(),
         }
     }
 
@@ -130,6 +133,17 @@ impl HttpUpstreamBuilder {
         self
     }
 
+    /// Sets `name: value` on every forwarded request, replacing whatever the client sent
+    /// under that name (e.g. the per-run secret of
+    /// [`GuardLayer::require_header`](crate::guard::GuardLayer::require_header) that lets
+    /// only this gateway reach its replicas; a client can neither supply nor learn it).
+    /// The value is marked sensitive.
+    pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.headers.insert(name, value);
+        self
+    }
+
     /// An upstream forwarding to `url` (`http://host:port[/path]`), with its own pool.
     pub fn build<B>(&self, url: &str) -> Result<HttpUpstream<B>, InvalidUpstreamUrl>
     where
@@ -154,6 +168,7 @@ impl HttpUpstreamBuilder {
                 response_head_timeout: self.response_head_timeout,
                 trust_forwarded: self.trust_forwarded,
                 peer_addr: self.peer_addr.clone(),
+                headers: self.headers.clone(),
             }),
         })
     }
@@ -173,6 +188,7 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("trust_forwarded", &self.trust_forwarded)
             .field("peer_addr", &self.peer_addr)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -269,6 +285,10 @@ where
             proto,
             self.config.trust_forwarded,
         );
+        for (name, value) in &self.config.headers {
+            // `insert` drops every copy the client sent.
+            parts.headers.insert(name, value.clone());
+        }
 
         let future = self.client.request(Request::from_parts(parts, body));
         ResponseFuture::new(future, self.config.response_head_timeout, id)

@@ -110,6 +110,20 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    serve_listener(std_listener, svc)
+}
+
+/// [`serve_service`] on a listener bound beforehand, for a service that must know its own
+/// URL (e.g. a configured public URL). Must be called inside a tokio runtime.
+pub fn serve_listener<S, B>(std_listener: std::net::TcpListener, svc: S) -> TestServer
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local_addr");
     let listener = TcpListener::from_std(std_listener).expect("tokio listener");
