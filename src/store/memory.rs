@@ -372,7 +372,13 @@ mod tests {
         store.insert(record).await.unwrap();
         tokio::time::advance(Duration::from_secs(6)).await;
         // Bob and an anonymous request see the record but move nothing.
-        assert!(store.touch_as(&id("a"), Some(&bob)).await.unwrap().is_some());
+        assert!(
+            store
+                .touch_as(&id("a"), Some(&bob))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(store.touch_as(&id("a"), None).await.unwrap().is_some());
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(store.get(&id("a")).await.unwrap().is_none());
