@@ -318,3 +318,61 @@ async fn rmcp_servers_restore_each_others_sessions_through_the_redis_store() {
         .unwrap();
     assert_eq!(state.trim(), ":0");
 }
+
+#[tokio::test]
+async fn redis_caps_are_atomic_and_foreign_touches_move_nothing() {
+    use mcp_edge::store::{Capped, SessionCaps};
+    let Some(redis) = Redis::start() else { return };
+    let store = store_for(&redis).await;
+    let alice = Principal::new("alice").with_issuer("i");
+    let bob = Principal::new("bob").with_issuer("i");
+    let caps = SessionCaps {
+        total: Some(10),
+        per_principal: Some(6),
+    };
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let mut record = SessionRecord::new(format!("cap-{i}").parse().unwrap());
+            if i % 2 == 0 {
+                record = record.with_principal(&alice);
+            }
+            tokio::spawn(async move { store.insert_within(record, caps).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.unwrap() == Capped::Inserted {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 10, "exactly the cap, under 40 concurrent inserts");
+    let key = mcp_edge::context::BindingKey::of(&alice);
+    let count = store.count(Some(key.as_str())).await.unwrap();
+    assert_eq!(count.total, 10);
+    assert!(count.principal <= 6, "{count:?}");
+
+    // A foreign touch returns the record but leaves the owner's idle deadline alone.
+    let ttl = Duration::from_millis(800);
+    for name in ["owned-a", "owned-b"] {
+        let record = SessionRecord::new(name.parse().unwrap())
+            .with_principal(&alice)
+            .with_idle_ttl(ttl);
+        store.insert(record).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let a: SessionId = "owned-a".parse().unwrap();
+    let b: SessionId = "owned-b".parse().unwrap();
+    assert!(store.touch_as(&a, Some(&bob)).await.unwrap().is_some());
+    assert!(store.touch_as(&a, None).await.unwrap().is_some());
+    assert!(store.touch_as(&b, Some(&alice)).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert!(
+        store.get(&a).await.unwrap().is_none(),
+        "bob refreshed alice"
+    );
+    assert!(
+        store.get(&b).await.unwrap().is_some(),
+        "alice's touch counts"
+    );
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderValue, Method, StatusCode, Version};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use crate::context::BindingKey;
 use crate::context::Principal;
 use crate::context::Replica;
 use crate::context::RequestOrigin;
@@ -127,6 +128,8 @@ pub struct AuditEvent {
     pub(crate) index: usize,
     pub(crate) session: Option<SessionId>,
     pub(crate) principal: Option<Principal>,
+    /// The owner of a session refused to another principal (R32).
+    pub(crate) session_owner: Option<BindingKey>,
     pub(crate) replica: Option<Replica>,
     pub(crate) request_bytes: u64,
     pub(crate) response_bytes: u64,
@@ -285,6 +288,11 @@ impl AuditEvent {
     /// The caller, when the auth layer established one.
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_ref()
+    }
+    /// `mcp_edge.session.owner.subject`: whom the session belongs to, when it was refused to
+    /// another principal (R32); the caller is [`AuditEvent::principal`].
+    pub fn session_owner(&self) -> Option<&BindingKey> {
+        self.session_owner.as_ref()
     }
     /// The replica the request went to, when the affinity router chose one.
     pub fn replica(&self) -> Option<&Replica> {
@@ -448,6 +456,10 @@ impl Serialize for AuditEvent {
             if let Some(client_id) = principal.client_id() {
                 map.serialize_entry("mcp_edge.principal.client_id", client_id)?;
             }
+        }
+        if let Some(owner) = &self.session_owner {
+            map.serialize_entry("mcp_edge.session.owner.issuer", owner.issuer())?;
+            map.serialize_entry("mcp_edge.session.owner.subject", owner.subject())?;
         }
         if let Some(replica) = &self.replica {
             map.serialize_entry("mcp_edge.replica", replica.id())?;

@@ -14,6 +14,7 @@ use super::layer::Config;
 use super::redact::{REDACTED, Secrets};
 use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
+use crate::context::BindingKey;
 use crate::context::McpRequestSlot;
 use crate::context::Principal;
 use crate::context::Replica;
@@ -56,6 +57,7 @@ pub(crate) struct Head {
     time_to_head: Option<Duration>,
     mcp: Option<Arc<McpRequest>>,
     principal: Option<Principal>,
+    session_owner: Option<BindingKey>,
     session: Option<SessionId>,
     replica: Option<Replica>,
     refused: Option<Outcome>,
@@ -269,6 +271,7 @@ impl<K: AuditSink> Record<K> {
         if let Some(origin) = ext.get::<RequestOrigin>() {
             self.client = ClientAddr::of_origin(origin);
         }
+        self.head.session_owner = ext.get::<Rejection>().and_then(|r| r.owner()).cloned();
         self.head.refused = ext.get::<Rejection>().map(|r| Outcome::Refused {
             by: r.rejected_by(),
             reason: r.reason(),
@@ -391,6 +394,7 @@ impl<K: AuditSink> Record<K> {
                 index,
                 session: self.head.session.clone(),
                 principal: self.head.principal.clone(),
+                session_owner: self.head.session_owner.clone(),
                 replica: self.head.replica.clone(),
                 request_bytes,
                 response_bytes,

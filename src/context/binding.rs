@@ -55,6 +55,23 @@ impl BindingKey {
         &self.0
     }
 
+    /// The issuer part of the key (empty when the principal had none).
+    pub fn issuer(&self) -> &str {
+        self.split().0
+    }
+
+    /// The subject part of the key: for audit records of a refused foreign use, never for a
+    /// response.
+    pub fn subject(&self) -> &str {
+        self.split().1
+    }
+
+    fn split(&self) -> (&str, &str) {
+        self.0
+            .split_once(char::from(SEPARATOR))
+            .unwrap_or(("", &self.0))
+    }
+
     /// Whether `principal` is the one this key names (same issuer, same subject), compared
     /// without allocating.
     pub fn matches(&self, principal: &Principal) -> bool {
@@ -89,10 +106,7 @@ impl BindingKey {
 
 impl fmt::Debug for BindingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (issuer, subject) = self
-            .0
-            .split_once(char::from(SEPARATOR))
-            .unwrap_or(("", &self.0));
+        let (issuer, subject) = self.split();
         f.debug_struct("BindingKey")
             .field("issuer", &issuer)
             .field("subject", &subject)
@@ -116,6 +130,9 @@ mod tests {
         let split = Principal::new("e/alice").with_issuer("https://as.exampl");
         assert!(!key.matches(&split));
         assert_eq!(BindingKey::from_stored(key.as_str()), key);
+        assert_eq!(key.issuer(), "https://as.example");
+        assert_eq!(key.subject(), "alice");
+        assert_eq!(BindingKey::of(&Principal::new("bob")).subject(), "bob");
     }
 
     #[test]

@@ -40,6 +40,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 pub use self::body::EdgeBody;
+use crate::context::BindingKey;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};
 
@@ -303,6 +304,8 @@ struct Inner {
     id: Option<RequestId>,
     data: Option<serde_json::Value>,
     headers: HeaderMap,
+    /// Audit-only: the principal a refused foreign session is bound to. Never in the body.
+    owner: Option<BindingKey>,
 }
 
 impl Rejection {
@@ -343,6 +346,7 @@ impl Rejection {
                 id: None,
                 data: None,
                 headers: HeaderMap::new(),
+                owner: None,
             }),
         }
     }
@@ -383,6 +387,19 @@ impl Rejection {
     /// nothing tells the caller that it exists (R32, SPEC §L.13).
     pub fn session_foreign(by: RejectedBy, id: Option<RequestId>) -> Self {
         Rejection::of(by, Reason::SessionPrincipalMismatch).with_id(id)
+    }
+
+    /// Records, for audit only, the principal the refused session is bound to: the response
+    /// body and headers stay those of an unknown session (R32, §L.13), so the caller learns
+    /// nothing of the owner, while the audit record names both principals.
+    pub fn with_owner(mut self, owner: BindingKey) -> Self {
+        self.inner.owner = Some(owner);
+        self
+    }
+
+    /// The owner of a refused foreign session ([`Rejection::with_owner`]); never sent.
+    pub fn owner(&self) -> Option<&BindingKey> {
+        self.inner.owner.as_ref()
     }
 
     /// The session's replica is gone: 404, so the client re-initializes (R28).
@@ -668,6 +685,21 @@ mod tests {
         assert_eq!(
             foreign.body_bytes(),
             Rejection::session_not_found(RejectedBy::Session, None).body_bytes()
+        );
+        // The owner goes to audit, never into the answer.
+        let alice = BindingKey::of(&crate::context::Principal::new("alice").with_issuer("i"));
+        let owned = Rejection::session_foreign(RejectedBy::Session, None).with_owner(alice);
+        assert_eq!(owned.owner().map(BindingKey::subject), Some("alice"));
+        assert_eq!(
+            owned.body_bytes(),
+            Rejection::session_not_found(RejectedBy::Session, None).body_bytes()
+        );
+        let response = owned.into_response::<http_body_util::Empty<Bytes>>();
+        assert!(
+            response
+                .headers()
+                .values()
+                .all(|v| !v.as_bytes().windows(5).any(|w| w == b"alice"))
         );
         for reason in [
             Reason::MissingToken,

@@ -14,7 +14,8 @@ use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::{ClientInfo, ProtocolVersion, RequestId, SessionId};
 use crate::store::{
-    Resolution, SessionCount, SessionRecord, SessionResolver, StoreError, StoreFuture,
+    Capped, Resolution, SessionCaps, SessionCount, SessionRecord, SessionResolver, StoreError,
+    StoreFuture,
 };
 
 /// What the store answered before the request goes in.
@@ -69,6 +70,7 @@ impl Ctx {
                 id,
                 principal,
                 record,
+                delete,
                 ..
             } => {
                 let answer = match answer {
@@ -77,26 +79,29 @@ impl Ctx {
                     Err(err) => Err(err),
                 };
                 let resolution = Resolution::judge(answer, principal.as_ref());
-                match &resolution {
-                    Resolution::Admitted(_) => {}
+                // Observe mode defers to the server only what the edge cannot know: a foreign
+                // session is refused in every mode (R32), and so is a DELETE of a session the
+                // store never recorded or has ended (R27: the store is authoritative for it).
+                let refuse = match &resolution {
+                    Resolution::Admitted(_) => false,
                     Resolution::Unknown => {
                         tracing::debug!(session = %id, "request for a session the edge does not know");
-                    }
-                    Resolution::Foreign(_) if enforce => {
-                        tracing::warn!(session = %id, "session presented by another principal; refusing");
+                        enforce || *delete
                     }
                     Resolution::Foreign(_) => {
-                        tracing::warn!(session = %id, "session presented by another principal");
+                        tracing::warn!(session = %id, "session presented by another principal; refusing");
+                        true
                     }
                     Resolution::Unavailable(err) if enforce => {
                         tracing::warn!(error = %err, "session store failed; refusing");
+                        true
                     }
                     Resolution::Unavailable(err) => {
                         tracing::warn!(error = %err, "session store failed; observing only");
                         return None;
                     }
-                }
-                if enforce
+                };
+                if refuse
                     && let Some(rejection) =
                         resolution.refusal(RejectedBy::Session, self.rpc_id.clone())
                 {
@@ -121,31 +126,43 @@ impl Ctx {
         None
     }
 
-    /// The refusal of an `initialize` past a session cap (R45: never 400, 404 or 405).
+    /// The refusal of an `initialize` past a session cap (R45: never 400, 404 or 405), from
+    /// the count taken before the request goes in (the atomic check is the insert's,
+    /// [`SessionStore::insert_within`](crate::store::SessionStore::insert_within)).
     fn over_cap(&self, count: SessionCount) -> Option<Rejection> {
         if let Some(max) = self.config.max_per_principal
             && count.principal >= max
         {
-            return Some(session_limit(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests: this principal has too many open sessions",
-                self.rpc_id.clone(),
-            ));
+            return cap_refusal(Capped::PrincipalFull, self.rpc_id.clone());
         }
         if let Some(max) = self.config.max_total
             && count.total >= max
         {
-            return Some(session_limit(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: too many open sessions",
-                self.rpc_id.clone(),
-            ));
+            return cap_refusal(Capped::TotalFull, self.rpc_id.clone());
         }
         None
     }
 
-    /// Looks at the response head: annotates it and returns the store write to make, if any.
-    pub(super) fn finish<B>(&mut self, response: &mut Response<B>) -> Option<StoreFuture<()>> {
+    /// The caps the insert of a new session must stay within (enforce mode only).
+    fn caps(&self) -> SessionCaps {
+        if !self.enforce() {
+            return SessionCaps::default();
+        }
+        SessionCaps {
+            total: self.config.max_total,
+            per_principal: self.config.max_per_principal,
+        }
+    }
+
+    /// Looks at the response head: annotates it and returns the store write to make, if any;
+    /// the write resolves to the refusal that replaces the response (a new session past a
+    /// cap), if any.
+    pub(super) fn finish<B>(
+        &mut self,
+        response: &mut Response<B>,
+    ) -> Option<StoreFuture<Option<Rejection>>> {
+        let caps = self.caps();
+        let rpc_id = self.rpc_id.clone();
         let resolver = &self.config.resolver;
         let store = resolver.store();
         let status = response.status();
@@ -174,7 +191,15 @@ impl Ctx {
                     .with_replica(response.extensions().get::<Replica>().cloned())
                     .with_idle_ttl(self.config.idle_ttl)
                     .with_max_lifetime(self.config.max_lifetime);
-                Some(store.insert(record))
+                if caps.is_none() {
+                    return Some(store.insert(record).map(|()| None));
+                }
+                // Counted and inserted in one step: concurrent initializes never overshoot.
+                Some(
+                    store
+                        .insert_within(record, caps)
+                        .map(move |capped| cap_refusal(capped, rpc_id)),
+                )
             }
             Plan::Existing {
                 id,
@@ -186,7 +211,7 @@ impl Ctx {
                 response.extensions_mut().insert(id.clone());
                 // The server no longer knows the session, or ended it: neither should we.
                 if SessionResolver::ends(*delete, status) {
-                    return Some(resolver.end(id).map(drop));
+                    return Some(resolver.end(id).map(|_| None));
                 }
                 if !status.is_success() {
                     return None;
@@ -195,7 +220,7 @@ impl Ctx {
                     // The client now speaks the negotiated version: keep it.
                     Some(r) => match header_version {
                         Some(v) if *v != r.protocol_version() => {
-                            Some(store.insert(r.with_protocol_version(*v)))
+                            Some(store.insert(r.with_protocol_version(*v)).map(|()| None))
                         }
                         _ => None,
                     },
@@ -210,7 +235,7 @@ impl Ctx {
                         if let Some(v) = header_version {
                             adopted = adopted.with_protocol_version(*v);
                         }
-                        Some(store.insert(adopted))
+                        Some(store.insert(adopted).map(|()| None))
                     }
                     None => None,
                 }
@@ -222,6 +247,23 @@ impl Ctx {
     /// in enforce mode, which the edge could not recognise afterwards.
     fn write_failure_is_fatal(&self) -> bool {
         self.enforce() && matches!(self.plan, Plan::Initialize { .. })
+    }
+}
+
+/// The refusal of a session past a cap: `429` for the principal's, `503` for the total.
+fn cap_refusal(capped: Capped, id: Option<RequestId>) -> Option<Rejection> {
+    match capped {
+        Capped::Inserted => None,
+        Capped::PrincipalFull => Some(session_limit(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests: this principal has too many open sessions",
+            id,
+        )),
+        Capped::TotalFull => Some(session_limit(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: too many open sessions",
+            id,
+        )),
     }
 }
 
@@ -257,7 +299,7 @@ pin_project! {
             future: F,
         },
         Finishing {
-            write: StoreFuture<()>,
+            write: StoreFuture<Option<Rejection>>,
             response: Option<R>,
         },
         Rejected {
@@ -338,6 +380,9 @@ where
                 StateProj::Finishing { write, response } => {
                     let written = ready!(Pin::new(write).poll(cx));
                     let response = response.take().expect("polled after completion");
+                    if let Ok(Some(rejection)) = written {
+                        return Poll::Ready(Ok(rejection.into_response()));
+                    }
                     if let Err(err) = written {
                         let ctx = this.ctx.as_ref().expect("finishing always has a context");
                         tracing::warn!(error = %err, "session store write failed");

@@ -105,7 +105,12 @@ where
                 .headers()
                 .get(MCP_PROTOCOL_VERSION)
                 .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok());
-            let check = config.resolver.touch(&id).map(Check::Record);
+            // Judged in the store's own step: a foreign request never refreshes the owner's
+            // idle deadline.
+            let check = config
+                .resolver
+                .touch_as(&id, principal.as_ref())
+                .map(Check::Record);
             let plan = Plan::Existing {
                 id,
                 principal,
@@ -525,10 +530,12 @@ mod tests {
         assert_eq!(h.send(invalid).await.status(), StatusCode::OK);
         let id = h.initialize(Some(&alice)).await;
         assert!(h.store.get(&id).await.unwrap().is_some());
+        // Binding holds in every mode (R32): another principal's request is refused.
         let response = h
             .send(post(Some(id.as_str()), LIST, Some(&Principal::new("bob"))))
             .await;
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(reason(&response), Reason::SessionPrincipalMismatch);
         // A session the edge never saw is adopted, not refused.
         let response = h.send(post(Some("from-elsewhere"), LIST, None)).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -540,9 +547,67 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        // DELETE still ends the record.
-        h.send(bodyless(Method::DELETE, id.as_str(), None)).await;
+        // A DELETE without the owner's principal is refused; the owner's ends the record.
+        let response = h.send(bodyless(Method::DELETE, id.as_str(), None)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(h.store.get(&id).await.unwrap().is_some());
+        h.send(bodyless(Method::DELETE, id.as_str(), Some(&alice)))
+            .await;
         assert!(h.store.get(&id).await.unwrap().is_none());
+        // A DELETE of an id the store never recorded or has ended: 404 (R27).
+        for gone in [id.as_str(), "never-seen"] {
+            let response = h.send(bodyless(Method::DELETE, gone, None)).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            assert_eq!(json(&response)["error"]["code"], -32001);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_foreign_request_never_refreshes_the_owners_idle_timer() {
+        for mode in [SessionMode::Observe, SessionMode::Enforce] {
+            let mut h = Harness::new(mode);
+            h.layer = h.layer.idle_ttl(Duration::from_secs(60));
+            let alice = Principal::new("alice").with_issuer("i");
+            let bob = Principal::new("bob").with_issuer("i");
+            let id = h.initialize(Some(&alice)).await;
+            for _ in 0..2 {
+                tokio::time::advance(Duration::from_secs(25)).await;
+                let response = h.send(post(Some(id.as_str()), LIST, Some(&bob))).await;
+                assert_eq!(response.status(), StatusCode::NOT_FOUND);
+                let rejection = response.extensions().get::<Rejection>().unwrap();
+                assert_eq!(rejection.owner().map(|o| o.subject()), Some("alice"));
+            }
+            tokio::time::advance(Duration::from_secs(15)).await;
+            // 65 s after Alice's last request: expired, whatever Bob did.
+            assert!(h.store.get(&id).await.unwrap().is_none(), "{mode:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_initializes_never_overshoot_the_caps() {
+        let mut h = Harness::new(SessionMode::Enforce);
+        h.layer = h.layer.max_sessions(5).max_sessions_per_principal(3);
+        let alice = Principal::new("alice");
+        let sends = (0..20).map(|i| {
+            let who = if i % 2 == 0 { Some(&alice) } else { None };
+            h.send(post(None, INIT, who))
+        });
+        let statuses: Vec<StatusCode> = futures::future::join_all(sends)
+            .await
+            .iter()
+            .map(|r| r.status())
+            .collect();
+        let ok = statuses.iter().filter(|s| s.is_success()).count();
+        assert_eq!(ok, 5, "{statuses:?}");
+        assert_eq!(h.store.len(), 5);
+        assert!(
+            h.store
+                .count(Some(BindingKey::of(&alice).as_str()))
+                .await
+                .unwrap()
+                .principal
+                <= 3
+        );
     }
 
     #[tokio::test]
@@ -590,6 +655,20 @@ mod tests {
             StoreFuture::boxed(async { Err(StoreError::timeout()) })
         }
         fn insert(&self, _: SessionRecord) -> StoreFuture<()> {
+            StoreFuture::boxed(async { Err(StoreError::timeout()) })
+        }
+        fn touch_as(
+            &self,
+            _: &SessionId,
+            _: Option<&Principal>,
+        ) -> StoreFuture<Option<SessionRecord>> {
+            StoreFuture::boxed(async { Err(StoreError::timeout()) })
+        }
+        fn insert_within(
+            &self,
+            _: SessionRecord,
+            _: crate::store::SessionCaps,
+        ) -> StoreFuture<crate::store::Capped> {
             StoreFuture::boxed(async { Err(StoreError::timeout()) })
         }
         fn remove(&self, _: &SessionId) -> StoreFuture<bool> {

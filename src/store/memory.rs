@@ -6,8 +6,10 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use super::{SessionCount, SessionRecord, SessionStore, StoreError, StoreFuture};
-use crate::context::Replica;
+use super::{
+    Capped, SessionCaps, SessionCount, SessionRecord, SessionStore, StoreError, StoreFuture,
+};
+use crate::context::{BindingKey, Principal, Replica};
 use crate::protocol::SessionId;
 
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -46,6 +48,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// Counts a request as activity.
+    fn seen(&mut self, now: Instant) {
+        // The record's wall-clock `last_seen` is informational: refresh it at most once a
+        // second, so a busy session costs no clock read and no copy per request.
+        if now.duration_since(self.last_seen) >= LAST_SEEN_RESOLUTION {
+            self.record.set_last_seen(SystemTime::now());
+        }
+        self.last_seen = now;
+    }
+
     fn deadline(&self) -> Instant {
         let idle = self.last_seen + self.record.idle_ttl();
         let absolute = self.created + self.record.max_lifetime();
@@ -112,6 +124,42 @@ impl Default for MemorySessionStore {
 }
 
 impl Inner {
+    fn insert(&mut self, record: SessionRecord, now: Instant) -> Result<(), StoreError> {
+        let inner = self;
+        let id = record.id().clone();
+        inner.remove(&id);
+        if inner.sessions.len() >= inner.max_sessions {
+            inner.sweep(now);
+            if inner.sessions.len() >= inner.max_sessions {
+                return Err(StoreError::full());
+            }
+        }
+        if let Some(binding) = record.binding() {
+            // Shares the record's key: no copy of the string.
+            let key = Arc::clone(binding.as_arc());
+            inner
+                .by_principal
+                .entry(key)
+                .or_default()
+                .insert(id.clone());
+        }
+        // The record's own times may come from another instance; measure from now, minus the
+        // age the record already has.
+        let age = SystemTime::now()
+            .duration_since(record.created_at())
+            .unwrap_or_default();
+        let idle = SystemTime::now()
+            .duration_since(record.last_seen())
+            .unwrap_or_default();
+        let entry = Entry {
+            created: now.checked_sub(age).unwrap_or(now),
+            last_seen: now.checked_sub(idle).unwrap_or(now),
+            record,
+        };
+        inner.sessions.insert(id, entry);
+        Ok(())
+    }
+
     /// The live entry of `id`, dropping it if expired.
     fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut Entry> {
         let live = self.sessions.get(id)?.is_live(now);
@@ -175,51 +223,50 @@ impl SessionStore for MemorySessionStore {
         let now = Instant::now();
         let mut inner = self.lock();
         StoreFuture::ready(Ok(inner.live(id, now).map(|e| {
-            // The record's wall-clock `last_seen` is informational: refresh it at most once
-            // a second, so a busy session costs no clock read and no copy per request.
-            if now.duration_since(e.last_seen) >= LAST_SEEN_RESOLUTION {
-                e.record.set_last_seen(SystemTime::now());
+            e.seen(now);
+            e.record.clone()
+        })))
+    }
+
+    fn touch_as(
+        &self,
+        id: &SessionId,
+        principal: Option<&Principal>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        StoreFuture::ready(Ok(inner.live(id, now).map(|e| {
+            // Judged under the lock: a foreign request leaves the owner's deadline alone.
+            if BindingKey::admits(e.record.binding(), principal) {
+                e.seen(now);
             }
-            e.last_seen = now;
             e.record.clone()
         })))
     }
 
     fn insert(&self, record: SessionRecord) -> StoreFuture<()> {
         let now = Instant::now();
+        StoreFuture::ready(self.lock().insert(record, now))
+    }
+
+    fn insert_within(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped> {
+        let now = Instant::now();
         let mut inner = self.lock();
-        let id = record.id().clone();
-        inner.remove(&id);
-        if inner.sessions.len() >= inner.max_sessions {
+        // Counted and inserted under one lock: concurrent inserts never overshoot a cap.
+        if let (Some(max), Some(key)) = (caps.per_principal, record.binding())
+            && inner.sweep_principal(key.as_str(), now) >= max
+        {
+            return StoreFuture::ready(Ok(Capped::PrincipalFull));
+        }
+        if let Some(max) = caps.total
+            && inner.sessions.len() as u64 >= max
+        {
             inner.sweep(now);
-            if inner.sessions.len() >= inner.max_sessions {
-                return StoreFuture::ready(Err(StoreError::full()));
+            if inner.sessions.len() as u64 >= max {
+                return StoreFuture::ready(Ok(Capped::TotalFull));
             }
         }
-        if let Some(binding) = record.binding() {
-            // Shares the record's key: no copy of the string.
-            let key = Arc::clone(binding.as_arc());
-            inner
-                .by_principal
-                .entry(key)
-                .or_default()
-                .insert(id.clone());
-        }
-        // The record's own times may come from another instance; measure from now, minus the
-        // age the record already has.
-        let age = SystemTime::now()
-            .duration_since(record.created_at())
-            .unwrap_or_default();
-        let idle = SystemTime::now()
-            .duration_since(record.last_seen())
-            .unwrap_or_default();
-        let entry = Entry {
-            created: now.checked_sub(age).unwrap_or(now),
-            last_seen: now.checked_sub(idle).unwrap_or(now),
-            record,
-        };
-        inner.sessions.insert(id, entry);
-        StoreFuture::ready(Ok(()))
+        StoreFuture::ready(inner.insert(record, now).map(|()| Capped::Inserted))
     }
 
     fn remove(&self, id: &SessionId) -> StoreFuture<bool> {
@@ -275,6 +322,75 @@ mod tests {
 
     fn id(s: &str) -> SessionId {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn concurrent_capped_inserts_create_exactly_the_cap() {
+        let store = MemorySessionStore::new();
+        let alice = Principal::new("alice").with_issuer("i");
+        let caps = SessionCaps {
+            total: Some(40),
+            per_principal: Some(25),
+        };
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                let alice = alice.clone();
+                std::thread::spawn(move || {
+                    (0..20)
+                        .filter(|i| {
+                            let mut record = SessionRecord::new(id(&format!("s{t}-{i}")));
+                            if i % 2 == 0 {
+                                record = record.with_principal(&alice);
+                            }
+                            let done = store.insert_within(record, caps).into_ready();
+                            matches!(done, Ok(Ok(Capped::Inserted)))
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let inserted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(inserted, 40);
+        assert_eq!(store.len(), 40);
+        let count = store
+            .count(Some(BindingKey::of(&alice).as_str()))
+            .into_ready()
+            .unwrap()
+            .unwrap();
+        assert!(count.principal <= 25, "{count:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn touch_as_moves_the_deadline_only_for_an_admitted_principal() {
+        let store = MemorySessionStore::new();
+        let alice = Principal::new("alice").with_issuer("i");
+        let bob = Principal::new("bob").with_issuer("i");
+        let record = SessionRecord::new(id("a"))
+            .with_principal(&alice)
+            .with_idle_ttl(Duration::from_secs(10));
+        store.insert(record).await.unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        // Bob and an anonymous request see the record but move nothing.
+        assert!(
+            store
+                .touch_as(&id("a"), Some(&bob))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(store.touch_as(&id("a"), None).await.unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(store.get(&id("a")).await.unwrap().is_none());
+        // Alice's own request does move it.
+        let record = SessionRecord::new(id("b"))
+            .with_principal(&alice)
+            .with_idle_ttl(Duration::from_secs(10));
+        store.insert(record).await.unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        store.touch_as(&id("b"), Some(&alice)).await.unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(store.get(&id("b")).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context::Replica;
+use crate::context::{Principal, Replica};
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::SessionId;
 
@@ -65,7 +65,7 @@ pub use event::{
     EventLogLimits, EventStore, EventTail, MemoryEventStore, StoredEvent, StreamKey, stream_base,
 };
 pub use memory::MemorySessionStore;
-pub use record::{SessionCount, SessionRecord};
+pub use record::{Capped, SessionCaps, SessionCount, SessionRecord};
 pub use resolve::{Presented, Resolution, SessionResolver};
 
 /// Records of legacy MCP sessions, shared by the session layer and the affinity router.
@@ -95,9 +95,26 @@ pub trait SessionStore: Send + Sync + 'static {
     /// and returns the live record, or `None` if unknown, expired or ended. One round trip.
     fn touch(&self, id: &SessionId) -> StoreFuture<Option<SessionRecord>>;
 
+    /// As [`SessionStore::touch`] for a request made by `principal` (or by no one), but
+    /// activity is recorded only when the record admits it ([`BindingKey::admits`]), in the
+    /// same atomic step: a foreign request never moves the owner's idle deadline (R32). The
+    /// live record is returned either way, for [`Resolution::judge`].
+    ///
+    /// [`BindingKey::admits`]: crate::context::BindingKey::admits
+    fn touch_as(
+        &self,
+        id: &SessionId,
+        principal: Option<&Principal>,
+    ) -> StoreFuture<Option<SessionRecord>>;
+
     /// Inserts `record`, replacing any record with the same id. Fails with
     /// [`StoreErrorKind::Full`] when a bounded backend cannot take another session.
     fn insert(&self, record: SessionRecord) -> StoreFuture<()>;
+
+    /// Inserts `record` unless that would take the live sessions past `caps`, counting and
+    /// inserting in one atomic step (concurrent inserts never overshoot a cap). With no cap
+    /// set, as [`SessionStore::insert`].
+    fn insert_within(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped>;
 
     /// Ends `id`. Returns whether a live record was there.
     fn remove(&self, id: &SessionId) -> StoreFuture<bool>;
@@ -125,6 +142,16 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     }
     fn touch(&self, id: &SessionId) -> StoreFuture<Option<SessionRecord>> {
         (**self).touch(id)
+    }
+    fn touch_as(
+        &self,
+        id: &SessionId,
+        principal: Option<&Principal>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        (**self).touch_as(id, principal)
+    }
+    fn insert_within(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped> {
+        (**self).insert_within(record, caps)
     }
     fn insert(&self, record: SessionRecord) -> StoreFuture<()> {
         (**self).insert(record)

@@ -186,6 +186,39 @@ pub struct SessionCount {
     pub principal: u64,
 }
 
+/// Session caps an insert must stay within, for [`SessionStore::insert_within`]: checked
+/// and applied in one atomic step, so concurrent `initialize`s never overshoot them.
+///
+/// [`SessionStore::insert_within`]: super::SessionStore::insert_within
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCaps {
+    /// At most this many live sessions in total.
+    pub total: Option<u64>,
+    /// At most this many live sessions bound to the record's principal (ignored for an
+    /// unbound record).
+    pub per_principal: Option<u64>,
+}
+
+impl SessionCaps {
+    /// Whether no cap is set.
+    pub fn is_none(&self) -> bool {
+        self.total.is_none() && self.per_principal.is_none()
+    }
+}
+
+/// What [`SessionStore::insert_within`] did.
+///
+/// [`SessionStore::insert_within`]: super::SessionStore::insert_within
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capped {
+    /// The record was inserted.
+    Inserted,
+    /// Not inserted: its principal already has [`SessionCaps::per_principal`] live sessions.
+    PrincipalFull,
+    /// Not inserted: [`SessionCaps::total`] sessions are live.
+    TotalFull,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,13 +126,21 @@ impl Resolution {
     }
 
     /// The refusal when the caller refuses anything but an admitted session: `404` "Session
-    /// not found" for an unknown session and, indistinguishably, a foreign one (§L.13); `503`
+    /// not found" for an unknown session and, indistinguishably, a foreign one (§L.13; the
+    /// owner rides along for audit only, [`Rejection::owner`]); `503`
     /// with `Retry-After` when the store failed. `None` when admitted.
     pub fn refusal(&self, by: RejectedBy, id: Option<RequestId>) -> Option<Rejection> {
         match self {
             Resolution::Admitted(_) => None,
             Resolution::Unknown => Some(Rejection::session_not_found(by, id)),
-            Resolution::Foreign(_) => Some(Rejection::session_foreign(by, id)),
+            Resolution::Foreign(record) => {
+                let refusal = Rejection::session_foreign(by, id);
+                // For audit only: the answer itself is that of an unknown session.
+                Some(match record.binding() {
+                    Some(owner) => refusal.with_owner(owner.clone()),
+                    None => refusal,
+                })
+            }
             Resolution::Unavailable(err) => Some(err.to_rejection(by).with_id(id)),
         }
     }
@@ -190,6 +198,21 @@ impl SessionResolver {
     /// [`Resolution::Unavailable`].
     pub fn touch(&self, id: &SessionId) -> StoreFuture<Option<SessionRecord>> {
         self.store.touch(id)
+    }
+
+    /// The live record of `id`, counted as activity only when it admits `principal` (judged
+    /// in the store's atomic step, [`SessionStore::touch_as`]): a foreign request never
+    /// moves the owner's idle deadline. Judge the answer with [`Resolution::judge`].
+    ///
+    /// # Failure
+    ///
+    /// As [`SessionStore::touch_as`].
+    pub fn touch_as(
+        &self,
+        id: &SessionId,
+        principal: Option<&Principal>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        self.store.touch_as(id, principal)
     }
 
     /// The live record of `id`, not counted as activity: for a router that only follows it.

@@ -9,10 +9,11 @@ use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::{bounded, from_ms, manager, now_ms, to_ms};
-use crate::context::{BindingKey, Replica};
+use crate::context::{BindingKey, Principal, Replica};
 use crate::protocol::{ClientInfo, SessionId};
 use crate::store::{
-    SessionCount, SessionRecord, SessionStore, StoreError, StoreErrorKind, StoreFuture,
+    Capped, SessionCaps, SessionCount, SessionRecord, SessionStore, StoreError, StoreErrorKind,
+    StoreFuture,
 };
 
 /// Session records in Redis; see the [module docs](super). Cheap to clone.
@@ -149,6 +150,75 @@ impl RedisSessionStore {
         format!("{}:principal:{hex}", self.shared.prefix)
     }
 
+    /// Touches `id`; with `check`, only when the record admits the requester (`Some(None)`:
+    /// a request without a principal).
+    fn touch_checked(
+        &self,
+        id: &SessionId,
+        check: Option<Option<BindingKey>>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        let mut conn = self.conn.clone();
+        let shared = Arc::clone(&self.shared);
+        let key = self.session_key(id.as_str());
+        let total = self.total_key();
+        let id = id.clone();
+        StoreFuture::boxed(async move {
+            let mut invocation = shared.touch.key(&key);
+            invocation.key(&total).arg(id.as_str()).arg(now_ms());
+            match &check {
+                Some(Some(binding)) => invocation.arg("1").arg(binding.as_str()),
+                Some(None) => invocation.arg("0").arg(""),
+                None => &mut invocation,
+            };
+            let fields: Option<HashMap<String, String>> = bounded(shared.timeout, async {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+            match fields {
+                Some(fields) if !fields.is_empty() => decode(&id, fields).map(Some),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    /// Inserts `record` within `caps` (none: always).
+    fn insert_checked(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped> {
+        let mut conn = self.conn.clone();
+        let shared = Arc::clone(&self.shared);
+        let key = self.session_key(record.id().as_str());
+        let total = self.total_key();
+        let principal = record.binding().map(|b| self.principal_key(b.as_str()));
+        StoreFuture::boxed(async move {
+            let now = now_ms();
+            let age_end = to_ms(record.created_at()) + record.max_lifetime().as_millis() as u64;
+            let ttl = (record.idle_ttl().as_millis() as u64).min(age_end.saturating_sub(now));
+            if ttl == 0 {
+                // Already past its lifetime: nothing to keep.
+                return Ok(Capped::Inserted);
+            }
+            let mut invocation = shared.insert.key(&key);
+            invocation.key(&total);
+            if let Some(p) = &principal {
+                invocation.key(p);
+            }
+            invocation.arg(record.id().as_str()).arg(now).arg(ttl);
+            let cap = |max: Option<u64>| max.map_or_else(String::new, |m| m.to_string());
+            invocation.arg(cap(caps.total)).arg(cap(caps.per_principal));
+            for (name, value) in encode(&record) {
+                invocation.arg(name).arg(value);
+            }
+            let done: i64 = bounded(shared.timeout, async {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+            Ok(match done {
+                2 => Capped::PrincipalFull,
+                3 => Capped::TotalFull,
+                _ => Capped::Inserted,
+            })
+        })
+    }
+
     #[cfg(feature = "rmcp")]
     fn rmcp_key(&self, id: &str) -> String {
         format!("{}:{{{id}}}:rmcp", self.shared.prefix)
@@ -224,12 +294,26 @@ fn decode(
         .with_max_lifetime(Duration::from_millis(max)))
 }
 
-// KEYS: session, total index, [principal index]. ARGV: id, now, ttl, field/value pairs.
+// KEYS: session, total index, [principal index]. ARGV: id, now, ttl, max total ('' for
+// none), max per principal ('' for none), field/value pairs. Returns 1 inserted, 2 over the
+// principal's cap, 3 over the total cap: counted and inserted in one script, so concurrent
+// inserts never overshoot a cap.
 const INSERT: &str = r#"
+local now = tonumber(ARGV[2])
+local maxp = tonumber(ARGV[5])
+local maxt = tonumber(ARGV[4])
+if maxp and KEYS[3] then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= maxp then return 2 end
+end
+if maxt then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= maxt then return 3 end
+end
 local oldpk = redis.call('HGET', KEYS[1], 'pk')
 if oldpk then redis.call('ZREM', oldpk, ARGV[1]) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 local ttl = tonumber(ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ttl)
 local deadline = tonumber(ARGV[2]) + ttl
@@ -241,7 +325,10 @@ end
 return 1
 "#;
 
-// KEYS: session, total index. ARGV: id, now.
+// KEYS: session, total index. ARGV: id, now, [binding check: '1' + the requester's binding
+// key, or '0' for a request without a principal]. With the check, activity is recorded only
+// when the session is unbound or bound to that key: a foreign request never moves the
+// owner's deadline. The record is returned either way.
 const TOUCH: &str = r#"
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
@@ -255,6 +342,7 @@ if ttl <= 0 then
   if f['pk'] then redis.call('ZREM', f['pk'], ARGV[1]) end
   return false
 end
+if ARGV[3] and f['p'] and not (ARGV[3] == '1' and ARGV[4] == f['p']) then return h end
 redis.call('HSET', KEYS[1], 'l', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[1])
@@ -308,59 +396,24 @@ impl SessionStore for RedisSessionStore {
     }
 
     fn touch(&self, id: &SessionId) -> StoreFuture<Option<SessionRecord>> {
-        let mut conn = self.conn.clone();
-        let shared = Arc::clone(&self.shared);
-        let key = self.session_key(id.as_str());
-        let total = self.total_key();
-        let id = id.clone();
-        StoreFuture::boxed(async move {
-            let fields: Option<HashMap<String, String>> = bounded(shared.timeout, async {
-                shared
-                    .touch
-                    .key(&key)
-                    .key(&total)
-                    .arg(id.as_str())
-                    .arg(now_ms())
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
-            match fields {
-                Some(fields) if !fields.is_empty() => decode(&id, fields).map(Some),
-                _ => Ok(None),
-            }
-        })
+        self.touch_checked(id, None)
+    }
+
+    fn touch_as(
+        &self,
+        id: &SessionId,
+        principal: Option<&Principal>,
+    ) -> StoreFuture<Option<SessionRecord>> {
+        self.touch_checked(id, Some(principal.map(BindingKey::of)))
     }
 
     fn insert(&self, record: SessionRecord) -> StoreFuture<()> {
-        let mut conn = self.conn.clone();
-        let shared = Arc::clone(&self.shared);
-        let key = self.session_key(record.id().as_str());
-        let total = self.total_key();
-        let principal = record.binding().map(|b| self.principal_key(b.as_str()));
-        StoreFuture::boxed(async move {
-            let now = now_ms();
-            let age_end = to_ms(record.created_at()) + record.max_lifetime().as_millis() as u64;
-            let ttl = (record.idle_ttl().as_millis() as u64).min(age_end.saturating_sub(now));
-            if ttl == 0 {
-                // Already past its lifetime: nothing to keep.
-                return Ok(());
-            }
-            let mut invocation = shared.insert.key(&key);
-            invocation.key(&total);
-            if let Some(p) = &principal {
-                invocation.key(p);
-            }
-            invocation.arg(record.id().as_str()).arg(now).arg(ttl);
-            for (name, value) in encode(&record) {
-                invocation.arg(name).arg(value);
-            }
-            bounded(shared.timeout, async {
-                invocation.invoke_async::<i64>(&mut conn).await
-            })
-            .await
+        self.insert_checked(record, SessionCaps::default())
             .map(drop)
-        })
+    }
+
+    fn insert_within(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped> {
+        self.insert_checked(record, caps)
     }
 
     fn remove(&self, id: &SessionId) -> StoreFuture<bool> {
