@@ -462,8 +462,12 @@ impl Serialize for AuditEvent {
                 map.serialize_entry("gen_ai.tool.name", &capped_name(name))?;
                 map.serialize_entry("gen_ai.operation.name", "execute_tool")?;
             }
-            Some(Target::Prompt(name)) => map.serialize_entry("gen_ai.prompt.name", &capped_name(name))?,
-            Some(Target::Resource(uri)) => map.serialize_entry("mcp.resource.uri", &capped_name(uri))?,
+            Some(Target::Prompt(name)) => {
+                map.serialize_entry("gen_ai.prompt.name", &capped_name(name))?
+            }
+            Some(Target::Resource(uri)) => {
+                map.serialize_entry("mcp.resource.uri", &capped_name(uri))?
+            }
             Some(Target::Task(id)) => map.serialize_entry("mcp_edge.task.id", &capped_name(id))?,
             _ => {}
         }
@@ -492,7 +496,10 @@ impl Serialize for AuditEvent {
             if let Some(issuer) = principal.issuer() {
                 map.serialize_entry("mcp_edge.principal.issuer", &capped_name(issuer))?;
             }
-            map.serialize_entry("mcp_edge.principal.subject", &capped_name(principal.subject()))?;
+            map.serialize_entry(
+                "mcp_edge.principal.subject",
+                &capped_name(principal.subject()),
+            )?;
             if let Some(client_id) = principal.client_id() {
                 map.serialize_entry("mcp_edge.principal.client_id", &capped_name(client_id))?;
             }

@@ -54,6 +54,8 @@ struct Shared {
     control: Mutex<Control>,
     /// The writer thread is parked with nothing to do: the next event must wake it.
     idle: AtomicBool,
+    /// The writer thread has stopped taking events.
+    stopped: AtomicBool,
     max_bytes: usize,
 }
 
@@ -164,7 +166,8 @@ impl JsonLinesSink {
         self.inner.shared.stats.dropped.get()
     }
 
-    /// Events written (handed to the writer and flushed).
+    /// Events written: serialized and handed to the writer, which writes them with their
+    /// batch (a batch that fails to write counts in [`write_errors`](Self::write_errors)).
     pub fn written(&self) -> u64 {
         self.inner.shared.stats.written.load(Ordering::Relaxed)
     }
@@ -286,12 +289,16 @@ impl JsonLinesSinkBuilder {
     }
 
     fn spawn<O: Out>(self, out: O, chain: Option<ChainState>) -> io::Result<JsonLinesSink> {
-        assert!(self.queue > 0, "the audit queue must hold at least one event");
+        assert!(
+            self.queue > 0,
+            "the audit queue must hold at least one event"
+        );
         let (tx, rx) = mpsc::sync_channel(self.queue);
         let shared = Arc::new(Shared {
             stats: Stats::default(),
             control: Mutex::default(),
             idle: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             max_bytes: self.queue_bytes,
         });
         let writer = Writer {
@@ -339,18 +346,28 @@ impl AuditSink for JsonLinesSink {
     fn emit(&self, event: AuditEvent) {
         let shared = &*self.inner.shared;
         let bytes = event.retained_bytes();
-        let before = shared.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let before = shared
+            .stats
+            .queued_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
         let queued = match &self.inner.tx {
-            Some(tx) if before + bytes <= shared.max_bytes => tx
-                .try_send(Queued {
+            Some(tx)
+                if before + bytes <= shared.max_bytes
+                    && !shared.stopped.load(Ordering::Acquire) =>
+            {
+                tx.try_send(Queued {
                     event: Box::new(event),
                     bytes,
                 })
-                .is_ok(),
+                .is_ok()
+            }
             _ => false,
         };
         if !queued {
-            shared.stats.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            shared
+                .stats
+                .queued_bytes
+                .fetch_sub(bytes, Ordering::Relaxed);
             shared.stats.dropped.record("json_lines");
             return;
         }
@@ -488,7 +505,10 @@ impl<O: Out> Writer<O> {
             .fetch_sub(bytes, Ordering::Relaxed);
         self.line.clear();
         if serde_json::to_writer(&mut self.line, &*event).is_err() {
-            self.shared.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         if self.line.len() > MAX_LINE_BYTES {
@@ -496,7 +516,10 @@ impl<O: Out> Writer<O> {
             event.omit_captures(self.line.len());
             self.line.clear();
             if serde_json::to_writer(&mut self.line, &*event).is_err() {
-                self.shared.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .write_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
@@ -506,20 +529,15 @@ impl<O: Out> Writer<O> {
         }
         self.batch.extend_from_slice(&self.line);
         self.lines += 1;
+        self.shared.stats.written.fetch_add(1, Ordering::Relaxed);
     }
 
     fn write_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        match self.out.write_all(&self.batch) {
-            Ok(()) => {
-                self.shared
-                    .stats
-                    .written
-                    .fetch_add(self.lines, Ordering::Relaxed);
-            }
-            Err(e) => write_failed(&self.shared.stats, &e),
+        if let Err(e) = self.out.write_all(&self.batch) {
+            write_failed(&self.shared.stats, &e);
         }
         self.batch.clear();
         if self.batch.capacity() > 4 * BATCH_BYTES {
@@ -532,6 +550,7 @@ impl<O: Out> Writer<O> {
     /// and count what is still queued as dropped.
     fn stop(mut self, waiting: Vec<oneshot::Sender<()>>) {
         self.out.close();
+        self.shared.stopped.store(true, Ordering::Release);
         let later = {
             let mut control = self.shared.control.lock().expect("not poisoned");
             control.stopped = true;
@@ -558,6 +577,77 @@ fn write_failed(stats: &Stats, error: &io::Error) {
             error = %error,
             mcp_edge.audit.write_errors = n,
             "audit log write failed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use http::{HeaderValue, Method, Version};
+
+    use super::*;
+    use crate::audit::event::{ClientAddr, Outcome};
+
+    fn event_holding(bytes: usize) -> AuditEvent {
+        AuditEvent {
+            start: SystemTime::now(),
+            time_to_head: None,
+            duration: Duration::ZERO,
+            request_id: HeaderValue::from_static("r"),
+            peer: None,
+            client: ClientAddr::default(),
+            http_method: Method::POST,
+            http_version: Version::HTTP_11,
+            status: None,
+            mcp: None,
+            index: 0,
+            session: None,
+            principal: None,
+            replica: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            sse_events: None,
+            outcome: Outcome::Success,
+            arguments: Some("a".repeat(bytes).into()),
+            result: None,
+            scrubbed: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_queue_is_bounded_in_bytes_and_drops_are_counted() {
+        let one = event_holding(10 * 1024).retained_bytes();
+        let sink = JsonLinesSink::builder()
+            .queue_bytes(2 * one + one / 2)
+            .writer(tokio::io::sink());
+        let shared = Arc::clone(&sink.inner.shared);
+        while !shared.idle.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        {
+            // The writer thread cannot take anything while the control lock is held.
+            let _hold = shared.control.lock().unwrap();
+            for _ in 0..3 {
+                sink.emit(event_holding(10 * 1024));
+            }
+            assert_eq!(sink.dropped(), 1, "the third event is over the byte budget");
+            assert_eq!(shared.stats.queued_bytes.load(Ordering::Relaxed), 2 * one);
+        }
+        sink.flush().await;
+        assert_eq!(sink.written(), 2);
+        assert_eq!(shared.stats.queued_bytes.load(Ordering::Relaxed), 0);
+        // Room again once written.
+        sink.emit(event_holding(10 * 1024));
+        sink.shutdown().await;
+        assert_eq!(sink.written(), 3);
+        assert_eq!(sink.dropped(), 1);
+        sink.emit(event_holding(1));
+        assert_eq!(
+            sink.dropped(),
+            2,
+            "after shutdown, events are dropped and counted"
         );
     }
 }
