@@ -428,7 +428,10 @@ impl ProtocolError {
         let mut err = ProtocolError::new(
             ProtocolErrorKind::UnsupportedVersion,
             code::UNSUPPORTED_PROTOCOL_VERSION,
-            format!("Unsupported protocol version: {}", echo(unknown.requested())),
+            format!(
+                "Unsupported protocol version: {}",
+                echo(unknown.requested())
+            ),
             id,
         );
         err.data = Some(serde_json::json!({
