@@ -1,6 +1,8 @@
 //! The audit flag of `examples/server.rs` and `examples/gateway.rs`: `--audit-log PATH` writes
-//! one hash-chained JSON line per MCP message to PATH; without it, events go to tracing on
-//! stderr (target `mcp_edge::audit`).
+//! one hash-chained JSON line per MCP message to PATH (batched by the sink's writer thread);
+//! without it, events go to tracing (target `mcp_edge::audit`): refusals and failures at WARN,
+//! successes at DEBUG, so a server logging at INFO does not pay one log write per call
+//! (`RUST_LOG=mcp_edge::audit=debug` shows them all).
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use mcp_edge::audit::{AuditEvent, AuditLayer, AuditSink, JsonLinesSink, TracingS
 pub const AUDIT_USAGE: &str =
     "  --audit-log PATH    append audit events to PATH (hash-chained JSON lines; check it with
                       `cargo run --example audit_verify -- PATH`); default: audit events
-                      to tracing on stderr";
+                      to tracing (refusals and failures at WARN, successes at DEBUG)";
 
 /// The examples' audit sink: a JSON-lines file, or tracing.
 #[derive(Clone)]
@@ -51,9 +53,10 @@ impl AuditSetup {
                 )
             }
             None => (
-                ExampleSink::Tracing(TracingSink::new()),
+                ExampleSink::Tracing(TracingSink::new().success_level(tracing::Level::DEBUG)),
                 None,
-                "to tracing on stderr (target mcp_edge::audit; --audit-log PATH for a file)"
+                "to tracing (target mcp_edge::audit: refusals and failures at WARN, successes at \
+                 DEBUG; --audit-log PATH for a full record in a file)"
                     .to_owned(),
             ),
         };

@@ -10,8 +10,8 @@
 use axum::Router;
 use http::{HeaderName, HeaderValue, Request};
 use mcp_edge::GuardLayer;
-use mcp_edge::serve::Server;
 use mcp_edge::proxy::HttpUpstreamBuilder;
+use mcp_edge::serve::Server;
 use tokio_util::sync::CancellationToken;
 
 /// The header that carries the secret from the gateway to its replicas.

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderValue, Method, StatusCode, Version};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::cap::{Capped, NAME_CAP, REASON_CAP, TRACE_CAP, cap_display};
 use crate::context::BindingKey;
 use crate::context::Principal;
 use crate::context::Replica;
@@ -351,6 +352,41 @@ impl AuditEvent {
         }
         self.message()?.meta()?.tracestate.as_deref()
     }
+
+    /// What the event holds in memory, as a queue's byte budget counts it: the request body
+    /// it keeps alive (through the classified request), captured arguments and result, its
+    /// message, and a fixed share for the rest.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        let body = if self.mcp.is_some() {
+            usize::try_from(self.request_bytes).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let message = match &self.outcome {
+            Outcome::JsonRpcError { message, .. } | Outcome::Refused { message, .. } => {
+                message.len()
+            }
+            Outcome::UpstreamFailure { detail } => detail.len(),
+            _ => 0,
+        };
+        std::mem::size_of::<AuditEvent>()
+            .saturating_add(body)
+            .saturating_add(self.arguments.as_ref().map_or(0, |a| a.len()))
+            .saturating_add(self.result.as_ref().map_or(0, |r| r.len()))
+            .saturating_add(message)
+    }
+
+    /// Leaves the captured arguments and result out of a line of `line_bytes` that is over the
+    /// per-event budget, saying so.
+    pub(crate) fn omit_captures(&mut self, line_bytes: usize) {
+        let note = format!("…[omitted: the event's line was {line_bytes} bytes]");
+        if self.arguments.is_some() {
+            self.arguments = Some(note.clone().into());
+        }
+        if self.result.is_some() {
+            self.result = Some(note.into());
+        }
+    }
 }
 
 /// `network.protocol.version`.
@@ -395,6 +431,18 @@ impl fmt::Display for Rfc3339 {
     }
 }
 
+fn capped_name(s: &str) -> Capped<'_, NAME_CAP> {
+    Capped(s)
+}
+
+fn capped_text(s: &str) -> Capped<'_, REASON_CAP> {
+    Capped(s)
+}
+
+fn capped_trace(s: &str) -> Capped<'_, TRACE_CAP> {
+    Capped(s)
+}
+
 struct Display<T>(T);
 
 impl<T: fmt::Display> Serialize for Display<T> {
@@ -407,24 +455,28 @@ impl Serialize for AuditEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("timestamp", &Display(Rfc3339(self.start)))?;
-        map.serialize_entry("mcp_edge.request_id", self.request_id())?;
+        map.serialize_entry("mcp_edge.request_id", &capped_name(self.request_id()))?;
         if let Some(method) = self.mcp_method() {
-            map.serialize_entry("mcp.method.name", method)?;
+            map.serialize_entry("mcp.method.name", &capped_name(method))?;
         }
         if let Some(message) = self.message() {
             map.serialize_entry("mcp_edge.message.kind", message.kind().as_str())?;
         }
         if let Some(id) = self.jsonrpc_id() {
-            map.serialize_entry("jsonrpc.request.id", &Display(id))?;
+            map.serialize_entry("jsonrpc.request.id", &cap_display(id, NAME_CAP))?;
         }
         match self.target() {
             Some(Target::Tool(name)) => {
-                map.serialize_entry("gen_ai.tool.name", name)?;
+                map.serialize_entry("gen_ai.tool.name", &capped_name(name))?;
                 map.serialize_entry("gen_ai.operation.name", "execute_tool")?;
             }
-            Some(Target::Prompt(name)) => map.serialize_entry("gen_ai.prompt.name", name)?,
-            Some(Target::Resource(uri)) => map.serialize_entry("mcp.resource.uri", uri)?,
-            Some(Target::Task(id)) => map.serialize_entry("mcp_edge.task.id", id)?,
+            Some(Target::Prompt(name)) => {
+                map.serialize_entry("gen_ai.prompt.name", &capped_name(name))?
+            }
+            Some(Target::Resource(uri)) => {
+                map.serialize_entry("mcp.resource.uri", &capped_name(uri))?
+            }
+            Some(Target::Task(id)) => map.serialize_entry("mcp_edge.task.id", &capped_name(id))?,
             _ => {}
         }
         if let Some(version) = self.protocol_version() {
@@ -438,23 +490,26 @@ impl Serialize for AuditEvent {
             map.serialize_entry("mcp_edge.batch.size", &size)?;
         }
         if let Some(session) = &self.session {
-            map.serialize_entry("mcp.session.id", session.as_str())?;
+            map.serialize_entry("mcp.session.id", &capped_name(session.as_str()))?;
         }
         if let Some(info) = self.client_info() {
             if let Some(name) = &info.name {
-                map.serialize_entry("mcp_edge.client.name", name)?;
+                map.serialize_entry("mcp_edge.client.name", &capped_name(name))?;
             }
             if let Some(version) = &info.version {
-                map.serialize_entry("mcp_edge.client.version", version)?;
+                map.serialize_entry("mcp_edge.client.version", &capped_name(version))?;
             }
         }
         if let Some(principal) = &self.principal {
             if let Some(issuer) = principal.issuer() {
-                map.serialize_entry("mcp_edge.principal.issuer", issuer)?;
+                map.serialize_entry("mcp_edge.principal.issuer", &capped_name(issuer))?;
             }
-            map.serialize_entry("mcp_edge.principal.subject", principal.subject())?;
+            map.serialize_entry(
+                "mcp_edge.principal.subject",
+                &capped_name(principal.subject()),
+            )?;
             if let Some(client_id) = principal.client_id() {
-                map.serialize_entry("mcp_edge.principal.client_id", client_id)?;
+                map.serialize_entry("mcp_edge.principal.client_id", &capped_name(client_id))?;
             }
         }
         if let Some(owner) = &self.session_owner {
@@ -462,18 +517,18 @@ impl Serialize for AuditEvent {
             map.serialize_entry("mcp_edge.session.owner.subject", owner.subject())?;
         }
         if let Some(replica) = &self.replica {
-            map.serialize_entry("mcp_edge.replica", replica.id())?;
+            map.serialize_entry("mcp_edge.replica", &capped_name(replica.id()))?;
         }
         map.serialize_entry("mcp_edge.outcome", self.outcome.as_str())?;
         if let Some(error_type) = self.error_type() {
-            map.serialize_entry("error.type", &error_type)?;
+            map.serialize_entry("error.type", &capped_name(&error_type))?;
         }
         if let Some(code) = self.outcome.code() {
             map.serialize_entry("rpc.response.status_code", &Display(code))?;
         }
         match &self.outcome {
             Outcome::JsonRpcError { message, .. } => {
-                map.serialize_entry("mcp_edge.error.message", message)?;
+                map.serialize_entry("mcp_edge.error.message", &capped_text(message))?;
             }
             Outcome::Refused {
                 by,
@@ -483,13 +538,13 @@ impl Serialize for AuditEvent {
             } => {
                 map.serialize_entry("mcp_edge.refused_by", by.as_str())?;
                 map.serialize_entry("mcp_edge.refusal.reason", reason.as_str())?;
-                map.serialize_entry("mcp_edge.error.message", message)?;
+                map.serialize_entry("mcp_edge.error.message", &capped_text(message))?;
             }
             Outcome::UpstreamFailure { detail } => {
-                map.serialize_entry("mcp_edge.error.message", detail)?;
+                map.serialize_entry("mcp_edge.error.message", &capped_text(detail))?;
             }
             Outcome::Unknown { detail } => {
-                map.serialize_entry("mcp_edge.error.message", detail)?;
+                map.serialize_entry("mcp_edge.error.message", &capped_text(detail))?;
             }
             _ => {}
         }
@@ -528,10 +583,10 @@ impl Serialize for AuditEvent {
             &self.duration.as_secs_f64(),
         )?;
         if let Some(tp) = self.traceparent() {
-            map.serialize_entry("traceparent", tp)?;
+            map.serialize_entry("traceparent", &capped_trace(tp))?;
         }
         if let Some(ts) = self.tracestate() {
-            map.serialize_entry("tracestate", ts)?;
+            map.serialize_entry("tracestate", &capped_trace(ts))?;
         }
         if let Some(args) = &self.arguments {
             map.serialize_entry("gen_ai.tool.call.arguments", args)?;

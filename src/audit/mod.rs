@@ -63,6 +63,7 @@
 //! inspect layer inside, events carry HTTP facts and outcomes only.
 
 mod body;
+mod cap;
 pub mod chain;
 mod event;
 mod future;
@@ -76,7 +77,9 @@ mod sink;
 pub use body::{AuditBody, CountingBody};
 pub use event::{AuditEvent, Outcome};
 pub use future::ResponseFuture;
-pub use json_lines::{DEFAULT_QUEUE, JsonLinesSink, JsonLinesSinkBuilder};
+pub use json_lines::{
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, JsonLinesSink, JsonLinesSinkBuilder,
+};
 pub use layer::{AuditLayer, DEFAULT_INSPECT_BYTES};
 pub use redact::{Capture, DEFAULT_CAPTURE_BYTES, REDACTED};
 pub use service::{Audit, X_REQUEST_ID};

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::response::Parts;
 use http::{HeaderValue, Method, StatusCode, Version};
 
+use super::cap::{REASON_CAP, cap};
 use super::event::{AuditEvent, ClientAddr, Outcome};
 use super::layer::Config;
 use super::redact::{REDACTED, Secrets};
@@ -276,7 +277,7 @@ impl<K: AuditSink> Record<K> {
             by: r.rejected_by(),
             reason: r.reason(),
             code: r.code(),
-            message: self.secrets.scrub(r.message()).into(),
+            message: cap(&self.secrets.scrub(r.message()), REASON_CAP).into(),
         });
         let modern = self
             .head
@@ -483,7 +484,7 @@ impl<K: AuditSink> Record<K> {
             ResponseOutcome::Result { is_error: true } => Outcome::ToolError,
             ResponseOutcome::Error { code, message } => Outcome::JsonRpcError {
                 code: *code,
-                message: self.secrets.scrub(message).into(),
+                message: cap(&self.secrets.scrub(message), REASON_CAP).into(),
             },
         }
     }

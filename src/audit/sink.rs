@@ -1,10 +1,12 @@
 //! Where audit events go: the [`AuditSink`] trait, [`TracingSink`] and [`ChannelSink`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
+use super::cap::{NAME_CAP, REASON_CAP, TRACE_CAP, cap, cap_display};
 use super::event::{AuditEvent, Outcome, http_version_str};
 use crate::protocol::Target;
 
@@ -154,7 +156,12 @@ impl AuditSink for ChannelSink {
 /// `error.type`, …) and the W3C trace context from `params._meta`, so an existing tracing or
 /// OpenTelemetry subscriber picks it up.
 ///
-/// Successes log at `INFO`, everything else at `WARN`.
+/// Successes log at `INFO` (or the level set with
+/// [`success_level`](TracingSink::success_level)), everything else at `WARN`.
+///
+/// Each event is one log record: with a plain `fmt` subscriber writing to stdout or stderr,
+/// that is one unbuffered `write` per MCP message. For a full record at high call rates,
+/// prefer [`JsonLinesSink`](super::JsonLinesSink), which batches.
 ///
 /// ```
 /// use mcp_edge::audit::{AuditLayer, TracingSink};
@@ -162,49 +169,105 @@ impl AuditSink for ChannelSink {
 /// let layer = AuditLayer::new(TracingSink::new());
 /// # let _ = layer;
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct TracingSink {
-    _priv: (),
+    success: tracing::Level,
+}
+
+impl Default for TracingSink {
+    fn default() -> Self {
+        TracingSink::new()
+    }
 }
 
 impl TracingSink {
-    /// A tracing sink.
+    /// A tracing sink: successes at `INFO`.
     pub fn new() -> Self {
-        TracingSink { _priv: () }
+        TracingSink {
+            success: tracing::Level::INFO,
+        }
+    }
+
+    /// Logs successes (`success` and `accepted` outcomes) at `level` instead of `INFO`:
+    /// `DEBUG` keeps them out of a production log filtered at `INFO` (and then costs next to
+    /// nothing), while refusals and failures stay at `WARN`.
+    pub fn success_level(mut self, level: tracing::Level) -> Self {
+        self.success = level;
+        self
+    }
+}
+
+/// An event's strings, capped as the JSON-lines sink caps them (see [`cap`](super::cap)).
+struct Fields<'a> {
+    method: Option<Cow<'a, str>>,
+    id: Option<String>,
+    target: Option<Cow<'a, str>>,
+    client_name: Option<Cow<'a, str>>,
+    client_version: Option<Cow<'a, str>>,
+    issuer: Option<Cow<'a, str>>,
+    subject: Option<Cow<'a, str>>,
+    client_id: Option<Cow<'a, str>>,
+    replica: Option<Cow<'a, str>>,
+    session: Option<Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
+    traceparent: Option<Cow<'a, str>>,
+    tracestate: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(e: &'a AuditEvent) -> Self {
+        let name = |s: &'a str| cap(s, NAME_CAP);
+        let client = e.client_info();
+        let principal = e.principal();
+        let message = match e.outcome() {
+            Outcome::Refused { message, .. } | Outcome::JsonRpcError { message, .. } => {
+                Some(&**message)
+            }
+            Outcome::UpstreamFailure { detail } => Some(&**detail),
+            Outcome::Unknown { detail } => Some(*detail),
+            _ => None,
+        };
+        Fields {
+            method: e.mcp_method().map(name),
+            id: e.jsonrpc_id().map(|id| cap_display(id, NAME_CAP)),
+            target: e.target().map(|t| name(t.name())),
+            client_name: client.and_then(|c| c.name.as_deref()).map(name),
+            client_version: client.and_then(|c| c.version.as_deref()).map(name),
+            issuer: principal.and_then(|p| p.issuer()).map(name),
+            subject: principal.map(|p| name(p.subject())),
+            client_id: principal.and_then(|p| p.client_id()).map(name),
+            replica: e.replica().map(|r| name(r.id())),
+            session: e.session_id().map(|s| name(s.as_str())),
+            message: message.map(|m| cap(m, REASON_CAP)),
+            traceparent: e.traceparent().map(|t| cap(t, TRACE_CAP)),
+            tracestate: e.tracestate().map(|t| cap(t, TRACE_CAP)),
+        }
     }
 }
 
 macro_rules! audit_event {
     ($level:expr, $event:ident) => {{
         let e = &$event;
+        let f = Fields::of(e);
+        let target = f.target.as_deref();
         let (tool, prompt, resource, task) = match e.target() {
-            Some(Target::Tool(n)) => (Some(&**n), None, None, None),
-            Some(Target::Prompt(n)) => (None, Some(&**n), None, None),
-            Some(Target::Resource(n)) => (None, None, Some(&**n), None),
-            Some(Target::Task(n)) => (None, None, None, Some(&**n)),
+            Some(Target::Tool(_)) => (target, None, None, None),
+            Some(Target::Prompt(_)) => (None, target, None, None),
+            Some(Target::Resource(_)) => (None, None, target, None),
+            Some(Target::Task(_)) => (None, None, None, target),
             _ => (None, None, None, None),
         };
-        let client = e.client_info();
-        let principal = e.principal();
-        let (refused_by, reason, message) = match e.outcome() {
-            Outcome::Refused {
-                by,
-                reason,
-                message,
-                ..
-            } => (Some(by.as_str()), Some(reason.as_str()), Some(&**message)),
-            Outcome::JsonRpcError { message, .. } => (None, None, Some(&**message)),
-            Outcome::UpstreamFailure { detail } => (None, None, Some(&**detail)),
-            Outcome::Unknown { detail } => (None, None, Some(*detail)),
-            _ => (None, None, None),
+        let (refused_by, reason) = match e.outcome() {
+            Outcome::Refused { by, reason, .. } => (Some(by.as_str()), Some(reason.as_str())),
+            _ => (None, None),
         };
         let error_type = e.error_type();
         tracing::event!(
             target: "mcp_edge::audit",
             $level,
             mcp_edge.request_id = e.request_id(),
-            mcp.method.name = e.mcp_method(),
-            jsonrpc.request.id = e.jsonrpc_id().map(tracing::field::display),
+            mcp.method.name = f.method.as_deref(),
+            jsonrpc.request.id = f.id.as_deref(),
             gen_ai.tool.name = tool,
             gen_ai.operation.name = tool.map(|_| "execute_tool"),
             gen_ai.prompt.name = prompt,
@@ -212,19 +275,19 @@ macro_rules! audit_event {
             mcp_edge.task.id = task,
             mcp.protocol.version = e.protocol_version().map(|v| v.as_str()),
             mcp_edge.era = e.era().map(|v| v.as_str()),
-            mcp.session.id = e.session_id().map(|s| s.as_str()),
-            mcp_edge.client.name = client.and_then(|c| c.name.as_deref()),
-            mcp_edge.client.version = client.and_then(|c| c.version.as_deref()),
-            mcp_edge.principal.issuer = principal.and_then(|p| p.issuer()),
-            mcp_edge.principal.subject = principal.map(|p| p.subject()),
-            mcp_edge.principal.client_id = principal.and_then(|p| p.client_id()),
-            mcp_edge.replica = e.replica().map(|r| r.id()),
+            mcp.session.id = f.session.as_deref(),
+            mcp_edge.client.name = f.client_name.as_deref(),
+            mcp_edge.client.version = f.client_version.as_deref(),
+            mcp_edge.principal.issuer = f.issuer.as_deref(),
+            mcp_edge.principal.subject = f.subject.as_deref(),
+            mcp_edge.principal.client_id = f.client_id.as_deref(),
+            mcp_edge.replica = f.replica.as_deref(),
             mcp_edge.outcome = e.outcome().as_str(),
             error.type = error_type.as_deref(),
             rpc.response.status_code = e.outcome().code(),
             mcp_edge.refused_by = refused_by,
             mcp_edge.refusal.reason = reason,
-            mcp_edge.error.message = message,
+            mcp_edge.error.message = f.message.as_deref(),
             http.request.method = e.http_method().as_str(),
             http.response.status_code = e.status().map(|s| s.as_u16()),
             network.protocol.version = http_version_str(e.http_version()),
@@ -237,8 +300,8 @@ macro_rules! audit_event {
             mcp_edge.sse.events = e.sse_events(),
             mcp_edge.time_to_head = e.time_to_head().map(|d| d.as_secs_f64()),
             mcp.server.operation.duration = e.duration().as_secs_f64(),
-            traceparent = e.traceparent(),
-            tracestate = e.tracestate(),
+            traceparent = f.traceparent.as_deref(),
+            tracestate = f.tracestate.as_deref(),
             gen_ai.tool.call.arguments = e.arguments(),
             gen_ai.tool.call.result = e.result(),
             "mcp audit"
@@ -249,7 +312,13 @@ macro_rules! audit_event {
 impl AuditSink for TracingSink {
     fn emit(&self, event: AuditEvent) {
         if event.outcome().is_success() {
-            audit_event!(tracing::Level::INFO, event);
+            match self.success {
+                tracing::Level::TRACE => audit_event!(tracing::Level::TRACE, event),
+                tracing::Level::DEBUG => audit_event!(tracing::Level::DEBUG, event),
+                tracing::Level::INFO => audit_event!(tracing::Level::INFO, event),
+                tracing::Level::WARN => audit_event!(tracing::Level::WARN, event),
+                _ => audit_event!(tracing::Level::ERROR, event),
+            }
         } else {
             audit_event!(tracing::Level::WARN, event);
         }

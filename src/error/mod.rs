@@ -44,6 +44,9 @@ use crate::context::BindingKey;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};
 
+/// The longest refusal message [`Rejection::with_message`] keeps, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
 /// The layer that refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -357,9 +360,22 @@ impl Rejection {
         Rejection::new(by, reason, reason.status(), reason.code(), reason.message())
     }
 
-    /// Replaces the message (for a detail the reason alone does not say).
+    /// Replaces the message (for a detail the reason alone does not say). A message longer
+    /// than [`MAX_MESSAGE_BYTES`] is cut (on a char boundary) and ends in `…`: a detail that
+    /// repeats something the client sent never makes the body grow with it.
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
-        self.inner.message = message.into();
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let mut cut = message.into_owned();
+            cut.truncate(end);
+            cut.push('…');
+            message = Cow::Owned(cut);
+        }
+        self.inner.message = message;
         self
     }
 

@@ -92,7 +92,9 @@ impl McpRequest {
                 if raw != meta {
                     return Err(ProtocolError::header_mismatch(
                         format!(
-                            "MCP-Protocol-Version header ({raw}) does not match request _meta protocolVersion ({meta})"
+                            "MCP-Protocol-Version header ({}) does not match request _meta protocolVersion ({})",
+                            echo(raw),
+                            echo(meta)
                         ),
                         id,
                     ));
@@ -247,6 +249,23 @@ fn name_header_required(method: &str) -> bool {
     )
 }
 
+/// How many bytes of a client-sent value a refusal message repeats.
+const ECHO_CAP: usize = 64;
+
+/// A client-sent value as a refusal message repeats it: whole when short, else its first
+/// [`ECHO_CAP`] bytes (cut on a char boundary) and `…`, so no refusal body or audit record
+/// grows with what the client sent.
+fn echo(value: &str) -> Cow<'_, str> {
+    if value.len() <= ECHO_CAP {
+        return Cow::Borrowed(value);
+    }
+    let mut end = ECHO_CAP;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &value[..end]))
+}
+
 /// Checks `Mcp-Method` and `Mcp-Name` against the body (R38–R41).
 fn check_standard_headers(headers: &HeaderMap, message: &McpMessage) -> Result<(), ProtocolError> {
     if message.kind() != MessageKind::Request {
@@ -268,7 +287,9 @@ fn check_standard_headers(headers: &HeaderMap, message: &McpMessage) -> Result<(
         None => return Err(mismatch("missing required Mcp-Method header".into())),
         Some(value) if value != method => {
             return Err(mismatch(format!(
-                "Mcp-Method header `{value}` does not match body method `{method}`"
+                "Mcp-Method header `{}` does not match body method `{}`",
+                echo(&value),
+                echo(method)
             )));
         }
         Some(_) => {}
@@ -277,13 +298,15 @@ fn check_standard_headers(headers: &HeaderMap, message: &McpMessage) -> Result<(
         match decoded(&MCP_NAME)? {
             None => {
                 return Err(mismatch(format!(
-                    "missing required Mcp-Name header for `{method}`"
+                    "missing required Mcp-Name header for `{}`",
+                    echo(method)
                 )));
             }
             Some(value) if value != target.name() => {
                 return Err(mismatch(format!(
-                    "Mcp-Name header `{value}` does not match body value `{}`",
-                    target.name()
+                    "Mcp-Name header `{}` does not match body value `{}`",
+                    echo(&value),
+                    echo(target.name())
                 )));
             }
             Some(_) => {}
@@ -405,12 +428,15 @@ impl ProtocolError {
         let mut err = ProtocolError::new(
             ProtocolErrorKind::UnsupportedVersion,
             code::UNSUPPORTED_PROTOCOL_VERSION,
-            format!("Unsupported protocol version: {}", unknown.requested()),
+            format!(
+                "Unsupported protocol version: {}",
+                echo(unknown.requested())
+            ),
             id,
         );
         err.data = Some(serde_json::json!({
             "supported": supported,
-            "requested": unknown.requested(),
+            "requested": echo(unknown.requested()),
         }));
         err
     }
