@@ -275,7 +275,7 @@ async fn observe_mode_records_sessions_and_leaves_refusals_to_the_server() {
         .parse()
         .unwrap();
     assert!(store.get(&id).await.unwrap().is_some());
-    // A foreign principal is only logged in observe mode; the server answers.
+    // A foreign principal is refused in observe mode too (R32): 404 before the server.
     let response = list_with(
         &server.url,
         &[
@@ -285,7 +285,7 @@ async fn observe_mode_records_sessions_and_leaves_refusals_to_the_server() {
         ],
     )
     .await;
-    assert!(response.status().is_success());
+    assert_eq!(response.status(), 404);
     // Unknown ids reach the server, which answers its own 404.
     let response = list_with(&server.url, &[("mcp-session-id", "no-such-session")]).await;
     assert_eq!(response.status(), 404);
