@@ -383,10 +383,7 @@ fn add_forwarded(
             std::net::IpAddr::V6(v6) => write!(element, "for=\"[{v6}]:{}\"", peer.port()),
         };
         let mut value = String::with_capacity(48);
-        if let Some(existing) = headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(existing) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             value.push_str(existing);
             value.push_str(", ");
         }
