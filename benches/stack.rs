@@ -119,15 +119,16 @@ fn principal() -> Principal {
     Principal::new("alice")
 }
 
-fn full_edge(
-    store: &MemorySessionStore,
-) -> McpEdge<
+/// Every layer: audit (no-op sink), guard, inspect, auth, session, SSE.
+type FullEdge = McpEdge<
     AuditLayer<fn(AuditEvent)>,
     AuthLayer<StaticTokens>,
     tower::layer::util::Identity,
     SessionLayer,
     SseLayer,
-> {
+>;
+
+fn full_edge(store: &MemorySessionStore) -> FullEdge {
     let noop: fn(AuditEvent) = |_event| {};
     McpEdge::builder()
         .audit(AuditLayer::new(noop))
