@@ -510,7 +510,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<McpMessage, A::Error> {
-        let mut jsonrpc: Option<String> = None;
+        let mut jsonrpc: Option<JsonRpcTwo> = None;
         let mut id: Option<IdField> = None;
         let mut method: Option<String> = None;
         let mut params: Option<ParamsFields> = None;
@@ -559,7 +559,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
                 _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
-        if jsonrpc.as_deref() != Some("2.0") {
+        if !matches!(jsonrpc, Some(JsonRpcTwo(true))) {
             return Err(de::Error::custom("\"jsonrpc\" must be \"2.0\""));
         }
         let kind = match (&method, &id, has_result, &error) {
@@ -893,6 +893,27 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
                 Ok(Key::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Whether a `"jsonrpc"` member's string is `"2.0"`: read in place, no copy (a `String` per
+/// message only to compare it was one of the stack's per-call allocations).
+struct JsonRpcTwo(bool);
+
+impl<'de> serde::Deserialize<'de> for JsonRpcTwo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = JsonRpcTwo;
+            // The words `String`'s visitor uses: the same error for a non-string.
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonRpcTwo, E> {
+                Ok(JsonRpcTwo(v == "2.0"))
             }
         }
         d.deserialize_str(V)

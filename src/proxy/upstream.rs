@@ -1,4 +1,5 @@
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -391,37 +392,37 @@ fn add_forwarded(
         headers.remove(X_FORWARDED_HOST);
         headers.remove(X_FORWARDED_PROTO);
     }
-    let host = host.and_then(|h| h.to_str().ok());
+    let host = host.filter(|h| h.as_bytes().iter().all(u8::is_ascii_graphic));
+    // Each value is written once into its own buffer and handed to `HeaderValue` without a
+    // copy (`Bytes::from(String)`): no `format!` temporaries on this per-request path.
     let mut element = String::with_capacity(64);
     if let Some(peer) = peer {
         let ip = peer.ip().to_canonical();
-        match ip {
-            std::net::IpAddr::V4(v4) => element.push_str(&format!("for=\"{v4}:{}\"", peer.port())),
-            std::net::IpAddr::V6(v6) => {
-                element.push_str(&format!("for=\"[{v6}]:{}\"", peer.port()));
-            }
-        }
-        let existing = headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let value = match existing {
-            Some(existing) => format!("{existing}, {ip}"),
-            None => ip.to_string(),
+        let _ = match ip {
+            std::net::IpAddr::V4(v4) => write!(element, "for=\"{v4}:{}\"", peer.port()),
+            std::net::IpAddr::V6(v6) => write!(element, "for=\"[{v6}]:{}\"", peer.port()),
         };
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        let mut value = String::with_capacity(48);
+        if let Some(existing) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            value.push_str(existing);
+            value.push_str(", ");
+        }
+        let _ = write!(value, "{ip}");
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
             headers.insert(X_FORWARDED_FOR, value);
         }
     }
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic())) {
+    if let Some(host) = host {
+        // Visible ASCII, checked above: `to_str` cannot fail.
+        let text = host.to_str().unwrap_or_default();
         if !element.is_empty() {
             element.push(';');
         }
-        element.push_str(&format!("host=\"{host}\""));
-        if !(trust && headers.contains_key(&X_FORWARDED_HOST))
-            && let Ok(value) = HeaderValue::from_str(host)
-        {
-            headers.insert(X_FORWARDED_HOST, value);
+        element.push_str("host=\"");
+        element.push_str(text);
+        element.push('"');
+        if !(trust && headers.contains_key(&X_FORWARDED_HOST)) {
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
     }
     if !element.is_empty() {
@@ -435,7 +436,7 @@ fn add_forwarded(
             HeaderValue::from_static(proto_static(proto)),
         );
     }
-    if let Ok(value) = HeaderValue::from_str(&element) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(element)) {
         headers.append(header::FORWARDED, value);
     }
 }

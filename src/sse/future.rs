@@ -56,7 +56,17 @@ pub(super) fn fix_headers(headers: &mut HeaderMap) {
     headers.remove(CONTENT_LENGTH);
     headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
 
-    let mut directives: Vec<String> = Vec::new();
+    // The usual case (a server that sets none): the complete value, with nothing to merge
+    // and no allocation.
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-transform"),
+        );
+        return;
+    }
+    // Directives borrowed from the headers; only the merged value is built.
+    let mut directives: Vec<&str> = Vec::new();
     for value in headers.get_all(CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
         for directive in value.split(',') {
@@ -64,11 +74,11 @@ pub(super) fn fix_headers(headers: &mut HeaderMap) {
             if !directive.is_empty()
                 && !directives.iter().any(|d| d.eq_ignore_ascii_case(directive))
             {
-                directives.push(directive.to_owned());
+                directives.push(directive);
             }
         }
     }
-    let has = |name: &str, directives: &[String]| {
+    let has = |name: &str, directives: &[&str]| {
         directives.iter().any(|d| {
             d.split('=')
                 .next()
@@ -78,13 +88,13 @@ pub(super) fn fix_headers(headers: &mut HeaderMap) {
     let mut changed = headers.get_all(CACHE_CONTROL).iter().count() != 1;
     for needed in ["no-cache", "no-transform"] {
         if !has(needed, &directives) {
-            directives.push(needed.to_owned());
+            directives.push(needed);
             changed = true;
         }
     }
     if changed {
         let joined = directives.join(", ");
-        let value = HeaderValue::from_str(&joined)
+        let value = HeaderValue::from_maybe_shared(Bytes::from(joined))
             .unwrap_or_else(|_| HeaderValue::from_static("no-cache, no-transform"));
         headers.insert(CACHE_CONTROL, value);
     }

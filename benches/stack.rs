@@ -1,0 +1,265 @@
+//! The whole edge composed around a trivial service: what every layer together adds to one
+//! `tools/call` (1 KiB request body), with a JSON answer and with an SSE answer, against the
+//! bare service in the same run. The target is ≤ 3 µs added per call.
+//!
+//! Stacks: `bare` (the service alone) and `full` (`McpEdge`: audit with a no-op sink, loopback
+//! guard, inspect, static-token auth, an enforced legacy session found in the memory store,
+//! SSE with a heartbeat). Before criterion runs, each stack's heap allocations per call are
+//! counted with a counting global allocator and printed (`allocs/call`).
+//!
+//! ```text
+//! cargo bench --bench stack
+//! ```
+//!
+//! For instruction counts (reliable on a loaded machine): `STACK_LOOP=<stack>/<answer>` with
+//! `STACK_CALLS=N` runs N calls of one case and exits, without criterion, e.g.
+//!
+//! ```text
+//! STACK_LOOP=full/json STACK_CALLS=2000 valgrind --tool=callgrind target/release/deps/stack-HASH
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use mcp_edge::audit::{AuditEvent, AuditLayer};
+use mcp_edge::auth::StaticTokens;
+use mcp_edge::store::{MemorySessionStore, SessionRecord, SessionStore};
+use mcp_edge::{AuthLayer, McpEdge, Principal, SessionId, SessionLayer, SseLayer};
+use tower::{Layer, Service, ServiceExt};
+
+/// Counts heap allocations (not frees) made by this process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// Forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const SESSION: &str = "0f3c2b9e-1d4a-4f7e-9a7b-000000000007";
+const TOKEN: &str = "s3cret-token-for-the-stack-bench";
+
+/// A 1 KiB `tools/call`.
+fn request_body() -> Bytes {
+    let text = "x".repeat(1024 - 120);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{text}"}},"_meta":{{"progressToken":7}}}}}}"#
+    );
+    Bytes::from(body)
+}
+
+const RESULT: &[u8] = br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello"}],"isError":false}}"#;
+
+fn sse_result() -> Bytes {
+    let mut event = b"event: message\ndata: ".to_vec();
+    event.extend_from_slice(RESULT);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
+fn request(body: &Bytes) -> Request<Full<Bytes>> {
+    Request::post("/mcp")
+        .header("host", "localhost:8080")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", SESSION)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::new(body.clone()))
+        .unwrap()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    Json,
+    Sse,
+}
+
+/// The trivial MCP service: one answer, JSON or one SSE event.
+fn service<B>(
+    answer: Answer,
+) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
++ Clone
++ Send {
+    let sse = sse_result();
+    tower::service_fn(move |_request: Request<B>| {
+        let response = match answer {
+            Answer::Json => Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(RESULT))),
+            Answer::Sse => Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Full::new(sse.clone())),
+        };
+        std::future::ready(Ok::<_, Infallible>(response.unwrap()))
+    })
+}
+
+fn principal() -> Principal {
+    Principal::new("alice")
+}
+
+/// Every layer: audit (no-op sink), guard, inspect, auth, session, SSE.
+type FullEdge = McpEdge<
+    AuditLayer<fn(AuditEvent)>,
+    AuthLayer<StaticTokens>,
+    tower::layer::util::Identity,
+    SessionLayer,
+    SseLayer,
+>;
+
+fn full_edge(store: &MemorySessionStore) -> FullEdge {
+    let noop: fn(AuditEvent) = |_event| {};
+    McpEdge::builder()
+        .audit(AuditLayer::new(noop))
+        .auth(AuthLayer::new(
+            StaticTokens::new().token(TOKEN, principal()),
+        ))
+        .session(SessionLayer::with_store(store.clone()).enforce())
+        .sse(SseLayer::new().heartbeat(Duration::from_secs(15)))
+}
+
+fn session_store(runtime: &tokio::runtime::Runtime) -> MemorySessionStore {
+    let store = MemorySessionStore::new();
+    let id: SessionId = SESSION.parse().unwrap();
+    runtime.block_on(async {
+        store
+            .insert(SessionRecord::new(id).with_principal(&principal()))
+            .await
+            .unwrap();
+    });
+    store
+}
+
+/// One call through `service`, its answer read to the end.
+async fn call<S, B>(service: &S, body: &Bytes) -> usize
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.clone().oneshot(request(body)).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .len()
+}
+
+/// Runs `calls` calls of one case; returns the allocations they made.
+fn count<S, B>(runtime: &tokio::runtime::Runtime, service: &S, body: &Bytes, calls: u64) -> u64
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    runtime.block_on(async {
+        call(service, body).await;
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..calls {
+            call(service, body).await;
+        }
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// `STACK_LOOP=<bare|full>/<json|sse>`: N calls of one case, then exit (for callgrind).
+fn fixed_loop(case: &str) {
+    let calls: u64 = std::env::var("STACK_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let runtime = runtime();
+    let store = session_store(&runtime);
+    let body = request_body();
+    let (stack, answer) = case.split_once('/').expect("STACK_LOOP=<stack>/<answer>");
+    let answer = match answer {
+        "json" => Answer::Json,
+        "sse" => Answer::Sse,
+        other => panic!("unknown answer {other}"),
+    };
+    let allocs = match stack {
+        "bare" => count(&runtime, &service(answer), &body, calls),
+        "full" => count(
+            &runtime,
+            &full_edge(&store).layer(service(answer)),
+            &body,
+            calls,
+        ),
+        other => panic!("unknown stack {other}"),
+    };
+    println!(
+        "{case}: {calls} calls, {} allocs/call",
+        allocs as f64 / calls as f64
+    );
+}
+
+fn stack(c: &mut Criterion) {
+    if let Ok(case) = std::env::var("STACK_LOOP") {
+        fixed_loop(&case);
+        std::process::exit(0);
+    }
+    let runtime = runtime();
+    let store = session_store(&runtime);
+    let body = request_body();
+    for (name, answer) in [("json", Answer::Json), ("sse", Answer::Sse)] {
+        let bare = service(answer);
+        let full = full_edge(&store).layer(service(answer));
+        let calls = 1000;
+        let bare_allocs = count(&runtime, &bare, &body, calls) as f64 / calls as f64;
+        let full_allocs = count(&runtime, &full, &body, calls) as f64 / calls as f64;
+        println!(
+            "allocs/call {name}: bare {bare_allocs:.1}, full {full_allocs:.1}, added {:.1}",
+            full_allocs - bare_allocs
+        );
+        let mut group = c.benchmark_group(format!("stack_tools_call_1k_{name}"));
+        group.bench_function("bare", |b| {
+            b.to_async(&runtime).iter(|| call(&bare, &body));
+        });
+        group.bench_function("full", |b| {
+            b.to_async(&runtime).iter(|| call(&full, &body));
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = stack
+}
+criterion_main!(benches);
