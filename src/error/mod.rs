@@ -44,6 +44,9 @@ use crate::context::BindingKey;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};
 
+/// The longest string JSON-RPC id a refusal echoes back (see [`Rejection::with_id`]).
+pub const MAX_ECHOED_ID_BYTES: usize = 256;
+
 /// The longest refusal message [`Rejection::with_message`] keeps, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 512;
 
@@ -79,11 +82,18 @@ impl RejectedBy {
     }
 }
 
-impl fmt::Display for RejectedBy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `Display` as the machine-readable name.
+macro_rules! display_as_str {
+    ($($ty:ty),+) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
 }
+
+display_as_str!(RejectedBy, Reason);
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,12 +276,6 @@ impl Reason {
             Reason::UpstreamUnavailable => "Bad Gateway: the upstream could not be reached",
             Reason::UpstreamTimeout => "Gateway Timeout: the upstream did not answer in time",
         }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -521,9 +525,14 @@ impl Rejection {
         rejection
     }
 
-    /// Sets the JSON-RPC id the error answers.
+    /// Sets the JSON-RPC id the error answers. A string id longer than
+    /// [`MAX_ECHOED_ID_BYTES`] is left out (as an unknown id is): a refusal never echoes an
+    /// unbounded client value, and no client that means well sends such an id.
     pub fn with_id(mut self, id: Option<RequestId>) -> Self {
-        self.inner.id = id;
+        self.inner.id = id.filter(|id| match id {
+            RequestId::String(s) => s.len() <= MAX_ECHOED_ID_BYTES,
+            RequestId::Number(_) => true,
+        });
         self
     }
 
@@ -729,6 +738,17 @@ mod tests {
                 "{reason}"
             );
         }
+    }
+
+    #[test]
+    fn an_oversized_string_id_is_not_echoed() {
+        let long = RequestId::from("x".repeat(MAX_ECHOED_ID_BYTES + 1).as_str());
+        let r = Rejection::of(RejectedBy::Auth, Reason::MissingToken).with_id(Some(long));
+        assert!(r.id().is_none());
+        assert!(r.body_bytes().len() < 200);
+        let fits = RequestId::from("x".repeat(MAX_ECHOED_ID_BYTES).as_str());
+        let r = Rejection::of(RejectedBy::Auth, Reason::MissingToken).with_id(Some(fits.clone()));
+        assert_eq!(r.id(), Some(&fits));
     }
 
     #[test]
