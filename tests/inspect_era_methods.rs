@@ -78,6 +78,24 @@ async fn modern_resources_subscribe_gets_the_servers_own_answer_through_the_stac
 }
 
 #[tokio::test]
+async fn modern_initialize_gets_the_servers_own_404_through_the_stack() {
+    // 2026-07-28 removed `initialize`: the edge must not turn it back into a legacy handshake
+    // (by dropping its MCP-Protocol-Version header, as it does for a legacy initialize).
+    let bare = serve(rmcp_router());
+    let stack = stacked();
+    // As the conformance suite sends it: only the 2026-07-28 `_meta`.
+    let body = modern_request("initialize", None);
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "initialize"),
+    ];
+    let through = answer(&stack.url, &body, &headers).await;
+    let direct = answer(&bare.url, &body, &headers).await;
+    assert_eq!(through, direct, "stack vs bare");
+    assert_eq!(through, (404, json!(-32601), json!(500)));
+}
+
+#[tokio::test]
 async fn legacy_resources_subscribe_still_needs_its_uri() {
     let stack = stacked();
     let session = raw_legacy_session(&stack.url).await;

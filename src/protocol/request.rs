@@ -196,9 +196,21 @@ impl McpRequest {
     /// Removes from `headers` what the body supersedes, so the server reads the request as the
     /// edge read it: on `initialize`, `MCP-Protocol-Version`. The version is negotiated from
     /// the body (R33), and a server that checks the header against the body would refuse the
-    /// handshake with a 400 that the client reads as "old transport" (R45).
+    /// handshake with a 400 that the client reads as "old transport" (R45). A 2026-07-28
+    /// `initialize` (a method that era removed) keeps its header: it goes to the server
+    /// unjudged, which answers it as that era's unknown method.
     pub fn remove_superseded_headers(&self, headers: &mut HeaderMap) {
-        if self.is_initialize() {
+        let modern_meta = |m: &McpMessage| {
+            m.meta()
+                .and_then(|meta| {
+                    meta.protocol_version
+                        .as_deref()?
+                        .parse::<ProtocolVersion>()
+                        .ok()
+                })
+                .is_some_and(|v| v.era() == Era::Modern)
+        };
+        if self.is_initialize() && !self.messages().iter().any(modern_meta) {
             headers.remove(MCP_PROTOCOL_VERSION);
         }
     }
