@@ -48,9 +48,10 @@
 //! temp dir, removed at the end (`--keep` keeps it and prints its path).
 //!
 //! Logging: the servers and the gateway run with `RUST_LOG=warn,mcp_edge::audit=info` (`--log`
-//! to change): rmcp's own per-request info lines are off for every stack alike, the audit
-//! events the `default` stack and the gateway send to tracing stay on (they are part of what
-//! those compositions cost).
+//! to change): rmcp's own per-request info lines are off for every stack alike. The example
+//! server's default tracing sink logs audit successes at DEBUG and refusals and failures at
+//! WARN, so under this filter the `default` stack writes no line per successful call; the
+//! `full` stack's events go to its hash-chained `--audit-log` file.
 //!
 //! Other flags: `--warmup SECS` (default 1, per stack and era before the first round),
 //! `--bin-dir DIR` (where `server` and `gateway` are; default: next to this binary),
@@ -94,8 +95,8 @@ const AUDIENCE: &str = "https://mcp.cost.test/mcp";
 /// The signing key (P-256, ES256): the test key committed under `tests/keys/`.
 const EC_KEY: &[u8] = include_bytes!("../tests/keys/ec1.pem");
 /// RUST_LOG for the spawned servers: rmcp's per-request info lines (a stateless 2026-07-28 call
-/// logs several) are silenced for every stack alike; the default stack's audit events, which
-/// it sends to tracing, stay on.
+/// logs several) are silenced for every stack alike; audit refusals and failures (WARN) stay on,
+/// successes (DEBUG in the example's default sink) do not.
 const DEFAULT_LOG: &str = "warn,mcp_edge::audit=info";
 const LEGACY_VERSION: &str = "2025-11-25";
 const MODERN_VERSION: &str = "2026-07-28";
@@ -960,7 +961,7 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
     }
     let _ = writeln!(
         out,
-        "\nbare = `server --bare`; default = `server` (audit events to tracing → a log file); full = \
+        "\nbare = `server --bare`; default = `server` (audit to tracing: refusals at WARN, successes at DEBUG, filtered out); full = \
          `server --jwks-url … --session-mode enforce --audit-log FILE --heartbeat 15` (ES256 JWT, \
          one token per connection, CachedVerifier). CPU = the server process's utime+stime \
          (/proc/PID/stat, {} ticks/s) over all rounds ÷ calls. Calls per CPU-second = \
