@@ -143,11 +143,8 @@ impl Ctx {
         None
     }
 
-    /// The caps the insert of a new session must stay within (enforce mode only).
+    /// The caps the insert of a new session must stay within (in every mode).
     fn caps(&self) -> SessionCaps {
-        if !self.enforce() {
-            return SessionCaps::default();
-        }
         SessionCaps {
             total: self.config.max_total,
             per_principal: self.config.max_per_principal,

@@ -103,14 +103,14 @@ impl SessionLayer {
     }
 
     /// Refuses an `initialize` with `429 Too Many Requests` when its principal already has
-    /// `max` live sessions (enforce mode).
+    /// `max` live sessions, in every mode (the cap is the edge's own rule).
     pub fn max_sessions_per_principal(mut self, max: u64) -> Self {
         self.config_mut().max_per_principal = Some(max);
         self
     }
 
     /// Refuses an `initialize` with `503 Service Unavailable` when `max` sessions are live
-    /// in total (enforce mode).
+    /// in total, in every mode.
     pub fn max_sessions(mut self, max: u64) -> Self {
         self.config_mut().max_total = Some(max);
         self

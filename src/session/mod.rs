@@ -16,14 +16,17 @@
 //! inside) and the response extensions (for audit).
 //!
 //! Two [`SessionMode`]s:
-//! - **Observe** (default): records and annotates, never refuses; the server stays the
-//!   authority. Sessions the server knows and the edge does not are adopted.
+//! - **Observe** (default): the server stays the authority for what only it can know.
+//!   Sessions the server knows and the edge does not are adopted, and a missing or invalid
+//!   header passes. What the edge does know holds here too: a session presented by another
+//!   principal → `404` (R32, §L.13); a `DELETE` of a session the store never recorded or has
+//!   ended → `404` (R27); the session caps, when set.
 //! - **Enforce**: the edge is the authority. A non-initialize request without the header →
 //!   `400` (R26); an invalid header → `400`; an unknown, expired or ended session → `404`
-//!   (R27); a session presented by another principal → `404` (R32, §L.13); idle TTL and
-//!   absolute lifetime; caps per principal (`429`) and in total (`503`) on `initialize`,
-//!   never 400/404/405 there (R45); store failures → `503`. Every refusal has a JSON-RPC
-//!   error body.
+//!   (R27); idle TTL and absolute lifetime; store failures → `503`.
+//!
+//! In both modes the caps per principal (`429`) and in total (`503`) refuse an `initialize`,
+//! never with 400/404/405 there (R45), and every refusal has a JSON-RPC error body.
 //!
 //! In both modes a `DELETE` the server accepts (2xx) ends the record, and so does a `404`
 //! from the server for a session.

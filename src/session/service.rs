@@ -70,13 +70,14 @@ where
         let (check, plan): (Option<StoreFuture<Check>>, Plan) = if mcp.is_initialize() {
             // The session header of an initialize is not looked at: a client starting over
             // may still send its old id (R28), and a refusal here must not be 400/404 (R45).
-            let check = (enforce
-                && (config.max_total.is_some() || config.max_per_principal.is_some()))
-            .then(|| {
-                let key = principal.as_ref().map(BindingKey::of);
-                let key = key.as_ref().map(BindingKey::as_str);
-                config.resolver.store().count(key).map(Check::Count)
-            });
+            // Caps hold in every mode: they are the edge's own rule, not something the
+            // server knows better.
+            let check =
+                (config.max_total.is_some() || config.max_per_principal.is_some()).then(|| {
+                    let key = principal.as_ref().map(BindingKey::of);
+                    let key = key.as_ref().map(BindingKey::as_str);
+                    config.resolver.store().count(key).map(Check::Count)
+                });
             let plan = Plan::Initialize {
                 principal,
                 version: mcp.version(),
@@ -492,26 +493,29 @@ mod tests {
 
     #[tokio::test]
     async fn caps_refuse_initialize_with_429_or_503_never_400_404_405() {
-        let mut h = Harness::new(SessionMode::Enforce);
-        h.layer = h.layer.max_sessions_per_principal(2).max_sessions(3);
-        let alice = Principal::new("alice");
-        let bob = Principal::new("bob");
-        let first = h.initialize(Some(&alice)).await;
-        h.initialize(Some(&alice)).await;
-        let response = h.send(post(None, INIT, Some(&alice))).await;
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(reason(&response), Reason::SessionLimit);
-        assert_eq!(response.headers()["retry-after"], "1");
-        assert_eq!(json(&response)["id"], 1);
-        h.initialize(Some(&bob)).await;
-        let response = h.send(post(None, INIT, Some(&bob))).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(reason(&response), Reason::SessionLimit);
-        assert!(json(&response)["error"]["code"].is_i64());
-        // Ending a session frees a slot.
-        h.send(bodyless(Method::DELETE, first.as_str(), Some(&alice)))
-            .await;
-        h.initialize(Some(&alice)).await;
+        // Caps hold in every mode, the default (observe) included.
+        for mode in [SessionMode::Observe, SessionMode::Enforce] {
+            let mut h = Harness::new(mode);
+            h.layer = h.layer.max_sessions_per_principal(2).max_sessions(3);
+            let alice = Principal::new("alice");
+            let bob = Principal::new("bob");
+            let first = h.initialize(Some(&alice)).await;
+            h.initialize(Some(&alice)).await;
+            let response = h.send(post(None, INIT, Some(&alice))).await;
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(reason(&response), Reason::SessionLimit);
+            assert_eq!(response.headers()["retry-after"], "1");
+            assert_eq!(json(&response)["id"], 1);
+            h.initialize(Some(&bob)).await;
+            let response = h.send(post(None, INIT, Some(&bob))).await;
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(reason(&response), Reason::SessionLimit);
+            assert!(json(&response)["error"]["code"].is_i64());
+            // Ending a session frees a slot.
+            h.send(bodyless(Method::DELETE, first.as_str(), Some(&alice)))
+                .await;
+            h.initialize(Some(&alice)).await;
+        }
     }
 
     #[tokio::test]
@@ -585,29 +589,31 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_initializes_never_overshoot_the_caps() {
-        let mut h = Harness::new(SessionMode::Enforce);
-        h.layer = h.layer.max_sessions(5).max_sessions_per_principal(3);
-        let alice = Principal::new("alice");
-        let sends = (0..20).map(|i| {
-            let who = if i % 2 == 0 { Some(&alice) } else { None };
-            h.send(post(None, INIT, who))
-        });
-        let statuses: Vec<StatusCode> = futures::future::join_all(sends)
-            .await
-            .iter()
-            .map(|r| r.status())
-            .collect();
-        let ok = statuses.iter().filter(|s| s.is_success()).count();
-        assert_eq!(ok, 5, "{statuses:?}");
-        assert_eq!(h.store.len(), 5);
-        assert!(
-            h.store
-                .count(Some(BindingKey::of(&alice).as_str()))
+        for mode in [SessionMode::Observe, SessionMode::Enforce] {
+            let mut h = Harness::new(mode);
+            h.layer = h.layer.max_sessions(5).max_sessions_per_principal(3);
+            let alice = Principal::new("alice");
+            let sends = (0..20).map(|i| {
+                let who = if i % 2 == 0 { Some(&alice) } else { None };
+                h.send(post(None, INIT, who))
+            });
+            let statuses: Vec<StatusCode> = futures::future::join_all(sends)
                 .await
-                .unwrap()
-                .principal
-                <= 3
-        );
+                .iter()
+                .map(|r| r.status())
+                .collect();
+            let ok = statuses.iter().filter(|s| s.is_success()).count();
+            assert_eq!(ok, 5, "{statuses:?}");
+            assert_eq!(h.store.len(), 5);
+            assert!(
+                h.store
+                    .count(Some(BindingKey::of(&alice).as_str()))
+                    .await
+                    .unwrap()
+                    .principal
+                    <= 3
+            );
+        }
     }
 
     #[tokio::test]
