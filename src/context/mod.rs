@@ -17,12 +17,18 @@
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
+//!
+//! With the `rmcp` feature, `Principal`, `SessionId` and `Caller` are also parameters of rmcp
+//! tool and prompt handlers (module `context::rmcp`).
 
 mod binding;
 mod peer;
 mod principal;
 mod public_url;
 mod replica;
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub mod rmcp;
 mod slot;
 
 pub use binding::BindingKey;
@@ -30,4 +36,7 @@ pub use peer::{PeerAddr, PeerAddrSource, PeerAddrs};
 pub use principal::Principal;
 pub use public_url::{PublicUrl, RequestOrigin, public_url};
 pub use replica::Replica;
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub use rmcp::Caller;
 pub use slot::McpRequestSlot;
