@@ -119,7 +119,8 @@ pub struct RequestMeta {
 pub struct McpMessage {
     kind: MessageKind,
     id: Option<RequestId>,
-    method: Option<Box<str>>,
+    /// Borrowed from [`KNOWN_METHODS`] for the methods MCP defines: no copy per message.
+    method: Option<Cow<'static, str>>,
     target: Option<Target>,
     init_version: Option<Box<str>>,
     // Boxed: only `initialize` has it, and every message stays small.
@@ -512,7 +513,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<McpMessage, A::Error> {
         let mut jsonrpc: Option<JsonRpcTwo> = None;
         let mut id: Option<IdField> = None;
-        let mut method: Option<String> = None;
+        let mut method: Option<MethodName> = None;
         let mut params: Option<ParamsFields> = None;
         let mut has_result = false;
         let mut error: Option<WireError> = None;
@@ -583,7 +584,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
         let mut message = McpMessage {
             kind,
             id,
-            method: method.map(String::into_boxed_str),
+            method: method.map(|m| m.0),
             target: None,
             init_version: None,
             init_client: None,
@@ -893,6 +894,61 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
                 Ok(Key::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The methods MCP defines, most frequent first: a message naming one of them keeps this
+/// `&'static str` instead of a copy.
+const KNOWN_METHODS: [&str; 24] = [
+    "tools/call",
+    "notifications/progress",
+    "tools/list",
+    "resources/read",
+    "prompts/get",
+    "notifications/cancelled",
+    "ping",
+    "initialize",
+    "notifications/initialized",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "notifications/roots/list_changed",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
+    "tasks/result",
+    "sampling/createMessage",
+    "elicitation/create",
+];
+
+/// A `"method"` member's string, unescaped, not copied when it is a [known](KNOWN_METHODS)
+/// method.
+struct MethodName(Cow<'static, str>);
+
+impl<'de> serde::Deserialize<'de> for MethodName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MethodName;
+            // The words `String`'s visitor uses: the same error for a non-string.
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodName, E> {
+                Ok(MethodName(
+                    KNOWN_METHODS
+                        .into_iter()
+                        .find(|m| *m == v)
+                        .map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
+                ))
             }
         }
         d.deserialize_str(V)
