@@ -114,6 +114,67 @@ pub struct RequestMeta {
     pub has_progress_token: bool,
 }
 
+/// A message's `_meta`. Most carry only a `progressToken` (and, in 2026-07-28, client
+/// capabilities) and nothing the edge keeps as text: those share a static value instead of
+/// a boxed copy per message.
+#[derive(Debug, Clone)]
+enum Meta {
+    Flags(&'static RequestMeta),
+    Boxed(Box<RequestMeta>),
+}
+
+/// `_meta` with flags only, one per combination of `has_client_capabilities` and
+/// `has_progress_token`.
+static META_FLAGS: [RequestMeta; 4] = {
+    const fn flags(has_client_capabilities: bool, has_progress_token: bool) -> RequestMeta {
+        RequestMeta {
+            protocol_version: None,
+            client_info: None,
+            has_client_capabilities,
+            log_level: None,
+            traceparent: None,
+            tracestate: None,
+            baggage: None,
+            has_progress_token,
+        }
+    }
+    [
+        flags(false, false),
+        flags(false, true),
+        flags(true, false),
+        flags(true, true),
+    ]
+};
+
+/// Equal when the fields are, however kept.
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Meta {}
+
+impl Meta {
+    fn new(meta: RequestMeta) -> Meta {
+        let index =
+            usize::from(meta.has_client_capabilities) * 2 + usize::from(meta.has_progress_token);
+        let flags = &META_FLAGS[index];
+        if meta == *flags {
+            Meta::Flags(flags)
+        } else {
+            Meta::Boxed(Box::new(meta))
+        }
+    }
+
+    fn get(&self) -> &RequestMeta {
+        match self {
+            Meta::Flags(meta) => meta,
+            Meta::Boxed(meta) => meta,
+        }
+    }
+}
+
 /// One JSON-RPC message of a POST body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpMessage {
@@ -125,7 +186,7 @@ pub struct McpMessage {
     init_version: Option<Box<str>>,
     // Boxed: only `initialize` has it, and every message stays small.
     init_client: Option<Box<ClientInfo>>,
-    meta: Option<Box<RequestMeta>>,
+    meta: Option<Meta>,
     arguments: LazyArguments,
     error_code: Option<i64>,
 }
@@ -160,11 +221,11 @@ impl McpMessage {
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.init_client
             .as_deref()
-            .or_else(|| self.meta.as_ref()?.client_info.as_ref())
+            .or_else(|| self.meta()?.client_info.as_ref())
     }
     /// The per-request `_meta` fields, when `params._meta` is present.
     pub fn meta(&self) -> Option<&RequestMeta> {
-        self.meta.as_deref()
+        self.meta.as_ref().map(Meta::get)
     }
     /// `params.arguments` exactly as sent (a zero-copy slice of the body).
     ///
@@ -638,7 +699,7 @@ fn apply_params(
         message.init_version = fields.protocol_version;
         message.init_client = fields.client_info.map(Box::new);
     }
-    message.meta = fields.meta.map(Box::new);
+    message.meta = fields.meta.map(Meta::new);
     if fields.has_arguments {
         message.arguments.source = Some((body.clone(), index));
     }
