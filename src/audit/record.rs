@@ -64,6 +64,22 @@ pub(crate) struct Head {
     refused: Option<Outcome>,
 }
 
+impl Head {
+    /// What one of several events (a batch's) carries: the shared values, cloned.
+    fn shared(&self) -> Head {
+        Head {
+            status: self.status,
+            time_to_head: self.time_to_head,
+            mcp: self.mcp.clone(),
+            principal: self.principal.clone(),
+            session_owner: self.session_owner.clone(),
+            session: self.session.clone(),
+            replica: self.replica.clone(),
+            refused: None,
+        }
+    }
+}
+
 /// The per-request state, from `call` to the last event.
 pub(crate) struct Record<K> {
     pub(crate) sink: Arc<K>,
@@ -77,7 +93,8 @@ pub(crate) struct Record<K> {
     pub(crate) method: Method,
     pub(crate) version: Version,
     pub(crate) secrets: Secrets,
-    pub(crate) session_header: Option<SessionId>,
+    /// The request's `Mcp-Session-Id`, parsed only when no inner layer named the session.
+    pub(crate) session_header: Option<HeaderValue>,
     pub(crate) request_bytes: Arc<AtomicU64>,
     /// Filled by inspect once it has classified the request (see [`McpRequestSlot`]).
     pub(crate) mcp_slot: McpRequestSlot,
@@ -288,7 +305,11 @@ impl<K: AuditSink> Record<K> {
             self.head.session = ext
                 .get::<SessionId>()
                 .cloned()
-                .or_else(|| self.session_header.take())
+                .or_else(|| {
+                    self.session_header
+                        .take()
+                        .and_then(|v| SessionId::from_header(&v).ok())
+                })
                 .or_else(|| {
                     parts
                         .headers
@@ -305,8 +326,10 @@ impl<K: AuditSink> Record<K> {
             self.head.session =
                 Some(SessionId::from_bytes(REDACTED.as_bytes()).expect("visible ASCII"));
         }
-        if self.config.echo_request_id && !parts.headers.contains_key(X_REQUEST_ID) {
-            parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
+        if self.config.echo_request_id
+            && let http::header::Entry::Vacant(entry) = parts.headers.entry(X_REQUEST_ID)
+        {
+            entry.insert(self.request_id.clone());
         }
         if self.head.refused.is_some() || parts.status == StatusCode::ACCEPTED {
             return Watch::Nothing;
@@ -354,23 +377,26 @@ impl<K: AuditSink> Record<K> {
             }
             Watch::Json(copy) => {
                 truncated = copy.truncated;
-                let mut seen = Vec::new();
                 let parsed = (!truncated && end == End::Complete)
                     .then(|| read.parse_bytes(copy.bytes()))
                     .flatten();
-                for message in parsed.into_iter().flatten() {
-                    seen.push(Seen {
+                // Collected in place: the parsed list's allocation is reused.
+                let seen = parsed
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|message| Seen {
                         result: self.capture_result(message.result),
                         id: message.id,
                         outcome: message.outcome,
-                    });
-                }
+                    })
+                    .collect();
                 (seen, None)
             }
         };
         let request_bytes = self.request_bytes.load(Ordering::Relaxed);
         let count = self.head.mcp.as_ref().map_or(0, |m| m.messages().len());
-        for index in 0..count.max(1) {
+        let last = count.max(1) - 1;
+        for index in 0..=last {
             let message = self.head.mcp.as_ref().and_then(|m| m.messages().get(index));
             let (outcome, result) = self.outcome_for(message, &mut seen, end, truncated, sse);
             let arguments = match (&self.config.capture, message) {
@@ -381,29 +407,36 @@ impl<K: AuditSink> Record<K> {
                     .and_then(|a| capture.render(a, &self.secrets)),
                 _ => None,
             };
+            let scrubbed = message.and_then(|m| self.secrets.scrub_message(m));
+            // The last event takes what the record holds; the others share it.
+            let head = if index == last {
+                std::mem::take(&mut self.head)
+            } else {
+                self.head.shared()
+            };
             self.sink.emit(AuditEvent {
                 start: self.started_at,
-                time_to_head: self.head.time_to_head,
+                time_to_head: head.time_to_head,
                 duration,
                 request_id: self.request_id.clone(),
                 peer: self.peer,
                 client: self.client,
                 http_method: self.method.clone(),
                 http_version: self.version,
-                status: self.head.status,
-                mcp: self.head.mcp.clone(),
+                status: head.status,
+                mcp: head.mcp,
                 index,
-                session: self.head.session.clone(),
-                principal: self.head.principal.clone(),
-                session_owner: self.head.session_owner.clone(),
-                replica: self.head.replica.clone(),
+                session: head.session,
+                principal: head.principal,
+                session_owner: head.session_owner,
+                replica: head.replica,
                 request_bytes,
                 response_bytes,
                 sse_events,
                 outcome,
                 arguments,
                 result,
-                scrubbed: message.and_then(|m| self.secrets.scrub_message(m)),
+                scrubbed,
             });
         }
     }

@@ -9,8 +9,7 @@
 
 use std::borrow::Cow;
 
-use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use std::sync::Arc;
@@ -122,9 +121,93 @@ fn cap(mut text: String, max: usize) -> Box<str> {
 
 /// The request's secret values, kept only while the request is in flight so they can be
 /// scrubbed from recorded text.
+///
+/// Built on every request, so it copies nothing: each secret is a range of a header value
+/// the request already holds (a reference-counted clone, not a copy, for headers hyper
+/// parsed), checked once here as visible ASCII. Only `Mcp-Param-*` values, whose decoded form
+/// may differ from the raw one, are copied.
 #[derive(Debug, Default)]
 pub(crate) struct Secrets {
-    values: Vec<Box<str>>,
+    /// The first secret: usually the only one, the bearer token (no list to allocate).
+    first: Option<Secret>,
+    /// The others, in header order.
+    more: Vec<Secret>,
+}
+
+/// One secret value.
+#[derive(Debug)]
+enum Secret {
+    /// `value[start..end]`, visible ASCII.
+    Slice {
+        value: HeaderValue,
+        start: usize,
+        end: usize,
+    },
+    /// A value that is not a slice of a header (a decoded `Mcp-Param-*`).
+    Owned(Box<str>),
+}
+
+impl Secret {
+    /// `part` of `value`'s text `text` (`text` is `value.to_str()`).
+    fn slice(value: &HeaderValue, text: &str, part: &str) -> Option<Secret> {
+        if part.is_empty() {
+            return None;
+        }
+        let start = part.as_ptr() as usize - text.as_ptr() as usize;
+        Some(Secret::Slice {
+            value: value.clone(),
+            start,
+            end: start + part.len(),
+        })
+    }
+
+    fn owned(text: &str) -> Option<Secret> {
+        (!text.is_empty()).then(|| Secret::Owned(text.into()))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Secret::Slice { value, start, end } => &value.as_bytes()[*start..*end],
+            Secret::Owned(text) => text.as_bytes(),
+        }
+    }
+
+    /// The secret as text; only the scrubbing paths (which copy anyway) need it.
+    fn text(&self) -> &str {
+        match self {
+            // Checked as visible ASCII when the secret was taken.
+            Secret::Slice { .. } => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            Secret::Owned(text) => text,
+        }
+    }
+
+    /// Whether `text` holds this secret (as [`Secrets::scrub`] would replace it).
+    fn taints(&self, text: &[u8]) -> bool {
+        let secret = self.bytes();
+        if text.len() <= secret.len() {
+            // Most recorded values (methods, ids, names) are shorter than a token.
+            return text == secret;
+        }
+        secret.len() >= MIN_SUBSTRING_LEN
+            && if text.len() < 4 * secret.len() {
+                text.windows(secret.len()).any(|w| w == secret)
+            } else {
+                memchr::memmem::find(text, secret).is_some()
+            }
+    }
+}
+
+/// How a sensitive header holds its secrets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `Authorization`, `Proxy-Authorization`: the credential after the scheme.
+    Credential,
+    /// `Cookie`: every value.
+    Cookie,
+    /// `DPoP`: the whole value.
+    Whole,
+    /// `Mcp-Param-*`: the decoded value and the raw one.
+    Param,
 }
 
 /// Shorter values are only redacted where a whole JSON string equals them: scrubbing every
@@ -135,57 +218,73 @@ impl Secrets {
     /// Collects the bearer token (and any other `Authorization` credential), cookie values,
     /// `DPoP` proofs and `Mcp-Param-*` values of a request.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Secrets {
-        let mut values: Vec<Box<str>> = Vec::new();
+        let mut secrets = Secrets::default();
         for (name, value) in headers {
-            let sensitive = name == AUTHORIZATION
-                || name == COOKIE
-                || name == PROXY_AUTHORIZATION
-                || name.as_str() == "dpop"
-                || name.as_str().starts_with(MCP_PARAM_PREFIX);
-            if !sensitive {
-                continue;
-            }
-            if name.as_str().starts_with(MCP_PARAM_PREFIX) {
-                // Raw UTF-8 or the `=?base64?…?=` form: keep the decoded value and the raw one.
-                if let Some(decoded) = decode_value(value.as_bytes()) {
-                    values.push(decoded.into_owned().into_boxed_str());
-                }
-                if let Ok(text) = value.to_str() {
-                    values.push(text.trim().into());
-                }
-                continue;
+            let name = name.as_str();
+            let kind = match name {
+                "authorization" | "proxy-authorization" => Kind::Credential,
+                "cookie" => Kind::Cookie,
+                "dpop" => Kind::Whole,
+                _ if name.starts_with(MCP_PARAM_PREFIX) => Kind::Param,
+                _ => continue,
+            };
+            if kind == Kind::Param
+                && let Some(decoded) = decode_value(value.as_bytes())
+            {
+                // Raw UTF-8 or the `=?base64?…?=` form: keep the decoded value, then the raw one.
+                secrets.push(Secret::owned(&decoded));
             }
             let Ok(text) = value.to_str() else {
                 // Not visible ASCII: not recordable as text, so it cannot leak as text either.
                 continue;
             };
-            if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
-                let credential = text.split_once(' ').map_or(text, |(_, rest)| rest).trim();
-                values.push(credential.into());
-            } else if name == COOKIE {
-                for pair in text.split(';') {
-                    if let Some((_, v)) = pair.split_once('=') {
-                        values.push(v.trim().trim_matches('"').into());
+            match kind {
+                Kind::Credential => {
+                    let credential = text.split_once(' ').map_or(text, |(_, rest)| rest).trim();
+                    secrets.push(Secret::slice(value, text, credential));
+                }
+                Kind::Cookie => {
+                    for pair in text.split(';') {
+                        if let Some((_, v)) = pair.split_once('=') {
+                            secrets.push(Secret::slice(value, text, v.trim().trim_matches('"')));
+                        }
                     }
                 }
-            } else {
-                values.push(text.trim().into());
+                Kind::Whole | Kind::Param => {
+                    secrets.push(Secret::slice(value, text, text.trim()));
+                }
             }
         }
-        values.retain(|v| !v.is_empty());
-        Secrets { values }
+        secrets
+    }
+
+    fn push(&mut self, secret: Option<Secret>) {
+        let Some(secret) = secret else { return };
+        if self.first.is_none() {
+            self.first = Some(secret);
+        } else {
+            self.more.push(secret);
+        }
+    }
+
+    /// The secrets, in header order.
+    fn iter(&self) -> impl Iterator<Item = &Secret> {
+        self.first.iter().chain(&self.more)
     }
 
     /// Whether there is nothing to scrub.
     pub(crate) fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.first.is_none()
     }
 
     /// Whether `text` holds a secret (as [`scrub`](Self::scrub) would replace it).
     pub(crate) fn taints(&self, text: &str) -> bool {
-        self.values
-            .iter()
-            .any(|v| (v.len() >= MIN_SUBSTRING_LEN && text.contains(&**v)) || **v == *text)
+        self.iter().any(|s| s.taints(text.as_bytes()))
+    }
+
+    /// Whether `text` is, whole, one of the secrets.
+    fn equals(&self, text: &str) -> bool {
+        self.iter().any(|s| s.bytes() == text.as_bytes())
     }
 
     /// The scrubbed forms of the client-sent values of `message` that hold a secret.
@@ -241,10 +340,14 @@ impl Secrets {
     /// Replaces every secret inside `text` by `[REDACTED]`.
     pub(crate) fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
-        for secret in &self.values {
-            if secret.len() >= MIN_SUBSTRING_LEN && out.contains(&**secret) {
-                out = Cow::Owned(out.replace(&**secret, REDACTED));
-            } else if **secret == *out {
+        for secret in self.iter() {
+            if !secret.taints(out.as_bytes()) {
+                continue;
+            }
+            let secret = secret.text();
+            if secret.len() >= MIN_SUBSTRING_LEN && out.contains(secret) {
+                out = Cow::Owned(out.replace(secret, REDACTED));
+            } else if secret == out {
                 out = Cow::Borrowed(REDACTED);
             }
         }
@@ -260,19 +363,19 @@ impl Secrets {
             Value::String(s) => {
                 if let Cow::Owned(clean) = self.scrub(s) {
                     *s = clean;
-                } else if self.values.iter().any(|v| **v == **s) {
+                } else if self.equals(s) {
                     *s = REDACTED.to_owned();
                 }
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                if self.values.iter().any(|v| **v == *text) {
+                if self.equals(&text) {
                     *value = Value::String(REDACTED.to_owned());
                 }
             }
             Value::Bool(b) => {
                 let text = if *b { "true" } else { "false" };
-                if self.values.iter().any(|v| &**v == text) {
+                if self.equals(text) {
                     *value = Value::String(REDACTED.to_owned());
                 }
             }
@@ -287,6 +390,7 @@ impl Secrets {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use http::header::{AUTHORIZATION, COOKIE};
 
     fn headers() -> HeaderMap {
         let mut h = HeaderMap::new();

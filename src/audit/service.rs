@@ -16,7 +16,6 @@ use super::record::Record;
 use super::redact::Secrets;
 use super::sink::AuditSink;
 use crate::context::{McpRequestSlot, RequestOrigin};
-use crate::protocol::SessionId;
 use crate::protocol::header::MCP_SESSION_ID;
 
 /// `x-request-id`.
@@ -89,10 +88,9 @@ where
             Some(origin) => ClientAddr::of_origin(origin),
             None => ClientAddr::of_peer(peer),
         };
-        let session_header = parts
-            .headers
-            .get(MCP_SESSION_ID)
-            .and_then(|v| SessionId::from_header(v).ok());
+        // Parsed only if no inner layer names the session (see `Record::on_head`); a clone of
+        // a header hyper parsed is a reference count, not a copy.
+        let session_header = parts.headers.get(MCP_SESSION_ID).cloned();
         let counter = Arc::new(AtomicU64::new(0));
         // Inspect fills it, so the event names the request even if no head comes back.
         let mcp_slot = McpRequestSlot::new();
@@ -155,7 +153,9 @@ fn generate_request_id() -> HeaderValue {
         text[2 * i] = DIGITS[usize::from(byte >> 4)];
         text[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
     }
-    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&text))
+    // Owned by its `Bytes`: one allocation, and the clones (request header, record, response
+    // header, events) only count references.
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text))
         .expect("hex digits are a valid header value")
 }
 

@@ -114,17 +114,79 @@ pub struct RequestMeta {
     pub has_progress_token: bool,
 }
 
+/// A message's `_meta`. Most carry only a `progressToken` (and, in 2026-07-28, client
+/// capabilities) and nothing the edge keeps as text: those share a static value instead of
+/// a boxed copy per message.
+#[derive(Debug, Clone)]
+enum Meta {
+    Flags(&'static RequestMeta),
+    Boxed(Box<RequestMeta>),
+}
+
+/// `_meta` with flags only, one per combination of `has_client_capabilities` and
+/// `has_progress_token`.
+static META_FLAGS: [RequestMeta; 4] = {
+    const fn flags(has_client_capabilities: bool, has_progress_token: bool) -> RequestMeta {
+        RequestMeta {
+            protocol_version: None,
+            client_info: None,
+            has_client_capabilities,
+            log_level: None,
+            traceparent: None,
+            tracestate: None,
+            baggage: None,
+            has_progress_token,
+        }
+    }
+    [
+        flags(false, false),
+        flags(false, true),
+        flags(true, false),
+        flags(true, true),
+    ]
+};
+
+/// Equal when the fields are, however kept.
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Meta {}
+
+impl Meta {
+    fn new(meta: RequestMeta) -> Meta {
+        let index =
+            usize::from(meta.has_client_capabilities) * 2 + usize::from(meta.has_progress_token);
+        let flags = &META_FLAGS[index];
+        if meta == *flags {
+            Meta::Flags(flags)
+        } else {
+            Meta::Boxed(Box::new(meta))
+        }
+    }
+
+    fn get(&self) -> &RequestMeta {
+        match self {
+            Meta::Flags(meta) => meta,
+            Meta::Boxed(meta) => meta,
+        }
+    }
+}
+
 /// One JSON-RPC message of a POST body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpMessage {
     kind: MessageKind,
     id: Option<RequestId>,
-    method: Option<Box<str>>,
+    /// Borrowed from [`KNOWN_METHODS`] for the methods MCP defines: no copy per message.
+    method: Option<Cow<'static, str>>,
     target: Option<Target>,
     init_version: Option<Box<str>>,
     // Boxed: only `initialize` has it, and every message stays small.
     init_client: Option<Box<ClientInfo>>,
-    meta: Option<Box<RequestMeta>>,
+    meta: Option<Meta>,
     arguments: LazyArguments,
     error_code: Option<i64>,
 }
@@ -159,11 +221,11 @@ impl McpMessage {
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.init_client
             .as_deref()
-            .or_else(|| self.meta.as_ref()?.client_info.as_ref())
+            .or_else(|| self.meta()?.client_info.as_ref())
     }
     /// The per-request `_meta` fields, when `params._meta` is present.
     pub fn meta(&self) -> Option<&RequestMeta> {
-        self.meta.as_deref()
+        self.meta.as_ref().map(Meta::get)
     }
     /// `params.arguments` exactly as sent (a zero-copy slice of the body).
     ///
@@ -512,7 +574,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<McpMessage, A::Error> {
         let mut jsonrpc: Option<JsonRpcTwo> = None;
         let mut id: Option<IdField> = None;
-        let mut method: Option<String> = None;
+        let mut method: Option<MethodName> = None;
         let mut params: Option<ParamsFields> = None;
         let mut has_result = false;
         let mut error: Option<WireError> = None;
@@ -583,7 +645,7 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
         let mut message = McpMessage {
             kind,
             id,
-            method: method.map(String::into_boxed_str),
+            method: method.map(|m| m.0),
             target: None,
             init_version: None,
             init_client: None,
@@ -637,7 +699,7 @@ fn apply_params(
         message.init_version = fields.protocol_version;
         message.init_client = fields.client_info.map(Box::new);
     }
-    message.meta = fields.meta.map(Box::new);
+    message.meta = fields.meta.map(Meta::new);
     if fields.has_arguments {
         message.arguments.source = Some((body.clone(), index));
     }
@@ -893,6 +955,61 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
                 Ok(Key::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The methods MCP defines, most frequent first: a message naming one of them keeps this
+/// `&'static str` instead of a copy.
+const KNOWN_METHODS: [&str; 24] = [
+    "tools/call",
+    "notifications/progress",
+    "tools/list",
+    "resources/read",
+    "prompts/get",
+    "notifications/cancelled",
+    "ping",
+    "initialize",
+    "notifications/initialized",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "notifications/roots/list_changed",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
+    "tasks/result",
+    "sampling/createMessage",
+    "elicitation/create",
+];
+
+/// A `"method"` member's string, unescaped, not copied when it is a [known](KNOWN_METHODS)
+/// method.
+struct MethodName(Cow<'static, str>);
+
+impl<'de> serde::Deserialize<'de> for MethodName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MethodName;
+            // The words `String`'s visitor uses: the same error for a non-string.
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodName, E> {
+                Ok(MethodName(
+                    KNOWN_METHODS
+                        .into_iter()
+                        .find(|m| *m == v)
+                        .map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
+                ))
             }
         }
         d.deserialize_str(V)

@@ -18,6 +18,8 @@ use super::version::{Era, ProtocolVersion, UnknownVersion};
 pub struct McpRequest {
     era: Era,
     version: ProtocolVersion,
+    /// What the first `MCP-Protocol-Version` value names, read once here for every layer.
+    header_version: Option<ProtocolVersion>,
     body: Option<Body>,
 }
 
@@ -30,7 +32,7 @@ impl McpRequest {
         headers: &HeaderMap,
         body: Option<&Bytes>,
     ) -> Result<McpRequest, ProtocolError> {
-        let header_version = header_version(headers);
+        let (header_version, first_header_version) = header_version(headers);
         let Some(bytes) = body.filter(|_| method == Method::POST) else {
             if let Some(name) = header::conflicting(headers, None) {
                 return Err(ProtocolError::conflicting_header(name, None));
@@ -43,6 +45,7 @@ impl McpRequest {
             return Ok(McpRequest {
                 era: version.era(),
                 version,
+                header_version: first_header_version,
                 body: None,
             });
         };
@@ -71,6 +74,7 @@ impl McpRequest {
             let request = McpRequest {
                 era: Era::Legacy,
                 version,
+                header_version: first_header_version,
                 body: Some(body),
             };
             return Ok(request);
@@ -138,6 +142,7 @@ impl McpRequest {
         Ok(McpRequest {
             era: version.era(),
             version,
+            header_version: first_header_version,
             body: Some(body),
         })
     }
@@ -151,6 +156,13 @@ impl McpRequest {
     /// else the header's, else 2025-03-26 (R34).
     pub fn version(&self) -> ProtocolVersion {
         self.version
+    }
+
+    /// The version the request's `MCP-Protocol-Version` header names, read from its first
+    /// value (the first known entry of a comma list), when that names a known one. Unlike
+    /// [`version`](Self::version), never a default nor the body's version.
+    pub fn header_version(&self) -> Option<ProtocolVersion> {
+        self.header_version
     }
 
     /// The parsed POST body; `None` for GET and DELETE.
@@ -232,19 +244,24 @@ fn raw_header(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn header_version(headers: &HeaderMap) -> Option<Result<ProtocolVersion, UnknownVersion>> {
-    let mut values = headers.get_all(MCP_PROTOCOL_VERSION).iter().peekable();
-    values.peek()?;
+/// The version the `MCP-Protocol-Version` values name (the first known one, else the first
+/// error; `None` without the header), and what its first value alone names.
+fn header_version(
+    headers: &HeaderMap,
+) -> (
+    Option<Result<ProtocolVersion, UnknownVersion>>,
+    Option<ProtocolVersion>,
+) {
     let mut first_err = None;
-    for value in values {
+    for (index, value) in headers.get_all(MCP_PROTOCOL_VERSION).iter().enumerate() {
         match ProtocolVersion::from_header(value.as_bytes()) {
-            Ok(v) => return Some(Ok(v)),
+            Ok(v) => return (Some(Ok(v)), (index == 0).then_some(v)),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
         }
     }
-    first_err.map(Err)
+    (first_err.map(Err), None)
 }
 
 /// 2026-07-28 methods whose `Mcp-Name` header is required, and so checked (R38, R41). Methods

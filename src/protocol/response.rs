@@ -93,10 +93,15 @@ impl ReadResponses {
         {
             return Some(Vec::new());
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes[start..]);
+        let rest = &bytes[start..];
         let stopped = Cell::new(false);
-        let Some(wire) = read_wire(MessageSeed(self, &stopped).deserialize(&mut de), &stopped)?
-        else {
+        let seed = MessageSeed(self, &stopped);
+        // Valid UTF-8 (the usual case) is checked in one pass rather than string by string.
+        let read = match std::str::from_utf8(rest) {
+            Ok(text) => seed.deserialize(&mut serde_json::Deserializer::from_str(text)),
+            Err(_) => seed.deserialize(&mut serde_json::Deserializer::from_slice(rest)),
+        };
+        let Some(wire) = read_wire(read, &stopped)? else {
             return Some(Vec::new());
         };
         Some(self.finish(wire).into_iter().collect())

@@ -69,6 +69,13 @@ impl ProtocolVersion {
     /// Some clients send a comma list (`2025-11-25, 2025-06-18`, R33): the first known entry
     /// wins. Surrounding whitespace is ignored.
     pub fn from_header(value: &[u8]) -> Result<ProtocolVersion, UnknownVersion> {
+        // The usual value, one version as is: no UTF-8 check, no split.
+        if let Some(version) = ProtocolVersion::ALL
+            .into_iter()
+            .find(|v| v.as_str().as_bytes() == value)
+        {
+            return Ok(version);
+        }
         let text = std::str::from_utf8(value).map_err(|_| UnknownVersion::new("<non-UTF-8>"))?;
         text.split(',')
             .map(str::trim)

@@ -9,8 +9,7 @@ use super::layer::{Config, SessionLayer, SessionMode};
 use crate::context::{BindingKey, Principal};
 use crate::error::EdgeBody;
 use crate::error::{RejectedBy, Rejection};
-use crate::protocol::header::MCP_PROTOCOL_VERSION;
-use crate::protocol::{Era, McpRequest, ProtocolVersion};
+use crate::protocol::{Era, McpRequest};
 use crate::store::{Presented, StoreFuture};
 
 /// The service built by [`SessionLayer`].
@@ -102,10 +101,8 @@ where
                 }
             };
             request.extensions_mut().insert(id.clone());
-            let header_version = request
-                .headers()
-                .get(MCP_PROTOCOL_VERSION)
-                .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok());
+            // Read once, by inspect.
+            let header_version = mcp.header_version();
             // Judged in the store's own step: a foreign request never refreshes the owner's
             // idle deadline.
             let check = config
@@ -167,7 +164,7 @@ mod tests {
     use crate::context::Replica;
     use crate::error::Reason;
     use crate::inspect::InspectLayer;
-    use crate::protocol::SessionId;
+    use crate::protocol::{ProtocolVersion, SessionId};
     use crate::store::{MemorySessionStore, SessionRecord, SessionStore, StoreError};
 
     const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"probe","version":"1.0"}}}"#;
