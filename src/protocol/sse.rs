@@ -207,6 +207,7 @@ impl SseScanner {
         self.segment::<true>(chunk, pos)
     }
 
+    /// Both of the above: `CALLER_READS` selects [`next_line_segment`](Self::next_line_segment).
     #[inline(always)]
     fn segment<const CALLER_READS: bool>(
         &mut self,
