@@ -132,6 +132,9 @@ struct Segment {
     /// Bytes of a would-be BOM that turned out to be the first bytes of this line: content
     /// that precedes `start` but lies in no chunk (0 except once, at a malformed start).
     bom: u8,
+    /// The whole line lies in this chunk and the scanner has not read it: the caller reads
+    /// it and must then bring the scanner up to date ([`SseScanner::next_line_segment`]).
+    whole: bool,
 }
 
 /// Splits an SSE byte stream into lines and events without retaining any of it: tracks event
@@ -188,6 +191,29 @@ impl SseScanner {
     /// at the start of the next chunk).
     #[inline]
     fn next_segment(&mut self, chunk: &[u8], pos: &mut usize) -> Option<Segment> {
+        self.segment::<false>(chunk, pos)
+    }
+
+    /// [`next_segment`](Self::next_segment) for a caller that reads every line itself
+    /// ([`SseParser`]): a line that lies whole in this chunk (it starts here, at
+    /// `Head::Start`, and its line end is here too) is not read by the scanner, so its bytes
+    /// are looked at once, not twice. The segment then says `whole`, and the caller must
+    /// bring the scanner's state up to date before anything else reads it: `in_block` (false
+    /// for a blank line, true for any other) and, for an `id` line, what
+    /// [`end_line`](Self::end_line) would have done with it. Everything else (line ends, a
+    /// CR at the end of the chunk, the BOM) is handled here as for any segment.
+    #[inline]
+    fn next_line_segment(&mut self, chunk: &[u8], pos: &mut usize) -> Option<Segment> {
+        self.segment::<true>(chunk, pos)
+    }
+
+    /// Both of the above: `CALLER_READS` selects [`next_line_segment`](Self::next_line_segment).
+    #[inline(always)]
+    fn segment<const CALLER_READS: bool>(
+        &mut self,
+        chunk: &[u8],
+        pos: &mut usize,
+    ) -> Option<Segment> {
         let len = chunk.len();
         let mut bom = 0;
         loop {
@@ -217,7 +243,14 @@ impl SseScanner {
             break;
         }
         let start = *pos;
-        let Some(k) = find_eol(&chunk[start..]) else {
+        // A line end right away (a blank line, every event has one) needs no search.
+        let first = chunk[start];
+        let found = if first == b'\n' || first == b'\r' {
+            Some(0)
+        } else {
+            find_eol(&chunk[start + 1..]).map(|k| k + 1)
+        };
+        let Some(k) = found else {
             self.read(&chunk[start..]);
             *pos = len;
             return Some(Segment {
@@ -225,10 +258,10 @@ impl SseScanner {
                 end: len,
                 eol: false,
                 bom,
+                whole: false,
             });
         };
         let end = start + k;
-        self.read(&chunk[start..end]);
         *pos = end + 1;
         if chunk[end] == b'\r' {
             match chunk.get(end + 1) {
@@ -237,12 +270,36 @@ impl SseScanner {
                 None => self.after_cr = true,
             }
         }
-        self.end_line();
+        // Bytes of a failed BOM leave the head at `Rest`: such a line is never `whole`.
+        if self.head == Head::Start {
+            if CALLER_READS {
+                return Some(Segment {
+                    start,
+                    end,
+                    eol: true,
+                    bom,
+                    whole: true,
+                });
+            }
+            // A whole line: only its first byte matters, unless it may be an `id`.
+            if k == 0 {
+                self.in_block = false;
+            } else if first == b'i' {
+                self.read(&chunk[start..end]);
+                self.end_line();
+            } else {
+                self.in_block = true;
+            }
+        } else {
+            self.read(&chunk[start..end]);
+            self.end_line();
+        }
         Some(Segment {
             start,
             end,
             eol: true,
             bom,
+            whole: false,
         })
     }
 
@@ -426,8 +483,10 @@ pub struct SseBlock {
 enum Step {
     /// A comment line.
     Comment(Bytes),
-    /// A blank line: the end of a block, and its event when it had fields.
-    Boundary(Option<SseEvent>),
+    /// A blank line: the end of a block. Its event, if it had fields, is still in the parser:
+    /// the caller takes it ([`SseParser::take_event`]) or drops it
+    /// ([`SseParser::end_block`]), so that the event is built once, where it goes.
+    Boundary,
 }
 
 /// The data of the event being assembled.
@@ -560,14 +619,11 @@ impl SseParser {
             let len = std::mem::take(&mut self.partial_len);
             let line = self.partial.split().freeze();
             // A comment needs no answer here: it ends nothing.
-            let _ = self.line(&line, 0, line.len(), len);
+            let _ = self.line::<false>(&line, 0, line.len(), len);
         }
         self.scanner.head = Head::Start;
         self.scanner.in_block = false;
-        match self.dispatch() {
-            Step::Boundary(event) => event,
-            Step::Comment(_) => None,
-        }
+        self.take_block()
     }
 
     /// True at the start of the stream and right after a blank line.
@@ -596,14 +652,35 @@ impl SseParser {
     }
 
     /// Runs until the chunk is consumed, or a comment or a blank line has been read.
+    ///
+    /// After [`Step::Boundary`] the block's event is still in the parser: the caller must
+    /// take it or end the block before stepping again.
+    #[inline]
     fn step(&mut self, chunk: &Bytes, pos: &mut usize) -> Option<Step> {
-        while let Some(segment) = self.scanner.next_segment(chunk, pos) {
+        while let Some(segment) = self.scanner.next_line_segment(chunk, pos) {
             let Segment {
                 start,
                 end,
                 eol,
                 bom,
+                whole,
             } = segment;
+            if whole {
+                // The whole line lies in this chunk and only this parser reads it: in place,
+                // where only the values that are kept become (zero-copy) slices of the chunk.
+                debug_assert!(self.partial_len == 0 && bom == 0);
+                let len = end - start;
+                if len == 0 {
+                    self.scanner.in_block = false;
+                    return Some(Step::Boundary);
+                }
+                self.scanner.in_block = true;
+                let cut = end.min(start.saturating_add(self.max));
+                if let Some(step) = self.line::<true>(chunk, start, cut, len) {
+                    return Some(step);
+                }
+                continue;
+            }
             if bom > 0 {
                 self.append_partial(&UTF8_BOM[..bom as usize]);
             }
@@ -611,19 +688,12 @@ impl SseParser {
                 self.append_partial(&chunk[start..end]);
                 continue;
             }
-            let step = if self.partial_len == 0 {
-                // The whole line lies in this chunk: read it in place; only the values that
-                // are kept become (zero-copy) slices of the chunk.
-                let cut = end.min(start.saturating_add(self.max));
-                self.line(chunk, start, cut, end - start)
-            } else {
-                self.append_partial(&chunk[start..end]);
-                let len = std::mem::take(&mut self.partial_len);
-                let line = self.partial.split().freeze();
-                self.line(&line, 0, line.len(), len)
-            };
-            if step.is_some() {
-                return step;
+            // A line split across chunks (the scanner has read it): from the line buffer.
+            self.append_partial(&chunk[start..end]);
+            let len = std::mem::take(&mut self.partial_len);
+            let line = self.partial.split().freeze();
+            if let Some(step) = self.line::<false>(&line, 0, line.len(), len) {
+                return Some(step);
             }
         }
         None
@@ -633,9 +703,21 @@ impl SseParser {
     ///
     /// Reads the borrowed bytes; a value is sliced out of `src` (a reference count, never a
     /// copy) only when it is kept.
-    fn line(&mut self, src: &Bytes, start: usize, end: usize, len: usize) -> Option<Step> {
-        if len == 0 {
-            return Some(self.dispatch());
+    ///
+    /// `WHOLE`: the line is `src[start..start + len]` (all of it in `src`) and the scanner
+    /// has not read it ([`SseScanner::next_line_segment`]): this brings the scanner's `id`
+    /// state up to date as [`SseScanner::end_line`] would have. The caller has dealt with a
+    /// blank line and with the scanner's `in_block`.
+    #[inline]
+    fn line<const WHOLE: bool>(
+        &mut self,
+        src: &Bytes,
+        start: usize,
+        end: usize,
+        len: usize,
+    ) -> Option<Step> {
+        if !WHOLE && len == 0 {
+            return Some(Step::Boundary);
         }
         let line = &src[start..end];
         if line[0] == b':' {
@@ -659,13 +741,26 @@ impl SseParser {
                 self.truncated |= cut;
                 self.event = Some(src.slice(value));
             }
-            // An id containing NUL is ignored, as the standard says.
-            b"id" if memchr::memchr(0, &src[value.clone()]).is_none() => {
-                self.fields = true;
-                self.truncated |= cut;
-                let value = src.slice(value);
-                self.last_event_id = value.clone();
-                self.id = Some(value);
+            b"id" => {
+                // An id containing NUL is ignored, as the standard says.
+                let nul = memchr::memchr(0, &src[value.clone()]).is_some();
+                if WHOLE {
+                    // The scanner judges the whole line, not the first `max` bytes of it.
+                    if value.is_empty() {
+                        self.scanner.has_last_event_id = false;
+                    } else if !nul && (!cut || memchr::memchr(0, &src[end..start + len]).is_none())
+                    {
+                        self.scanner.has_last_event_id = true;
+                        self.scanner.saw_id = true;
+                    }
+                }
+                if !nul {
+                    self.fields = true;
+                    self.truncated |= cut;
+                    let value = src.slice(value);
+                    self.last_event_id = value.clone();
+                    self.id = Some(value);
+                }
             }
             b"retry" => {
                 let digits = &src[value];
@@ -684,6 +779,16 @@ impl SseParser {
             _ => {}
         }
         None
+    }
+
+    /// Consumes the rest of a chunk whose items nobody takes (a [`Feed`] or [`Blocks`]
+    /// dropped early): the parser's state is as if they had been taken.
+    fn skip_rest(&mut self, chunk: &Bytes, pos: &mut usize) {
+        while let Some(step) = self.step(chunk, pos) {
+            if let Step::Boundary = step {
+                self.end_block();
+            }
+        }
     }
 
     /// Adds one `data` line (`src[range]`) to the event's data, within the cap; `cut` when
@@ -735,10 +840,24 @@ impl SseParser {
         self.data = Data::Many(joined);
     }
 
-    /// A blank line: the block ends, with its event when it had fields.
-    fn dispatch(&mut self) -> Step {
-        let fields = std::mem::take(&mut self.fields);
-        let event = SseEvent {
+    /// The block ends: its event, when it had fields. The parser is then at the start of a
+    /// new block.
+    #[inline]
+    fn take_block(&mut self) -> Option<SseEvent> {
+        if self.fields {
+            Some(self.take_event())
+        } else {
+            self.end_block();
+            None
+        }
+    }
+
+    /// The block ends, and its event (the block had fields) is taken.
+    #[inline]
+    fn take_event(&mut self) -> SseEvent {
+        self.fields = false;
+        self.data_full = false;
+        SseEvent {
             id: self.id.take(),
             event: self.event.take(),
             data: match std::mem::take(&mut self.data) {
@@ -748,9 +867,25 @@ impl SseParser {
             },
             retry: self.retry.take(),
             truncated: std::mem::take(&mut self.truncated),
-        };
-        self.data_full = false;
-        Step::Boundary(fields.then_some(event))
+        }
+    }
+
+    /// The block ends and its event, if any, is dropped.
+    #[inline]
+    fn end_block(&mut self) {
+        if self.fields {
+            drop(self.take_event());
+        } else {
+            // Nothing is kept for a block without fields: every value sets `fields`.
+            debug_assert!(
+                self.id.is_none()
+                    && self.event.is_none()
+                    && matches!(self.data, Data::None)
+                    && self.retry.is_none()
+                    && !self.truncated
+                    && !self.data_full
+            );
+        }
     }
 }
 
@@ -765,20 +900,27 @@ pub struct Feed<'a> {
 impl Iterator for Feed<'_> {
     type Item = SseItem;
 
+    #[inline]
     fn next(&mut self) -> Option<SseItem> {
         loop {
             match self.parser.step(self.chunk, &mut self.pos)? {
                 Step::Comment(text) => return Some(SseItem::Comment(text)),
-                Step::Boundary(Some(event)) => return Some(SseItem::Event(event)),
-                Step::Boundary(None) => {}
+                Step::Boundary if self.parser.fields => {
+                    return Some(SseItem::Event(self.parser.take_event()));
+                }
+                Step::Boundary => self.parser.end_block(),
             }
         }
     }
 }
 
 impl Drop for Feed<'_> {
+    #[inline]
     fn drop(&mut self) {
-        while self.parser.step(self.chunk, &mut self.pos).is_some() {}
+        // Nothing left when the iterator ran to its end (the usual case).
+        if self.pos < self.chunk.len() {
+            self.parser.skip_rest(self.chunk, &mut self.pos);
+        }
     }
 }
 
@@ -793,12 +935,13 @@ pub struct Blocks<'a> {
 impl Iterator for Blocks<'_> {
     type Item = SseBlock;
 
+    #[inline]
     fn next(&mut self) -> Option<SseBlock> {
         loop {
-            if let Step::Boundary(event) = self.parser.step(self.chunk, &mut self.pos)? {
+            if let Step::Boundary = self.parser.step(self.chunk, &mut self.pos)? {
                 return Some(SseBlock {
                     end: self.pos,
-                    event,
+                    event: self.parser.take_block(),
                 });
             }
         }
@@ -806,8 +949,12 @@ impl Iterator for Blocks<'_> {
 }
 
 impl Drop for Blocks<'_> {
+    #[inline]
     fn drop(&mut self) {
-        while self.parser.step(self.chunk, &mut self.pos).is_some() {}
+        // Nothing left when the iterator ran to its end (the usual case).
+        if self.pos < self.chunk.len() {
+            self.parser.skip_rest(self.chunk, &mut self.pos);
+        }
     }
 }
 
@@ -1176,6 +1323,27 @@ mod tests {
     }
 
     #[test]
+    fn the_parsers_scanner_judges_a_long_id_line_whole() {
+        // The NUL lies past the parser's cap: the scanner still sees it.
+        for (chunks, has_id) in [
+            (&[&b"id: 0123456789abcdef\0x\n\n"[..]][..], false),
+            (&[b"id: 0123456789abcdef", b"\0x\n\n"], false),
+            (&[b"id: 0123456789abcdefx\n\n"], true),
+            (&[b"id: 1\n\nid\n\n"], false),
+        ] {
+            let mut scanner = SseScanner::new();
+            let mut parser = SseParser::with_max_event_bytes(16);
+            for chunk in chunks {
+                scanner.feed(chunk);
+                parser.feed(&Bytes::copy_from_slice(chunk)).for_each(drop);
+            }
+            assert_eq!(scanner.has_last_event_id(), has_id, "{chunks:?}");
+            assert_eq!(parser.scanner().has_last_event_id(), has_id, "{chunks:?}");
+            assert_eq!(parser.scanner().saw_id(), scanner.saw_id(), "{chunks:?}");
+        }
+    }
+
+    #[test]
     fn an_event_written_out_reads_back_the_same() {
         let event = SseEvent {
             id: Some(Bytes::from_static(b"7")),
@@ -1396,6 +1564,33 @@ mod tests {
                 }
             }
             prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn the_parsers_scanner_is_the_scanner_on_any_input(
+            input in proptest::collection::vec(prop_oneof![
+                Just(&b"\n"[..]), Just(&b"\r"[..]), Just(&b":"[..]), Just(&b" "[..]),
+                Just(&b"\0"[..]), Just(&b"x"[..]), Just(&b"id"[..]), Just(&b"data"[..]),
+                Just(&b"0123456789abcdef"[..]), Just(&UTF8_BOM[..]), Just(&UTF8_BOM[..2]),
+            ], 0..60),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            max in prop_oneof![Just(DEFAULT_MAX_EVENT_BYTES), 16usize..24],
+        ) {
+            let input = input.concat();
+            let mut parser = SseParser::with_max_event_bytes(max);
+            let mut blocks = SseParser::with_max_event_bytes(max);
+            let mut scanner = SseScanner::new();
+            for chunk in split_at(&input, &cuts) {
+                parser.feed(&chunk).for_each(drop);
+                blocks.feed_blocks(&chunk).for_each(drop);
+                scanner.feed(&chunk);
+                for parsed in [parser.scanner(), blocks.scanner()] {
+                    prop_assert_eq!(parsed.at_event_boundary(), scanner.at_event_boundary());
+                    prop_assert_eq!(parsed.at_stream_start(), scanner.at_stream_start());
+                    prop_assert_eq!(parsed.has_last_event_id(), scanner.has_last_event_id());
+                    prop_assert_eq!(parsed.saw_id(), scanner.saw_id());
+                }
+            }
         }
     }
 }
