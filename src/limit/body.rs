@@ -171,3 +171,168 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use futures::channel::mpsc;
+    use futures::poll;
+    use http_body_util::{BodyExt, StreamBody};
+
+    use super::*;
+    use crate::limit::decide::Permit;
+    use crate::limit::local::LocalStore;
+
+    type Chunks = mpsc::UnboundedSender<Result<Frame<Bytes>, Infallible>>;
+    type Stream = StreamBody<mpsc::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>>;
+
+    fn stream() -> (Chunks, Stream) {
+        let (tx, rx) = mpsc::unbounded();
+        (tx, StreamBody::new(rx))
+    }
+
+    fn send(tx: &Chunks, chunk: &'static str) {
+        tx.unbounded_send(Ok(Frame::data(Bytes::from_static(chunk.as_bytes()))))
+            .unwrap();
+    }
+
+    fn admission(
+        store: &Arc<LocalStore>,
+        lifetime: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Admission {
+        Admission {
+            permits: vec![Permit::acquire(store, 7, 1).unwrap()],
+            lifetime,
+            idle,
+        }
+    }
+
+    async fn next(body: &mut Pin<Box<LimitBody<Stream>>>) -> Option<Bytes> {
+        body.frame()
+            .await
+            .map(|frame| frame.unwrap().into_data().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetime_ends_the_stream_after_the_event_in_progress() {
+        let store = LocalStore::new();
+        let (tx, inner) = stream();
+        let lifetime = Duration::from_secs(10);
+        let mut body = Box::pin(LimitBody::new(
+            inner,
+            admission(&store, Some(lifetime), None),
+            true,
+        ));
+        send(&tx, "data: a\n\n");
+        assert_eq!(next(&mut body).await.unwrap(), "data: a\n\n");
+        send(&tx, "data: b");
+        assert_eq!(next(&mut body).await.unwrap(), "data: b");
+        tokio::time::advance(lifetime + Duration::from_secs(1)).await;
+        // Mid-event: the stream waits for the end of the event.
+        assert!(poll!(body.frame()).is_pending());
+        assert_eq!(store.held(7), 1);
+        send(&tx, "\n\n");
+        assert_eq!(next(&mut body).await.unwrap(), "\n\n");
+        assert!(next(&mut body).await.is_none());
+        assert!(body.is_end_stream());
+        assert_eq!(
+            store.held(7),
+            0,
+            "the place is given back when the stream ends"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetime_at_a_boundary_ends_the_stream_at_once() {
+        let store = LocalStore::new();
+        let (tx, inner) = stream();
+        let mut body = Box::pin(LimitBody::new(
+            inner,
+            admission(&store, Some(Duration::from_secs(5)), None),
+            true,
+        ));
+        let start = tokio::time::Instant::now();
+        send(&tx, "id: 1\ndata: a\n\n");
+        assert!(next(&mut body).await.is_some());
+        // Nothing more comes; the lifetime timer alone ends the stream.
+        assert!(next(&mut body).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        assert_eq!(store.held(7), 0);
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_events_not_heartbeats() {
+        let store = LocalStore::new();
+        let (tx, inner) = stream();
+        let idle = Duration::from_secs(30);
+        let mut body = Box::pin(LimitBody::new(
+            inner,
+            admission(&store, None, Some(idle)),
+            true,
+        ));
+        let start = tokio::time::Instant::now();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        send(&tx, "data: x\n\n");
+        assert!(next(&mut body).await.is_some());
+        tokio::time::advance(Duration::from_secs(20)).await;
+        // A heartbeat comment 20 s after the event does not count as activity.
+        send(&tx, ":\n\n");
+        assert!(next(&mut body).await.is_some());
+        assert!(next(&mut body).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(50));
+        assert_eq!(store.held(7), 0);
+    }
+
+    #[tokio::test]
+    async fn the_place_is_held_until_the_body_ends_or_is_dropped() {
+        let store = LocalStore::new();
+        let (tx, inner) = stream();
+        let mut body = Box::pin(LimitBody::new(inner, admission(&store, None, None), true));
+        send(&tx, "data: a\n\n");
+        assert!(next(&mut body).await.is_some());
+        assert_eq!(store.held(7), 1);
+        drop(tx);
+        assert!(next(&mut body).await.is_none());
+        assert_eq!(store.held(7), 0);
+
+        // The client leaves: hyper drops the body.
+        let (_tx, inner) = stream();
+        let body = LimitBody::new(inner, admission(&store, None, None), true);
+        assert_eq!(store.held(7), 1);
+        drop(body);
+        assert_eq!(store.held(7), 0);
+
+        // A body that is already over gives its place back at once.
+        let body = LimitBody::new(
+            http_body_util::Empty::<Bytes>::new(),
+            admission(&store, None, None),
+            false,
+        );
+        assert_eq!(store.held(7), 0);
+        drop(body);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn json_answers_are_not_watched() {
+        let store = LocalStore::new();
+        let (tx, inner) = stream();
+        let mut body = Box::pin(LimitBody::new(
+            inner,
+            admission(
+                &store,
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(1)),
+            ),
+            false,
+        ));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        send(&tx, "{}");
+        assert_eq!(next(&mut body).await.unwrap(), "{}");
+        drop(tx);
+        assert!(next(&mut body).await.is_none());
+    }
+}

@@ -110,6 +110,16 @@ pub(crate) struct Permit {
     key: u64,
 }
 
+impl Permit {
+    /// Takes one of `max` places under `key`; `None` when all are held.
+    pub(crate) fn acquire(store: &Arc<LocalStore>, key: u64, max: u32) -> Option<Permit> {
+        store.acquire(key, max).then(|| Permit {
+            store: Arc::clone(store),
+            key,
+        })
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         self.store.release(self.key);
@@ -346,11 +356,8 @@ impl Limiter {
                     if let Some((method, tool)) = first {
                         met = true;
                         let key = self.hash(index, facts, method, tool);
-                        if self.local.acquire(key, max) {
-                            admission.permits.push(Permit {
-                                store: Arc::clone(&self.local),
-                                key,
-                            });
+                        if let Some(permit) = Permit::acquire(&self.local, key, max) {
+                            admission.permits.push(permit);
                         } else {
                             // No way to know when a stream ends: ask for a retry in a second.
                             refused = Some(self.refusal(
