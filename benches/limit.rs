@@ -14,6 +14,13 @@
 //! ```text
 //! cargo bench --features redis --bench limit -- --warm-up-time 1 --measurement-time 3
 //! ```
+//!
+//! For instruction counts (reliable on a loaded machine): `LIMIT_LOOP=<bare|one_rule|governor>`
+//! with `LIMIT_CALLS=N` runs N calls of one case and exits, without criterion, e.g.
+//!
+//! ```text
+//! LIMIT_LOOP=one_rule LIMIT_CALLS=100000 valgrind --tool=callgrind target/release/deps/limit-HASH
+//! ```
 
 use std::convert::Infallible;
 use std::num::NonZeroU32;
@@ -44,7 +51,9 @@ fn classified() -> Arc<McpRequest> {
     let mut headers = http::HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
     headers.insert("mcp-protocol-version", "2025-11-25".parse().unwrap());
-    Arc::new(McpRequest::classify(&Method::POST, &headers, Some(&Bytes::from_static(CALL))).unwrap())
+    Arc::new(
+        McpRequest::classify(&Method::POST, &headers, Some(&Bytes::from_static(CALL))).unwrap(),
+    )
 }
 
 fn request(mcp: &Arc<McpRequest>, principal: &Principal) -> Req {
@@ -76,7 +85,47 @@ fn open_rate() -> Rule {
     Rule::rate(u32::MAX, Duration::from_secs(1))
 }
 
+/// `LIMIT_LOOP=<bare|one_rule|governor>`: N calls of one case, then exit (for callgrind).
+fn fixed_loop(case: &str) {
+    let calls: u64 = std::env::var("LIMIT_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let mcp = classified();
+    let alice = Principal::new("alice").with_issuer("https://as.example");
+    fn drive<S: Service<Req>>(mut service: S, calls: u64, make: impl Fn() -> Req)
+    where
+        S::Error: std::fmt::Debug,
+    {
+        for _ in 0..calls {
+            let response = service.call(make()).now_or_never().unwrap().unwrap();
+            std::hint::black_box(response);
+        }
+    }
+    match case {
+        "bare" => drive(bare(), calls, || request(&mcp, &alice)),
+        "one_rule" => drive(
+            LimitLayer::new().rule(open_rate()).layer(bare()),
+            calls,
+            || request(&mcp, &alice),
+        ),
+        "governor" => {
+            let quota = governor::Quota::per_second(NonZeroU32::MAX);
+            let limiter = governor::RateLimiter::keyed(quota);
+            let key = "https://as.example\u{1f}alice".to_owned();
+            for _ in 0..calls {
+                std::hint::black_box(limiter.check_key(std::hint::black_box(&key)).is_ok());
+            }
+        }
+        other => panic!("unknown LIMIT_LOOP case {other}"),
+    }
+    std::process::exit(0);
+}
+
 fn local(c: &mut Criterion) {
+    if let Ok(case) = std::env::var("LIMIT_LOOP") {
+        fixed_loop(&case);
+    }
     let mcp = classified();
     let alice = Principal::new("alice").with_issuer("https://as.example");
     run(c, "limit/bare", bare(), || request(&mcp, &alice));

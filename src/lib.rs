@@ -215,9 +215,9 @@ impl<AuditL, AuthL, UserL, SessionL, SseL, LimitL>
         self.limit_slot(OptionalLayer::new(limit))
     }
 
-    /// Adds a layer of your own after auth and before session: there the request has been
-    /// classified (`Arc<McpRequest>`) and, with an auth layer, its [`Principal`] is known
-    /// (both in the request extensions). Call it again to stack more; the first one added
+    /// Adds a layer of your own after auth (and limit) and before session: there the request
+    /// has been classified (`Arc<McpRequest>`) and, with an auth layer, its [`Principal`] is
+    /// known (both in the request extensions). Call it again to stack more; the first one added
     /// runs first, as with `tower::ServiceBuilder`.
     ///
     /// The layer's service sees the request body as inspect left it

@@ -1,6 +1,7 @@
 //! One decision: which rules a request meets, under which keys, at what cost; taken from the
 //! local store at once, or handed to the shared store.
 
+use std::cell::OnceCell;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,33 +17,52 @@ use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::{McpRequest, RequestId, SessionId};
 
-/// What a decision reads from one request.
+/// What a decision reads from one request. The session and the client address are read
+/// only when a rule needs them.
 pub(crate) struct Facts<'a> {
     pub(crate) mcp: Option<&'a McpRequest>,
     pub(crate) principal: Option<&'a Principal>,
-    pub(crate) session: Option<SessionId>,
-    pub(crate) ip: Option<IpAddr>,
     pub(crate) http_method: &'a str,
+    headers: &'a HeaderMap,
+    ext: &'a Extensions,
+    session: OnceCell<Option<SessionId>>,
+    ip: OnceCell<Option<IpAddr>>,
 }
 
 impl<'a> Facts<'a> {
-    pub(crate) fn of(method: &'a Method, headers: &HeaderMap, ext: &'a Extensions) -> Self {
-        let ip = ext
-            .get::<RequestOrigin>()
-            .and_then(RequestOrigin::client_ip)
-            .or_else(|| ext.get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip()))
-            .or_else(|| ext.get::<SocketAddr>().map(SocketAddr::ip));
+    pub(crate) fn of(method: &'a Method, headers: &'a HeaderMap, ext: &'a Extensions) -> Self {
         Facts {
             mcp: ext.get::<Arc<McpRequest>>().map(|m| &**m),
             principal: ext.get::<Principal>(),
-            // The session layer runs inside this one: the header is what there is. A made-up
-            // id only spends a budget of its own, and the session layer refuses it next.
-            session: headers
-                .get(MCP_SESSION_ID)
-                .and_then(|v| SessionId::from_header(v).ok()),
-            ip,
             http_method: method.as_str(),
+            headers,
+            ext,
+            session: OnceCell::new(),
+            ip: OnceCell::new(),
         }
+    }
+
+    /// The client address: the guard's client IP (behind trusted proxies), else the peer.
+    fn ip(&self) -> Option<IpAddr> {
+        *self.ip.get_or_init(|| {
+            self.ext
+                .get::<RequestOrigin>()
+                .and_then(RequestOrigin::client_ip)
+                .or_else(|| self.ext.get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip()))
+                .or_else(|| self.ext.get::<SocketAddr>().map(SocketAddr::ip))
+        })
+    }
+
+    /// The legacy session. The session layer runs inside this one: the header is what there
+    /// is. A made-up id only spends a budget of its own, and the session layer refuses it next.
+    fn session(&self) -> Option<&SessionId> {
+        self.session
+            .get_or_init(|| {
+                self.headers
+                    .get(MCP_SESSION_ID)
+                    .and_then(|v| SessionId::from_header(v).ok())
+            })
+            .as_ref()
     }
 
     /// The JSON-RPC id a refusal answers.
@@ -209,7 +229,7 @@ impl Limiter {
         // last to the client address: an anonymous caller is limited per address.
         let caller = |facts: &'a Facts<'_>| match facts.principal {
             Some(p) => Part::Principal(p),
-            None => Part::Ip(facts.ip),
+            None => Part::Ip(facts.ip()),
         };
         if per.contains(Per::PRINCIPAL) {
             f(caller(facts));
@@ -221,13 +241,13 @@ impl Limiter {
             }
         }
         if per.contains(Per::SESSION) {
-            match &facts.session {
+            match facts.session() {
                 Some(session) => f(Part::Session(session)),
                 None => f(caller(facts)),
             }
         }
         if per.contains(Per::IP) {
-            f(Part::Ip(facts.ip));
+            f(Part::Ip(facts.ip()));
         }
         if per.contains(Per::METHOD) {
             f(Part::Text("method", method));
@@ -237,44 +257,44 @@ impl Limiter {
         }
     }
 
-    /// The 64-bit key of (rule, parts) in the local store.
+    /// The 64-bit key of (rule, parts) in the local store: a keyed SipHash (randomly seeded
+    /// per layer, so no caller can aim at another's key), fed in few, large writes.
     fn hash(&self, index: usize, facts: &Facts<'_>, method: &str, tool: Option<&str>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write_usize(index);
-        Self::parts(
-            self.rules[index].per,
-            facts,
-            method,
-            tool,
-            |part| match part {
+        h.write_u64(index as u64);
+        Self::parts(self.rules[index].per, facts, method, tool, |part| {
+            // Each part: its kind (low byte) and lengths in one word, then its bytes, so no two
+            // different keys feed the same stream.
+            match part {
                 Part::Principal(p) => {
-                    h.write_u8(1);
-                    crate::context::BindingKey::digest_parts(p, |bytes| {
-                        h.write_usize(bytes.len());
-                        h.write(bytes);
-                    });
+                    let issuer = p.issuer().unwrap_or_default();
+                    let subject = p.subject();
+                    h.write_u64(1 | (issuer.len() as u64) << 8 | (subject.len() as u64) << 36);
+                    h.write(issuer.as_bytes());
+                    h.write(subject.as_bytes());
                 }
                 Part::Client(c) => {
-                    h.write_u8(2);
+                    h.write_u64(2 | (c.len() as u64) << 8);
                     h.write(c.as_bytes());
-                    h.write_u8(0xff);
                 }
                 Part::Session(s) => {
-                    h.write_u8(3);
+                    h.write_u64(3 | (s.as_str().len() as u64) << 8);
                     h.write(s.as_str().as_bytes());
-                    h.write_u8(0xff);
                 }
-                Part::Ip(ip) => {
-                    h.write_u8(4);
-                    std::hash::Hash::hash(&ip, &mut h);
+                Part::Ip(None) => h.write_u64(4),
+                Part::Ip(Some(IpAddr::V4(ip))) => {
+                    h.write_u64(5 | u64::from(ip.to_bits()) << 8);
+                }
+                Part::Ip(Some(IpAddr::V6(ip))) => {
+                    h.write_u64(6);
+                    h.write_u128(ip.to_bits());
                 }
                 Part::Text(name, value) => {
-                    h.write(name.as_bytes());
+                    h.write_u64(7 | (name.len() as u64) << 8 | (value.len() as u64) << 16);
                     h.write(value.as_bytes());
-                    h.write_u8(0xff);
                 }
-            },
-        );
+            }
+        });
         h.finish()
     }
 

@@ -16,6 +16,14 @@ use crate::protocol::{BodyKind, body_kind};
 /// store's failure under a fail-closed rule). Boxed: it crosses the network anyway.
 pub(crate) type RemoteDecision = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
 
+/// A call waiting for the shared store's decision.
+pub(crate) struct Waiting<S, B> {
+    decision: RemoteDecision,
+    inner: Option<S>,
+    request: Option<Request<B>>,
+    admission: Option<Admission>,
+}
+
 pin_project! {
     /// The response future of [`Limit`](super::Limit): the inner service's future (its body
     /// wrapped in a [`LimitBody`]), a refusal ready at once, or first a shared-store decision.
@@ -32,10 +40,8 @@ pin_project! {
     #[project = StateProj]
     enum State<S, B, F> {
         Deciding {
-            decision: RemoteDecision,
-            inner: Option<S>,
-            request: Option<Request<B>>,
-            admission: Option<Admission>,
+            // Boxed: only calls that wait for the shared store pay for the room.
+            waiting: Box<Waiting<S, B>>,
         },
         Calling {
             #[pin]
@@ -78,10 +84,12 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Deciding {
-                decision,
-                inner: Some(inner),
-                request: Some(request),
-                admission: Some(admission),
+                waiting: Box::new(Waiting {
+                    decision,
+                    inner: Some(inner),
+                    request: Some(request),
+                    admission: Some(admission),
+                }),
             },
         }
     }
@@ -98,20 +106,15 @@ where
         loop {
             let mut state = self.as_mut().project().state;
             let next = match state.as_mut().project() {
-                StateProj::Deciding {
-                    decision,
-                    inner,
-                    request,
-                    admission,
-                } => {
-                    let verdict = ready!(decision.as_mut().poll(cx));
+                StateProj::Deciding { waiting } => {
+                    let verdict = ready!(waiting.decision.as_mut().poll(cx));
                     match verdict {
                         Ok(()) => {
-                            let mut inner = inner.take().expect("polled after completion");
-                            let request = request.take().expect("polled after completion");
+                            let mut inner = waiting.inner.take().expect("polled after completion");
+                            let request = waiting.request.take().expect("polled after completion");
                             State::Calling {
                                 future: inner.call(request),
-                                admission: admission.take(),
+                                admission: waiting.admission.take(),
                             }
                         }
                         Err(rejection) => State::Rejected {
@@ -122,7 +125,9 @@ where
                 StateProj::Calling { future, admission } => {
                     let response = ready!(future.poll(cx))?;
                     let admission = admission.take().unwrap_or_default();
-                    let sse = body_kind(response.headers()) == BodyKind::Sse;
+                    // Only streams under a lifetime or idle rule are watched.
+                    let timed = admission.lifetime.is_some() || admission.idle.is_some();
+                    let sse = timed && body_kind(response.headers()) == BodyKind::Sse;
                     return Poll::Ready(Ok(response.map(|body| {
                         EdgeBody::new(if admission.is_empty() {
                             LimitBody::unlimited(body)

@@ -112,7 +112,8 @@ impl LocalStore {
         let cost = u64::from(cost.min(burst));
         let limit = interval.saturating_mul(u64::from(burst));
         let mut shard = self.shard(key);
-        let tat = match shard.map.get(&key) {
+        let cell = shard.map.get_mut(&key);
+        let tat = match cell.as_deref() {
             Some(Cell::Tat(tat)) => (*tat).max(now),
             _ => now,
         };
@@ -121,7 +122,11 @@ impl LocalStore {
         if ahead > limit {
             return Err(Duration::from_nanos(ahead - limit));
         }
-        shard.insert(key, Cell::Tat(new_tat), now);
+        match cell {
+            // One lookup for a known key.
+            Some(cell) => *cell = Cell::Tat(new_tat),
+            None => shard.insert(key, Cell::Tat(new_tat), now),
+        }
         Ok(())
     }
 

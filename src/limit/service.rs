@@ -33,8 +33,7 @@ impl<S> Limit<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Limit<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    ReqBody: Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: http_body::Body,
 {
     type Response = Response<crate::error::EdgeBody<super::LimitBody<ResBody>>>;
