@@ -60,21 +60,21 @@ impl Watch {
 
     /// Whether the stream must end now (registers the timers' wakers otherwise).
     fn must_end(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(lifetime) = &mut self.lifetime {
-            if lifetime.as_mut().poll(cx).is_ready() {
-                self.lifetime = None;
-                self.ending = true;
-            }
+        if let Some(lifetime) = &mut self.lifetime
+            && lifetime.as_mut().poll(cx).is_ready()
+        {
+            self.lifetime = None;
+            self.ending = true;
         }
         if self.ending && self.scanner.at_event_boundary() {
             return true;
         }
         // Idle: nothing is coming, so there is no event to wait for (a client drops the
         // unfinished one, as the SSE standard says for a stream that ends mid-event).
-        if let Some((_, idle)) = &mut self.idle {
-            if idle.as_mut().poll(cx).is_ready() {
-                return true;
-            }
+        if let Some((_, idle)) = &mut self.idle
+            && idle.as_mut().poll(cx).is_ready()
+        {
+            return true;
         }
         false
     }
@@ -85,10 +85,8 @@ impl Watch {
         // written as frames of their own between events): it is not activity.
         let keep_alive = self.scanner.at_event_boundary() && chunk.first() == Some(&b':');
         self.scanner.feed(chunk);
-        if !keep_alive {
-            if let Some((idle, sleep)) = &mut self.idle {
-                sleep.as_mut().reset(Instant::now() + *idle);
-            }
+        if !keep_alive && let Some((idle, sleep)) = &mut self.idle {
+            sleep.as_mut().reset(Instant::now() + *idle);
         }
     }
 }
@@ -134,12 +132,12 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        if let Some(watch) = this.watch {
-            if watch.must_end(cx) {
-                *this.done = true;
-                this.admission.take();
-                return Poll::Ready(None);
-            }
+        if let Some(watch) = this.watch
+            && watch.must_end(cx)
+        {
+            *this.done = true;
+            this.admission.take();
+            return Poll::Ready(None);
         }
         let frame = this.inner.poll_frame(cx);
         match &frame {

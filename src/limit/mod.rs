@@ -34,7 +34,7 @@
 //!
 //! # Backends
 //!
-//! By default budgets live in memory ([`local`](self) to one instance): 64 shards of a hash
+//! By default budgets live in memory, local to one instance: 64 shards of a hash
 //! map keyed by a 64-bit keyed hash of (rule, key), each behind its own short lock, no global
 //! lock, no allocation for a known key, spent entries swept as a shard grows. The `governor`
 //! crate was the alternative: its keyed limiter is one GCRA per limiter, without costs above
@@ -47,7 +47,7 @@
 //! (one Lua script per decision, hash-tagged keys for Redis Cluster), so every instance
 //! shares one budget; concurrency and stream caps stay per instance. Each rule says what
 //! happens when Redis fails ([`Rule::fail_closed`], [`Rule::fail_open`]): see
-//! [`redis`](self::redis) for the details.
+//! [`redis`] for the details.
 //!
 //! # Runtime, failure and cancellation
 //!
