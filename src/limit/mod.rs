@@ -34,14 +34,17 @@
 //!
 //! # Backends
 //!
-//! By default budgets live in memory, local to one instance: 64 shards of a hash
-//! map keyed by a 64-bit keyed hash of (rule, key), each behind its own short lock, no global
-//! lock, no allocation for a known key, spent entries swept as a shard grows. The `governor`
-//! crate was the alternative: its keyed limiter is one GCRA per limiter, without costs above
-//! the burst, refunds (needed so a call refused by its second rule gives back what the first
-//! took), quotas over a window or concurrency places, and its state would not match the Redis
-//! script's; a sharded GCRA of our own is a few dozen lines and measures within the same
-//! budget (`benches/limit.rs` runs `governor` alone as the anchor).
+//! By default budgets live in memory, local to one instance: 64 shards of a hash map keyed by
+//! a 64-bit keyed hash of (rule, key), each behind its own short lock, no global lock, no
+//! allocation for a known key, spent entries swept as a shard grows. The `governor` crate was
+//! the alternative and is the bench's anchor: its keyed limiter is one GCRA per limiter, with
+//! no refunds (needed so a call refused by its second rule gives back what the first took),
+//! no quota over a window, no concurrency places and no costs above the burst, and its state
+//! would not match the Redis script's; with it, each rule would still need its own limiter and
+//! the quotas and places a store of their own. The sharded GCRA here is a few dozen lines;
+//! `benches/limit.rs` measures it against `governor`'s keyed check alone (about 900
+//! instructions for a one-rule decision, reading the request included, against 530 for the
+//! bare check; 1,500 for the whole layer with its response wrapper).
 //!
 //! With the `redis` feature, [`LimitLayer::redis`] keeps the rate and quota budgets in Redis
 //! (one Lua script per decision, hash-tagged keys for Redis Cluster), so every instance
