@@ -30,6 +30,8 @@
 //!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
 //!                           require a bearer token at the gateway (as examples/server.rs)
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
+//!   --limit RULE            e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
+//!                           past it); with --redis every gateway instance shares the budgets
 //!
 //! The stack: audit → guard → inspect → auth → sse → AffinityRouter. No `SessionLayer`: the
 //! router is already the authority on sessions (unknown, foreign-principal and orphaned ids get
@@ -49,6 +51,8 @@
 mod audit;
 #[path = "common/auth.rs"]
 mod auth;
+#[path = "common/limit.rs"]
+mod limit;
 #[path = "common/replicas.rs"]
 mod replicas;
 #[path = "common/shutdown.rs"]
@@ -114,6 +118,7 @@ struct Options {
     allow_hosts: Vec<String>,
     audit_log: Option<PathBuf>,
     auth: auth::AuthOptions,
+    limits: limit::LimitOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -131,6 +136,7 @@ fn parse_options() -> Result<Options, String> {
         allow_hosts: Vec::new(),
         audit_log: None,
         auth: auth::AuthOptions::default(),
+        limits: limit::LimitOptions::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -171,6 +177,7 @@ fn parse_options() -> Result<Options, String> {
             "--audit-log" => options.audit_log = Some(value()?.into()),
             "-h" | "--help" => return Err(String::new()),
             other if options.auth.parse_flag(other, || value().ok())? => {}
+            other if options.limits.parse_flag(other, || value().ok())? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -182,13 +189,18 @@ fn parse_options() -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let options = match parse_options() {
+    let mut options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}\n{}\n{}", audit::AUDIT_USAGE, auth::AUTH_USAGE);
+            eprintln!(
+                "{USAGE}\n{}\n{}\n{}",
+                audit::AUDIT_USAGE,
+                auth::AUTH_USAGE,
+                limit::LIMIT_USAGE
+            );
             std::process::exit(2);
         }
     };
@@ -283,6 +295,12 @@ async fn main() -> std::io::Result<()> {
         None => guard,
     };
     let auth = options.auth.build().unwrap_or_else(|e| fail(&e));
+    // Rate limits per principal and per tool with --limit, before a replica is picked; with
+    // --redis every gateway instance draws on the same budgets.
+    let (limits, limits_note) = std::mem::take(&mut options.limits)
+        .build(options.redis.as_deref())
+        .unwrap_or_else(|e| fail(&e));
+    println!("limits: {limits_note}");
     // Outermost: one event per MCP message, refusals included, naming the replica that served
     // it. To a hash-chained JSON-lines file with --audit-log, else to tracing (stderr).
     let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
@@ -299,6 +317,7 @@ async fn main() -> std::io::Result<()> {
         .guard(guard.clone())
         .inspect(InspectLayer::new())
         .auth_opt(auth.layer.clone())
+        .limit_opt(limits)
         .sse(sse);
     // A client-sent copy of the replica secret header never reaches a replica.
     let router = tower::util::MapRequestLayer::new(replicas::drop_replica_secret).layer(router);

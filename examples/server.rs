@@ -17,6 +17,8 @@
 //!                       require a bearer token (static, or a JWT from your identity provider)
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!   --heartbeat SECS    SSE heartbeat after SECS of quiet (default 15; 0 turns it off)
+//!   --limit RULE        e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
+//!                       past it; with --redis the budgets are shared through Redis)
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
 //! `retry:` and close at an event boundary, others may finish for up to 5 s.
@@ -27,6 +29,8 @@
 mod audit;
 #[path = "common/auth.rs"]
 mod auth;
+#[path = "common/limit.rs"]
+mod limit;
 #[path = "common/shutdown.rs"]
 mod shutdown;
 #[path = "common/tools.rs"]
@@ -73,6 +77,7 @@ struct Options {
     session_mode: SessionMode,
     redis: Option<String>,
     auth: auth::AuthOptions,
+    limits: limit::LimitOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -84,6 +89,7 @@ fn parse_options() -> Result<Options, String> {
     let mut session_mode = SessionMode::Observe;
     let mut redis = None;
     let mut auth = auth::AuthOptions::default();
+    let mut limits = limit::LimitOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -113,6 +119,7 @@ fn parse_options() -> Result<Options, String> {
             "--redis" => redis = Some(value().ok_or("--redis needs a URL")?),
             "-h" | "--help" => return Err(String::new()),
             other if auth.parse_flag(other, &mut value)? => {}
+            other if limits.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -128,6 +135,7 @@ fn parse_options() -> Result<Options, String> {
         session_mode,
         redis,
         auth,
+        limits,
     })
 }
 
@@ -139,7 +147,12 @@ async fn main() -> std::io::Result<()> {
             if !message.is_empty() {
                 eprintln!("error: {message}\n");
             }
-            eprintln!("{USAGE}\n{}\n{}", audit::AUDIT_USAGE, auth::AUTH_USAGE);
+            eprintln!(
+                "{USAGE}\n{}\n{}\n{}",
+                audit::AUDIT_USAGE,
+                auth::AUTH_USAGE,
+                limit::LIMIT_USAGE
+            );
             std::process::exit(2);
         }
     };
@@ -219,6 +232,15 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2)
     });
     println!("auth: {}", auth.description);
+    // Rate limits per principal and per tool with --limit (in Redis with --redis).
+    let (limits, description) = options
+        .limits
+        .build(options.redis.as_deref())
+        .unwrap_or_else(|error| {
+            eprintln!("error: {error}");
+            std::process::exit(2)
+        });
+    println!("limits: {description}");
     // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
     // JSON-lines file with --audit-log, else to tracing (stderr).
     let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
@@ -260,6 +282,7 @@ async fn main() -> std::io::Result<()> {
             // change.
             .inspect(InspectLayer::new())
             .auth_opt(auth.layer.clone())
+            .limit_opt(limits)
             .session(session)
             .sse(sse);
         let app = Router::new().nest_service("/mcp", mcp).layer(edge);

@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod guard;
 pub mod inspect;
+pub mod limit;
 pub mod optional;
 pub mod protocol;
 #[cfg(feature = "proxy")]
@@ -36,6 +37,7 @@ pub use error::body;
 pub use error::{Reason, RejectedBy, Rejection};
 pub use guard::{GuardLayer, TrustedProxies};
 pub use inspect::InspectLayer;
+pub use limit::LimitLayer;
 pub use optional::OptionalLayer;
 pub use protocol::{Era, McpRequest, ProtocolVersion, SessionId};
 pub use session::SessionLayer;
@@ -57,7 +59,7 @@ macro_rules! replace_slot {
 /// The whole edge as one [`Layer`]: mcp-edge's layers stacked in the order they must run.
 ///
 /// ```text
-/// client ─▶ audit ─▶ guard ─▶ inspect ─▶ auth ─▶ [your layers] ─▶ session ─▶ sse ─▶ your MCP service
+/// client ─▶ audit ─▶ guard ─▶ inspect ─▶ auth ─▶ limit ─▶ [your layers] ─▶ session ─▶ sse ─▶ your MCP service
 /// ```
 ///
 /// `McpEdge::builder()` starts with a loopback [`GuardLayer`] and a default [`InspectLayer`];
@@ -70,7 +72,8 @@ macro_rules! replace_slot {
 /// each layer reads and leaves in the extensions, and how to write a new one.
 ///
 /// The type parameters are the layers in each slot ([`Identity`] while empty); you rarely
-/// name them. A layer does not fit another layer's slot:
+/// name them (the limit slot's comes last, though the layer runs right after auth, so the
+/// names written before it existed still mean the same stack). A layer does not fit another layer's slot:
 ///
 /// ```compile_fail
 /// use mcp_edge::{McpEdge, SseLayer};
@@ -111,6 +114,7 @@ pub struct McpEdge<
     UserL = Identity,
     SessionL = Identity,
     SseL = Identity,
+    LimitL = Identity,
 > {
     audit: AuditL,
     guard: GuardLayer,
@@ -119,17 +123,19 @@ pub struct McpEdge<
     user: UserL,
     session: SessionL,
     sse: SseL,
+    limit: LimitL,
 }
 
 impl McpEdge {
-    /// A loopback guard and a default inspect layer; no audit, auth, user, session or SSE
-    /// layer yet.
+    /// A loopback guard and a default inspect layer; no audit, auth, limit, user, session or
+    /// SSE layer yet.
     pub fn builder() -> Self {
         McpEdge {
             audit: Identity::new(),
             guard: GuardLayer::loopback(),
             inspect: InspectLayer::new(),
             auth: Identity::new(),
+            limit: Identity::new(),
             user: Identity::new(),
             session: Identity::new(),
             sse: Identity::new(),
@@ -143,7 +149,9 @@ impl Default for McpEdge {
     }
 }
 
-impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, SessionL, SseL> {
+impl<AuditL, AuthL, UserL, SessionL, SseL, LimitL>
+    McpEdge<AuditL, AuthL, UserL, SessionL, SseL, LimitL>
+{
     /// Replaces the guard (Host / Origin allowlists, trusted proxies).
     pub fn guard(self, guard: GuardLayer) -> Self {
         McpEdge { guard, ..self }
@@ -158,7 +166,7 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn audit<K>(
         self,
         audit: AuditLayer<K>,
-    ) -> McpEdge<AuditLayer<K>, AuthL, UserL, SessionL, SseL> {
+    ) -> McpEdge<AuditLayer<K>, AuthL, UserL, SessionL, SseL, LimitL> {
         self.audit_slot(audit)
     }
 
@@ -167,7 +175,7 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn audit_opt<K>(
         self,
         audit: Option<AuditLayer<K>>,
-    ) -> McpEdge<OptionalLayer<AuditLayer<K>>, AuthL, UserL, SessionL, SseL> {
+    ) -> McpEdge<OptionalLayer<AuditLayer<K>>, AuthL, UserL, SessionL, SseL, LimitL> {
         self.audit_slot(OptionalLayer::new(audit))
     }
 
@@ -176,7 +184,7 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn auth<V, P>(
         self,
         auth: AuthLayer<V, P>,
-    ) -> McpEdge<AuditL, AuthLayer<V, P>, UserL, SessionL, SseL> {
+    ) -> McpEdge<AuditL, AuthLayer<V, P>, UserL, SessionL, SseL, LimitL> {
         self.auth_slot(auth)
     }
 
@@ -185,13 +193,31 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn auth_opt<V, P>(
         self,
         auth: Option<AuthLayer<V, P>>,
-    ) -> McpEdge<AuditL, OptionalLayer<AuthLayer<V, P>>, UserL, SessionL, SseL> {
+    ) -> McpEdge<AuditL, OptionalLayer<AuthLayer<V, P>>, UserL, SessionL, SseL, LimitL> {
         self.auth_slot(OptionalLayer::new(auth))
     }
 
-    /// Adds a layer of your own after auth and before session: there the request has been
-    /// classified (`Arc<McpRequest>`) and, with an auth layer, its [`Principal`] is known
-    /// (both in the request extensions). Call it again to stack more; the first one added
+    /// Sets the layer that runs right after auth, before your layers: rate limits, quotas,
+    /// concurrency and stream caps per principal and per tool (see [`limit`]).
+    pub fn limit(
+        self,
+        limit: LimitLayer,
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseL, LimitLayer> {
+        self.limit_slot(limit)
+    }
+
+    /// [`limit`](McpEdge::limit) when `Some`, no limits when `None`: one stack type either
+    /// way, so a program that reads `--limit` at start-up builds one router.
+    pub fn limit_opt(
+        self,
+        limit: Option<LimitLayer>,
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseL, OptionalLayer<LimitLayer>> {
+        self.limit_slot(OptionalLayer::new(limit))
+    }
+
+    /// Adds a layer of your own after auth (and limit) and before session: there the request
+    /// has been classified (`Arc<McpRequest>`) and, with an auth layer, its [`Principal`] is
+    /// known (both in the request extensions). Call it again to stack more; the first one added
     /// runs first, as with `tower::ServiceBuilder`.
     ///
     /// The layer's service sees the request body as inspect left it
@@ -225,8 +251,8 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn with_layer<L>(
         self,
         layer: L,
-    ) -> McpEdge<AuditL, AuthL, Stack<L, UserL>, SessionL, SseL> {
-        replace_slot!(self, user: Stack::new(layer, self.user); audit, guard, inspect, auth, session, sse)
+    ) -> McpEdge<AuditL, AuthL, Stack<L, UserL>, SessionL, SseL, LimitL> {
+        replace_slot!(self, user: Stack::new(layer, self.user); audit, guard, inspect, auth, limit, session, sse)
     }
 
     /// Sets the layer that runs after your layers: legacy sessions (it puts the
@@ -234,7 +260,7 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn session(
         self,
         session: SessionLayer,
-    ) -> McpEdge<AuditL, AuthL, UserL, SessionLayer, SseL> {
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionLayer, SseL, LimitL> {
         self.session_slot(session)
     }
 
@@ -242,12 +268,12 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn session_opt(
         self,
         session: Option<SessionLayer>,
-    ) -> McpEdge<AuditL, AuthL, UserL, OptionalLayer<SessionLayer>, SseL> {
+    ) -> McpEdge<AuditL, AuthL, UserL, OptionalLayer<SessionLayer>, SseL, LimitL> {
         self.session_slot(OptionalLayer::new(session))
     }
 
     /// Sets the innermost layer: SSE flush-through, heartbeats and drain.
-    pub fn sse(self, sse: SseLayer) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseLayer> {
+    pub fn sse(self, sse: SseLayer) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseLayer, LimitL> {
         self.sse_slot(sse)
     }
 
@@ -255,37 +281,42 @@ impl<AuditL, AuthL, UserL, SessionL, SseL> McpEdge<AuditL, AuthL, UserL, Session
     pub fn sse_opt(
         self,
         sse: Option<SseLayer>,
-    ) -> McpEdge<AuditL, AuthL, UserL, SessionL, OptionalLayer<SseLayer>> {
+    ) -> McpEdge<AuditL, AuthL, UserL, SessionL, OptionalLayer<SseLayer>, LimitL> {
         self.sse_slot(OptionalLayer::new(sse))
     }
 
     // One private setter per slot whose type changes (struct update syntax cannot change a
     // type parameter on stable Rust); the public setters above only choose what goes in.
 
-    fn audit_slot<X>(self, audit: X) -> McpEdge<X, AuthL, UserL, SessionL, SseL> {
-        replace_slot!(self, audit: audit; guard, inspect, auth, user, session, sse)
+    fn audit_slot<X>(self, audit: X) -> McpEdge<X, AuthL, UserL, SessionL, SseL, LimitL> {
+        replace_slot!(self, audit: audit; guard, inspect, auth, limit, user, session, sse)
     }
 
-    fn auth_slot<X>(self, auth: X) -> McpEdge<AuditL, X, UserL, SessionL, SseL> {
-        replace_slot!(self, auth: auth; audit, guard, inspect, user, session, sse)
+    fn auth_slot<X>(self, auth: X) -> McpEdge<AuditL, X, UserL, SessionL, SseL, LimitL> {
+        replace_slot!(self, auth: auth; audit, guard, inspect, limit, user, session, sse)
     }
 
-    fn session_slot<X>(self, session: X) -> McpEdge<AuditL, AuthL, UserL, X, SseL> {
-        replace_slot!(self, session: session; audit, guard, inspect, auth, user, sse)
+    fn limit_slot<X>(self, limit: X) -> McpEdge<AuditL, AuthL, UserL, SessionL, SseL, X> {
+        replace_slot!(self, limit: limit; audit, guard, inspect, auth, user, session, sse)
     }
 
-    fn sse_slot<X>(self, sse: X) -> McpEdge<AuditL, AuthL, UserL, SessionL, X> {
-        replace_slot!(self, sse: sse; audit, guard, inspect, auth, user, session)
+    fn session_slot<X>(self, session: X) -> McpEdge<AuditL, AuthL, UserL, X, SseL, LimitL> {
+        replace_slot!(self, session: session; audit, guard, inspect, auth, limit, user, sse)
+    }
+
+    fn sse_slot<X>(self, sse: X) -> McpEdge<AuditL, AuthL, UserL, SessionL, X, LimitL> {
+        replace_slot!(self, sse: sse; audit, guard, inspect, auth, limit, user, session)
     }
 }
 
-impl<S, AuditL, AuthL, UserL, SessionL, SseL> Layer<S>
-    for McpEdge<AuditL, AuthL, UserL, SessionL, SseL>
+impl<S, AuditL, AuthL, UserL, SessionL, SseL, LimitL> Layer<S>
+    for McpEdge<AuditL, AuthL, UserL, SessionL, SseL, LimitL>
 where
     SseL: Layer<S>,
     SessionL: Layer<SseL::Service>,
     UserL: Layer<SessionL::Service>,
-    AuthL: Layer<UserL::Service>,
+    LimitL: Layer<UserL::Service>,
+    AuthL: Layer<LimitL::Service>,
     AuditL: Layer<Guard<Inspect<AuthL::Service>>>,
 {
     type Service = AuditL::Service;
@@ -294,6 +325,7 @@ where
         let service = self.sse.layer(service);
         let service = self.session.layer(service);
         let service = self.user.layer(service);
+        let service = self.limit.layer(service);
         let service = self.auth.layer(service);
         let service = self.inspect.layer(service);
         let service = self.guard.layer(service);
@@ -431,6 +463,39 @@ mod tests {
         let response = service.oneshot(initialize(None)).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(log.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn limit_runs_after_auth_and_before_user_layers() {
+        let log = Log::default();
+        let limit = limit::LimitLayer::per_principal(1, std::time::Duration::from_secs(60));
+        let edges = [Some(limit), None].map(|limit| {
+            McpEdge::builder()
+                .auth(auth())
+                .limit_opt(limit)
+                .with_layer(note("user", &log))
+                .layer(mcp_service())
+        });
+        let [on, off] = edges;
+        // Refused by auth first: no budget spent.
+        let response = on.clone().oneshot(initialize(None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let response = on.clone().oneshot(initialize(Some("t0ken"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        // An initialize over the limit: 429 (R45), and the user layer never sees it.
+        let response = on.oneshot(initialize(Some("t0ken"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.rejected_by(), RejectedBy::Limit);
+        assert_eq!(log.lock().unwrap().len(), 1);
+        for _ in 0..3 {
+            let response = off
+                .clone()
+                .oneshot(initialize(Some("t0ken")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
     }
 
     #[tokio::test]

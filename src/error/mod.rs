@@ -66,6 +66,8 @@ pub enum RejectedBy {
     Affinity,
     /// The upstream proxy.
     Proxy,
+    /// The limit layer: rates, quotas, concurrency and stream caps.
+    Limit,
 }
 
 impl RejectedBy {
@@ -78,6 +80,7 @@ impl RejectedBy {
             RejectedBy::Session => "session",
             RejectedBy::Affinity => "affinity",
             RejectedBy::Proxy => "proxy",
+            RejectedBy::Limit => "limit",
         }
     }
 }
@@ -147,6 +150,12 @@ pub enum Reason {
     UpstreamUnavailable,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
+    /// A rate limit was reached (429 with `Retry-After`).
+    RateLimited,
+    /// A quota over a window is used up (429 with `Retry-After`).
+    QuotaExceeded,
+    /// Too many calls or streams of one caller are open at once (429 with `Retry-After`).
+    ConcurrencyLimited,
 }
 
 impl Reason {
@@ -177,6 +186,9 @@ impl Reason {
             Reason::ReplicaGone => "replica_gone",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::RateLimited => "rate_limited",
+            Reason::QuotaExceeded => "quota_exceeded",
+            Reason::ConcurrencyLimited => "concurrency_limited",
         }
     }
 }
@@ -208,7 +220,10 @@ impl Reason {
             Reason::SessionNotFound | Reason::SessionPrincipalMismatch | Reason::ReplicaGone => {
                 StatusCode::NOT_FOUND
             }
-            Reason::SessionLimit => StatusCode::TOO_MANY_REQUESTS,
+            Reason::SessionLimit
+            | Reason::RateLimited
+            | Reason::QuotaExceeded
+            | Reason::ConcurrencyLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::StoreUnavailable | Reason::NoReplica => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -275,6 +290,9 @@ impl Reason {
             Reason::NoReplica => "Service Unavailable: no replica can take the request",
             Reason::UpstreamUnavailable => "Bad Gateway: the upstream could not be reached",
             Reason::UpstreamTimeout => "Gateway Timeout: the upstream did not answer in time",
+            Reason::RateLimited => "Too Many Requests: rate limit reached",
+            Reason::QuotaExceeded => "Too Many Requests: quota used up",
+            Reason::ConcurrencyLimited => "Too Many Requests: too many calls or streams open",
         }
     }
 }
@@ -444,6 +462,52 @@ impl Rejection {
             .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
+    /// A limit was reached: 429 with `Retry-After` (whole seconds, rounded up, at least 1)
+    /// and `error.data` `{"retryAfter": <seconds>, "retryAfterMs": <milliseconds>}`; the
+    /// JSON-RPC code is `-32600` (R70: a middleware's own refusal stays out of the reserved
+    /// range). 429 is allowed on an `initialize` (R45). `reason` is one of
+    /// [`Reason::RateLimited`], [`Reason::QuotaExceeded`] or [`Reason::ConcurrencyLimited`];
+    /// add the rule with [`Rejection::with_limit_rule`].
+    pub fn limited(
+        by: RejectedBy,
+        reason: Reason,
+        id: Option<RequestId>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        let millis = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+        let secs = millis.div_ceil(1000).max(1);
+        Rejection::of(by, reason)
+            .with_id(id)
+            .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
+            .with_data(serde_json::json!({ "retryAfter": secs, "retryAfterMs": millis }))
+    }
+
+    /// A rate limit was reached: [`Rejection::limited`] with [`Reason::RateLimited`].
+    pub fn rate_limited(
+        by: RejectedBy,
+        id: Option<RequestId>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Rejection::limited(by, Reason::RateLimited, id, retry_after)
+    }
+
+    /// Names the limit rule that refused, and the key it counted under (`principal=alice`,
+    /// `ip=203.0.113.7`, …): `error.data.rule` gets the rule, and the message ends with both,
+    /// so the audit record (which keeps the message) says which budget ran out for whom. The
+    /// key names the caller's own identity only, never another caller's. Both are cut to 128
+    /// bytes.
+    pub fn with_limit_rule(mut self, rule: &str, key: &str) -> Self {
+        let rule = cut(rule, 128);
+        let key = cut(key, 128);
+        let message = format!("{} (rule `{rule}`, key {key})", self.message());
+        if let Some(serde_json::Value::Object(data)) = &mut self.inner.data {
+            data.insert("rule".into(), rule.into());
+        } else {
+            self.inner.data = Some(serde_json::json!({ "rule": rule }));
+        }
+        self.with_message(message)
+    }
+
     /// A POST body larger than the inspect layer's limit: 413 with the limit in the message.
     pub fn body_too_large(limit: usize) -> Self {
         Rejection::of(RejectedBy::Inspect, Reason::BodyTooLarge)
@@ -607,6 +671,18 @@ impl Rejection {
     }
 }
 
+/// `s` cut to at most `max` bytes on a char boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A JSON-RPC error message, `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`,
 /// with `id` omitted when unknown: the one writer of error bodies, for refusals
 /// ([`Rejection::body_bytes`]) and for errors a layer puts in place of a result mid-response.
@@ -766,7 +842,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 32] = [
+    const ALL_REASONS: [Reason; 35] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -799,6 +875,9 @@ mod tests {
         Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
         Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
         Reason::BodyTimeout,
+        Reason::RateLimited,
+        Reason::QuotaExceeded,
+        Reason::ConcurrencyLimited,
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -839,6 +918,9 @@ mod tests {
             Reason::UpstreamTimeout => 27,
             Reason::UnsupportedContentEncoding => 28,
             Reason::BodyTimeout => 31,
+            Reason::RateLimited => 32,
+            Reason::QuotaExceeded => 33,
+            Reason::ConcurrencyLimited => 34,
         }
     }
 
@@ -863,7 +945,10 @@ mod tests {
             | Reason::UpstreamUnavailable
             | Reason::UpstreamTimeout
             | Reason::UnsupportedContentEncoding
-            | Reason::BodyTimeout => true,
+            | Reason::BodyTimeout
+            | Reason::RateLimited
+            | Reason::QuotaExceeded
+            | Reason::ConcurrencyLimited => true,
             Reason::BodyUnreadable | Reason::MethodNotAllowed | Reason::Protocol(_) => false,
             Reason::InvalidSessionId
             | Reason::SessionRequired
@@ -1021,6 +1106,47 @@ mod tests {
         );
         assert_eq!(r.id(), err.id());
         assert_eq!(r.data(), err.data());
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_retry_after_and_data() {
+        let r = Rejection::rate_limited(
+            RejectedBy::Limit,
+            Some(RequestId::from(3)),
+            std::time::Duration::from_millis(1500),
+        )
+        .with_limit_rule(
+            "tools/call:deploy_*=10/min per principal",
+            "principal=alice",
+        );
+        assert_answer(
+            &r,
+            RejectedBy::Limit,
+            Reason::RateLimited,
+            429,
+            -32600,
+            "Too Many Requests: rate limit reached \
+             (rule `tools/call:deploy_*=10/min per principal`, key principal=alice)",
+        );
+        assert_eq!(r.headers()["retry-after"], "2");
+        assert_eq!(
+            r.data(),
+            Some(&serde_json::json!({
+                "retryAfter": 2,
+                "retryAfterMs": 1500,
+                "rule": "tools/call:deploy_*=10/min per principal",
+            }))
+        );
+        assert_eq!(r.id(), Some(&RequestId::from(3)));
+        // Never less than one second in the header, however close the next slot is.
+        let r = Rejection::limited(
+            RejectedBy::Limit,
+            Reason::ConcurrencyLimited,
+            None,
+            std::time::Duration::ZERO,
+        );
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[test]

@@ -1,0 +1,306 @@
+//! [`RedisLimits`]: rate and quota budgets in Redis, shared by every gateway instance
+//! (feature `redis`).
+//!
+//! One decision is one `EVALSHA` of a Lua script (loaded on first use, reloaded after a
+//! `SCRIPT FLUSH` or a restart): the script reads Redis's own clock (`TIME`, so instances
+//! with skewed clocks still agree), checks every budget the call draws on, and takes from all
+//! of them only if all let it through. Every budget of one caller (all keys whose caller
+//! parts are the same principal, client, session or address) carries that caller as a hash
+//! tag, `{prefix}:limit:{<caller digest>}:<key digest>`, so on Redis Cluster they live on one
+//! slot and one script may touch them all. A call that draws on budgets of several callers
+//! (a per-principal rule and a global one) sends one script per caller, one after the other;
+//! each is atomic on its own.
+//!
+//! # Failure
+//!
+//! Every decision is bounded by the timeout (250 ms by default; connecting too). When Redis
+//! fails or is slow, the rules the call met decide: if any is
+//! [`fail_closed`](super::Rule::fail_closed), the call is refused with `503`,
+//! `Retry-After: 1` and a JSON-RPC error; otherwise it goes through. Both are counted
+//! ([`LimitLayer::counts`](super::LimitLayer::counts)) and logged at `warn`; a refused call is
+//! also in the audit record (reason `store_unavailable`, by `limit`). No request waits longer
+//! than the timeout, and the connection manager reconnects by itself when Redis is back.
+//!
+//! # Cancel safety
+//!
+//! A decision is one script: applied entirely or not at all. A call dropped after the script
+//! was sent may still have taken its cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use sha2::{Digest, Sha256};
+
+use super::decide::{Limiter, RemoteTake};
+use super::future::RemoteDecision;
+use super::rule::{Budget, FailPolicy};
+use crate::error::{RejectedBy, Rejection};
+use crate::protocol::RequestId;
+use crate::store::StoreError;
+
+/// The default bound on one decision.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The decision script. `KEYS[i]` is a budget; `ARGV` holds four values per key: the kind
+/// (`r` rate, `q` quota), two parameters (rate: interval in µs and burst; quota: max and
+/// window in µs) and the cost. Returns `{1}` when every budget let the call through (and
+/// takes from all of them), else `{0, i, wait_us}` for the first that did not (and takes
+/// nothing).
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pending = {}
+local order = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local base = (i - 1) * 4
+  local kind = ARGV[base + 1]
+  local a = tonumber(ARGV[base + 2])
+  local b = tonumber(ARGV[base + 3])
+  local cost = tonumber(ARGV[base + 4])
+  local p = pending[key]
+  if kind == 'r' then
+    local tat
+    if p then tat = p.v else tat = tonumber(redis.call('GET', key)) or 0 end
+    if tat < now then tat = now end
+    if cost > b then cost = b end
+    local new_tat = tat + cost * a
+    local ahead = new_tat - now
+    if ahead > a * b then return {0, i, ahead - a * b} end
+    if not p then p = {kind = 'r'}; pending[key] = p; order[#order + 1] = key end
+    p.v = new_tat
+    p.ttl = ahead
+  else
+    local index = math.floor(now / b)
+    local used
+    if p then used = p.v else
+      local h = redis.call('HMGET', key, 'w', 'u')
+      if tonumber(h[1]) == index then used = tonumber(h[2]) or 0 else used = 0 end
+    end
+    if used + cost > a then return {0, i, (index + 1) * b - now} end
+    if not p then p = {kind = 'q'}; pending[key] = p; order[#order + 1] = key end
+    p.v = used + cost
+    p.w = index
+    p.ttl = (index + 1) * b - now
+  end
+end
+for _, key in ipairs(order) do
+  local p = pending[key]
+  local ms = math.ceil(p.ttl / 1000) + 1
+  if p.kind == 'r' then
+    redis.call('SET', key, string.format('%.0f', p.v), 'PX', ms)
+  else
+    redis.call('HSET', key, 'w', string.format('%.0f', p.w), 'u', string.format('%.0f', p.v))
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+return {1}
+";
+
+/// Rate and quota budgets in Redis; see the [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct RedisLimits {
+    conn: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    prefix: Box<str>,
+    timeout: Duration,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimits")
+            .field("prefix", &self.shared.prefix)
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures [`RedisLimits`].
+#[derive(Debug, Clone)]
+pub struct RedisLimitsBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisLimits {
+    /// Budgets in the Redis at `url`, with the default prefix (`mcp-edge`) and timeout; see
+    /// [`RedisLimitsBuilder::open`].
+    pub fn open(url: impl Into<String>) -> Result<RedisLimits, StoreError> {
+        RedisLimits::builder(url).open()
+    }
+
+    /// A builder for the Redis at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisLimitsBuilder {
+        RedisLimitsBuilder {
+            url: url.into(),
+            prefix: "mcp-edge".to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
+    }
+
+    /// The Redis key of one budget.
+    fn key(&self, rule: &str, take: &RemoteTake) -> String {
+        let tag = hex(&Sha256::digest(take.tag.as_bytes())[..12]);
+        let mut hasher = Sha256::new();
+        hasher.update(rule.as_bytes());
+        hasher.update([0x1f]);
+        hasher.update(take.key.as_bytes());
+        let key = hex(&hasher.finalize()[..16]);
+        format!("{}:limit:{{{tag}}}:{key}", self.shared.prefix)
+    }
+
+    /// One script call for the takes of one caller: `Ok(None)` when all passed, else the
+    /// index of the refusing take and the wait.
+    async fn run(
+        &self,
+        keys: &[String],
+        takes: &[&RemoteTake],
+    ) -> Result<Option<(usize, Duration)>, StoreError> {
+        let mut invocation = self.shared.script.prepare_invoke();
+        for (key, take) in keys.iter().zip(takes) {
+            invocation.key(key);
+            let (kind, a, b) = match take.budget {
+                Budget::Rate { interval, burst } => {
+                    ("r", interval.as_micros().max(1) as u64, u64::from(burst))
+                }
+                Budget::Quota { max, window } => ("q", max, window.as_micros().max(1) as u64),
+                Budget::Concurrent { .. } => unreachable!("concurrency is kept locally"),
+            };
+            invocation.arg(kind).arg(a).arg(b).arg(take.cost);
+        }
+        let mut conn = self.conn.clone();
+        let answer: Vec<i64> =
+            match tokio::time::timeout(self.shared.timeout, invocation.invoke_async(&mut conn))
+                .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(err)) => return Err(StoreError::unavailable(err)),
+                Err(_) => return Err(StoreError::timeout()),
+            };
+        match answer.as_slice() {
+            [1, ..] => Ok(None),
+            [0, index, wait] => {
+                let index = usize::try_from(*index).unwrap_or(1).saturating_sub(1);
+                Ok(Some((index, Duration::from_micros((*wait).max(0) as u64))))
+            }
+            _ => Err(StoreError::new(crate::store::StoreErrorKind::Corrupt)),
+        }
+    }
+
+    /// Decides `takes` (grouped by caller, one script per group) for a call with JSON-RPC `id`.
+    pub(crate) fn decide(
+        &self,
+        limiter: Arc<Limiter>,
+        takes: Vec<RemoteTake>,
+        id: Option<RequestId>,
+    ) -> RemoteDecision {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut groups: Vec<(&str, Vec<&RemoteTake>)> = Vec::new();
+            for take in &takes {
+                match groups.iter_mut().find(|(tag, _)| *tag == take.tag) {
+                    Some((_, group)) => group.push(take),
+                    None => groups.push((&take.tag, vec![take])),
+                }
+            }
+            for (_, group) in &groups {
+                let keys: Vec<String> = group
+                    .iter()
+                    .map(|take| this.key(&limiter.names[take.rule], take))
+                    .collect();
+                match this.run(&keys, group).await {
+                    Ok(None) => {}
+                    Ok(Some((index, wait))) => {
+                        let take = group.get(index).copied().unwrap_or(group[0]);
+                        return Err(limiter.remote_refusal(take, id, wait));
+                    }
+                    Err(error) => {
+                        let closed = group
+                            .iter()
+                            .any(|t| limiter.rules[t.rule].fail == FailPolicy::Closed);
+                        return limiter.store_failed(&error, closed, id);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Limiter {
+    /// The answer when the shared store failed: a 503 if a rule fails closed, else through.
+    fn store_failed(
+        &self,
+        error: &StoreError,
+        closed: bool,
+        id: Option<RequestId>,
+    ) -> Result<(), Rejection> {
+        use std::sync::atomic::Ordering;
+        if closed {
+            self.counters
+                .store_failed_closed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "limit store failed: call refused (fail closed)");
+            Err(Rejection::store_unavailable(RejectedBy::Limit, id)
+                .with_message("Service Unavailable: the limit store is unavailable"))
+        } else {
+            self.counters
+                .store_failed_open
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "limit store failed: call let through (fail open)");
+            Ok(())
+        }
+    }
+}
+
+impl RedisLimitsBuilder {
+    /// Sets the key prefix (default `mcp-edge`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bounds every decision and connection attempt (default 250 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the store without connecting: the connection is made on first use, so a Redis
+    /// that is down at start-up is a store failure (each rule's policy), not a failed start.
+    /// Fails only on a bad URL. Must be called inside a tokio runtime.
+    pub fn open(self) -> Result<RedisLimits, StoreError> {
+        let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(StoreError::unavailable)?;
+        Ok(RedisLimits {
+            conn,
+            shared: Arc::new(Shared {
+                prefix: self.prefix.into(),
+                timeout: self.timeout,
+                script: Script::new(SCRIPT),
+            }),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
