@@ -28,7 +28,7 @@
 //! logs the first failure, pauses briefly instead of spinning, and keeps serving the
 //! connections it has.
 //!
-//! Every request carries the peer's [`PeerAddr`](crate::PeerAddr) in its extensions, where
+//! Every request carries the peer's [`PeerAddr`] in its extensions, where
 //! the guard (trusted proxies) and the audit layer find it. Sockets get `TCP_NODELAY`: MCP
 //! streams many small SSE frames, and with Nagle's algorithm each waits for the client's
 //! delayed ACK (~40 ms).

@@ -170,7 +170,7 @@ impl Resolution {
 }
 
 /// Finds, checks and ends the sessions requests present, over a [`SessionStore`]; see the
-/// [module docs](self).
+/// module docs.
 ///
 /// Cheap to clone (one reference count).
 #[derive(Clone)]
