@@ -66,6 +66,8 @@ pub enum RejectedBy {
     Affinity,
     /// The upstream proxy.
     Proxy,
+    /// The SSE layers (resumption: [`ResumeLayer`](crate::sse::ResumeLayer)).
+    Sse,
 }
 
 impl RejectedBy {
@@ -78,6 +80,7 @@ impl RejectedBy {
             RejectedBy::Session => "session",
             RejectedBy::Affinity => "affinity",
             RejectedBy::Proxy => "proxy",
+            RejectedBy::Sse => "sse",
         }
     }
 }
@@ -147,6 +150,12 @@ pub enum Reason {
     UpstreamUnavailable,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
+    /// A `Last-Event-ID` that names no stream of this session and principal: not one the
+    /// edge issued, sealed for another session, stream or principal, or forged (404, R18).
+    EventIdUnknown,
+    /// A `Last-Event-ID` of this session's stream whose following events are no longer held
+    /// (past the event log's count or age): a replay would have a hole (404).
+    EventsExpired,
 }
 
 impl Reason {
@@ -177,6 +186,8 @@ impl Reason {
             Reason::ReplicaGone => "replica_gone",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::EventIdUnknown => "event_id_unknown",
+            Reason::EventsExpired => "events_expired",
         }
     }
 }
@@ -205,9 +216,11 @@ impl Reason {
             Reason::MissingToken | Reason::InvalidToken | Reason::VerifierUnavailable => {
                 StatusCode::UNAUTHORIZED
             }
-            Reason::SessionNotFound | Reason::SessionPrincipalMismatch | Reason::ReplicaGone => {
-                StatusCode::NOT_FOUND
-            }
+            Reason::SessionNotFound
+            | Reason::SessionPrincipalMismatch
+            | Reason::ReplicaGone
+            | Reason::EventIdUnknown
+            | Reason::EventsExpired => StatusCode::NOT_FOUND,
             Reason::SessionLimit => StatusCode::TOO_MANY_REQUESTS,
             Reason::StoreUnavailable | Reason::NoReplica => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -275,6 +288,10 @@ impl Reason {
             Reason::NoReplica => "Service Unavailable: no replica can take the request",
             Reason::UpstreamUnavailable => "Bad Gateway: the upstream could not be reached",
             Reason::UpstreamTimeout => "Gateway Timeout: the upstream did not answer in time",
+            Reason::EventIdUnknown => "Not Found: unknown Last-Event-ID",
+            Reason::EventsExpired => {
+                "Not Found: the events after this Last-Event-ID are no longer held"
+            }
         }
     }
 }
@@ -766,7 +783,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 32] = [
+    const ALL_REASONS: [Reason; 34] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -799,6 +816,8 @@ mod tests {
         Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
         Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
         Reason::BodyTimeout,
+        Reason::EventIdUnknown,
+        Reason::EventsExpired,
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -839,6 +858,8 @@ mod tests {
             Reason::UpstreamTimeout => 27,
             Reason::UnsupportedContentEncoding => 28,
             Reason::BodyTimeout => 31,
+            Reason::EventIdUnknown => 32,
+            Reason::EventsExpired => 33,
         }
     }
 
@@ -870,6 +891,8 @@ mod tests {
             | Reason::SessionNotFound
             | Reason::SessionPrincipalMismatch
             | Reason::ReplicaGone => false,
+            // Only GET carries Last-Event-ID.
+            Reason::EventIdUnknown | Reason::EventsExpired => false,
         }
     }
 

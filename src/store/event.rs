@@ -70,6 +70,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// number. Runs once per event: backends should answer it cheaply.
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64>;
 
+    /// Appends events whose sequence numbers the writer chose, for a stream with one writer
+    /// that numbers its own events (the resume layer does, so an event's id is known before
+    /// the store has it). `events` must be in order, consecutive, and continue the stream
+    /// (the first event of a new stream may take any number above 0; the stream then starts
+    /// right before it). One call, one round trip, however many events.
+    ///
+    /// # Failure
+    /// [`StoreErrorKind::Corrupt`] when the numbers do not continue the stream (nothing is
+    /// appended), [`StoreErrorKind::Evicted`] when the stream is finished or removed, and the
+    /// backend's own errors.
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()>;
+
     /// Every event of `stream` after `after` (0 = from the stream's first event, which must
     /// still be held), then new events as they are
     /// appended, until the stream is [`finish`](Self::finish)ed or removed.
@@ -90,6 +102,9 @@ pub trait EventStore: Send + Sync + 'static {
 impl<T: EventStore + ?Sized> EventStore for Arc<T> {
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64> {
         (**self).append(stream, data)
+    }
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()> {
+        (**self).append_batch(stream, events)
     }
     fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
         (**self).tail(stream, after)
@@ -189,7 +204,10 @@ struct StreamLog {
 
 impl StreamLog {
     fn new() -> Self {
-        let base = stream_base();
+        Self::starting_at(stream_base())
+    }
+
+    fn starting_at(base: u64) -> Self {
         StreamLog {
             events: VecDeque::new(),
             base,
@@ -287,6 +305,43 @@ impl EventStore for MemoryEventStore {
         log.trim(&self.limits, now);
         log.wake_all();
         StoreFuture::ready(Ok(seq))
+    }
+
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()> {
+        let Some(first) = events.first().map(|e| e.seq) else {
+            return StoreFuture::ready(Ok(()));
+        };
+        if first == 0 {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
+        }
+        let now = Instant::now();
+        let log = {
+            let mut streams = self.streams();
+            if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
+                evict_one(&mut streams);
+            }
+            Arc::clone(
+                streams
+                    .entry(stream.clone())
+                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::starting_at(first - 1)))),
+            )
+        };
+        let mut log = lock_log(&log);
+        if log.removed || log.finished {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Evicted)));
+        }
+        if first != log.last_seq + 1 || events.windows(2).any(|pair| pair[1].seq != pair[0].seq + 1)
+        {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
+        }
+        for event in events {
+            log.last_seq = event.seq;
+            log.events.push_back((event.seq, now, event.data));
+        }
+        log.last_append = Some(now);
+        log.trim(&self.limits, now);
+        log.wake_all();
+        StoreFuture::ready(Ok(()))
     }
 
     fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
@@ -440,6 +495,34 @@ mod tests {
         // From the start: every event, while the first is still held.
         let mut all = store.tail(&k, 0).await.unwrap().unwrap();
         assert_eq!(next(&mut all).await.unwrap().unwrap().seq, seqs[0]);
+    }
+
+    #[tokio::test]
+    async fn batches_keep_the_writers_numbers_and_refuse_a_gap() {
+        let store = MemoryEventStore::new();
+        let k = key("s", "post");
+        let event = |seq: u64| StoredEvent {
+            seq,
+            data: Bytes::from(seq.to_string()),
+        };
+        store
+            .append_batch(&k, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        store.append_batch(&k, vec![event(3)]).await.unwrap();
+        let gap = store.append_batch(&k, vec![event(5)]).await.unwrap_err();
+        assert_eq!(gap.kind(), StoreErrorKind::Corrupt);
+        let mut tail = store.tail(&k, 1).await.unwrap().unwrap();
+        store.finish(&k).await.unwrap();
+        assert_eq!(next(&mut tail).await.unwrap().unwrap(), event(2));
+        assert_eq!(next(&mut tail).await.unwrap().unwrap(), event(3));
+        assert!(next(&mut tail).await.is_none());
+        // From the first event, and nothing after the last one.
+        let mut all = store.tail(&k, 0).await.unwrap().unwrap();
+        assert_eq!(next(&mut all).await.unwrap().unwrap(), event(1));
+        assert!(store.tail(&k, 4).await.unwrap().is_none());
+        let after_finish = store.append_batch(&k, vec![event(4)]).await.unwrap_err();
+        assert_eq!(after_finish.kind(), StoreErrorKind::Evicted);
     }
 
     #[tokio::test]

@@ -1,0 +1,255 @@
+//! Recording one stream: ids written into its events, events handed to a writer task.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::Config;
+use super::cursor::Sealed;
+use crate::protocol::sse::{SseParser, UTF8_BOM};
+use crate::store::{EventStore, StoredEvent, StreamKey};
+
+/// Room for one id line: `id: ` + token + `.` + seal + `.` + 20 digits + two line ends.
+const ID_LINE_ROOM: usize = 80;
+/// The id-line arena grows by this much at a time (one allocation per ~50 events).
+const ARENA: usize = 4096;
+/// Events handed to the store in one call at most.
+const BATCH: usize = 256;
+
+/// The state of one recorded stream, shared by the live body and, once the client is gone,
+/// the detached drain.
+pub(super) struct Tracker {
+    pub(super) config: Arc<Config>,
+    parser: SseParser,
+    /// Bytes of the current block from earlier chunks (already sent on).
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// The number of the last event given an id.
+    seq: u64,
+    id_prefix: Bytes,
+    arena: BytesMut,
+    /// A block ended with a lone CR at the end of the last chunk: an LF starting the next
+    /// chunk belongs to it.
+    skip_lf: bool,
+    ends: Vec<(usize, bool)>,
+    /// `None` once recording stopped (an event too large, or the store too far behind).
+    writer: Option<mpsc::UnboundedSender<StoredEvent>>,
+    /// Bytes handed to the writer and not written yet.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Tracker {
+    /// Starts recording `sealed`: spawns its writer task. Must run inside a Tokio runtime.
+    pub(super) fn start(config: Arc<Config>, sealed: Sealed) -> Tracker {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write(
+            Arc::clone(&config.store),
+            sealed.key,
+            receiver,
+            Arc::clone(&queued),
+        ));
+        Tracker {
+            parser: SseParser::with_max_event_bytes(config.max_event_bytes),
+            config,
+            pending: Vec::new(),
+            pending_len: 0,
+            seq: 0,
+            id_prefix: sealed.id_prefix,
+            arena: BytesMut::new(),
+            skip_lf: false,
+            ends: Vec::new(),
+            writer: Some(sender),
+            queued,
+        }
+    }
+
+    /// Reads one chunk of the server's stream: every block with fields gets the stream's next
+    /// id and goes to the store; with `out`, the bytes for the client are pushed there (slices
+    /// of `chunk` and the id lines).
+    pub(super) fn process(&mut self, chunk: Bytes, mut out: Option<&mut VecDeque<Bytes>>) {
+        let mut from = 0;
+        if std::mem::take(&mut self.skip_lf) && chunk.first() == Some(&b'\n') {
+            from = 1;
+        }
+        self.ends.clear();
+        for block in self.parser.feed_blocks(&chunk) {
+            self.ends.push((block.end, block.event.is_some()));
+        }
+        for i in 0..self.ends.len() {
+            let (end, fielded) = self.ends[i];
+            if end <= from {
+                continue;
+            }
+            if !fielded {
+                // Comments only: on to the client, never stored.
+                if let Some(out) = out.as_deref_mut() {
+                    out.push_back(chunk.slice(from..end));
+                }
+                self.clear_pending();
+                from = end;
+                continue;
+            }
+            let (cut, lone_cr) = blank_line(&chunk, end);
+            let body = chunk.slice(from..cut.max(from));
+            self.seq += 1;
+            if let Some(out) = out.as_deref_mut() {
+                if !body.is_empty() {
+                    out.push_back(body.clone());
+                }
+                let line = self.id_line(self.seq);
+                out.push_back(line);
+            }
+            let stored = self.take_block(body);
+            self.record(stored);
+            from = end;
+            if lone_cr {
+                match chunk.get(end) {
+                    Some(b'\n') => from = end + 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+        }
+        if from < chunk.len() {
+            let rest = chunk.slice(from..);
+            if let Some(out) = out {
+                out.push_back(rest.clone());
+            }
+            self.pending_len += rest.len();
+            if self.pending_len > self.config.max_event_bytes {
+                // An event larger than the log takes: recording stops here (resuming past
+                // this point is refused as expired rather than replayed with a hole).
+                self.stop();
+            } else if self.writer.is_some() {
+                self.pending.push(rest);
+            }
+        }
+    }
+
+    /// `id: <token>.<seq>` and the blank line that ends the event.
+    pub(super) fn id_line(&mut self, seq: u64) -> Bytes {
+        id_line(&mut self.arena, &self.id_prefix, seq)
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_len = 0;
+    }
+
+    /// The stored bytes of the block that ends with `tail`.
+    fn take_block(&mut self, tail: Bytes) -> Bytes {
+        let mut block = if self.pending.is_empty() {
+            tail
+        } else {
+            let mut joined = BytesMut::with_capacity(self.pending_len + tail.len());
+            for piece in self.pending.drain(..) {
+                joined.put_slice(&piece);
+            }
+            joined.put_slice(&tail);
+            joined.freeze()
+        };
+        self.pending_len = 0;
+        if self.seq == 1 && block.starts_with(UTF8_BOM) {
+            // Only the first bytes of a stream may carry it; a replay starts elsewhere.
+            block = block.slice(UTF8_BOM.len()..);
+        }
+        block
+    }
+
+    fn record(&mut self, data: Bytes) {
+        let Some(writer) = &self.writer else { return };
+        let len = data.len();
+        let queued = self.queued.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.config.max_queued_bytes
+            || writer
+                .send(StoredEvent {
+                    seq: self.seq,
+                    data,
+                })
+                .is_err()
+        {
+            self.stop();
+        }
+    }
+
+    /// Stops recording: the writer finishes the stream after what it has.
+    fn stop(&mut self) {
+        self.writer = None;
+        self.clear_pending();
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("seq", &self.seq)
+            .field("recording", &self.writer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `prefix`, `seq` and a blank line into `arena` and splits it off.
+pub(super) fn id_line(arena: &mut BytesMut, prefix: &[u8], seq: u64) -> Bytes {
+    if arena.capacity() < prefix.len() + ID_LINE_ROOM {
+        arena.reserve(ARENA.max(prefix.len() + ID_LINE_ROOM));
+    }
+    arena.put_slice(prefix);
+    let _ = write!(arena, "{seq}");
+    arena.put_slice(b"\n\n");
+    arena.split().freeze()
+}
+
+/// Where the block ending at `end` stops before its blank line, and whether that blank line
+/// is a lone CR (whose LF, if it follows, is part of it).
+fn blank_line(chunk: &[u8], end: usize) -> (usize, bool) {
+    match chunk[end - 1] {
+        b'\n' if end >= 2 && chunk[end - 2] == b'\r' => (end - 2, false),
+        b'\n' => (end - 1, false),
+        _ => (end - 1, true),
+    }
+}
+
+/// The writer task of one stream: hands what the body recorded to the store in batches, in
+/// order, off the body's path; finishes the stream when the body (or the detached drain) is
+/// done with it.
+async fn write(
+    store: Arc<dyn EventStore>,
+    key: StreamKey,
+    mut receiver: mpsc::UnboundedReceiver<StoredEvent>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut batch = Vec::with_capacity(16);
+    let mut healthy = true;
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let bytes: usize = batch.iter().map(|e| e.data.len()).sum();
+        let events = std::mem::replace(&mut batch, Vec::with_capacity(16));
+        if healthy && let Err(err) = store.append_batch(&key, events).await {
+            // A gap would make later events unreadable anyway: stop here, and let the stream
+            // finish so tails end instead of waiting.
+            tracing::warn!(stream = key.stream(), error = %err, "resume: recording stopped");
+            healthy = false;
+        }
+        queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
+    if let Err(err) = store.finish(&key).await {
+        tracing::debug!(stream = key.stream(), error = %err, "resume: finish failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_line_ends() {
+        assert_eq!(blank_line(b"data: x\n\n", 9), (8, false));
+        assert_eq!(blank_line(b"data: x\r\n\r\n", 11), (9, false));
+        assert_eq!(blank_line(b"data: x\r\r", 9), (8, true));
+        assert_eq!(blank_line(b"\n", 1), (0, false));
+    }
+}

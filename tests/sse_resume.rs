@@ -1,0 +1,352 @@
+//! ResumeLayer end to end over real sockets: a cut POST stream of a hand-written endpoint
+//! (which has no resumability of its own) resumes with every event exactly once, in order;
+//! cursors of other sessions, streams and principals, and forged ones, get nothing; a cursor
+//! past retention gets the documented 404; 2026-07-28 streams are untouched; many concurrent
+//! resumptions finish in bounded time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt;
+use mcp_edge::protocol::sse::{SseItem, SseParser};
+use mcp_edge::sse::{ResumeLayer, SseLayer};
+use mcp_edge::store::{EventLogLimits, EventStore, MemoryEventStore};
+use serde_json::{Value, json};
+use tower::ServiceBuilder;
+
+/// One event as the client saw it: its id (as `Last-Event-ID` would carry it) and its JSON.
+#[derive(Debug, Clone)]
+struct Seen {
+    id: String,
+    message: Value,
+}
+
+/// Reads events until `stop` says so, or the stream ends, or 20 s pass.
+async fn read_events(
+    response: reqwest::Response,
+    mut stop: impl FnMut(&[Seen]) -> bool,
+) -> (Vec<Seen>, bool) {
+    let mut parser = SseParser::new();
+    let mut stream = response.bytes_stream();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if stop(&seen) {
+            return (seen, false);
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                for item in parser.feed(&chunk) {
+                    if let SseItem::Event(event) = item
+                        && let Some(data) = event.data_str()
+                        && !data.is_empty()
+                    {
+                        seen.push(Seen {
+                            id: event
+                                .id
+                                .as_ref()
+                                .map(|id| String::from_utf8(id.to_vec()).unwrap())
+                                .unwrap_or_default(),
+                            message: serde_json::from_str(data).unwrap(),
+                        });
+                    }
+                }
+            }
+            Ok(_) => return (seen, true),
+            Err(_) => panic!("no end after 20 s; saw {seen:?}"),
+        }
+    }
+}
+
+fn progress_of(seen: &[Seen]) -> Vec<u64> {
+    seen.iter()
+        .filter(|s| s.message["method"] == "notifications/progress")
+        .map(|s| s.message["params"]["progress"].as_u64().unwrap())
+        .collect()
+}
+
+fn has_result(seen: &[Seen]) -> bool {
+    seen.iter().any(|s| s.message.get("result").is_some())
+}
+
+fn slow_count(n: u64, delay_ms: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {
+            "name": "slow_count",
+            "arguments": {"n": n, "delay_ms": delay_ms},
+            "_meta": {"progressToken": "p"}
+        }
+    })
+}
+
+/// The hand-written endpoint behind a test principal, SseLayer and `resume`.
+fn serve_handwritten(resume: ResumeLayer) -> TestServer {
+    let (router, _log) = handwritten_router();
+    let service = ServiceBuilder::new()
+        .map_request(test_principal)
+        .layer(SseLayer::new())
+        .layer(resume)
+        .service(router);
+    serve_service(service)
+}
+
+const V: (&str, &str) = ("mcp-protocol-version", "2025-11-25");
+
+async fn resume_get(url: &str, session: &str, who: &str, last: &str) -> reqwest::Response {
+    http_client()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", session)
+        .header("authorization", format!("Bearer {who}"))
+        .header("last-event-id", last)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POSTs slow_count as `who` in `session` and cuts the stream after `k` progress events.
+async fn cut_after(url: &str, session: &str, who: &str, n: u64, k: usize) -> Vec<Seen> {
+    let bearer = format!("Bearer {who}");
+    let response = post_json(
+        url,
+        &slow_count(n, 100),
+        &[V, ("mcp-session-id", session), ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let (seen, ended) = read_events(response, |s| progress_of(s).len() >= k).await;
+    assert!(!ended);
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_of_a_server_without_resumability_resumes_exactly_once_in_order() {
+    let server = serve_handwritten(ResumeLayer::new(MemoryEventStore::new()));
+    let seen = cut_after(&server.url, "s1", "alice", 8, 3).await;
+    assert_eq!(progress_of(&seen), [1, 2, 3]);
+    let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+    assert!(ids.iter().all(|id| id.starts_with('p')), "{ids:?}");
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
+    // The client is gone; the server goes on into the store. Resume a little later.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let last = seen.last().unwrap().id.clone();
+    let response = resume_get(&server.url, "s1", "alice", &last).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let (rest, ended) = read_events(response, |_| false).await;
+    assert!(ended, "the replay ends with the original response");
+    assert_eq!(progress_of(&rest), [4, 5, 6, 7, 8]);
+    assert!(has_result(&rest));
+    assert_eq!(rest.last().unwrap().message["id"], 7);
+    // Resuming from the middle again gives the same events (still held).
+    let response = resume_get(&server.url, "s1", "alice", &rest[1].id).await;
+    let (again, _) = read_events(response, |_| false).await;
+    assert_eq!(progress_of(&again), [6, 7, 8]);
+    assert!(has_result(&again));
+    // From the last event: an empty replay.
+    let response = resume_get(&server.url, "s1", "alice", &rest.last().unwrap().id).await;
+    assert_eq!(response.status(), 200);
+    let (nothing, ended) = read_events(response, |_| false).await;
+    assert!(ended && nothing.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_of_other_sessions_streams_principals_and_forged_ones_get_nothing() {
+    let server = serve_handwritten(ResumeLayer::new(MemoryEventStore::new()));
+    let seen = cut_after(&server.url, "s1", "alice", 3, 1).await;
+    let id = seen[0].id.clone();
+    let other_stream = cut_after(&server.url, "s1", "alice", 3, 1).await[0]
+        .id
+        .clone();
+    let bob_in_s2 = cut_after(&server.url, "s2", "bob", 3, 1).await[0]
+        .id
+        .clone();
+    let mut spliced = other_stream[..23].to_owned();
+    spliced.push_str(&id[23..]);
+    let mut forged_seq = id.clone();
+    forged_seq.push('0');
+    for (session, who, last, what) in [
+        ("s2", "alice", id.as_str(), "another session"),
+        ("s1", "bob", id.as_str(), "another principal"),
+        (
+            "s1",
+            "alice",
+            bob_in_s2.as_str(),
+            "bob's cursor in alice's session",
+        ),
+        (
+            "s1",
+            "alice",
+            spliced.as_str(),
+            "a stream name spliced onto another seal",
+        ),
+        ("s1", "alice", "0", "a server-style id"),
+        ("s1", "alice", "", "an empty id"),
+    ] {
+        let response = resume_get(&server.url, session, who, last).await;
+        assert_eq!(response.status(), 404, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32600, "{what}");
+        assert_eq!(
+            body["error"]["message"], "Not Found: unknown Last-Event-ID",
+            "{what}"
+        );
+    }
+    // A sequence number beyond the stream, with a valid seal: never another stream's events;
+    // answered as expired once the settle time is over.
+    let response = resume_get(&server.url, "s1", "alice", &forged_seq).await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_retention_gets_404_events_expired() {
+    let store = MemoryEventStore::with_limits(EventLogLimits {
+        max_events_per_stream: 3,
+        ..EventLogLimits::default()
+    });
+    let server = serve_handwritten(ResumeLayer::new(store).settle(Duration::from_millis(50)));
+    let seen = cut_after(&server.url, "s1", "alice", 8, 1).await;
+    // Let the server finish: 9 events recorded, only the last 3 held.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let response = resume_get(&server.url, "s1", "alice", &seen[0].id).await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Not Found: the events after this Last-Event-ID are no longer held"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_streams_are_untouched() {
+    let server = serve_handwritten(ResumeLayer::new(MemoryEventStore::new()));
+    let response = post_json(
+        &server.url,
+        &slow_count(2, 10),
+        &[("mcp-protocol-version", "2026-07-28")],
+    )
+    .await;
+    let (seen, ended) = read_events(response, |_| false).await;
+    assert!(ended);
+    assert_eq!(progress_of(&seen), [1, 2]);
+    assert!(
+        seen.iter().all(|s| s.id.is_empty()),
+        "no ids added: {seen:?}"
+    );
+    // A modern GET with Last-Event-ID goes to the server as it is (here: 200 quiet stream).
+    let response = http_client()
+        .get(&server.url)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("last-event-id", "anything")
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_resumptions_finish_in_bounded_time() {
+    let store = Arc::new(MemoryEventStore::new());
+    let server = serve_handwritten(ResumeLayer::with_store(store.clone() as Arc<dyn EventStore>));
+    let seen = cut_after(&server.url, "s1", "alice", 4, 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = seen[0].id.clone();
+    let url = server.url.clone();
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let client = http_client();
+    for _ in 0..1000 {
+        let (client, url, id) = (client.clone(), url.clone(), id.clone());
+        tasks.spawn(async move {
+            let response = client
+                .get(&url)
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("mcp-session-id", "s1")
+                .header("authorization", "Bearer alice")
+                .header("last-event-id", id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let (rest, ended) = read_events(response, |_| false).await;
+            assert!(ended);
+            assert_eq!(progress_of(&rest), [2, 3, 4]);
+            assert!(has_result(&rest));
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let took = started.elapsed();
+    eprintln!("1000 concurrent resumptions: {took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+#[tokio::test]
+async fn ids_are_written_at_event_ends_whatever_the_chunking() {
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, StreamBody};
+    use tower::ServiceExt;
+
+    // Events split across chunks, CRLF and CR line ends, a comment block, a server id.
+    let chunks: Vec<&'static [u8]> = vec![
+        b"\xEF\xBB\xBFdata: {\"a\":",
+        b"1}\r\n\r\n: keep-alive\n\nid: 9\nevent: message\ndata: {\"b\":2}\r\r",
+        b"\ndata: {\"c\":3}\n",
+        b"\n",
+    ];
+    let service = ServiceBuilder::new()
+        .layer(ResumeLayer::new(MemoryEventStore::new()))
+        .service_fn(move |_: Request<String>| {
+            let chunks = chunks.clone();
+            async move {
+                let stream = futures::stream::iter(chunks.into_iter().map(|c| {
+                    Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(c)))
+                }));
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(StreamBody::new(stream))
+                        .unwrap(),
+                )
+            }
+        });
+    let request = Request::post("/mcp")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    let mut comments = 0;
+    for item in parser.feed(&body) {
+        match item {
+            SseItem::Event(e) => events.push((
+                String::from_utf8(e.id.clone().unwrap().to_vec()).unwrap(),
+                e.data_str().unwrap().to_owned(),
+            )),
+            SseItem::Comment(_) => comments += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(comments, 1);
+    let data: Vec<&str> = events.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(data, [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#]);
+    for (i, (id, _)) in events.iter().enumerate() {
+        assert!(
+            id.starts_with('p') && id.ends_with(&format!(".{}", i + 1)),
+            "{id}"
+        );
+    }
+}
