@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::track::{Tracker, id_line};
 use crate::error::EdgeBody;
-use crate::store::EventTail;
+use crate::store::{EventTail, StoredEvent};
 
 pin_project! {
     /// The response body of [`Resume`](super::Resume).
@@ -60,6 +60,15 @@ impl<B> Tracked<B> {
     }
 }
 
+impl<B> Tracked<B> {
+    /// Starts the stream with a priming event.
+    pub(super) fn prime(&mut self) {
+        if let Some((_, tracker)) = self.state.as_mut() {
+            tracker.prime(&mut self.out);
+        }
+    }
+}
+
 impl<B> Drop for Tracked<B> {
     fn drop(&mut self) {
         if let (Some((inner, tracker)), Some(detach)) = (self.state.take(), self.detach) {
@@ -84,11 +93,14 @@ impl<B: Body<Data = Bytes>> Tracked<B> {
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 Some(Err(err)) => {
-                    // The stream is over: dropping the tracker finishes it in the store.
+                    // The server's stream broke: what followed is lost (the mark says so),
+                    // and dropping the tracker finishes the stream in the store.
+                    tracker.stop();
                     self.state = None;
                     return Poll::Ready(Some(Err(err)));
                 }
                 None => {
+                    tracker.end();
                     self.state = None;
                     return Poll::Ready(None);
                 }
@@ -99,6 +111,7 @@ impl<B: Body<Data = Bytes>> Tracked<B> {
 
 /// A replay: recorded events after the cursor, then the live tail, then `then`.
 pub(super) struct Replay<B> {
+    first: Option<StoredEvent>,
     tail: Option<EventTail>,
     id_prefix: Bytes,
     arena: BytesMut,
@@ -108,9 +121,15 @@ pub(super) struct Replay<B> {
 }
 
 impl<B> Replay<B> {
-    pub(super) fn new(tail: EventTail, id_prefix: Bytes, then: Option<Tracked<B>>) -> Self {
+    pub(super) fn new(
+        tail: Option<EventTail>,
+        first: Option<StoredEvent>,
+        id_prefix: Bytes,
+        then: Option<Tracked<B>>,
+    ) -> Self {
         Replay {
-            tail: Some(tail),
+            first,
+            tail,
             id_prefix,
             arena: BytesMut::new(),
             id_line: None,
@@ -124,15 +143,24 @@ impl<B: Body<Data = Bytes>> Replay<B> {
         if let Some(line) = self.id_line.take() {
             return Poll::Ready(Some(Ok(Frame::data(line))));
         }
+        if let Some(event) = self.first.take() {
+            let line = id_line(&mut self.arena, &self.id_prefix, event.seq);
+            self.id_line = Some(line);
+            return Poll::Ready(Some(Ok(Frame::data(event.data))));
+        }
         if let Some(tail) = self.tail.as_mut() {
             match ready!(Pin::new(tail).poll_next(cx)) {
-                Some(Ok(event)) => {
+                Some(Ok(event)) if !event.data.is_empty() => {
                     let line = id_line(&mut self.arena, &self.id_prefix, event.seq);
-                    if event.data.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(line))));
-                    }
                     self.id_line = Some(line);
                     return Poll::Ready(Some(Ok(Frame::data(event.data))));
+                }
+                // An empty record marks where the recording was cut: events were lost.
+                Some(Ok(_)) => {
+                    tracing::debug!("resume: replay reached a cut in the recording");
+                    self.tail = None;
+                    self.then = None;
+                    return Poll::Ready(None);
                 }
                 Some(Err(err)) => {
                     // Events the client has not seen were lost (evicted, or the store

@@ -5,6 +5,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_core::Stream;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Body;
@@ -18,7 +19,7 @@ use super::cursor::{Cursor, Owner, StreamKind};
 use super::track::Tracker;
 use crate::error::{Reason, RejectedBy, Rejection};
 use crate::protocol::{BodyKind, body_kind};
-use crate::store::{EventTail, StoreFuture};
+use crate::store::{EventTail, StoreFuture, StoredEvent};
 
 /// How often a replay looks again for a cursor the store does not have yet (its event may
 /// still be on the way to the store).
@@ -42,6 +43,7 @@ pin_project! {
             config: Arc<Config>,
             kind: StreamKind,
             owner: Option<Owner>,
+            prime: bool,
         },
         Replay { replay: Box<Lookup<F, B>> },
         Rejected { rejection: Option<Rejection> },
@@ -57,7 +59,13 @@ struct Lookup<F, B> {
     settle_until: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     tail: Option<EventTail>,
+    /// The tail was looked at once (its first event kept in `first`).
+    peeked: bool,
+    /// The tail ended at once: a finished stream with nothing after the cursor.
+    ended: bool,
+    first: Option<StoredEvent>,
     fresh: Option<(Pin<Box<F>>, Owner)>,
+    prime: bool,
     then: Option<Tracked<B>>,
 }
 
@@ -68,13 +76,20 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
-    pub(super) fn track(future: F, config: Arc<Config>, kind: StreamKind, owner: Owner) -> Self {
+    pub(super) fn track(
+        future: F,
+        config: Arc<Config>,
+        kind: StreamKind,
+        owner: Owner,
+        prime: bool,
+    ) -> Self {
         ResponseFuture {
             state: State::Track {
                 future,
                 config,
                 kind,
                 owner: Some(owner),
+                prime,
             },
         }
     }
@@ -87,7 +102,12 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
-    pub(super) fn replay(config: Arc<Config>, cursor: Cursor, fresh: Option<(F, Owner)>) -> Self {
+    pub(super) fn replay(
+        config: Arc<Config>,
+        cursor: Cursor,
+        fresh: Option<(F, Owner)>,
+        prime: bool,
+    ) -> Self {
         let lookup = config.store.tail(&cursor.key, cursor.seq);
         let settle_until = Instant::now() + config.settle;
         ResponseFuture {
@@ -99,7 +119,11 @@ impl<F, B> ResponseFuture<F, B> {
                     settle_until,
                     sleep: None,
                     tail: None,
+                    peeked: false,
+                    ended: false,
+                    first: None,
                     fresh: fresh.map(|(future, owner)| (Box::pin(future), owner)),
+                    prime,
                     then: None,
                 }),
             },
@@ -125,10 +149,11 @@ where
                 config,
                 kind,
                 owner,
+                prime,
             } => {
                 let response = ready!(future.poll(cx))?;
                 let owner = owner.take().expect("polled after completion");
-                Poll::Ready(Ok(track(response, config, *kind, owner)))
+                Poll::Ready(Ok(track(response, config, *kind, owner, *prime)))
             }
             StateProj::Rejected { rejection } => {
                 let rejection = rejection.take().expect("polled after completion");
@@ -145,6 +170,7 @@ fn track<B>(
     config: &Arc<Config>,
     kind: StreamKind,
     owner: Owner,
+    prime: bool,
 ) -> Response<ResumeBody<B>>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -152,10 +178,16 @@ where
     if !response.status().is_success() || body_kind(response.headers()) != BodyKind::Sse {
         return response.map(ResumeBody::passthrough);
     }
-    response.map(|body| ResumeBody::tracked(tracked(body, config, kind, &owner)))
+    response.map(|body| ResumeBody::tracked(tracked(body, config, kind, &owner, prime)))
 }
 
-fn tracked<B>(body: B, config: &Arc<Config>, kind: StreamKind, owner: &Owner) -> Tracked<B>
+fn tracked<B>(
+    body: B,
+    config: &Arc<Config>,
+    kind: StreamKind,
+    owner: &Owner,
+    prime: bool,
+) -> Tracked<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
 {
@@ -166,7 +198,11 @@ where
     let detach =
         (kind == StreamKind::Post && config.drain_bytes > 0 && !config.drain_time.is_zero())
             .then_some(detach::<B> as super::body::Detach<B>);
-    Tracked::new(body, tracker, detach)
+    let mut tracked = Tracked::new(body, tracker, detach);
+    if prime {
+        tracked.prime();
+    }
+    tracked
 }
 
 /// Keeps reading a POST stream whose client went away, into the store, within the drain
@@ -194,11 +230,20 @@ where
                 Ok(data) => data,
                 Err(_) => continue,
             },
-            // The server ended the stream (or failed), or the time is up.
-            _ => break,
+            Ok(None) => {
+                tracker.end();
+                break;
+            }
+            // The server's stream failed, or the time is up: the rest is lost.
+            Ok(Some(Err(_))) | Err(_) => {
+                tracing::debug!("resume: detached stream cut (server error or time bound)");
+                tracker.stop();
+                break;
+            }
         };
         if data.len() > left {
             tracing::debug!("resume: detached stream cut at its byte bound");
+            tracker.stop();
             break;
         }
         left -= data.len();
@@ -225,30 +270,61 @@ where
                 .as_mut()
                 .expect("a lookup or a sleep is pending");
             match ready!(Pin::new(lookup).poll(cx)) {
-                Ok(Some(tail)) => self.tail = Some(tail),
+                Ok(Some(tail)) => {
+                    self.tail = Some(tail);
+                    // Look at what follows for at most the settle time.
+                    self.sleep = Some(Box::pin(tokio::time::sleep_until(
+                        Instant::now().max(self.settle_until),
+                    )));
+                }
                 Ok(None) if Instant::now() + SETTLE_STEP <= self.settle_until => {
                     self.lookup = None;
                     self.sleep = Some(Box::pin(tokio::time::sleep(SETTLE_STEP)));
                 }
-                Ok(None) => {
-                    return Poll::Ready(Ok(refuse(Rejection::of(
-                        RejectedBy::Sse,
-                        Reason::EventsExpired,
-                    ))));
-                }
+                Ok(None) => return Poll::Ready(Ok(refuse(expired()))),
                 Err(err) => return Poll::Ready(Ok(refuse(err.to_rejection(RejectedBy::Sse)))),
             }
+        }
+        if !self.peeked {
+            let tail = self.tail.as_mut().expect("set above");
+            match Pin::new(tail).poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) if !event.data.is_empty() => self.first = Some(event),
+                // The recording was cut right after the cursor, or the store lost events.
+                Poll::Ready(Some(_)) => return Poll::Ready(Ok(refuse(expired()))),
+                Poll::Ready(None) if self.cursor.kind == StreamKind::Post => {
+                    // Nothing will ever follow: a 200 with an empty stream would only make the
+                    // client come back.
+                    return Poll::Ready(Ok(refuse(expired().with_message(
+                        "Not Found: the stream has ended; nothing follows this Last-Event-ID",
+                    ))));
+                }
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => {
+                    // Live: nothing yet. Answer once the settle time is over.
+                    if let Some(sleep) = self.sleep.as_mut() {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
+                }
+            }
+            self.peeked = true;
+            self.sleep = None;
         }
         if let Some((future, owner)) = self.fresh.as_mut() {
             let response = ready!(future.as_mut().poll(cx))?;
             if response.status().is_success() && body_kind(response.headers()) == BodyKind::Sse {
                 let body = response.into_body();
-                self.then = Some(tracked(body, &self.config, StreamKind::Get, owner));
+                let then = tracked(body, &self.config, StreamKind::Get, owner, self.prime);
+                self.then = Some(then);
             }
             self.fresh = None;
         }
-        let tail = self.tail.take().expect("set above");
-        let replay = Replay::new(tail, self.cursor.id_prefix.clone(), self.then.take());
+        let tail = self.tail.take().filter(|_| !self.ended);
+        let replay = Replay::new(
+            tail,
+            self.first.take(),
+            self.cursor.id_prefix.clone(),
+            self.then.take(),
+        );
         let mut response = Response::new(ResumeBody::replay(replay));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
@@ -263,6 +339,10 @@ where
         );
         Poll::Ready(Ok(response))
     }
+}
+
+fn expired() -> Rejection {
+    Rejection::of(RejectedBy::Sse, Reason::EventsExpired)
 }
 
 fn refuse<B>(rejection: Rejection) -> Response<ResumeBody<B>> {

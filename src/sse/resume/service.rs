@@ -44,7 +44,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let Some(kind) = tracked_kind(&request) else {
+        let Some((kind, prime)) = tracked_kind(&request) else {
             return ResponseFuture::passthrough(self.inner.call(request));
         };
         let owner = owner_of(&request);
@@ -65,35 +65,37 @@ where
                     Some((self.inner.call(request), owner))
                 }
             };
-            return ResponseFuture::replay(Arc::clone(&self.config), cursor, fresh);
+            return ResponseFuture::replay(Arc::clone(&self.config), cursor, fresh, prime);
         }
         let future = self.inner.call(request);
-        ResponseFuture::track(future, Arc::clone(&self.config), kind, owner)
+        ResponseFuture::track(future, Arc::clone(&self.config), kind, owner, prime)
     }
 }
 
 /// Which streams are recorded: legacy-era (R21: none in 2026-07-28) GET streams and POST
-/// streams, except an `initialize`'s answer (the session starts there).
-fn tracked_kind<B>(request: &Request<B>) -> Option<StreamKind> {
+/// streams, except an `initialize`'s answer (the session starts there); and whether the
+/// client takes a priming event (2025-11-25, R19; older clients choke on empty data, §L.5).
+fn tracked_kind<B>(request: &Request<B>) -> Option<(StreamKind, bool)> {
     let mcp = request.extensions().get::<Arc<McpRequest>>();
-    let era = match mcp {
-        Some(mcp) => mcp.era(),
+    let version = match mcp {
+        Some(mcp) => Some(mcp.version()),
         None => request
             .headers()
             .get(MCP_PROTOCOL_VERSION)
-            .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok())
-            // R34: no header means 2025-03-26.
-            .map_or(Era::Legacy, ProtocolVersion::era),
+            .and_then(|v| ProtocolVersion::from_header(v.as_bytes()).ok()),
     };
-    if era != Era::Legacy {
+    // R34: no header means 2025-03-26.
+    if version.is_some_and(|v| v.era() != Era::Legacy) {
         return None;
     }
-    match *request.method() {
-        Method::GET => Some(StreamKind::Get),
-        Method::POST if mcp.is_some_and(|m| m.is_initialize()) => None,
-        Method::POST => Some(StreamKind::Post),
-        _ => None,
-    }
+    let prime = version.is_some_and(|v| v >= ProtocolVersion::V2025_11_25);
+    let kind = match *request.method() {
+        Method::GET => StreamKind::Get,
+        Method::POST if mcp.is_some_and(|m| m.is_initialize()) => return None,
+        Method::POST => StreamKind::Post,
+        _ => return None,
+    };
+    Some((kind, prime))
 }
 
 /// The session (as the session layer resolved it, else as the client named it) and the

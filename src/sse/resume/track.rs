@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Config;
 use super::cursor::Sealed;
-use crate::protocol::sse::{SseParser, UTF8_BOM};
+use crate::protocol::sse::{SseEvent, SseParser, UTF8_BOM};
 use crate::store::{EventStore, StoredEvent, StreamKey};
 
 /// Room for one id line: `id: ` + token + `.` + seal + `.` + 20 digits + two line ends.
@@ -35,7 +35,9 @@ pub(super) struct Tracker {
     /// A block ended with a lone CR at the end of the last chunk: an LF starting the next
     /// chunk belongs to it.
     skip_lf: bool,
-    ends: Vec<(usize, bool)>,
+    /// No block of the server's was read yet (a leading BOM is dropped from it).
+    at_start: bool,
+    ends: Vec<(usize, bool, Option<SseEvent>)>,
     /// `None` once recording stopped (an event too large, or the store too far behind).
     writer: Option<mpsc::UnboundedSender<StoredEvent>>,
     /// Bytes handed to the writer and not written yet.
@@ -62,6 +64,7 @@ impl Tracker {
             id_prefix: sealed.id_prefix,
             arena: BytesMut::new(),
             skip_lf: false,
+            at_start: true,
             ends: Vec::new(),
             writer: Some(sender),
             queued,
@@ -69,25 +72,40 @@ impl Tracker {
     }
 
     /// Reads one chunk of the server's stream: every block with fields gets the stream's next
-    /// id and goes to the store; with `out`, the bytes for the client are pushed there (slices
-    /// of `chunk` and the id lines).
+    /// id and goes to the store; with `out`, the bytes for the client are pushed there.
+    ///
+    /// A block goes on once complete (a client cannot use a part of an event anyway): as the
+    /// server's own `Bytes` followed by our id line, or, when the server gave it an `id` of
+    /// its own, written anew without it (strict SSE parsers, rmcp's among them, refuse two
+    /// `id` lines in one event). Comment-only blocks go on as they are and are not stored.
     pub(super) fn process(&mut self, chunk: Bytes, mut out: Option<&mut VecDeque<Bytes>>) {
+        if self.writer.is_none() && self.pending.is_empty() {
+            // Recording stopped: the rest of the stream passes as it is.
+            if let Some(out) = out {
+                out.push_back(chunk);
+            }
+            return;
+        }
         let mut from = 0;
         if std::mem::take(&mut self.skip_lf) && chunk.first() == Some(&b'\n') {
             from = 1;
         }
         self.ends.clear();
         for block in self.parser.feed_blocks(&chunk) {
-            self.ends.push((block.end, block.event.is_some()));
+            let fielded = block.event.is_some();
+            // The event itself is kept only when it carries an id of the server's.
+            let event = block.event.filter(|e| e.id.is_some());
+            self.ends.push((block.end, fielded, event));
         }
-        for i in 0..self.ends.len() {
-            let (end, fielded) = self.ends[i];
+        let ends = std::mem::take(&mut self.ends);
+        for (end, fielded, server_id_event) in ends.iter().map(|(e, f, ev)| (*e, *f, ev)) {
             if end <= from {
                 continue;
             }
             if !fielded {
                 // Comments only: on to the client, never stored.
                 if let Some(out) = out.as_deref_mut() {
+                    out.extend(self.pending.drain(..));
                     out.push_back(chunk.slice(from..end));
                 }
                 self.clear_pending();
@@ -97,14 +115,32 @@ impl Tracker {
             let (cut, lone_cr) = blank_line(&chunk, end);
             let body = chunk.slice(from..cut.max(from));
             self.seq += 1;
-            if let Some(out) = out.as_deref_mut() {
-                if !body.is_empty() {
-                    out.push_back(body.clone());
+            let mut stored = match server_id_event {
+                Some(event) => {
+                    let mut event = event.clone();
+                    event.id = None;
+                    let bytes = event.to_bytes();
+                    self.clear_pending();
+                    // Without the blank line that ends it.
+                    bytes.slice(..bytes.len() - 1)
                 }
+                None => self.take_block(body),
+            };
+            if stored.is_empty() {
+                // An event that was only the server's id: ours replaces it (an empty record
+                // would read as a cut).
+                stored = Bytes::from_static(b":\n");
+            }
+            self.at_start = false;
+            if let Some(out) = out.as_deref_mut()
+                && !stored.is_empty()
+            {
+                out.push_back(stored.clone());
+            }
+            if let Some(out) = out.as_deref_mut() {
                 let line = self.id_line(self.seq);
                 out.push_back(line);
             }
-            let stored = self.take_block(body);
             self.record(stored);
             from = end;
             if lone_cr {
@@ -115,20 +151,38 @@ impl Tracker {
                 }
             }
         }
+        self.ends = ends;
+        self.ends.clear();
         if from < chunk.len() {
             let rest = chunk.slice(from..);
-            if let Some(out) = out {
-                out.push_back(rest.clone());
-            }
             self.pending_len += rest.len();
+            self.pending.push(rest);
             if self.pending_len > self.config.max_event_bytes {
-                // An event larger than the log takes: recording stops here (resuming past
-                // this point is refused as expired rather than replayed with a hole).
+                // An event larger than the log takes: what was held goes on, recording
+                // stops here, and a resume past this point is answered as expired.
+                if let Some(out) = out {
+                    out.extend(self.pending.drain(..));
+                }
                 self.stop();
-            } else if self.writer.is_some() {
-                self.pending.push(rest);
             }
         }
+    }
+
+    /// The end of the server's stream: a partial last event is dropped (a client would
+    /// discard it too).
+    pub(super) fn end(&mut self) {
+        self.clear_pending();
+    }
+
+    /// Writes a priming event (R19: an id and empty data, so that the client can resume a
+    /// stream cut before the server's first event), recorded like the server's.
+    pub(super) fn prime(&mut self, out: &mut VecDeque<Bytes>) {
+        const PRIMING: &[u8] = b"data:\n";
+        self.seq += 1;
+        out.push_back(Bytes::from_static(PRIMING));
+        let line = self.id_line(self.seq);
+        out.push_back(line);
+        self.record(Bytes::from_static(PRIMING));
     }
 
     /// `id: <token>.<seq>` and the blank line that ends the event.
@@ -154,7 +208,7 @@ impl Tracker {
             joined.freeze()
         };
         self.pending_len = 0;
-        if self.seq == 1 && block.starts_with(UTF8_BOM) {
+        if self.at_start && block.starts_with(UTF8_BOM) {
             // Only the first bytes of a stream may carry it; a replay starts elsewhere.
             block = block.slice(UTF8_BOM.len()..);
         }
@@ -163,6 +217,7 @@ impl Tracker {
 
     fn record(&mut self, data: Bytes) {
         let Some(writer) = &self.writer else { return };
+        debug_assert!(!data.is_empty(), "an empty event marks a cut");
         let len = data.len();
         let queued = self.queued.fetch_add(len, Ordering::Relaxed) + len;
         if queued > self.config.max_queued_bytes
@@ -177,9 +232,16 @@ impl Tracker {
         }
     }
 
-    /// Stops recording: the writer finishes the stream after what it has.
-    fn stop(&mut self) {
-        self.writer = None;
+    /// Stops recording: the store gets a mark that the stream was cut here (an event with no
+    /// bytes, which a replay reads as "events were lost"), then the writer finishes it.
+    pub(super) fn stop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            self.seq += 1;
+            let _ = writer.send(StoredEvent {
+                seq: self.seq,
+                data: Bytes::new(),
+            });
+        }
         self.clear_pending();
     }
 }
