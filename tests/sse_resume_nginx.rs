@@ -3,7 +3,8 @@
 //! and the official TypeScript SDK client and an rmcp client, which both resume on their own
 //! with `GET` + `Last-Event-ID`, end with all `n` progress events and the result, exactly
 //! once and in order. Once against rmcp (which has resumability of its own) and once against
-//! a hand-written endpoint with none.
+//! a hand-written endpoint with none. And again with two gateway instances sharing Redis
+//! behind nginx's round robin, so that resumes land on the other instance.
 
 mod common;
 
@@ -14,26 +15,53 @@ use std::time::Duration;
 use common::*;
 use mcp_edge::sse::ResumeLayer;
 use mcp_edge::store::MemoryEventStore;
+#[cfg(feature = "redis")]
+use mcp_edge::store::redis::RedisEventStore;
 use serde_json::{Value, json};
 
 const N: u64 = 3;
 const DELAY_MS: u64 = 1500;
 
-/// nginx in front of `upstream` with a 1 s read timeout: it cuts any stream quiet for 1 s.
-fn cutting_nginx(upstream: &TestServer) -> Option<Nginx> {
-    Nginx::start(&format!(
-        "location / {{ proxy_pass http://{}; proxy_http_version 1.1; \
-         proxy_set_header Connection \"\"; proxy_read_timeout 1s; }}",
-        upstream.addr
+/// nginx in front of `gateways` (round robin) with a 1 s read timeout: it cuts any stream
+/// quiet for 1 s.
+fn cutting_nginx(gateways: &[TestServer]) -> Option<Nginx> {
+    let servers: String = gateways
+        .iter()
+        .map(|g| format!("server {}; ", g.addr))
+        .collect();
+    Nginx::start_http(&format!(
+        "upstream gateways {{ {servers} }}\n\
+         server {{ listen 127.0.0.1:{NGINX_PORT}; location / {{ proxy_pass http://gateways; \
+         proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_read_timeout 1s; \
+         proxy_next_upstream off; }} }}\n"
     ))
 }
 
-fn upstream(kind: &str) -> TestServer {
+/// The server of `kind` (`rmcp`, or the hand-written endpoint) behind one gateway instance
+/// with a memory event store, or (with `redis`) two instances sharing Redis and the key.
+fn gateways(kind: &str, redis: Option<&Redis>) -> Vec<TestServer> {
     let router = match kind {
         "rmcp" => rmcp_router(),
         _ => handwritten_router().0,
     };
-    serve_resumable(router, ResumeLayer::new(MemoryEventStore::new()))
+    match redis {
+        None => vec![serve_resumable(
+            router,
+            ResumeLayer::new(MemoryEventStore::new()),
+        )],
+        #[cfg(feature = "redis")]
+        Some(redis) => (0..2)
+            .map(|_| {
+                let store = RedisEventStore::builder(redis.url())
+                    .poll_interval(Duration::from_millis(10))
+                    .open()
+                    .unwrap();
+                serve_resumable(router.clone(), ResumeLayer::new(store).key([9; 32]))
+            })
+            .collect(),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => unreachable!("the Redis tests need the `redis` feature"),
+    }
 }
 
 /// `node` and the SDK from `.ci/ts-sdk-discovery` (installed by `.ci/run` before the tests).
@@ -59,12 +87,12 @@ fn ts_sdk() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-async fn ts_client_through_cutting_nginx(kind: &str) {
+async fn ts_client_through_cutting_nginx(kind: &str, redis: Option<&Redis>) {
     let Some((node, script)) = ts_sdk() else {
         return;
     };
-    let server = upstream(kind);
-    let Some(nginx) = cutting_nginx(&server) else {
+    let gateways = gateways(kind, redis);
+    let Some(nginx) = cutting_nginx(&gateways) else {
         return;
     };
     let output = tokio::process::Command::new(node)
@@ -107,17 +135,17 @@ async fn ts_client_through_cutting_nginx(kind: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_client_resumes_a_cut_stream_of_rmcp() {
-    ts_client_through_cutting_nginx("rmcp").await;
+    ts_client_through_cutting_nginx("rmcp", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_client_resumes_a_cut_stream_of_a_server_without_resumability() {
-    ts_client_through_cutting_nginx("handwritten").await;
+    ts_client_through_cutting_nginx("handwritten", None).await;
 }
 
-async fn rmcp_client_through_cutting_nginx(kind: &str) {
-    let server = upstream(kind);
-    let Some(nginx) = cutting_nginx(&server) else {
+async fn rmcp_client_through_cutting_nginx(kind: &str, redis: Option<&Redis>) {
+    let gateways = gateways(kind, redis);
+    let Some(nginx) = cutting_nginx(&gateways) else {
         return;
     };
     let client = legacy_client(&nginx.url_for("/mcp")).await;
@@ -146,10 +174,26 @@ async fn rmcp_client_through_cutting_nginx(kind: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_resumes_a_cut_stream_of_rmcp() {
-    rmcp_client_through_cutting_nginx("rmcp").await;
+    rmcp_client_through_cutting_nginx("rmcp", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_resumes_a_cut_stream_of_a_server_without_resumability() {
-    rmcp_client_through_cutting_nginx("handwritten").await;
+    rmcp_client_through_cutting_nginx("handwritten", None).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_client_resumes_through_the_other_of_two_gateways_sharing_redis() {
+    let Some(redis) = Redis::start() else { return };
+    ts_client_through_cutting_nginx("handwritten", Some(&redis)).await;
+    ts_client_through_cutting_nginx("rmcp", Some(&redis)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_resumes_through_the_other_of_two_gateways_sharing_redis() {
+    let Some(redis) = Redis::start() else { return };
+    rmcp_client_through_cutting_nginx("handwritten", Some(&redis)).await;
+    rmcp_client_through_cutting_nginx("rmcp", Some(&redis)).await;
 }
