@@ -112,3 +112,75 @@ async fn redis_restarted_mid_replay_never_yields_a_wrong_or_repeated_event() {
     assert_eq!(status, 404);
     drop(redis);
 }
+
+/// rmcp with our Redis store as its own `EventStore`, behind `SessionBoundResume` (as
+/// `examples/server.rs --redis` runs it): a stream cut at one replica resumes at another,
+/// and an event id opens only streams of the session it was handed to (rmcp alone would
+/// replay any session's stream to whoever names it).
+#[cfg(feature = "rmcp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_event_ids_are_bound_to_their_session_across_replicas() {
+    use mcp_edge::store::SessionBoundResume;
+    use rmcp::transport::streamable_http_server::StreamableHttpService;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+
+    let Some(redis) = Redis::start() else { return };
+    let replica = || {
+        let store = RedisEventStore::builder(redis.url())
+            .poll_interval(Duration::from_millis(10))
+            .open()
+            .unwrap();
+        let manager = SessionBoundResume::with_key(
+            LocalSessionManager::default().with_event_store(std::sync::Arc::new(store)),
+            KEY,
+        );
+        // rmcp's own session records in Redis too, so that replica B can restore alice's
+        // session (as `examples/server.rs --redis` configures it).
+        let mut config = rmcp_config();
+        config.session_store = Some(std::sync::Arc::new(
+            mcp_edge::store::redis::RedisSessionStore::open(redis.url()).unwrap(),
+        ));
+        let service = StreamableHttpService::new(|| Ok(DemoTools::new()), manager.into(), config);
+        serve(axum::Router::new().nest_service("/mcp", service))
+    };
+    let (a, b) = (replica(), replica());
+    let alice = raw_legacy_session(&a.url).await;
+    let mallory = raw_legacy_session(&a.url).await;
+    let seen = cut_after(&a.url, &alice, "alice", 5, 2).await;
+    let last = seen.last().unwrap().id.clone();
+    assert!(last.contains('~'), "sealed: {last}");
+    // Another session naming alice's event id gets nothing (rmcp answers a refused resume
+    // with an empty 200 stream).
+    let response = resume_get(&a.url, &mallory, "mallory", &last).await;
+    let (nothing, ended) = read_events(response, |_| false).await;
+    assert!(ended && nothing.is_empty(), "{nothing:?}");
+    // rmcp's own form of the id (the seal cut off) is refused too, even for alice.
+    let (raw, _) = last.rsplit_once('~').unwrap();
+    let response = resume_get(&a.url, &alice, "alice", raw).await;
+    let (nothing, ended) = read_events(response, |_| false).await;
+    assert!(ended && nothing.is_empty(), "{nothing:?}");
+    // Alice resumes at the other replica, from Redis. rmcp's replay from an event store is
+    // finite (what is stored so far): the client polls, from its last id each time.
+    let mut rest = Vec::new();
+    let mut last = last;
+    for round in 0..50 {
+        let replica = if round % 2 == 0 { &b } else { &a };
+        let response = resume_get(&replica.url, &alice, "alice", &last).await;
+        assert_eq!(response.status(), 200);
+        let (got, _) = read_events(response, |_| false).await;
+        if let Some(event) = got.last() {
+            last = event.id.clone();
+        }
+        rest.extend(got);
+        if has_result(&rest) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(
+        progress_of(&rest),
+        [3, 4, 5],
+        "each missed event once, in order"
+    );
+    assert!(has_result(&rest));
+}

@@ -63,7 +63,7 @@ pub async fn read_events(
 pub fn progress_of(seen: &[Seen]) -> Vec<u64> {
     seen.iter()
         .filter(|s| s.message["method"] == "notifications/progress")
-        .map(|s| s.message["params"]["progress"].as_u64().unwrap())
+        .map(|s| s.message["params"]["progress"].as_f64().unwrap() as u64)
         .collect()
 }
 
