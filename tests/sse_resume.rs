@@ -251,3 +251,87 @@ async fn ids_are_written_at_event_ends_whatever_the_chunking() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deleted_session_takes_its_recorded_streams_with_it() {
+    use http::{Method, Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use tower::{Service, ServiceExt};
+
+    let store = Arc::new(MemoryEventStore::new());
+    let layer = ResumeLayer::with_store(store.clone() as Arc<dyn EventStore>)
+        .settle(std::time::Duration::from_millis(30));
+    let mut service = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|request: Request<Full<Bytes>>| async move {
+            let response = if request.method() == Method::POST {
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Full::new(Bytes::from_static(
+                        b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+                    )))
+                    .unwrap()
+            } else {
+                Response::new(Full::default())
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        });
+    let request = |method: Method, last: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri("/mcp")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("mcp-session-id", "s1");
+        if let Some(last) = last {
+            builder = builder.header("last-event-id", last);
+        }
+        builder.body(Full::default()).unwrap()
+    };
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::POST, None))
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut parser = SseParser::new();
+    let first = parser
+        .feed(&body)
+        .find_map(|item| match item {
+            SseItem::Event(e) => e.id,
+            _ => None,
+        })
+        .unwrap();
+    let first = std::str::from_utf8(&first).unwrap().to_owned();
+    // The writer task records the stream; the resume replays the result.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let resumed = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::GET, Some(&first)))
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let replay = resumed.into_body().collect().await.unwrap().to_bytes();
+    assert!(std::str::from_utf8(&replay).unwrap().contains("\"result\""));
+    // DELETE ends the session, and its streams with it.
+    let deleted = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::DELETE, None))
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let gone = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::GET, Some(&first)))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}

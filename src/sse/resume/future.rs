@@ -18,6 +18,7 @@ use super::body::{Replay, Tracked};
 use super::cursor::{Cursor, Owner, StreamKind};
 use super::track::Tracker;
 use crate::error::{Reason, RejectedBy, Rejection};
+use crate::protocol::SessionId;
 use crate::protocol::{BodyKind, body_kind};
 use crate::store::{EventTail, StoreFuture, StoredEvent};
 
@@ -37,6 +38,12 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Passthrough { #[pin] future: F },
+        Delete {
+            #[pin]
+            future: F,
+            config: Arc<Config>,
+            session: Option<SessionId>,
+        },
         Track {
             #[pin]
             future: F,
@@ -73,6 +80,16 @@ impl<F, B> ResponseFuture<F, B> {
     pub(super) fn passthrough(future: F) -> Self {
         ResponseFuture {
             state: State::Passthrough { future },
+        }
+    }
+
+    pub(super) fn delete(future: F, config: Arc<Config>, session: SessionId) -> Self {
+        ResponseFuture {
+            state: State::Delete {
+                future,
+                config,
+                session: Some(session),
+            },
         }
     }
 
@@ -142,6 +159,26 @@ where
         match self.project().state.project() {
             StateProj::Passthrough { future } => {
                 let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(ResumeBody::passthrough)))
+            }
+            StateProj::Delete {
+                future,
+                config,
+                session,
+            } => {
+                let response = ready!(future.poll(cx))?;
+                if response.status().is_success()
+                    && let Some(session) = session.take()
+                {
+                    let removal = config.store.remove_session(&session);
+                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                        handle.spawn(async move {
+                            if let Err(err) = removal.await {
+                                tracing::debug!(error = %err, "resume: removing a session's streams failed");
+                            }
+                        });
+                    }
+                }
                 Poll::Ready(Ok(response.map(ResumeBody::passthrough)))
             }
             StateProj::Track {

@@ -12,13 +12,17 @@
 //! For legacy-era (2025-03-26 to 2025-11-25) `text/event-stream` responses to POSTs and GETs
 //! (not to `initialize`):
 //!
-//! - **ids**: every event (every block with fields) gets an `id:` line written at its end, so
-//!   it is the id the client keeps: `<kind><stream>.<seal>.<seq>`. The stream name is unique
-//!   per response; the seal is an HMAC under the layer's [key](ResumeLayer::key) over the
-//!   stream, the session and the principal, so an id opens only that stream, for that
-//!   session and principal (R17, R18). A server's own `id:` lines stay in the event, before
-//!   ours (the last one wins in the client), and are recorded with it. Everything else in
-//!   the server's frames is forwarded as the same `Bytes`, sliced at event ends;
+//! - **ids**: every event (every block with fields) gets an `id:` line written at its end:
+//!   `<kind><stream>.<seal>.<seq>`. The stream name is unique per response; the seal is an
+//!   HMAC under the layer's [key](ResumeLayer::key) over the stream, the session and the
+//!   principal, so an id opens only that stream, for that session and principal (R17, R18).
+//!   Events go on once complete (a client cannot use part of one), as the server's own
+//!   `Bytes` sliced at event ends, then the id line. An event that carries an `id` of the
+//!   server's is written anew without it (strict parsers, rmcp's among them, refuse two `id`
+//!   lines in one event). Comment-only blocks (keep-alives) pass as they are, unrecorded;
+//! - **priming** (R19): a 2025-11-25 client first gets an event with an id and empty data, so
+//!   a stream cut before the server's first event can be resumed too (older clients choke on
+//!   empty data and get none, §L.5);
 //! - **recording**: each event is handed to a writer task per stream that appends batches to
 //!   the [`EventStore`] off the body's path ([`EventStore::append_batch`]);
 //! - **client gone** (R12): when the client leaves a POST stream before it ends, the layer
@@ -29,21 +33,34 @@
 //! - **resume**: a `GET` with `Last-Event-ID` is answered by the layer: the recorded events
 //!   after that id, then the live tail as the original response goes on, until it ends (a
 //!   POST stream); for a GET stream, the server is then asked for a fresh GET stream, which is
-//!   recorded in turn.
+//!   recorded in turn;
+//! - **DELETE**: when the server accepts a session's DELETE, the session's streams are
+//!   dropped from the store.
 //!
 //! # Answers to a `Last-Event-ID`
 //!
 //! | cursor | answer |
 //! |---|---|
 //! | sealed by this key for this session and principal, events held | `200`, the events after it, then the live tail |
-//! | the last event of a finished stream | `200`, an empty stream |
+//! | the last event of a finished POST stream (nothing will ever follow) | `404` ([`Reason::EventsExpired`]): a `200` with nothing in it would only make the client come back |
+//! | the last event of a GET stream that ended | `200`, then a fresh GET stream from the server |
 //! | anything else: not one of ours, another session's, stream's or principal's, altered, or under another key | `404`, JSON-RPC `-32600` ([`Reason::EventIdUnknown`]) |
 //! | ours, but events after it were dropped (count or age, [`EventLogLimits`]) | `404`, JSON-RPC `-32600` ([`Reason::EventsExpired`]), after waiting up to [`settle`](ResumeLayer::settle) in case the event is still on its way to the store |
 //! | the store fails | `503`, JSON-RPC `-32603` ([`Reason::StoreUnavailable`]) |
 //!
 //! Never another stream's events. A replay that meets a hole (events dropped while it reads,
-//! or the store failing) ends instead of going on past it; the client's next resume gets the
-//! answer above.
+//! the store failing, or the mark left where a recording was cut: an event over
+//! [`max_event_bytes`](ResumeLayer::max_event_bytes), the drain's bounds reached, the
+//! server's stream failing) ends instead of going on past it; the client's next resume gets
+//! the answer above.
+//!
+//! # Memory
+//!
+//! Per recorded stream: the parser (at most about four times the largest event held, 1 MiB by
+//! default, while an event is incomplete), one incomplete event, the events handed to the
+//! writer and not yet stored (at most 16 MiB, past which recording stops), and a writer task.
+//! A stream whose client left adds the drain task and the server's body, for at most
+//! [`drain_bytes`](ResumeLayer::drain_bytes) and [`drain_time`](ResumeLayer::drain_time).
 //!
 //! 2026-07-28 requests are untouched: there is no resumption in that era, and closing a stream
 //! cancels its request (R12, R21).

@@ -45,6 +45,13 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let Some((kind, prime)) = tracked_kind(&request) else {
+            if request.method() == Method::DELETE
+                && let Some(session) = owner_of(&request).session
+            {
+                // The session ends: so do its recorded streams, once the server agrees.
+                let future = self.inner.call(request);
+                return ResponseFuture::delete(future, Arc::clone(&self.config), session);
+            }
             return ResponseFuture::passthrough(self.inner.call(request));
         };
         let owner = owner_of(&request);
