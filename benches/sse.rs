@@ -213,23 +213,24 @@ fn resume_benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("resume_store");
     group.throughput(Throughput::Elements(256));
+    // One stream, appended to in batches of 256 (it keeps its last 1,024 events).
     let store = MemoryEventStore::new();
     let data = event(130);
-    let mut stream = 0u64;
+    let key = StreamKey::new(None, "bench");
+    let mut next = 1u64;
     group.bench_function("append_batch_256", |b| {
         b.iter_batched(
             || {
-                stream += 1;
-                let key = StreamKey::new(None, stream.to_string());
-                let events: Vec<StoredEvent> = (1..=256)
+                let events: Vec<StoredEvent> = (next..next + 256)
                     .map(|seq| StoredEvent {
                         seq,
                         data: data.clone(),
                     })
                     .collect();
-                (key, events)
+                next += 256;
+                events
             },
-            |(key, events)| rt.block_on(store.append_batch(&key, events)).unwrap(),
+            |events| rt.block_on(store.append_batch(&key, events)).unwrap(),
             BatchSize::SmallInput,
         )
     });

@@ -1,7 +1,6 @@
 //! Recording one stream: ids written into its events, events handed to a writer task.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -261,7 +260,18 @@ pub(super) fn id_line(arena: &mut BytesMut, prefix: &[u8], seq: u64) -> Bytes {
         arena.reserve(ARENA.max(prefix.len() + ID_LINE_ROOM));
     }
     arena.put_slice(prefix);
-    let _ = write!(arena, "{seq}");
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    arena.put_slice(&digits[at..]);
     arena.put_slice(b"\n\n");
     arena.split().freeze()
 }
