@@ -102,14 +102,15 @@
 //!         Ok::<_, std::convert::Infallible>(response)
 //!     });
 //! let request = Request::post("/mcp")
-//!     .header("mcp-protocol-version", "2025-11-25")
+//!     .header("mcp-protocol-version", "2025-06-18")
 //!     .body(Full::default())
 //!     .unwrap();
 //! let response = service.oneshot(request).await.unwrap();
 //! let body = response.into_body().collect().await.unwrap().to_bytes();
 //! let text = std::str::from_utf8(&body).unwrap();
 //! assert!(text.starts_with("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\nid: p"));
-//! assert!(text.ends_with(".1\n\n"));
+//! assert!(text.ends_with(".1\n\n")); // the stream's first event
+//! // (A 2025-11-25 client would first get a priming event: an id and empty data.)
 //! # }
 //! ```
 //!
