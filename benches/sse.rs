@@ -11,6 +11,17 @@
 //!   timer exists and is registered); a counting global allocator measures the heap they
 //!   hold, plus the inline size of the body wrapper over the bare body.
 //!
+//! - `resume_frames/*`: the same 1,000 ready frames through `ResumeLayer` (memory event
+//!   store, a 2025-11-25 POST stream): each event gets its id line and is handed to the
+//!   stream's writer task; the store write itself runs on that task, off the body's path, and
+//!   is measured apart (`resume_store/append_batch_256`). Per-event added cost = (resume -
+//!   bare) / 1,000.
+//! - memory per detached stream: 1,000 recorded streams whose client left (their inner body
+//!   idle, read on by the drain task), printed before the timing runs.
+//! - `resume_redis/*` (feature `redis`, with `MCP_EDGE_BENCH_REDIS=redis://…`): the Redis event
+//!   store's `append_batch` of 256 events (one script call) against a bare loop of `XADD`s
+//!   awaited one by one, in events/s.
+//!
 //! `cargo bench --bench sse -- --warm-up-time 1 --measurement-time 3`
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -25,7 +36,8 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use mcp_edge::sse::{Drain, SseBody, SseLayer};
+use mcp_edge::sse::{Drain, ResumeLayer, SseBody, SseLayer};
+use mcp_edge::store::{EventStore, MemoryEventStore, StoredEvent, StreamKey};
 use tower::{Layer, Service, ServiceExt};
 
 /// Counts live heap bytes.
@@ -160,6 +172,160 @@ fn frames_benches(c: &mut Criterion) {
     group.finish();
 }
 
+fn legacy_post() -> Request<()> {
+    Request::post("/mcp")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", "bench-session")
+        .body(())
+        .unwrap()
+}
+
+fn resume_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("resume_frames");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    for (name, size) in [("small_130B", 130), ("large_4KiB", 4096)] {
+        let frame = event(size);
+        let frames = move || vec![frame.clone(); FRAMES];
+        let layer = ResumeLayer::new(MemoryEventStore::new());
+        group.bench_function(format!("resume_layer/{name}"), |b| {
+            b.iter_batched(
+                || {
+                    // The writer tasks of earlier iterations run here, outside the timing.
+                    rt.block_on(tokio::task::yield_now());
+                    let body = Frames(frames().into_iter());
+                    let slot = std::sync::Mutex::new(Some(body));
+                    let svc = layer.layer(tower::service_fn(move |_: Request<()>| {
+                        let body = slot.lock().unwrap().take().unwrap();
+                        async move { Ok::<_, Infallible>(sse_response(body)) }
+                    }));
+                    rt.block_on(svc.oneshot(legacy_post())).unwrap().into_body()
+                },
+                |body| black_box(drain_body(body)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("resume_store");
+    group.throughput(Throughput::Elements(256));
+    // One stream, appended to in batches of 256 (it keeps its last 1,024 events).
+    let store = MemoryEventStore::new();
+    let data = event(130);
+    let key = StreamKey::new(None, "bench");
+    let mut next = 1u64;
+    group.bench_function("append_batch_256", |b| {
+        b.iter_batched(
+            || {
+                let events: Vec<StoredEvent> = (next..next + 256)
+                    .map(|seq| StoredEvent {
+                        seq,
+                        data: data.clone(),
+                    })
+                    .collect();
+                next += 256;
+                events
+            },
+            |events| rt.block_on(store.append_batch(&key, events)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+#[cfg(feature = "redis")]
+fn redis_benches(c: &mut Criterion) {
+    let Ok(url) = std::env::var("MCP_EDGE_BENCH_REDIS") else {
+        println!("resume_redis: skipped (set MCP_EDGE_BENCH_REDIS=redis://127.0.0.1:6379)");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store =
+        rt.block_on(async { mcp_edge::store::redis::RedisEventStore::open(url.clone()).unwrap() });
+    let mut conn = rt.block_on(async {
+        redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    });
+    let data = event(130);
+    let mut group = c.benchmark_group("resume_redis");
+    group.throughput(Throughput::Elements(256));
+    let mut stream = 0u64;
+    group.bench_function("append_batch_256", |b| {
+        b.iter_batched(
+            || {
+                stream += 1;
+                let key = StreamKey::new(None, format!("bench-{stream}"));
+                let events: Vec<StoredEvent> = (1..=256)
+                    .map(|seq| StoredEvent {
+                        seq,
+                        data: data.clone(),
+                    })
+                    .collect();
+                (key, events)
+            },
+            |(key, events)| rt.block_on(store.append_batch(&key, events)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("bare_xadd_loop_256", |b| {
+        b.iter(|| {
+            stream += 1;
+            let key = format!("bench-bare-{stream}");
+            rt.block_on(async {
+                for seq in 1..=256u64 {
+                    let _: String = redis::cmd("XADD")
+                        .arg(&key)
+                        .arg(format!("0-{seq}"))
+                        .arg("d")
+                        .arg(&data[..])
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Heap each recorded stream holds once its client left and the drain task reads it on.
+fn detached_memory_report() {
+    const STREAMS: usize = 1_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let layer = ResumeLayer::new(MemoryEventStore::new());
+    let heap = rt.block_on(async {
+        let mut svc = layer.layer(tower::service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(sse_response(Idle))
+        }));
+        let before = LIVE.load(Ordering::SeqCst);
+        for _ in 0..STREAMS {
+            let svc = svc.ready().await.unwrap();
+            let body = svc.call(legacy_post()).await.unwrap().into_body();
+            // The client leaves at once: the drain task takes the inner body.
+            drop(body);
+        }
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        LIVE.load(Ordering::SeqCst) - before
+    });
+    println!(
+        "memory per detached recorded stream, {STREAMS} open: {:.0} B heap (bounded by the \
+         drain's byte and time limits, plus one held partial event of at most 1 MiB)",
+        heap as f64 / STREAMS as f64
+    );
+}
+
 const E2E_EVENTS: usize = 2_000;
 
 /// Serves every connection with `make_response` on a free loopback port.
@@ -290,8 +456,12 @@ fn memory_report() {
 
 fn main() {
     memory_report();
+    detached_memory_report();
     let mut criterion = Criterion::default().configure_from_args();
     frames_benches(&mut criterion);
+    resume_benches(&mut criterion);
+    #[cfg(feature = "redis")]
+    redis_benches(&mut criterion);
     e2e_benches(&mut criterion);
     criterion.final_summary();
 }

@@ -21,7 +21,13 @@
 //!                           and printed when absent
 //!   --previous-session-key HEX   also accept ids sealed with this key (rotation)
 //!   --redis URL             Redis for the table strategy (feature `redis`); without it the
-//!                           table is in this process only
+//!                           table is in this process only. With --resume, also the event log
+//!   --resume                every upstream becomes resumable: legacy SSE streams get sealed
+//!                           event ids and are recorded (read on when the client leaves), and
+//!                           GET + Last-Event-ID replays them; in memory, or in Redis with
+//!                           --redis (shared by every gateway instance)
+//!   --resume-key HEX        the key sealing event ids, 32 bytes hex (env MCP_EDGE_RESUME_KEY);
+//!                           generated and printed when absent; the same on every instance
 //!   --bind ADDR             address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME       accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
 //!   --audit-log PATH        append audit events (each names the replica that served it) to
@@ -33,7 +39,7 @@
 //!   --limit RULE            e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
 //!                           past it); with --redis every gateway instance shares the budgets
 //!
-//! The stack: audit → guard → inspect → auth → sse → AffinityRouter. No `SessionLayer`: the
+//! The stack: audit → guard → inspect → auth → sse → (resume) → AffinityRouter. No `SessionLayer`: the
 //! router is already the authority on sessions (unknown, foreign-principal and orphaned ids get
 //! 404), and a session record per gateway would be the shared state the envelope strategy avoids.
 //!
@@ -72,9 +78,11 @@ use mcp_edge::affinity::{Envelope, EnvelopeKeys, ReplicaSet, SessionKey, Table};
 use mcp_edge::audit::CountingBody;
 use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
 use mcp_edge::serve::Server;
-use mcp_edge::sse::Drain;
-use mcp_edge::store::{MemorySessionStore, SessionStore};
-use mcp_edge::{AffinityRouter, EdgeBody, GuardLayer, InspectLayer, McpEdge, Replica, SseLayer};
+use mcp_edge::sse::{Drain, ResumeLayer};
+use mcp_edge::store::{EventStore, MemoryEventStore, MemorySessionStore, SessionStore};
+use mcp_edge::{
+    AffinityRouter, EdgeBody, GuardLayer, InspectLayer, McpEdge, OptionalLayer, Replica, SseLayer,
+};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -93,7 +101,9 @@ const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [f
   --session-key HEX           envelope key, 32 bytes hex (env MCP_EDGE_SESSION_KEY);
                               generated and printed when absent
   --previous-session-key HEX  also open ids sealed with this key (key rotation)
-  --redis URL                 Redis for the table strategy (feature redis)
+  --redis URL                 Redis for the table strategy and the --resume log (feature redis)
+  --resume                    record legacy SSE streams and answer Last-Event-ID (any upstream)
+  --resume-key HEX            event id key, 32 bytes hex (env MCP_EDGE_RESUME_KEY)
   --bind ADDR                 listen address (default 127.0.0.1:8080; env MCP_EDGE_BIND)
   --allow-host NAME           accept this Host (repeatable; default loopback names only)";
 
@@ -114,6 +124,8 @@ struct Options {
     session_key: Option<String>,
     previous_key: Option<String>,
     redis: Option<String>,
+    resume: bool,
+    resume_key: Option<String>,
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     audit_log: Option<PathBuf>,
@@ -129,6 +141,8 @@ fn parse_options() -> Result<Options, String> {
         session_key: std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()),
         previous_key: None,
         redis: None,
+        resume: false,
+        resume_key: std::env::var(RESUME_KEY_ENV).ok().filter(|k| !k.is_empty()),
         bind: std::env::var("MCP_EDGE_BIND")
             .unwrap_or_else(|_| DEFAULT_BIND.to_owned())
             .parse()
@@ -167,6 +181,8 @@ fn parse_options() -> Result<Options, String> {
             "--session-key" => options.session_key = Some(value()?),
             "--previous-session-key" => options.previous_key = Some(value()?),
             "--redis" => options.redis = Some(value()?),
+            "--resume" => options.resume = true,
+            "--resume-key" => options.resume_key = Some(value()?),
             "--bind" => {
                 let bind = value()?;
                 options.bind = bind
@@ -321,6 +337,10 @@ async fn main() -> std::io::Result<()> {
         .sse(sse);
     // A client-sent copy of the replica secret header never reaches a replica.
     let router = tower::util::MapRequestLayer::new(replicas::drop_replica_secret).layer(router);
+    // --resume: inside the SSE layer, in front of the router (a resume is answered here, from
+    // the event log, whichever replica served the stream).
+    let (resume, resume_note) = resume_layer(&options);
+    let router = OptionalLayer::new(resume).layer(router);
     let app = Router::new().nest_service("/mcp", edge.layer(router));
     // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
     let app = auth.route_metadata(app, &guard);
@@ -329,6 +349,7 @@ async fn main() -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     println!("auth: {}\naudit: {}", auth.description, audit.description);
     print_banner(addr, &upstreams, &strategy_note);
+    println!("resume: {resume_note}");
 
     // Ctrl-C: end SSE streams at an event boundary, then stop the spawned replicas.
     let signal = shutdown::on_ctrl_c(drain, DRAIN_GRACE, shutdown.clone());
@@ -380,6 +401,63 @@ fn table_store(redis: Option<&str>) -> (Arc<dyn SessionStore>, String) {
             "pins in this process only: give --redis URL to share them between gateways".to_owned(),
         ),
     }
+}
+
+const RESUME_KEY_ENV: &str = "MCP_EDGE_RESUME_KEY";
+
+/// The `--resume` layer and a line for the banner.
+fn resume_layer(options: &Options) -> (Option<ResumeLayer>, String) {
+    if !options.resume {
+        return (
+            None,
+            "off (--resume to make every upstream resumable)".to_owned(),
+        );
+    }
+    let (key, key_note) = match &options.resume_key {
+        Some(hex) => (
+            parse_key(hex).unwrap_or_else(|e| fail(&format!("--resume-key: {e}"))),
+            "key from --resume-key / MCP_EDGE_RESUME_KEY".to_owned(),
+        ),
+        None => {
+            let key = SessionKey::generate().unwrap_or_else(|e| fail(&e.to_string()));
+            let hex = key.to_hex();
+            let note = format!(
+                "key generated; start other gateway instances with\n  {RESUME_KEY_ENV}={hex}"
+            );
+            (parse_key(&hex).expect("a generated key parses"), note)
+        }
+    };
+    let (store, store_note): (Arc<dyn EventStore>, &str) = match options.redis.as_deref() {
+        #[cfg(feature = "redis")]
+        Some(url) => (
+            Arc::new(
+                mcp_edge::store::redis::RedisEventStore::open(url)
+                    .unwrap_or_else(|e| fail(&format!("redis: {e}"))),
+            ),
+            "event log in Redis, shared by every gateway instance",
+        ),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => fail("--redis needs the `redis` feature: --features redis"),
+        None => (
+            Arc::new(MemoryEventStore::new()),
+            "event log in this process (--redis URL to share it)",
+        ),
+    };
+    let layer = ResumeLayer::with_store(store).key(key);
+    (Some(layer), format!("on, {store_note}; {key_note}"))
+}
+
+/// 32 bytes from 64 hex digits.
+fn parse_key(hex: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected 64 hex digits".into());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(key)
 }
 
 fn fail(message: &str) -> ! {

@@ -65,7 +65,11 @@ const USAGE: &str = "usage: cargo run --example server -- [--bind ADDR] [--allow
                       foreign sessions, and applies idle TTL and lifetime)
   --redis URL         keep session records in Redis, shared by several instances (needs
                       `--features redis`; with `--features redis,rmcp` rmcp's own session
-                      state goes there too, so replicas can restore each other's sessions)";
+                      state goes there too, so replicas can restore each other's sessions, and
+                      its event log (rmcp's EventStore), so a stream cut on one replica resumes
+                      on another; event ids are sealed to their session (rmcp does not check
+                      that a Last-Event-ID belongs to the session; key: MCP_EDGE_RESUME_KEY,
+                      64 hex digits, the same on every replica)";
 
 /// Command line options, parsed by hand to keep the example dependency-free.
 struct Options {
@@ -269,7 +273,7 @@ async fn main() -> std::io::Result<()> {
     } else {
         let mcp = StreamableHttpService::new(
             || Ok(tools::DemoTools::new()),
-            LocalSessionManager::default().into(),
+            session_manager(options.redis.as_deref()).into(),
             rmcp_config,
         );
         // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
@@ -353,4 +357,49 @@ Or statelessly (2026-07-28: no initialize, no session; version and client info i
 Tools: echo {{text}}, slow_count {{n, delay_ms}} (progress notifications), whoami.
 Ctrl-C to stop."#
     );
+}
+
+/// rmcp's session manager. With the `rmcp` feature, its event ids are sealed to their session
+/// (`SessionBoundResume`), and with `--redis` its event log is our Redis event store, shared
+/// by every replica.
+#[cfg(feature = "rmcp")]
+fn session_manager(
+    #[allow(unused_variables)] redis: Option<&str>,
+) -> mcp_edge::store::SessionBoundResume<LocalSessionManager> {
+    #[allow(unused_mut)]
+    let mut manager = LocalSessionManager::default();
+    #[cfg(feature = "redis")]
+    if let Some(url) = redis {
+        let store = mcp_edge::store::redis::RedisEventStore::open(url).unwrap_or_else(|error| {
+            eprintln!("error: --redis: {error}");
+            std::process::exit(2)
+        });
+        manager = manager.with_event_store(std::sync::Arc::new(store));
+    }
+    match resume_key() {
+        Some(key) => mcp_edge::store::SessionBoundResume::with_key(manager, key),
+        None => mcp_edge::store::SessionBoundResume::new(manager),
+    }
+}
+
+#[cfg(not(feature = "rmcp"))]
+fn session_manager(_redis: Option<&str>) -> LocalSessionManager {
+    LocalSessionManager::default()
+}
+
+/// `MCP_EDGE_RESUME_KEY`: 64 hex digits, the key sealing event ids on every replica.
+#[cfg(feature = "rmcp")]
+fn resume_key() -> Option<[u8; 32]> {
+    let hex = std::env::var("MCP_EDGE_RESUME_KEY").ok()?;
+    let hex = hex.trim();
+    let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        eprintln!("error: MCP_EDGE_RESUME_KEY must be 64 hex digits");
+        std::process::exit(2)
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked above");
+    }
+    Some(key)
 }

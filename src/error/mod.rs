@@ -68,6 +68,8 @@ pub enum RejectedBy {
     Proxy,
     /// The limit layer: rates, quotas, concurrency and stream caps.
     Limit,
+    /// The SSE layers (resumption: [`ResumeLayer`](crate::sse::ResumeLayer)).
+    Sse,
 }
 
 impl RejectedBy {
@@ -81,6 +83,7 @@ impl RejectedBy {
             RejectedBy::Affinity => "affinity",
             RejectedBy::Proxy => "proxy",
             RejectedBy::Limit => "limit",
+            RejectedBy::Sse => "sse",
         }
     }
 }
@@ -156,6 +159,12 @@ pub enum Reason {
     QuotaExceeded,
     /// Too many calls or streams of one caller are open at once (429 with `Retry-After`).
     ConcurrencyLimited,
+    /// A `Last-Event-ID` that names no stream of this session and principal: not one the
+    /// edge issued, sealed for another session, stream or principal, or forged (404, R18).
+    EventIdUnknown,
+    /// A `Last-Event-ID` of this session's stream whose following events are no longer held
+    /// (past the event log's count or age): a replay would have a hole (404).
+    EventsExpired,
 }
 
 impl Reason {
@@ -189,6 +198,8 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::QuotaExceeded => "quota_exceeded",
             Reason::ConcurrencyLimited => "concurrency_limited",
+            Reason::EventIdUnknown => "event_id_unknown",
+            Reason::EventsExpired => "events_expired",
         }
     }
 }
@@ -217,9 +228,11 @@ impl Reason {
             Reason::MissingToken | Reason::InvalidToken | Reason::VerifierUnavailable => {
                 StatusCode::UNAUTHORIZED
             }
-            Reason::SessionNotFound | Reason::SessionPrincipalMismatch | Reason::ReplicaGone => {
-                StatusCode::NOT_FOUND
-            }
+            Reason::SessionNotFound
+            | Reason::SessionPrincipalMismatch
+            | Reason::ReplicaGone
+            | Reason::EventIdUnknown
+            | Reason::EventsExpired => StatusCode::NOT_FOUND,
             Reason::SessionLimit
             | Reason::RateLimited
             | Reason::QuotaExceeded
@@ -293,6 +306,10 @@ impl Reason {
             Reason::RateLimited => "Too Many Requests: rate limit reached",
             Reason::QuotaExceeded => "Too Many Requests: quota used up",
             Reason::ConcurrencyLimited => "Too Many Requests: too many calls or streams open",
+            Reason::EventIdUnknown => "Not Found: unknown Last-Event-ID",
+            Reason::EventsExpired => {
+                "Not Found: the events after this Last-Event-ID are no longer held"
+            }
         }
     }
 }
@@ -842,7 +859,7 @@ mod tests {
     }
 
     /// Every reason, each once (checked against [`position`]).
-    const ALL_REASONS: [Reason; 35] = [
+    const ALL_REASONS: [Reason; 37] = [
         Reason::OriginNotAllowed,
         Reason::OriginRequired,
         Reason::HostNotAllowed,
@@ -878,6 +895,8 @@ mod tests {
         Reason::RateLimited,
         Reason::QuotaExceeded,
         Reason::ConcurrencyLimited,
+        Reason::EventIdUnknown,
+        Reason::EventsExpired,
     ];
 
     /// The place of a reason in [`ALL_REASONS`]: an exhaustive match, so a new variant does
@@ -921,6 +940,8 @@ mod tests {
             Reason::RateLimited => 32,
             Reason::QuotaExceeded => 33,
             Reason::ConcurrencyLimited => 34,
+            Reason::EventIdUnknown => 35,
+            Reason::EventsExpired => 36,
         }
     }
 
@@ -955,6 +976,8 @@ mod tests {
             | Reason::SessionNotFound
             | Reason::SessionPrincipalMismatch
             | Reason::ReplicaGone => false,
+            // Only GET carries Last-Event-ID.
+            Reason::EventIdUnknown | Reason::EventsExpired => false,
         }
     }
 

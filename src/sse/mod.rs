@@ -98,6 +98,7 @@ mod body;
 mod drain;
 mod future;
 mod layer;
+pub mod resume;
 mod service;
 
 use std::time::Duration;
@@ -106,6 +107,7 @@ pub use body::SseBody;
 pub use drain::Drain;
 pub use future::ResponseFuture;
 pub use layer::SseLayer;
+pub use resume::ResumeLayer;
 pub use service::Sse;
 
 /// The default heartbeat interval: 15 s (rmcp's `sse_keep_alive`).

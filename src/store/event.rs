@@ -70,6 +70,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// number. Runs once per event: backends should answer it cheaply.
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64>;
 
+    /// Appends events whose sequence numbers the writer chose, for a stream with one writer
+    /// that numbers its own events (the resume layer does, so an event's id is known before
+    /// the store has it). `events` must be in order, consecutive, and continue the stream
+    /// (the first event of a new stream may take any number above 0; the stream then starts
+    /// right before it). One call, one round trip, however many events.
+    ///
+    /// # Failure
+    /// [`StoreErrorKind::Corrupt`] when the numbers do not continue the stream (nothing is
+    /// appended), [`StoreErrorKind::Evicted`] when the stream is finished or removed, and the
+    /// backend's own errors.
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()>;
+
     /// Every event of `stream` after `after` (0 = from the stream's first event, which must
     /// still be held), then new events as they are
     /// appended, until the stream is [`finish`](Self::finish)ed or removed.
@@ -90,6 +102,9 @@ pub trait EventStore: Send + Sync + 'static {
 impl<T: EventStore + ?Sized> EventStore for Arc<T> {
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64> {
         (**self).append(stream, data)
+    }
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()> {
+        (**self).append_batch(stream, events)
     }
     fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
         (**self).tail(stream, after)
@@ -189,7 +204,10 @@ struct StreamLog {
 
 impl StreamLog {
     fn new() -> Self {
-        let base = stream_base();
+        Self::starting_at(stream_base())
+    }
+
+    fn starting_at(base: u64) -> Self {
         StreamLog {
             events: VecDeque::new(),
             base,
@@ -287,6 +305,43 @@ impl EventStore for MemoryEventStore {
         log.trim(&self.limits, now);
         log.wake_all();
         StoreFuture::ready(Ok(seq))
+    }
+
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()> {
+        let Some(first) = events.first().map(|e| e.seq) else {
+            return StoreFuture::ready(Ok(()));
+        };
+        if first == 0 {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
+        }
+        let now = Instant::now();
+        let log = {
+            let mut streams = self.streams();
+            if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
+                evict_one(&mut streams);
+            }
+            Arc::clone(
+                streams
+                    .entry(stream.clone())
+                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::starting_at(first - 1)))),
+            )
+        };
+        let mut log = lock_log(&log);
+        if log.removed || log.finished {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Evicted)));
+        }
+        if first != log.last_seq + 1 || events.windows(2).any(|pair| pair[1].seq != pair[0].seq + 1)
+        {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
+        }
+        for event in events {
+            log.last_seq = event.seq;
+            log.events.push_back((event.seq, now, event.data));
+        }
+        log.last_append = Some(now);
+        log.trim(&self.limits, now);
+        log.wake_all();
+        StoreFuture::ready(Ok(()))
     }
 
     fn tail(&self, stream: &StreamKey, after: u64) -> StoreFuture<Option<EventTail>> {
@@ -443,6 +498,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn batches_keep_the_writers_numbers_and_refuse_a_gap() {
+        let store = MemoryEventStore::new();
+        let k = key("s", "post");
+        let event = |seq: u64| StoredEvent {
+            seq,
+            data: Bytes::from(seq.to_string()),
+        };
+        store
+            .append_batch(&k, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        store.append_batch(&k, vec![event(3)]).await.unwrap();
+        let gap = store.append_batch(&k, vec![event(5)]).await.unwrap_err();
+        assert_eq!(gap.kind(), StoreErrorKind::Corrupt);
+        let mut tail = store.tail(&k, 1).await.unwrap().unwrap();
+        store.finish(&k).await.unwrap();
+        assert_eq!(next(&mut tail).await.unwrap().unwrap(), event(2));
+        assert_eq!(next(&mut tail).await.unwrap().unwrap(), event(3));
+        assert!(next(&mut tail).await.is_none());
+        // From the first event, and nothing after the last one.
+        let mut all = store.tail(&k, 0).await.unwrap().unwrap();
+        assert_eq!(next(&mut all).await.unwrap().unwrap(), event(1));
+        assert!(store.tail(&k, 4).await.unwrap().is_none());
+        let after_finish = store.append_batch(&k, vec![event(4)]).await.unwrap_err();
+        assert_eq!(after_finish.kind(), StoreErrorKind::Evicted);
+    }
+
+    #[tokio::test]
     async fn streams_and_sessions_never_mix() {
         let store = MemoryEventStore::new();
         store
@@ -542,5 +625,284 @@ mod tests {
         }
         assert!(store.tail(&key("t", "a"), 0).await.unwrap().is_none());
         assert!(store.tail(&key("v", "a"), 0).await.unwrap().is_some());
+    }
+}
+
+#[cfg(feature = "rmcp")]
+pub use rmcp_resume::{ForeignEventId, SessionBoundResume, SessionBoundResumeError};
+
+/// rmcp's resumption with the check it lacks: an event id opens only streams of the session
+/// that received it.
+#[cfg(feature = "rmcp")]
+mod rmcp_resume {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hkdf::Hkdf;
+    use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+    use rmcp::transport::common::server_side_http::{ServerSseMessage, SessionId};
+    use rmcp::transport::streamable_http_server::session::{
+        EventStore as RmcpEventStore, RestoreOutcome, SessionManager,
+    };
+    use sha2::Sha256;
+    use subtle::ConstantTimeEq;
+
+    use super::*;
+
+    /// Wraps an rmcp [`SessionManager`] (typically `LocalSessionManager` with our
+    /// [`RedisEventStore`](crate::store::redis::RedisEventStore) as its event store, so that
+    /// streams resume on any replica) so that every event id it hands out is sealed to its
+    /// session: `<rmcp's id>~<seal>`, the seal an HMAC-SHA256 under the key of the session id
+    /// and the id's stream part. rmcp's `resume` takes a `Last-Event-ID` without checking
+    /// that its stream belongs to the session asking (any session could replay any other's
+    /// events); here an id sealed for another session, or not sealed, is refused with
+    /// [`ForeignEventId`] before rmcp sees it.
+    ///
+    /// Every replica must use the same key ([`SessionBoundResume::with_key`]).
+    pub struct SessionBoundResume<M> {
+        inner: M,
+        key: Arc<[u8; 32]>,
+    }
+
+    impl<M: std::fmt::Debug> std::fmt::Debug for SessionBoundResume<M> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SessionBoundResume")
+                .field("inner", &self.inner)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<M> SessionBoundResume<M> {
+        /// Seals with a key drawn for this process (one replica).
+        pub fn new(inner: M) -> Self {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).expect("the OS random source is unavailable");
+            Self::with_key(inner, key)
+        }
+
+        /// Seals with `key`: the same on every replica sharing an event store.
+        pub fn with_key(inner: M, key: [u8; 32]) -> Self {
+            SessionBoundResume {
+                inner,
+                key: Arc::new(key),
+            }
+        }
+    }
+
+    /// A `Last-Event-ID` not sealed for the session that presented it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ForeignEventId;
+
+    impl std::fmt::Display for ForeignEventId {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the Last-Event-ID does not belong to this session")
+        }
+    }
+
+    impl std::error::Error for ForeignEventId {}
+
+    /// The errors of [`SessionBoundResume`]: the inner manager's, or a foreign event id.
+    #[derive(Debug)]
+    pub enum SessionBoundResumeError<E> {
+        /// The inner session manager failed.
+        Inner(E),
+        /// The `Last-Event-ID` belongs to another session, or was never handed out.
+        Foreign(ForeignEventId),
+    }
+
+    impl<E: std::fmt::Display> std::fmt::Display for SessionBoundResumeError<E> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                SessionBoundResumeError::Inner(e) => e.fmt(f),
+                SessionBoundResumeError::Foreign(e) => e.fmt(f),
+            }
+        }
+    }
+
+    impl<E: std::error::Error + 'static> std::error::Error for SessionBoundResumeError<E> {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            match self {
+                SessionBoundResumeError::Inner(e) => Some(e),
+                SessionBoundResumeError::Foreign(e) => Some(e),
+            }
+        }
+    }
+
+    /// The seal of stream `stream` for `session`.
+    fn seal(key: &[u8; 32], session: &str, stream: &str) -> String {
+        let mut message = Vec::with_capacity(session.len() + stream.len() + 40);
+        message.extend_from_slice(b"mcp-edge rmcp resume v1\0");
+        message.extend_from_slice(&(session.len() as u64).to_be_bytes());
+        message.extend_from_slice(session.as_bytes());
+        message.extend_from_slice(stream.as_bytes());
+        // HKDF-Extract is HMAC-SHA256(salt = key, message) (RFC 5869 §2.2).
+        let (prk, _) = Hkdf::<Sha256>::extract(Some(key), &message);
+        URL_SAFE_NO_PAD.encode(&prk[..16])
+    }
+
+    /// The stream part of an rmcp event id (`<stream>/<index>`, or the whole id).
+    fn stream_of(id: &str) -> &str {
+        id.rsplit_once('/').map_or(id, |(stream, _)| stream)
+    }
+
+    /// Seals every event id of a stream of `session`.
+    struct Sealing<S> {
+        inner: S,
+        key: Arc<[u8; 32]>,
+        session: SessionId,
+        /// The last stream part seen and its seal (one seal per stream, not per event).
+        last: Option<(String, String)>,
+    }
+
+    impl<S> Stream for Sealing<S>
+    where
+        S: Stream<Item = ServerSseMessage> + Unpin,
+    {
+        type Item = ServerSseMessage;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let this = &mut *self;
+            let mut event = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(event)) => event,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            if let Some(id) = event.event_id.take() {
+                let stream = stream_of(&id);
+                if this.last.as_ref().is_none_or(|(s, _)| s != stream) {
+                    let sealed = seal(&this.key, &this.session, stream);
+                    this.last = Some((stream.to_owned(), sealed));
+                }
+                let (_, sealed) = this.last.as_ref().expect("set above");
+                event.event_id = Some(format!("{id}~{sealed}"));
+            }
+            Poll::Ready(Some(event))
+        }
+    }
+
+    impl<M: SessionManager> SessionBoundResume<M> {
+        fn sealing<S>(&self, session: &SessionId, inner: S) -> Sealing<Pin<Box<S>>>
+        where
+            S: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        {
+            Sealing {
+                inner: Box::pin(inner),
+                key: Arc::clone(&self.key),
+                session: session.clone(),
+                last: None,
+            }
+        }
+    }
+
+    impl<M: SessionManager> SessionManager for SessionBoundResume<M> {
+        type Error = SessionBoundResumeError<M::Error>;
+        type Transport = M::Transport;
+
+        async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+            self.inner
+                .create_session()
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        async fn initialize_session(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<ServerJsonRpcMessage, Self::Error> {
+            self.inner
+                .initialize_session(id, message)
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+            self.inner
+                .has_session(id)
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+            self.inner
+                .close_session(id)
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        async fn create_stream(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>
+        {
+            let stream = self
+                .inner
+                .create_stream(id, message)
+                .await
+                .map_err(SessionBoundResumeError::Inner)?;
+            Ok(self.sealing(id, stream))
+        }
+
+        async fn accept_message(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<(), Self::Error> {
+            self.inner
+                .accept_message(id, message)
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        async fn create_standalone_stream(
+            &self,
+            id: &SessionId,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>
+        {
+            let stream = self
+                .inner
+                .create_standalone_stream(id)
+                .await
+                .map_err(SessionBoundResumeError::Inner)?;
+            Ok(self.sealing(id, stream))
+        }
+
+        async fn resume(
+            &self,
+            id: &SessionId,
+            last_event_id: String,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>
+        {
+            let foreign = SessionBoundResumeError::Foreign(ForeignEventId);
+            let Some((inner_id, presented)) = last_event_id.rsplit_once('~') else {
+                return Err(foreign);
+            };
+            let expected = seal(&self.key, id, stream_of(inner_id));
+            if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+                return Err(foreign);
+            }
+            let stream = self
+                .inner
+                .resume(id, inner_id.to_owned())
+                .await
+                .map_err(SessionBoundResumeError::Inner)?;
+            Ok(self.sealing(id, stream))
+        }
+
+        async fn restore_session(
+            &self,
+            id: SessionId,
+        ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+            self.inner
+                .restore_session(id)
+                .await
+                .map_err(SessionBoundResumeError::Inner)
+        }
+
+        fn event_store(&self) -> Option<Arc<dyn RmcpEventStore>> {
+            self.inner.event_store()
+        }
     }
 }

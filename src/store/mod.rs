@@ -64,6 +64,8 @@ use crate::protocol::SessionId;
 pub use event::{
     EventLogLimits, EventStore, EventTail, MemoryEventStore, StoredEvent, StreamKey, stream_base,
 };
+#[cfg(feature = "rmcp")]
+pub use event::{ForeignEventId, SessionBoundResume, SessionBoundResumeError};
 pub use memory::MemorySessionStore;
 pub use record::{Capped, SessionCaps, SessionCount, SessionRecord};
 pub use resolve::{Presented, Resolution, SessionResolver};

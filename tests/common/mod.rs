@@ -28,6 +28,7 @@ mod http;
 mod nginx;
 mod process;
 mod redis;
+mod resume;
 mod server;
 mod session;
 
@@ -38,6 +39,7 @@ pub use http::*;
 pub use nginx::*;
 pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
 pub use redis::*;
+pub use resume::*;
 pub use server::*;
 pub use session::*;
 pub use tools::DemoTools;

@@ -46,6 +46,7 @@ struct Shared {
     poll_interval: Duration,
     limits: EventLogLimits,
     append: Script,
+    append_batch: Script,
     remove_session: Script,
 }
 
@@ -100,6 +101,7 @@ impl RedisEventStoreBuilder {
                 poll_interval: self.poll_interval,
                 limits: self.limits,
                 append: Script::new(APPEND),
+                append_batch: Script::new(APPEND_BATCH),
                 remove_session: Script::new(REMOVE_SESSION),
             }),
         })
@@ -169,6 +171,32 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[5], ARGV[3])
+return seq
+"#;
+
+// KEYS: stream, seq, fin, session index, base. ARGV: maxlen, max age ms, now ms, stream
+// name, first seq, then the data of each event. Returns the last seq, -1 when the stream is
+// finished, -2 when the numbers do not continue it.
+const APPEND_BATCH: &str = r#"
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local first = tonumber(ARGV[5])
+local last = redis.call('GET', KEYS[2])
+if last then
+  if tonumber(last) ~= first - 1 then return -2 end
+else
+  redis.call('SET', KEYS[5], string.format('%.0f', first - 1))
+end
+local seq = first - 1
+for i = 6, #ARGV do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '0-' .. string.format('%.0f', seq), 't', ARGV[3], 'd', ARGV[i])
+end
+redis.call('SET', KEYS[2], string.format('%.0f', seq))
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[5], ARGV[2])
 return seq
 "#;
 
@@ -244,6 +272,43 @@ impl EventStore for RedisEventStore {
             })
             .await?;
             u64::try_from(seq).map_err(|_| StoreError::new(StoreErrorKind::Evicted))
+        })
+    }
+
+    fn append_batch(&self, stream: &StreamKey, events: Vec<StoredEvent>) -> StoreFuture<()> {
+        let Some(first) = events.first().map(|e| e.seq) else {
+            return StoreFuture::ready(Ok(()));
+        };
+        if first == 0 || events.windows(2).any(|pair| pair[1].seq != pair[0].seq + 1) {
+            return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
+        }
+        let mut conn = self.conn.clone();
+        let shared = Arc::clone(&self.shared);
+        let keys = shared.keys(stream);
+        StoreFuture::boxed(async move {
+            let mut invocation = shared.append_batch.key(&keys.stream);
+            invocation
+                .key(&keys.seq)
+                .key(&keys.fin)
+                .key(&keys.index)
+                .key(&keys.base)
+                .arg(shared.limits.max_events_per_stream.max(1))
+                .arg(shared.max_age_ms())
+                .arg(now_ms())
+                .arg(&keys.name)
+                .arg(first);
+            for event in &events {
+                invocation.arg(&event.data[..]);
+            }
+            let last: i64 = bounded(shared.timeout, async {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+            match last {
+                -1 => Err(StoreError::new(StoreErrorKind::Evicted)),
+                n if n < 0 => Err(StoreError::new(StoreErrorKind::Corrupt)),
+                _ => Ok(()),
+            }
         })
     }
 
