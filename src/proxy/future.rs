@@ -8,19 +8,21 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use super::pool::Failure;
 use super::upstream::remove_hop_by_hop;
 use crate::error::EdgeBody;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
 
-type ClientFuture = hyper_util::client::legacy::ResponseFuture;
+/// The one allocation per request: it erases the request body type, so this future (and
+/// [`HttpUpstream`](super::HttpUpstream)'s response type) is the same for every body.
+type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Failure>> + Send>>;
 
 pin_project! {
     /// The response future of [`HttpUpstream`](super::HttpUpstream): the upstream's response
     /// head, bounded by the response-head timeout, or a `502` / `504` JSON-RPC answer.
     pub struct ResponseFuture {
-        #[pin]
-        future: ClientFuture,
+        future: SendFuture,
         #[pin]
         deadline: Option<Sleep>,
         id: Option<RequestId>,
@@ -29,7 +31,7 @@ pin_project! {
 
 impl ResponseFuture {
     pub(super) fn new(
-        future: ClientFuture,
+        future: SendFuture,
         timeout: Option<Duration>,
         id: Option<RequestId>,
     ) -> Self {
@@ -46,20 +48,24 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.future.poll(cx) {
+        if let Poll::Ready(result) = this.future.as_mut().poll(cx) {
             return Poll::Ready(Ok(match result {
                 Ok(response) => {
                     let (mut parts, body) = response.into_parts();
                     remove_hop_by_hop(&mut parts.headers);
                     Response::from_parts(parts, EdgeBody::new(body))
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, connect = err.is_connect(), "upstream request failed");
+                Err(failure) => {
                     let id = this.id.take();
-                    if err.is_connect() {
-                        Rejection::upstream_unavailable(RejectedBy::Proxy, id)
-                    } else {
-                        Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
+                    match failure {
+                        Failure::Connect(_) => {
+                            tracing::warn!(error = %failure, "upstream unreachable");
+                            Rejection::upstream_unavailable(RejectedBy::Proxy, id)
+                        }
+                        Failure::Send(_) => {
+                            tracing::warn!(error = %failure, "upstream request failed");
+                            Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
+                        }
                     }
                     .into_response()
                 }

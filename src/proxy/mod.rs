@@ -41,6 +41,7 @@
 //! ```
 
 mod future;
+mod pool;
 mod upstream;
 
 pub use future::ResponseFuture;
