@@ -488,6 +488,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_post_the_connection_dropped_after_writing_is_not_sent_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Answers the first request on each connection, then reads the next one and closes
+        // the connection without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let unanswered = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&unanswered);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let count = Arc::clone(&count);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut answered = false;
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if !answered => {
+                                answered = true;
+                                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                                stream.write_all(ok).await.unwrap();
+                            }
+                            Ok(_) => {
+                                count.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let upstream: HttpUpstream<Full<Bytes>> = HttpUpstream::new(&url).unwrap();
+        let post = || {
+            Request::post("/mcp")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap()
+        };
+        let response = upstream.clone().oneshot(post()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+        let response = upstream.clone().oneshot(post()).await.unwrap();
+        assert_eq!(response.status(), 502);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            unanswered.load(Ordering::SeqCst),
+            1,
+            "sent once, never resent"
+        );
+    }
+
+    #[tokio::test]
     async fn an_unreachable_address_is_a_connect_failure() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
