@@ -302,7 +302,9 @@ async fn main() -> std::io::Result<()> {
         .sse(sse);
     // A client-sent copy of the replica secret header never reaches a replica.
     let router = tower::util::MapRequestLayer::new(replicas::drop_replica_secret).layer(router);
-    let app = Router::new().nest_service("/mcp", edge.layer(router));
+    // `route_service`, not `nest_service`: one endpoint, so no prefix to strip (nesting
+    // rebuilds every request's URI) and the upstream gets its own endpoint path anyway.
+    let app = Router::new().route_service("/mcp", edge.layer(router));
     // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
     let app = auth.route_metadata(app, &guard);
 
