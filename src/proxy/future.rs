@@ -1,12 +1,10 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use http::Response;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 
 use super::pool::Failure;
 use super::upstream::remove_hop_by_hop;
@@ -20,26 +18,17 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Failure
 
 pin_project! {
     /// The response future of [`HttpUpstream`](super::HttpUpstream): the upstream's response
-    /// head, bounded by the response-head timeout, or a `502` / `504` JSON-RPC answer.
+    /// head, bounded by the response-head timeout (kept by the connection's driver: no timer
+    /// per request), or a `502` / `504` JSON-RPC answer.
     pub struct ResponseFuture {
         future: SendFuture,
-        #[pin]
-        deadline: Option<Sleep>,
         id: Option<RequestId>,
     }
 }
 
 impl ResponseFuture {
-    pub(super) fn new(
-        future: SendFuture,
-        timeout: Option<Duration>,
-        id: Option<RequestId>,
-    ) -> Self {
-        ResponseFuture {
-            future,
-            deadline: timeout.map(tokio::time::sleep),
-            id,
-        }
+    pub(super) fn new(future: SendFuture, id: Option<RequestId>) -> Self {
+        ResponseFuture { future, id }
     }
 }
 
@@ -48,37 +37,33 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(match result {
-                Ok(response) => {
-                    let (mut parts, body) = response.into_parts();
-                    remove_hop_by_hop(&mut parts.headers);
-                    Response::from_parts(parts, EdgeBody::new(body))
-                }
-                Err(failure) => {
-                    let id = this.id.take();
-                    match failure {
-                        Failure::Connect(_) => {
-                            tracing::warn!(error = %failure, "upstream unreachable");
-                            Rejection::upstream_unavailable(RejectedBy::Proxy, id)
-                        }
-                        Failure::Send(_) => {
-                            tracing::warn!(error = %failure, "upstream request failed");
-                            Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
-                        }
+        let Poll::Ready(result) = this.future.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(Ok(match result {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, EdgeBody::new(body))
+            }
+            Err(failure) => {
+                let id = this.id.take();
+                match failure {
+                    Failure::Connect(_) => {
+                        tracing::warn!(error = %failure, "upstream unreachable");
+                        Rejection::upstream_unavailable(RejectedBy::Proxy, id)
                     }
-                    .into_response()
+                    Failure::Send(_) => {
+                        tracing::warn!(error = %failure, "upstream request failed");
+                        Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
+                    }
+                    Failure::Timeout => {
+                        tracing::warn!("upstream sent no response head in time");
+                        Rejection::upstream_timeout(RejectedBy::Proxy, id)
+                    }
                 }
-            }));
-        }
-        if let Some(deadline) = this.deadline.as_pin_mut() {
-            ready!(deadline.poll(cx));
-            return Poll::Ready(Ok(Rejection::upstream_timeout(
-                RejectedBy::Proxy,
-                this.id.take(),
-            )
-            .into_response()));
-        }
-        Poll::Pending
+                .into_response()
+            }
+        }))
     }
 }

@@ -8,8 +8,11 @@
 //! boxed per request beyond the one [`ResponseFuture`](super::ResponseFuture) erases the body
 //! type with; the idle list is one short-held mutex per upstream address.
 //!
-//! Idle connections are closed by their driver after the idle timeout; past `max_idle`
-//! returned connections are closed at once.
+//! Timers are per connection, not per request: the driver's one timer enforces both the
+//! response-head timeout of the request in flight (it closes the connection, and the request
+//! answers 504) and the idle timeout; it is re-armed when it fires, and earlier only when a
+//! request's deadline comes before it. Past `max_idle`, returned connections are closed at
+//! once.
 
 use std::future::Future;
 use std::io;
@@ -38,6 +41,8 @@ pub(crate) enum Failure {
     Connect(io::Error),
     /// The connection failed while the request was on it.
     Send(hyper::Error),
+    /// No response head within the response-head timeout.
+    Timeout,
 }
 
 impl std::fmt::Display for Failure {
@@ -45,6 +50,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Connect(err) => write!(f, "connect: {err}"),
             Failure::Send(err) => write!(f, "{err}"),
+            Failure::Timeout => f.write_str("no response head in time"),
         }
     }
 }
@@ -54,6 +60,7 @@ impl std::fmt::Display for Failure {
 pub(crate) struct Settings {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) head_timeout: Option<Duration>,
     pub(crate) max_idle: usize,
 }
 
@@ -78,9 +85,15 @@ struct Slot<B> {
     has_parked: AtomicBool,
     /// Milliseconds since the host's epoch when the connection went idle; `BUSY` while in use.
     idle_since: AtomicU64,
+    /// When the request in flight must have its response head (ms since the host's epoch);
+    /// `NONE` when no request waits for one.
+    head_deadline: AtomicU64,
+    /// Set by the driver when it closed the connection for a late response head.
+    timed_out: AtomicBool,
 }
 
 const BUSY: u64 = u64::MAX;
+const NONE: u64 = u64::MAX;
 
 /// A connection taken out of the pool for one request.
 pub(crate) struct Checkout<B> {
@@ -164,14 +177,18 @@ where
             parked: Mutex::new(None),
             has_parked: AtomicBool::new(false),
             idle_since: AtomicU64::new(BUSY),
+            head_deadline: AtomicU64::new(NONE),
+            timed_out: AtomicBool::new(false),
         });
-        let idle_timeout = self.settings.idle_timeout;
+        let timers = self.settings.idle_timeout.is_some() || self.settings.head_timeout.is_some();
+        let first = self.settings.idle_timeout.unwrap_or(UNTIMED_PERIOD);
         tokio::spawn(Driver {
             connection,
             slot: Arc::clone(&slot),
             host: Arc::downgrade(&self),
-            idle_timeout,
-            timer: idle_timeout.map(|timeout| tokio::time::sleep(timeout)),
+            idle_timeout: self.settings.idle_timeout,
+            armed: self.now_ms().saturating_add(millis(first)),
+            timer: timers.then(|| tokio::time::sleep(first)),
         });
         Ok(Checkout {
             sender,
@@ -237,9 +254,16 @@ where
     }
 }
 
+/// How often a driver with no idle timeout looks at its connection anyway.
+const UNTIMED_PERIOD: Duration = Duration::from_secs(3600);
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
+}
+
 pin_project! {
     /// Drives one connection: the socket's reads and writes, the return of a parked handle
-    /// once the response body is read, and the idle timeout.
+    /// once the response body is read, the response-head timeout and the idle timeout.
     struct Driver<B>
     where
         B: Body,
@@ -250,6 +274,8 @@ pin_project! {
         slot: Arc<Slot<B>>,
         host: Weak<Host<B>>,
         idle_timeout: Option<Duration>,
+        // When the timer fires (ms since the host's epoch).
+        armed: u64,
         #[pin]
         timer: Option<Sleep>,
     }
@@ -276,27 +302,47 @@ where
             return Poll::Ready(());
         };
         this.slot.return_if_ready(&host);
-        let (Some(timeout), Some(mut timer)) = (*this.idle_timeout, this.timer.as_pin_mut()) else {
+        let Some(mut timer) = this.timer.as_pin_mut() else {
             return Poll::Pending;
         };
+        // A request sent since the timer was armed may need it sooner (the first request on
+        // a connection, or one after an idle period); later deadlines wait for it to fire.
+        let head = this.slot.head_deadline.load(Ordering::Relaxed);
+        if head < *this.armed {
+            timer
+                .as_mut()
+                .reset(host.epoch + Duration::from_millis(head));
+            *this.armed = head;
+        }
         while timer.as_mut().poll(cx).is_ready() {
             // A parked handle whose readiness went unseen is not lost: look again.
             this.slot.return_if_ready(&host);
-            let since = this.slot.idle_since.load(Ordering::Relaxed);
             let now = host.now_ms();
-            let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(BUSY - 1);
-            let next = if since == BUSY {
-                now.saturating_add(timeout_ms)
-            } else if now.saturating_sub(since) >= timeout_ms {
-                // Idle too long: dropping the connection closes it; its handle on the idle
-                // list now reports closed and is skipped.
+            let head = this.slot.head_deadline.load(Ordering::Relaxed);
+            if head <= now {
+                // Dropping the connection fails the request on it, which answers 504.
+                this.slot.timed_out.store(true, Ordering::SeqCst);
                 return Poll::Ready(());
-            } else {
-                since.saturating_add(timeout_ms)
+            }
+            let since = this.slot.idle_since.load(Ordering::Relaxed);
+            let idle_until = match *this.idle_timeout {
+                Some(timeout) if since != BUSY => {
+                    let until = since.saturating_add(millis(timeout));
+                    if until <= now {
+                        // Idle too long: dropping the connection closes it; its handle on
+                        // the idle list now reports closed and is skipped.
+                        return Poll::Ready(());
+                    }
+                    until
+                }
+                Some(timeout) => now.saturating_add(millis(timeout)),
+                None => now.saturating_add(millis(UNTIMED_PERIOD)),
             };
+            let next = idle_until.min(head).max(now + 1);
             timer
                 .as_mut()
-                .reset(host.epoch + Duration::from_millis(next.max(now + 1)));
+                .reset(host.epoch + Duration::from_millis(next));
+            *this.armed = next;
         }
         Poll::Pending
     }
@@ -321,11 +367,19 @@ where
             Some(checkout) => checkout,
             None => Arc::clone(&host).connect().await?,
         };
-        match checkout.sender.try_send_request(request).await {
+        let slot = Arc::clone(&checkout.slot);
+        if let Some(timeout) = host.settings.head_timeout {
+            let deadline = host.now_ms().saturating_add(millis(timeout));
+            slot.head_deadline.store(deadline, Ordering::Relaxed);
+        }
+        let sent = checkout.sender.try_send_request(request).await;
+        slot.head_deadline.store(NONE, Ordering::Relaxed);
+        match sent {
             Ok(response) => {
                 host.check_in(checkout);
                 return Ok(response);
             }
+            Err(_) if slot.timed_out.load(Ordering::SeqCst) => return Err(Failure::Timeout),
             Err(mut error) => match error.take_message() {
                 Some(unsent) if checkout.reused => request = unsent,
                 _ => return Err(Failure::Send(error.into_error())),
@@ -363,6 +417,9 @@ mod tests {
                 tokio::spawn(async move {
                     let service =
                         hyper::service::service_fn(|request: Request<Incoming>| async move {
+                            if request.uri().path() == "/slow" {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
                             type Chunks = StreamBody<
                                 futures::stream::BoxStream<
                                     'static,
@@ -543,6 +600,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_late_head_is_a_timeout_and_the_next_request_gets_a_new_connection() {
+        let (url, accepted) = upstream().await;
+        let upstream: HttpUpstream<Full<Bytes>> = HttpUpstreamBuilder::new()
+            .response_head_timeout(Duration::from_millis(100))
+            .build(&url)
+            .unwrap();
+        // A reused connection (its timer armed for the idle timeout) gets the deadline too.
+        get(&upstream, "/").await;
+        let started = Instant::now();
+        let request = Request::get("/slow").body(Full::default()).unwrap();
+        let response = upstream.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 504);
+        assert!(started.elapsed() < Duration::from_millis(400));
+        assert_eq!(get(&upstream, "/").await, "data: 1\n\ndata: 2\n\n");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // A fresh connection too.
+        let fresh: HttpUpstream<Full<Bytes>> = HttpUpstreamBuilder::new()
+            .response_head_timeout(Duration::from_millis(100))
+            .build(&url)
+            .unwrap();
+        let request = Request::get("/slow").body(Full::default()).unwrap();
+        let response = fresh.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 504);
+    }
+
+    #[tokio::test]
     async fn an_unreachable_address_is_a_connect_failure() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
@@ -552,6 +635,7 @@ mod tests {
             Settings {
                 connect_timeout: Some(Duration::from_secs(1)),
                 idle_timeout: None,
+                head_timeout: None,
                 max_idle: 1,
             },
         ));

@@ -59,7 +59,6 @@ struct Target {
 }
 
 struct Config {
-    response_head_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
     headers: HeaderMap,
@@ -180,12 +179,12 @@ impl HttpUpstreamBuilder {
             settings: Settings {
                 connect_timeout: self.connect_timeout,
                 idle_timeout: self.pool_idle_timeout,
+                head_timeout: self.response_head_timeout,
                 max_idle: self.pool_max_idle,
             },
             hosts: Mutex::new(Vec::new()),
         });
         let config = Arc::new(Config {
-            response_head_timeout: self.response_head_timeout,
             trust_forwarded: self.trust_forwarded,
             peer_addr: self.peer_addr.clone(),
             headers: self.headers.clone(),
@@ -356,7 +355,7 @@ where
 
         let request = Request::from_parts(parts, body);
         let future = Box::pin(pool::send(Arc::clone(&inner.host), request));
-        ResponseFuture::new(future, inner.config.response_head_timeout, id)
+        ResponseFuture::new(future, id)
     }
 }
 
