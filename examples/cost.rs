@@ -27,12 +27,16 @@
 //!   full, bare, …, per era) so drift hits every stack alike. Reported per stack and era: calls/s,
 //!   the ratio to bare, the server's CPU per call (its own utime + stime from `/proc/PID/stat`,
 //!   summed over the rounds), the difference to bare, and p50/p99 latency. `--strace` adds one
-//!   short extra segment per stack under `strace -c -f -p PID` and prints syscalls per call.
+//!   short extra segment per stack under `strace -c -f -p PID` and prints syscalls per call
+//!   (in proxy mode: per proxy, the gateway and nginx).
 //! - `proxy`: two bare replicas (`server --bare`) reached directly, through the gateway example
-//!   (`gateway --upstream A --upstream B`: envelope affinity, default flags) and through nginx
-//!   (`/usr/sbin/nginx` or `nginx` on PATH; skipped when absent) tuned for MCP: keep-alive
-//!   upstreams, `proxy_buffering off`, `hash $http_mcp_session_id consistent`, unlimited
-//!   keep-alive requests. Reported: each proxy's CPU per call, the latency it adds over direct,
+//!   (`gateway --upstream A --upstream B --audit-log FILE`: envelope affinity, one hash-chained
+//!   JSON line per call) and through nginx (`/usr/sbin/nginx` or `nginx` on PATH; skipped when
+//!   absent) tuned for MCP: keep-alive upstreams, `proxy_buffering off`,
+//!   `hash $http_mcp_session_id consistent`, unlimited keep-alive requests, its access log on.
+//!   Both proxies thus write one log line per call to a file (the gateway's richer and
+//!   hash-chained, written by its sink's batching thread, whose CPU counts: it is the same
+//!   process). Reported: each proxy's CPU per call, the latency it adds over direct,
 //!   and, from `--probe-sessions` fresh legacy sessions (initialize, initialized, 3 calls), the
 //!   share that stayed on their replica (a session that lands on the other replica gets 404).
 //!   For the load, legacy sessions that did not stay are re-created until they work.
@@ -81,7 +85,8 @@ const USAGE: &str = "usage: cargo run --release --features jwks-fetch --example 
   --warmup S           warm-up per stack and era before the first round (default 1)
   --sessions N         memory mode: legacy sessions with an open GET stream (default 2000)
   --probe-sessions N   proxy mode: fresh sessions for the stickiness share (default 200)
-  --strace             stack mode: one extra segment per stack under strace -c
+  --strace             one extra segment per stack (or proxy) under strace -c
+  --proxies LIST       proxy mode: which proxies besides direct (default gateway,nginx)
   --no-pin             do not pin servers to CPU 0 and the load to CPU 1
   --no-build           do not run cargo build for the server and gateway examples
   --bin-dir DIR        where the server and gateway binaries are
@@ -118,6 +123,7 @@ struct Options {
     sessions: usize,
     probe_sessions: usize,
     strace: bool,
+    proxies: Vec<String>,
     pin: bool,
     build: bool,
     bin_dir: Option<PathBuf>,
@@ -135,6 +141,7 @@ fn parse_options() -> Result<Options, String> {
         sessions: 2000,
         probe_sessions: 200,
         strace: false,
+        proxies: vec!["gateway".to_owned(), "nginx".to_owned()],
         pin: true,
         build: true,
         bin_dir: None,
@@ -174,6 +181,7 @@ fn parse_options() -> Result<Options, String> {
             "--sessions" => o.sessions = num(&flag, value()?)?,
             "--probe-sessions" => o.probe_sessions = num(&flag, value()?)?,
             "--strace" => o.strace = true,
+            "--proxies" => o.proxies = value()?.split(',').map(str::to_owned).collect(),
             "--no-pin" => o.pin = false,
             "--no-build" => o.build = false,
             "--bin-dir" => o.bin_dir = Some(value()?.into()),
@@ -973,30 +981,34 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
     print!("{out}");
 
     if options.strace {
-        strace_compare(options, env, &stacks, &servers, &mut clients).await?;
+        let targets: Vec<(&str, &Proc, usize)> = stacks
+            .iter()
+            .zip(&servers)
+            .enumerate()
+            .map(|(i, ((name, _, _), server))| (*name, server, i))
+            .collect();
+        strace_compare(options, env, &targets, &mut clients).await?;
     }
     Ok(())
 }
 
 /// One extra segment per stack (legacy then modern) with `strace -c -f -p PID` attached;
 /// prints syscalls per call.
+///
+/// `targets`: (name, the process to trace, index of its clients in `clients`).
 async fn strace_compare(
     options: &Options,
     env: &Env,
-    stacks: &[(&'static str, Vec<String>, bool)],
-    servers: &[Proc],
+    targets: &[(&str, &Proc, usize)],
     clients: &mut [Vec<Vec<Client>>],
 ) -> Result<(), Error> {
     let seconds = options.seconds.min(3.0);
     for (e, era) in [Era::Legacy, Era::Modern].into_iter().enumerate() {
-        // syscall → per-stack calls per MCP call
+        // syscall → per-target calls per MCP call
         let mut table: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-        let mut totals = vec![0.0; servers.len()];
-        for (s, server) in servers.iter().enumerate() {
-            let out = env
-                .dir
-                .path()
-                .join(format!("strace-{}-{e}.txt", stacks[s].0));
+        let mut totals = vec![0.0; targets.len()];
+        for (s, &(name, server, c)) in targets.iter().enumerate() {
+            let out = env.dir.path().join(format!("strace-{name}-{e}.txt"));
             let mut strace = Command::new("strace")
                 .args(["-c", "-f", "-o"])
                 .arg(&out)
@@ -1006,8 +1018,8 @@ async fn strace_compare(
                 .spawn()?;
             tokio::time::sleep(Duration::from_millis(500)).await;
             let mut tally = Tally::default();
-            let c = std::mem::take(&mut clients[s][e]);
-            clients[s][e] = segment(c, seconds, &[server], env.clk_tck, Some(&mut tally)).await;
+            let set = std::mem::take(&mut clients[c][e]);
+            clients[c][e] = segment(set, seconds, &[server], env.clk_tck, Some(&mut tally)).await;
             Command::new("kill")
                 .args(["-INT", &strace.id().to_string()])
                 .status()?;
@@ -1017,7 +1029,7 @@ async fn strace_compare(
             for (syscall, count) in parse_strace(&summary) {
                 let row = table
                     .entry(syscall)
-                    .or_insert_with(|| vec![0.0; servers.len()]);
+                    .or_insert_with(|| vec![0.0; targets.len()]);
                 row[s] = count as f64 / calls;
                 totals[s] += count as f64 / calls;
             }
@@ -1029,7 +1041,7 @@ async fn strace_compare(
             era.name(),
             seconds
         );
-        let names: Vec<&str> = stacks.iter().map(|s| s.0).collect();
+        let names: Vec<&str> = targets.iter().map(|t| t.0).collect();
         let _ = writeln!(
             out,
             "| syscall | {} |\n|---|{}",
@@ -1198,7 +1210,13 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
         start_server(env, "replica-b", &["--bare".to_owned()]).await?,
     ];
     let gateway_addr = free_addr()?;
-    let mut gateway_args = vec!["--bind".to_owned(), gateway_addr.to_string()];
+    let audit_log = env.dir.path().join("gateway-audit.jsonl");
+    let mut gateway_args = vec![
+        "--bind".to_owned(),
+        gateway_addr.to_string(),
+        "--audit-log".to_owned(),
+        audit_log.display().to_string(),
+    ];
     for replica in &replicas {
         gateway_args.push("--upstream".to_owned());
         gateway_args.push(format!("http://{}/mcp", replica.addr));
@@ -1214,9 +1232,14 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
             None
         }
     };
-    let mut proxies: Vec<(&str, Option<&Proc>)> =
-        vec![("direct", None), ("gateway", Some(&gateway))];
-    if let Some(nginx) = &nginx {
+    let mut proxies: Vec<(&str, Option<&Proc>)> = vec![("direct", None)];
+    if options.proxies.iter().any(|p| p == "gateway") {
+        proxies.push(("gateway", Some(&gateway)));
+    }
+    if let Some(nginx) = nginx
+        .as_ref()
+        .filter(|_| options.proxies.iter().any(|p| p == "nginx"))
+    {
         proxies.push(("nginx", Some(nginx)));
     }
 
@@ -1339,12 +1362,21 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
     }
     let _ = writeln!(
         out,
-        "\ngateway = `gateway --upstream A --upstream B` (envelope affinity, audit events to tracing → \
-         a log file); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
+        "\ngateway = `gateway --upstream A --upstream B --audit-log FILE` (envelope affinity, one \
+         hash-chained JSON line per call); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
          off, `hash $http_mcp_session_id consistent`, access log on. For the load, legacy \
          sessions that did not stay were re-created until a call worked."
     );
     print!("{out}");
+
+    if options.strace {
+        let targets: Vec<(&str, &Proc, usize)> = proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, proxy))| proxy.map(|proxy| (*name, proxy, i)))
+            .collect();
+        strace_compare(options, env, &targets, &mut clients).await?;
+    }
     Ok(())
 }
 

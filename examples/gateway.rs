@@ -341,7 +341,9 @@ async fn main() -> std::io::Result<()> {
     // the event log, whichever replica served the stream).
     let (resume, resume_note) = resume_layer(&options);
     let router = OptionalLayer::new(resume).layer(router);
-    let app = Router::new().nest_service("/mcp", edge.layer(router));
+    // `route_service`, not `nest_service`: one endpoint, so no prefix to strip (nesting
+    // rebuilds every request's URI) and the upstream gets its own endpoint path anyway.
+    let app = Router::new().route_service("/mcp", edge.layer(router));
     // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
     let app = auth.route_metadata(app, &guard);
 

@@ -355,11 +355,13 @@ impl<S> AffinityRouter<S> {
                 }
             }
         };
-        request
+        // The client's own header value comes back out (no copy of the id).
+        let client = request
             .headers_mut()
-            .insert(MCP_SESSION_ID, opened.session().to_header_value());
+            .insert(MCP_SESSION_ID, opened.session().to_header_value())
+            .unwrap_or_else(|| session.to_header_value());
         let learn = Learn::Envelope {
-            client: session.to_header_value(),
+            client,
             server: opened.session().clone(),
             principal: opened.principal_tag(),
         };

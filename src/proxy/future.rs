@@ -1,43 +1,34 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use http::Response;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 
+use super::pool::Failure;
 use super::upstream::remove_hop_by_hop;
 use crate::error::EdgeBody;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
 
-type ClientFuture = hyper_util::client::legacy::ResponseFuture;
+/// The one allocation per request: it erases the request body type, so this future (and
+/// [`HttpUpstream`](super::HttpUpstream)'s response type) is the same for every body.
+type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Failure>> + Send>>;
 
 pin_project! {
     /// The response future of [`HttpUpstream`](super::HttpUpstream): the upstream's response
-    /// head, bounded by the response-head timeout, or a `502` / `504` JSON-RPC answer.
+    /// head, bounded by the response-head timeout (kept by the connection's driver: no timer
+    /// per request), or a `502` / `504` JSON-RPC answer.
     pub struct ResponseFuture {
-        #[pin]
-        future: ClientFuture,
-        #[pin]
-        deadline: Option<Sleep>,
+        future: SendFuture,
         id: Option<RequestId>,
     }
 }
 
 impl ResponseFuture {
-    pub(super) fn new(
-        future: ClientFuture,
-        timeout: Option<Duration>,
-        id: Option<RequestId>,
-    ) -> Self {
-        ResponseFuture {
-            future,
-            deadline: timeout.map(tokio::time::sleep),
-            id,
-        }
+    pub(super) fn new(future: SendFuture, id: Option<RequestId>) -> Self {
+        ResponseFuture { future, id }
     }
 }
 
@@ -46,33 +37,33 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.future.poll(cx) {
-            return Poll::Ready(Ok(match result {
-                Ok(response) => {
-                    let (mut parts, body) = response.into_parts();
-                    remove_hop_by_hop(&mut parts.headers);
-                    Response::from_parts(parts, EdgeBody::new(body))
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, connect = err.is_connect(), "upstream request failed");
-                    let id = this.id.take();
-                    if err.is_connect() {
+        let Poll::Ready(result) = this.future.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(Ok(match result {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, EdgeBody::new(body))
+            }
+            Err(failure) => {
+                let id = this.id.take();
+                match failure {
+                    Failure::Connect(_) => {
+                        tracing::warn!(error = %failure, "upstream unreachable");
                         Rejection::upstream_unavailable(RejectedBy::Proxy, id)
-                    } else {
+                    }
+                    Failure::Send(_) => {
+                        tracing::warn!(error = %failure, "upstream request failed");
                         Rejection::upstream_connection_failed(RejectedBy::Proxy, id)
                     }
-                    .into_response()
+                    Failure::Timeout => {
+                        tracing::warn!("upstream sent no response head in time");
+                        Rejection::upstream_timeout(RejectedBy::Proxy, id)
+                    }
                 }
-            }));
-        }
-        if let Some(deadline) = this.deadline.as_pin_mut() {
-            ready!(deadline.poll(cx));
-            return Poll::Ready(Ok(Rejection::upstream_timeout(
-                RejectedBy::Proxy,
-                this.id.take(),
-            )
-            .into_response()));
-        }
-        Poll::Pending
+                .into_response()
+            }
+        }))
     }
 }

@@ -3,9 +3,17 @@
 //! A gateway in front of MCP replicas needs a client that is a good citizen of streaming:
 //! bodies flow both ways as they come (an SSE stream stays open for hours and each event
 //! goes out at once), and failures become JSON-RPC answers rather than dropped connections.
-//! `HttpUpstream` is a hyper-util connection-pooling client wrapped as a [`Service`]:
+//! `HttpUpstream` is a [`Service`] over a pool of hyper HTTP/1.1 keep-alive connections per
+//! upstream address:
 //!
 //! - request and response bodies are streamed, never buffered;
+//! - a connection goes back to the pool when its response body has been read to its end,
+//!   most recently used first; idle ones close after the idle timeout, and at most
+//!   [`pool_max_idle`](HttpUpstreamBuilder::pool_max_idle) are kept per address. A request a
+//!   pooled connection refused before writing any of it (the upstream had just closed it) is
+//!   sent on another connection; one already written is never sent again (a POST is not
+//!   idempotent) and answers `502`;
+//! - per request: no task spawned and one allocation for the response future;
 //! - hop-by-hop headers (`Connection` and those it names, `Keep-Alive`, `TE`, `Trailer`,
 //!   `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are dropped both ways; `Forwarded` and
 //!   `X-Forwarded-For` / `-Host` / `-Proto` are added;
@@ -41,6 +49,7 @@
 //! ```
 
 mod future;
+mod pool;
 mod upstream;
 
 pub use future::ResponseFuture;

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,12 +11,10 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Extensions, Request, Response, Uri, Version};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use super::pool::{self, Host, Settings};
 use crate::context::PeerAddrs;
 use crate::error::EdgeBody;
 use crate::protocol::McpRequest;
@@ -33,21 +31,34 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// server has one endpoint); with a bare origin the request's own path is kept. The query
 /// string is always the request's.
 pub struct HttpUpstream<B> {
-    client: Client<HttpConnector, B>,
-    target: Arc<Target>,
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    target: Target,
+    /// The keep-alive connections to the target's address.
+    host: Arc<Host<B>>,
+    /// Every address's connections, for [`HttpUpstream::to`].
+    pool: Arc<Pool<B>>,
     config: Arc<Config>,
+}
+
+/// The connection pools of one builder's upstreams, one per address.
+struct Pool<B> {
+    settings: Settings,
+    hosts: Mutex<Vec<Weak<Host<B>>>>,
 }
 
 struct Target {
     url: Box<str>,
-    scheme: Scheme,
     authority: Authority,
+    /// `Host` for the upstream: its authority (the port left out when it is 80).
+    host_header: HeaderValue,
     /// The endpoint path, when the URL names one.
     path: Option<PathAndQuery>,
 }
 
 struct Config {
-    response_head_timeout: Option<Duration>,
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
     headers: HeaderMap,
@@ -59,6 +70,7 @@ pub struct HttpUpstreamBuilder {
     connect_timeout: Option<Duration>,
     response_head_timeout: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
+    pool_max_idle: usize,
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
     headers: HeaderMap,
@@ -66,12 +78,14 @@ pub struct HttpUpstreamBuilder {
 
 impl HttpUpstreamBuilder {
     /// Defaults: connect timeout 2 s, response-head timeout 60 s, idle pooled connections
-    /// closed after 90 s, incoming `Forwarded` / `X-Forwarded-*` not trusted.
+    /// closed after 90 s and at most 64 of them kept per upstream address, incoming
+    /// `Forwarded` / `X-Forwarded-*` not trusted.
     pub fn new() -> Self {
         HttpUpstreamBuilder {
             connect_timeout: Some(Duration::from_secs(2)),
             response_head_timeout: Some(Duration::from_secs(60)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle: 64,
             trust_forwarded: false,
             peer_addr: PeerAddrs::default(),
             headers: HeaderMap::new(),
@@ -104,6 +118,14 @@ impl HttpUpstreamBuilder {
     /// How long an idle pooled connection is kept.
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How many idle connections to one upstream address are kept for reuse (default 64);
+    /// a connection that finishes a request while that many wait is closed. Connections in
+    /// use are not limited: there is one per request in flight (and per open SSE stream).
+    pub fn pool_max_idle(mut self, max: usize) -> Self {
+        self.pool_max_idle = max;
         self
     }
 
@@ -153,25 +175,21 @@ impl HttpUpstreamBuilder {
         B::Error: Into<BoxError>,
     {
         let target = Target::parse(url)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(self.connect_timeout);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .build(connector);
-        Ok(HttpUpstream {
-            client,
-            target: Arc::new(target),
-            config: Arc::new(Config {
-                response_head_timeout: self.response_head_timeout,
-                trust_forwarded: self.trust_forwarded,
-                peer_addr: self.peer_addr.clone(),
-                headers: self.headers.clone(),
-            }),
-        })
+        let pool = Arc::new(Pool {
+            settings: Settings {
+                connect_timeout: self.connect_timeout,
+                idle_timeout: self.pool_idle_timeout,
+                head_timeout: self.response_head_timeout,
+                max_idle: self.pool_max_idle,
+            },
+            hosts: Mutex::new(Vec::new()),
+        });
+        let config = Arc::new(Config {
+            trust_forwarded: self.trust_forwarded,
+            peer_addr: self.peer_addr.clone(),
+            headers: self.headers.clone(),
+        });
+        Ok(HttpUpstream::with(target, pool, config))
     }
 }
 
@@ -187,6 +205,7 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_head_timeout", &self.response_head_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle", &self.pool_max_idle)
             .field("trust_forwarded", &self.trust_forwarded)
             .field("peer_addr", &self.peer_addr)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
@@ -204,30 +223,70 @@ where
     pub fn new(url: &str) -> Result<Self, InvalidUpstreamUrl> {
         HttpUpstreamBuilder::new().build(url)
     }
+
+    /// An upstream for another URL sharing this one's connection pool and settings
+    /// (connections to the same address are shared).
+    pub fn to(&self, url: &str) -> Result<Self, InvalidUpstreamUrl> {
+        let target = Target::parse(url)?;
+        Ok(HttpUpstream::with(
+            target,
+            Arc::clone(&self.inner.pool),
+            Arc::clone(&self.inner.config),
+        ))
+    }
+
+    fn with(target: Target, pool: Arc<Pool<B>>, config: Arc<Config>) -> Self {
+        let host = pool.host(&target.authority);
+        HttpUpstream {
+            inner: Arc::new(Inner {
+                target,
+                host,
+                pool,
+                config,
+            }),
+        }
+    }
 }
 
 impl<B> HttpUpstream<B> {
-    /// An upstream for another URL sharing this one's connection pool and settings.
-    pub fn to(&self, url: &str) -> Result<Self, InvalidUpstreamUrl> {
-        Ok(HttpUpstream {
-            client: self.client.clone(),
-            target: Arc::new(Target::parse(url)?),
-            config: Arc::clone(&self.config),
-        })
-    }
-
     /// The upstream URL.
     pub fn url(&self) -> &str {
-        &self.target.url
+        &self.inner.target.url
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_host(&self) -> &Host<B> {
+        &self.inner.host
+    }
+}
+
+impl<B> Pool<B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// The connections to `authority`, shared with every upstream of this pool that uses it.
+    fn host(&self, authority: &Authority) -> Arc<Host<B>> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts.retain(|host| host.strong_count() > 0);
+        if let Some(host) = hosts
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|host| host.authority() == authority)
+        {
+            return host;
+        }
+        let host = Arc::new(Host::new(authority.clone(), self.settings));
+        hosts.push(Arc::downgrade(&host));
+        host
     }
 }
 
 impl<B> Clone for HttpUpstream<B> {
     fn clone(&self) -> Self {
         HttpUpstream {
-            client: self.client.clone(),
-            target: Arc::clone(&self.target),
-            config: Arc::clone(&self.config),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -235,7 +294,7 @@ impl<B> Clone for HttpUpstream<B> {
 impl<B> fmt::Debug for HttpUpstream<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpUpstream")
-            .field("url", &self.target.url)
+            .field("url", &self.inner.target.url)
             .finish_non_exhaustive()
     }
 }
@@ -251,48 +310,52 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The pooled client is always ready; connections are made per request.
+        // The pool is always ready; connections are made per request when none is idle.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let inner = &*self.inner;
         let (mut parts, body) = request.into_parts();
         let id = parts
             .extensions
             .get::<Arc<McpRequest>>()
             .and_then(|mcp| mcp.id().cloned());
-        let peer = self.config.peer_addr.peer_addr(&parts.extensions);
+        let peer = inner.config.peer_addr.peer_addr(&parts.extensions);
         let proto = if parts.uri.scheme() == Some(&Scheme::HTTPS) {
             "https"
         } else {
             "http"
         };
-        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        // The client's Host goes to X-Forwarded-Host; the upstream gets its own.
+        let host = parts.headers.remove(header::HOST).or_else(|| {
             parts
                 .uri
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
 
-        parts.uri = self.target.uri_for(&parts.uri);
+        parts.uri = inner.target.uri_for(&parts.uri);
         parts.version = Version::HTTP_11;
         remove_hop_by_hop(&mut parts.headers);
-        // hyper sets Host from the upstream URI.
-        parts.headers.remove(header::HOST);
         add_forwarded(
             &mut parts.headers,
             peer,
             host.as_ref(),
             proto,
-            self.config.trust_forwarded,
+            inner.config.trust_forwarded,
         );
-        for (name, value) in &self.config.headers {
+        for (name, value) in &inner.config.headers {
             // `insert` drops every copy the client sent.
             parts.headers.insert(name, value.clone());
         }
+        parts
+            .headers
+            .insert(header::HOST, inner.target.host_header.clone());
 
-        let future = self.client.request(Request::from_parts(parts, body));
-        ResponseFuture::new(future, self.config.response_head_timeout, id)
+        let request = Request::from_parts(parts, body);
+        let future = Box::pin(pool::send(Arc::clone(&inner.host), request));
+        ResponseFuture::new(future, id)
     }
 }
 
@@ -311,6 +374,12 @@ impl Target {
             .authority()
             .cloned()
             .ok_or_else(|| InvalidUpstreamUrl::new(url))?;
+        let host = match authority.port_u16() {
+            Some(80) => authority.host(),
+            _ => authority.as_str(),
+        };
+        let host_header = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(host.as_bytes()))
+            .map_err(|_| InvalidUpstreamUrl::new(url))?;
         let path = uri
             .path_and_query()
             .filter(|p| p.path() != "/" && !p.path().is_empty())
@@ -319,12 +388,14 @@ impl Target {
             .map_err(|_| InvalidUpstreamUrl::new(url))?;
         Ok(Target {
             url: url.into(),
-            scheme,
             authority,
+            host_header,
             path,
         })
     }
 
+    /// The request target sent upstream, in origin form (`/path?query`): the connection
+    /// already names the upstream.
     fn uri_for(&self, incoming: &Uri) -> Uri {
         let path_and_query = match (&self.path, incoming.query()) {
             (Some(path), None) => path.clone(),
@@ -336,12 +407,7 @@ impl Target {
                 .cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        // Scheme, authority and path are all present and valid.
-        Uri::from_parts(parts).unwrap_or_default()
+        Uri::from(path_and_query)
     }
 }
 
@@ -359,6 +425,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Drops hop-by-hop headers, including those the `Connection` header names.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there are none: one pass over the names (no hashing) instead of a removal
+    // per hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -373,6 +444,10 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -478,13 +553,13 @@ mod tests {
         let target = Target::parse("http://127.0.0.1:3001/mcp").unwrap();
         assert_eq!(
             target.uri_for(&"/anything?x=1".parse().unwrap()),
-            "http://127.0.0.1:3001/mcp?x=1"
+            "/mcp?x=1"
         );
+        assert_eq!(target.host_header, "127.0.0.1:3001");
         let origin = Target::parse("http://127.0.0.1:3001").unwrap();
-        assert_eq!(
-            origin.uri_for(&"/mcp".parse().unwrap()),
-            "http://127.0.0.1:3001/mcp"
-        );
+        assert_eq!(origin.uri_for(&"/mcp".parse().unwrap()), "/mcp");
+        let default_port = Target::parse("http://replica.internal:80/mcp").unwrap();
+        assert_eq!(default_port.host_header, "replica.internal");
         assert!(Target::parse("https://example.com/mcp").is_err());
         assert!(Target::parse("/mcp").is_err());
         assert!(Target::parse("not a url").is_err());
