@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, StatusCode, Version};
 use super::cap::{REASON_CAP, cap};
 use super::event::{AuditEvent, ClientAddr, Outcome};
 use super::layer::Config;
-use super::redact::{REDACTED, Secrets};
+use super::redact::{REDACTED, Secrets, detached};
 use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
 use crate::context::BindingKey;
@@ -265,6 +265,15 @@ impl<K> Record<K> {
 
     /// What to read from the responses: `isError` for tool calls, the raw result only when
     /// results are captured.
+    /// Copies every request header value the record holds (see [`Secrets::detach`]).
+    fn detach_from_request(&mut self) {
+        self.request_id = detached(&self.request_id);
+        if let Some(value) = &mut self.session_header {
+            *value = detached(value);
+        }
+        self.secrets.detach();
+    }
+
     fn read_responses(&self) -> ReadResponses {
         let tool_call = self.head.mcp.as_deref().is_some_and(is_tool_call);
         ReadResponses {
@@ -336,6 +345,8 @@ impl<K: AuditSink> Record<K> {
         }
         match body_kind(&parts.headers) {
             BodyKind::Sse => {
+                // A stream may stay open for hours: let go of the request head's buffer.
+                self.detach_from_request();
                 return Watch::Sse(Box::new(SseWatch::new(
                     self.head.mcp.as_deref(),
                     self.config.inspect_bytes,

@@ -215,6 +215,17 @@ enum Kind {
 const MIN_SUBSTRING_LEN: usize = 4;
 
 impl Secrets {
+    /// Copies the secrets that are slices of the request's header values into their own
+    /// allocations. A header value hyper parsed shares the connection's whole read buffer
+    /// (kilobytes): a record that outlives the request head (a stream) must not keep it alive.
+    pub(crate) fn detach(&mut self) {
+        for secret in self.first.iter_mut().chain(self.more.iter_mut()) {
+            if let Secret::Slice { value, .. } = secret {
+                *value = detached(value);
+            }
+        }
+    }
+
     /// Collects the bearer token (and any other `Authorization` credential), cookie values,
     /// `DPoP` proofs and `Mcp-Param-*` values of a request.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Secrets {
@@ -386,10 +397,34 @@ impl Secrets {
     }
 }
 
+/// `value` in an allocation of its own (see [`Secrets::detach`]).
+pub(crate) fn detached(value: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(value.as_bytes()))
+        .expect("the bytes of a header value are a valid header value");
+    copy.set_sensitive(value.is_sensitive());
+    copy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn detached_values_own_their_bytes() {
+        // A value parsed by hyper is a slice of the connection's read buffer.
+        let buffer =
+            bytes::Bytes::from(b"GET / HTTP/1.1\r\nauthorization: Bearer tok-1\r\n".to_vec());
+        let value = HeaderValue::from_maybe_shared(buffer.slice(31..43)).unwrap();
+        let copy = detached(&value);
+        assert_eq!(copy, value);
+        assert_ne!(copy.as_bytes().as_ptr(), value.as_bytes().as_ptr());
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", value.clone());
+        let mut secrets = Secrets::from_headers(&headers);
+        secrets.detach();
+        assert!(secrets.taints("the token is tok-1"));
+    }
     use http::header::{AUTHORIZATION, COOKIE};
 
     fn headers() -> HeaderMap {
