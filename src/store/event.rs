@@ -275,6 +275,26 @@ impl Default for MemoryEventStore {
     }
 }
 
+impl MemoryEventStore {
+    /// The log of `stream`, created with `new` when there is none (evicting one stream first
+    /// when the store is full).
+    fn log_for(
+        &self,
+        stream: &StreamKey,
+        new: impl FnOnce() -> StreamLog,
+    ) -> Arc<Mutex<StreamLog>> {
+        let mut streams = self.streams();
+        if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
+            evict_one(&mut streams);
+        }
+        Arc::clone(
+            streams
+                .entry(stream.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(new()))),
+        )
+    }
+}
+
 fn lock_log(log: &Mutex<StreamLog>) -> MutexGuard<'_, StreamLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -282,17 +302,7 @@ fn lock_log(log: &Mutex<StreamLog>) -> MutexGuard<'_, StreamLog> {
 impl EventStore for MemoryEventStore {
     fn append(&self, stream: &StreamKey, data: Bytes) -> StoreFuture<u64> {
         let now = Instant::now();
-        let log = {
-            let mut streams = self.streams();
-            if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
-                evict_one(&mut streams);
-            }
-            Arc::clone(
-                streams
-                    .entry(stream.clone())
-                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::new()))),
-            )
-        };
+        let log = self.log_for(stream, StreamLog::new);
         let mut log = lock_log(&log);
         if log.removed || log.finished {
             // A finished stream takes no more events; the SSE layer opens a new one.
@@ -315,17 +325,7 @@ impl EventStore for MemoryEventStore {
             return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Corrupt)));
         }
         let now = Instant::now();
-        let log = {
-            let mut streams = self.streams();
-            if !streams.contains_key(stream) && streams.len() >= self.limits.max_streams {
-                evict_one(&mut streams);
-            }
-            Arc::clone(
-                streams
-                    .entry(stream.clone())
-                    .or_insert_with(|| Arc::new(Mutex::new(StreamLog::starting_at(first - 1)))),
-            )
-        };
+        let log = self.log_for(stream, || StreamLog::starting_at(first - 1));
         let mut log = lock_log(&log);
         if log.removed || log.finished {
             return StoreFuture::ready(Err(StoreError::new(StoreErrorKind::Evicted)));
