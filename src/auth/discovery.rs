@@ -409,6 +409,77 @@ mod tests {
         }
     }
 
+    /// A metadata document served at `/.well-known/openid-configuration`, whose `issuer` and
+    /// `jwks_uri` the test changes; the keys at `/jwks-a` and `/jwks-b`.
+    async fn metadata_server(
+        doc: Arc<Mutex<serde_json::Value>>,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let doc = doc.lock().unwrap().clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .route(
+                "/jwks-a",
+                get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
+            )
+            .route(
+                "/jwks-b",
+                get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
+            );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        (origin, task)
+    }
+
+    #[tokio::test]
+    async fn stale_metadata_is_reread_and_a_bad_document_keeps_the_last_jwks_uri() {
+        let doc = Arc::new(Mutex::new(serde_json::Value::Null));
+        let (origin, task) = metadata_server(Arc::clone(&doc)).await;
+        *doc.lock().unwrap() =
+            serde_json::json!({"issuer": origin, "jwks_uri": format!("{origin}/jwks-a")});
+        let found = discover(&reqwest::Client::new(), &origin).await.unwrap();
+        assert_eq!(
+            found.url,
+            format!("{origin}/.well-known/openid-configuration")
+        );
+        assert_eq!(found.max_age, DEFAULT_METADATA_AGE);
+        let shared = Shared {
+            issuer: origin.clone(),
+            client: reqwest::Client::new(),
+            state: Mutex::new(MetadataState {
+                url: found.url,
+                jwks_uri: found.metadata.jwks_uri,
+                stale_at: Instant::now() + Duration::from_secs(60),
+            }),
+        };
+        // Fresh: not re-read, even though the document changed.
+        *doc.lock().unwrap() =
+            serde_json::json!({"issuer": origin, "jwks_uri": format!("{origin}/jwks-b")});
+        assert_eq!(shared.jwks_uri().await, format!("{origin}/jwks-a"));
+        // Stale: re-read, the new jwks_uri followed.
+        shared.lock().stale_at = Instant::now();
+        assert_eq!(shared.jwks_uri().await, format!("{origin}/jwks-b"));
+        // A document for another issuer is not used: the last good jwks_uri stays.
+        *doc.lock().unwrap() = serde_json::json!({"issuer": "http://evil.example",
+            "jwks_uri": "http://evil.example/jwks"});
+        shared.lock().stale_at = Instant::now();
+        assert_eq!(shared.jwks_uri().await, format!("{origin}/jwks-b"));
+        // The keys are fetched from there.
+        let fetcher = DiscoveredJwks {
+            shared: Arc::new(shared),
+        };
+        assert!(fetcher.fetch().await.unwrap().set.keys.is_empty());
+        task.abort();
+    }
+
     fn metadata(issuer: &str, jwks: &str) -> AuthorizationServerMetadata {
         serde_json::from_value(serde_json::json!({"issuer": issuer, "jwks_uri": jwks,
             "token_endpoint": format!("{issuer}/token"), "response_types_supported": ["code"]}))
