@@ -2,6 +2,8 @@
 //! `oidc-provider`, installed by `.ci/run`) on a free 127.0.0.1 port, stopped on drop, and
 //! the official TypeScript SDK client beside it (`ts-client.mjs`).
 
+#![allow(dead_code)] // each test file uses part of it
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
