@@ -15,6 +15,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
+use super::claims::MapScopes;
 use super::jwks::RemoteKeys;
 use super::{Principal, TokenVerifier, VerifyError};
 
@@ -135,12 +136,18 @@ enum Keys {
     Remote(Arc<RemoteKeys>),
 }
 
-/// One authorization server: its `iss` value and its keys (R61).
+/// One authorization server: its `iss` value and its keys (R61), the audiences it uses for
+/// this server besides the verifier's, and where its tokens carry scopes.
+///
+/// [`Issuer::discover`] (feature `jwks-fetch`) finds the keys of an OpenID provider from
+/// its metadata.
 #[derive(Clone)]
 pub struct Issuer {
     iss: String,
     keys: Keys,
     hmac: bool,
+    audiences: Vec<String>,
+    scopes: Option<Arc<dyn MapScopes>>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -154,6 +161,8 @@ impl std::fmt::Debug for Issuer {
                     Keys::Remote(_) => "remote".to_owned(),
                 },
             )
+            .field("audiences", &self.audiences)
+            .field("maps_scopes", &self.scopes.is_some())
             .finish()
     }
 }
@@ -176,6 +185,8 @@ impl Issuer {
             iss: iss.into(),
             keys,
             hmac,
+            audiences: Vec::new(),
+            scopes: None,
         }
     }
 
@@ -227,6 +238,23 @@ impl Issuer {
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_url(iss: impl Into<String>, url: impl Into<String>) -> Self {
         Issuer::remote(iss, RemoteKeys::new(super::jwks::HttpJwks::new(url)))
+    }
+
+    /// Also accepts, from this issuer only, tokens whose `aud` holds `audience`; repeatable.
+    /// Identity providers name a resource their own way (Keycloak a client id, Entra
+    /// `api://<app id>`, Auth0 the API identifier), and with several issuers each keeps its
+    /// own names: another issuer's token for this audience is refused. The verifier's
+    /// audiences ([`JwtVerifier::new`], [`JwtVerifier::also_audience`]) stay accepted.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Takes the principal's scopes from where this issuer puts them (roles, permissions),
+    /// instead of `scope`/`scp` only; see [`ScopeClaims`](super::ScopeClaims) for the presets.
+    pub fn scopes_from(mut self, mapper: impl MapScopes) -> Self {
+        self.scopes = Some(Arc::new(mapper));
+        self
     }
 
     /// The `iss` value.
@@ -410,7 +438,14 @@ impl JwtVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.inner.leeway;
         validation.validate_nbf = true;
-        validation.set_audience(&self.inner.audience);
+        validation.aud = Some(
+            self.inner
+                .audience
+                .iter()
+                .chain(&issuer.audiences)
+                .cloned()
+                .collect(),
+        );
         validation.set_issuer(&[&issuer.iss]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
@@ -437,8 +472,13 @@ impl JwtVerifier {
                 return Err(VerifyError::invalid("the token lacks a required claim"));
             }
         }
-        Principal::from_claims(claims)
-            .ok_or_else(|| VerifyError::invalid("the token has no subject"))
+        let scopes = issuer.scopes.as_ref().map(|mapper| mapper.scopes(&claims));
+        let principal = Principal::from_claims(claims)
+            .ok_or_else(|| VerifyError::invalid("the token has no subject"))?;
+        Ok(match scopes {
+            Some(scopes) => principal.with_scopes(scopes),
+            None => principal,
+        })
     }
 }
 
@@ -629,6 +669,37 @@ mod tests {
         assert!(verify(&secret, &hs).is_ok());
         // An RS256 token naming the HMAC issuer is refused (no algorithm switching).
         assert!(verify(&secret, &token(&k1, None, "https://hs", None)).is_err());
+    }
+
+    #[test]
+    fn an_issuers_own_audiences_and_scope_mapper_apply_to_its_tokens_only() {
+        let (k1, j1) = rsa(RSA1, Some("k1"));
+        let (k2, j2) = rsa(RSA2, Some("k2"));
+        let v = JwtVerifier::new("https://rs")
+            .issuer(
+                Issuer::jwk_set("https://kc", &JwkSet { keys: vec![j1] })
+                    .audience("mcp-server")
+                    .scopes_from(super::super::ScopeClaims::keycloak("mcp-server")),
+            )
+            .issuer(Issuer::jwk_set("https://other", &JwkSet { keys: vec![j2] }));
+        let mint = |enc: &EncodingKey, kid: &str, iss: &str, aud: &str| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(kid.into());
+            let now = jsonwebtoken::get_current_timestamp();
+            let claims = serde_json::json!({"iss": iss, "aud": ["account", aud], "sub": "s",
+                "scope": "profile", "realm_access": {"roles": ["mcp:tools"]}, "exp": now + 60});
+            encode(&header, &claims, enc).unwrap()
+        };
+        let p = verify(&v, &mint(&k1, "k1", "https://kc", "mcp-server")).unwrap();
+        assert_eq!(p.scopes().collect::<Vec<_>>(), ["mcp:tools", "profile"]);
+        assert!(verify(&v, &mint(&k1, "k1", "https://kc", "https://rs")).is_ok());
+        let err = verify(&v, &mint(&k1, "k1", "https://kc", "other-client")).unwrap_err();
+        assert_eq!(err.description(), "the token is not for this resource");
+        // Another issuer's token for the first issuer's audience is refused, and its
+        // scopes come from `scope` only.
+        assert!(verify(&v, &mint(&k2, "k2", "https://other", "mcp-server")).is_err());
+        let p = verify(&v, &mint(&k2, "k2", "https://other", "https://rs")).unwrap();
+        assert_eq!(p.scopes().collect::<Vec<_>>(), ["profile"]);
     }
 
     #[test]

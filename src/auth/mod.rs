@@ -84,6 +84,10 @@
 mod body;
 mod cache;
 mod challenge;
+mod claims;
+#[cfg(feature = "jwks-fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
+pub mod discovery;
 mod future;
 #[cfg(feature = "introspection")]
 mod introspection;
@@ -103,6 +107,9 @@ mod verifier;
 pub use crate::context::Principal;
 pub use body::AuthBody;
 pub use cache::{CachedFuture, CachedVerifier};
+pub use claims::{MapScopes, ScopeClaims};
+#[cfg(feature = "jwks-fetch")]
+pub use discovery::{AuthorizationServerMetadata, Discovery, DiscoveryError};
 pub use future::ResponseFuture;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
