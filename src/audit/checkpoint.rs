@@ -19,7 +19,7 @@
 //! Two algorithms: Ed25519 (the verifier holds only the public key, so it cannot forge a
 //! checkpoint; the default choice) and HMAC-SHA256 (cheaper, but whoever verifies can also
 //! sign). Signing happens on the writer thread, never on the request path: one Ed25519
-//! signature (about 20 µs) per checkpoint.
+//! signature (tens of microseconds) per checkpoint, not per event.
 //!
 //! Keys are text, from a file or an environment variable ([`CheckpointSigner::from_text`]):
 //! an Ed25519 private key as PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), or
