@@ -33,6 +33,7 @@
 //!   --audit-log PATH        append audit events (each names the replica that served it) to
 //!                           PATH as hash-chained JSON lines (check it with
 //!                           `cargo run --example audit_verify -- PATH`); default: tracing on stderr
+//!   --audit-key KEYFILE     sign that log in checkpoints (Ed25519 PEM key; or env MCP_EDGE_AUDIT_KEY)
 //!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
 //!                           require a bearer token at the gateway (as examples/server.rs)
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
@@ -129,6 +130,7 @@ struct Options {
     bind: SocketAddr,
     allow_hosts: Vec<String>,
     audit_log: Option<PathBuf>,
+    audit_key: Option<PathBuf>,
     auth: auth::AuthOptions,
     limits: limit::LimitOptions,
 }
@@ -149,6 +151,7 @@ fn parse_options() -> Result<Options, String> {
             .map_err(|e| format!("invalid MCP_EDGE_BIND: {e}"))?,
         allow_hosts: Vec::new(),
         audit_log: None,
+        audit_key: None,
         auth: auth::AuthOptions::default(),
         limits: limit::LimitOptions::default(),
     };
@@ -191,6 +194,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--allow-host" => options.allow_hosts.push(value()?),
             "--audit-log" => options.audit_log = Some(value()?.into()),
+            "--audit-key" => options.audit_key = Some(value()?.into()),
             "-h" | "--help" => return Err(String::new()),
             other if options.auth.parse_flag(other, || value().ok())? => {}
             other if options.limits.parse_flag(other, || value().ok())? => {}
@@ -319,7 +323,8 @@ async fn main() -> std::io::Result<()> {
     println!("limits: {limits_note}");
     // Outermost: one event per MCP message, refusals included, naming the replica that served
     // it. To a hash-chained JSON-lines file with --audit-log, else to tracing (stderr).
-    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    let audit =
+        audit::AuditSetup::open(options.audit_log.as_deref(), options.audit_key.as_deref()).await?;
     // Heartbeats on the streams passing through (so proxies in front of the gateway keep them
     // open), and a drain handle for Ctrl-C.
     let drain = Drain::new();

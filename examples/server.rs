@@ -11,6 +11,7 @@
 //!   --audit-log PATH    append audit events to PATH as hash-chained JSON lines (check it with
 //!                       `cargo run --example audit_verify -- PATH`); without it, audit events
 //!                       go to tracing on stderr (target `mcp_edge::audit`)
+//!   --audit-key KEYFILE sign that log in checkpoints (Ed25519 PEM key; or env MCP_EDGE_AUDIT_KEY)
 //!   --session-mode M    observe (default) or enforce: who is the authority on legacy sessions
 //!   --redis URL         keep session records in Redis (build with `--features redis`)
 //!   --token TOKEN | --jwks-url URL --issuer ISS --audience AUD
@@ -77,6 +78,7 @@ struct Options {
     allow_hosts: Vec<String>,
     bare: bool,
     audit_log: Option<std::path::PathBuf>,
+    audit_key: Option<std::path::PathBuf>,
     heartbeat: Duration,
     session_mode: SessionMode,
     redis: Option<String>,
@@ -89,6 +91,7 @@ fn parse_options() -> Result<Options, String> {
     let mut allow_hosts = Vec::new();
     let mut bare = false;
     let mut audit_log = None;
+    let mut audit_key = None;
     let mut heartbeat = mcp_edge::sse::DEFAULT_HEARTBEAT;
     let mut session_mode = SessionMode::Observe;
     let mut redis = None;
@@ -106,6 +109,7 @@ fn parse_options() -> Result<Options, String> {
             "--allow-host" => allow_hosts.push(value().ok_or("--allow-host needs a host name")?),
             "--bare" => bare = true,
             "--audit-log" => audit_log = Some(value().ok_or("--audit-log needs a path")?.into()),
+            "--audit-key" => audit_key = Some(value().ok_or("--audit-key needs a path")?.into()),
             "--heartbeat" => {
                 let secs = value().ok_or("--heartbeat needs a number of seconds")?;
                 let secs: u64 = secs
@@ -135,6 +139,7 @@ fn parse_options() -> Result<Options, String> {
         allow_hosts,
         bare,
         audit_log,
+        audit_key,
         heartbeat,
         session_mode,
         redis,
@@ -247,7 +252,8 @@ async fn main() -> std::io::Result<()> {
     println!("limits: {description}");
     // Audit, outermost: one event per MCP message, refusals included. To a hash-chained
     // JSON-lines file with --audit-log, else to tracing (stderr).
-    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    let audit =
+        audit::AuditSetup::open(options.audit_log.as_deref(), options.audit_key.as_deref()).await?;
     println!("audit: {}", audit.description);
     // SSE streams that survive proxies: anti-buffering headers, a heartbeat at event
     // boundaries, and a drain handle for Ctrl-C.

@@ -9,7 +9,8 @@
 //!
 //! What a plain hash chain cannot show: that lines were cut off at the end (keep the last
 //! hash [`verify_chain`] returns somewhere else, and compare), or that someone rewrote the
-//! whole file and recomputed every hash.
+//! whole file and recomputed every hash. Signed checkpoints show both
+//! ([`checkpoint`](super::checkpoint)).
 //!
 //! ```
 //! use mcp_edge::audit::chain::{ChainState, verify_chain};
@@ -160,6 +161,11 @@ pub enum BrokenKind {
     PrevMismatch,
     /// The sequence number does not follow the previous one.
     SeqGap,
+    /// A checkpoint's signature does not verify with the key given: it was forged, edited,
+    /// or signed with another key.
+    BadSignature,
+    /// A checkpoint signs a chain head other than the line before it.
+    CheckpointMismatch,
 }
 
 impl fmt::Display for ChainError {
@@ -174,6 +180,13 @@ impl fmt::Display for ChainError {
                         "does not follow the line before it (a line was deleted, inserted or moved)"
                     }
                     BrokenKind::SeqGap => "has a sequence number out of order",
+                    BrokenKind::BadSignature => {
+                        "is a checkpoint whose signature does not verify (forged, edited, or \
+                         signed with another key)"
+                    }
+                    BrokenKind::CheckpointMismatch => {
+                        "is a checkpoint that signs another chain head than the line before it"
+                    }
                 };
                 write!(f, "line {line} {what}")
             }
@@ -230,7 +243,17 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 ///
 /// The first line may continue an earlier chain (a rotated file): its `prev` is taken as
 /// given. Every later line must follow the one before it. Blank lines are skipped.
-pub fn verify_chain<R: BufRead>(mut reader: R) -> Result<Verified, ChainError> {
+pub fn verify_chain<R: BufRead>(reader: R) -> Result<Verified, ChainError> {
+    walk(reader, |_, _, _| Ok(()))
+}
+
+/// [`verify_chain`], showing each line to `visit` once its hash and links are checked: the
+/// line (without newline), its sequence number and its `prev`.
+pub(super) fn walk<R, F>(mut reader: R, mut visit: F) -> Result<Verified, ChainError>
+where
+    R: BufRead,
+    F: FnMut(&[u8], u64, &str) -> Result<(), BrokenKind>,
+{
     let mut state: Option<ChainState> = None;
     let mut number = 0u64;
     let mut lines = 0u64;
@@ -260,6 +283,7 @@ pub fn verify_chain<R: BufRead>(mut reader: R) -> Result<Verified, ChainError> {
         } else if parsed.seq == 1 && parsed.prev != GENESIS {
             return Err(broken(BrokenKind::PrevMismatch));
         }
+        visit(line, parsed.seq, &parsed.prev).map_err(broken)?;
         state = Some(ChainState::resume(parsed.seq, parsed.hash));
         lines += 1;
     }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::chain::ChainState;
+use super::checkpoint::{CheckpointSigner, DEFAULT_CHECKPOINT_EVENTS, DEFAULT_CHECKPOINT_INTERVAL};
 use super::event::AuditEvent;
 use super::sink::{AuditSink, DropCounter};
 
@@ -83,7 +84,10 @@ struct Shared {
 /// writes what is queued and stops, but nothing waits for it.
 ///
 /// With [`hash_chain`](JsonLinesSinkBuilder::hash_chain), lines carry a SHA-256 chain that
-/// [`verify_chain`](super::chain::verify_chain) checks (see [`chain`](super::chain)).
+/// [`verify_chain`](super::chain::verify_chain) checks (see [`chain`](super::chain)). With
+/// [`checkpoints`](JsonLinesSinkBuilder::checkpoints), the writer thread also signs the
+/// chain's head every N events or T seconds and at shutdown, so that someone with only the
+/// public key can verify the log (see [`checkpoint`](super::checkpoint)).
 ///
 /// ```no_run
 /// use mcp_edge::audit::{AuditLayer, JsonLinesSink};
@@ -133,6 +137,9 @@ pub struct JsonLinesSinkBuilder {
     queue_bytes: usize,
     flush_interval: Duration,
     chain: bool,
+    checkpoints: Option<CheckpointSigner>,
+    checkpoint_events: u64,
+    checkpoint_interval: Duration,
 }
 
 impl JsonLinesSink {
@@ -143,6 +150,9 @@ impl JsonLinesSink {
             queue_bytes: DEFAULT_QUEUE_BYTES,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             chain: false,
+            checkpoints: None,
+            checkpoint_events: DEFAULT_CHECKPOINT_EVENTS,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
 
@@ -234,10 +244,37 @@ impl JsonLinesSinkBuilder {
         self
     }
 
-    /// Turns the SHA-256 hash chain on or off (default off).
+    /// Turns the SHA-256 hash chain on or off (default off). Checkpoints keep it on.
     pub fn hash_chain(mut self, on: bool) -> Self {
         self.chain = on;
         self
+    }
+
+    /// Signs the chain's head with `signer` in a checkpoint line every
+    /// [`checkpoint_every`](Self::checkpoint_every) events or seconds, and at shutdown (a
+    /// `final` one); turns the hash chain on. Signing happens on the writer thread.
+    pub fn checkpoints(mut self, signer: CheckpointSigner) -> Self {
+        self.checkpoints = Some(signer);
+        self
+    }
+
+    /// [`checkpoints`](Self::checkpoints) when `Some`.
+    pub fn checkpoints_opt(mut self, signer: Option<CheckpointSigner>) -> Self {
+        self.checkpoints = signer;
+        self
+    }
+
+    /// How often to sign: after `events` events (at least 1), or `interval` after the last
+    /// checkpoint when events were written since, whichever comes first (defaults:
+    /// [`DEFAULT_CHECKPOINT_EVENTS`], [`DEFAULT_CHECKPOINT_INTERVAL`]).
+    pub fn checkpoint_every(mut self, events: u64, interval: Duration) -> Self {
+        self.checkpoint_events = events.max(1);
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    fn chained(&self) -> bool {
+        self.chain || self.checkpoints.is_some()
     }
 
     /// Appends to the file at `path`, creating it if missing. With the hash chain on, the
@@ -249,7 +286,7 @@ impl JsonLinesSinkBuilder {
             .append(true)
             .open(path)
             .await?;
-        let chain = if self.chain {
+        let chain = if self.chained() {
             Some(last_chain_state(&mut file).await?.unwrap_or_default())
         } else {
             None
@@ -263,7 +300,7 @@ impl JsonLinesSinkBuilder {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let chain = self.chain.then(ChainState::new);
+        let chain = self.chained().then(ChainState::new);
         self.spawn_async(writer, chain)
     }
 
@@ -301,10 +338,18 @@ impl JsonLinesSinkBuilder {
             stopped: AtomicBool::new(false),
             max_bytes: self.queue_bytes,
         });
+        let checkpoints = self.checkpoints.map(|signer| Checkpoints {
+            signer,
+            every_events: self.checkpoint_events,
+            every: self.checkpoint_interval,
+            since: 0,
+            last: Instant::now(),
+        });
         let writer = Writer {
             rx,
             out,
             chain,
+            checkpoints,
             shared: Arc::clone(&shared),
             interval: self.flush_interval,
             batch: Vec::with_capacity(64 * 1024),
@@ -413,10 +458,28 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Out for AsyncOut<W> {
     }
 }
 
+/// The writer thread's checkpoint schedule.
+struct Checkpoints {
+    signer: CheckpointSigner,
+    every_events: u64,
+    every: Duration,
+    /// Events written since the last checkpoint.
+    since: u64,
+    last: Instant,
+}
+
+impl Checkpoints {
+    /// How long until a checkpoint falls due by time (`None`: no event waits for one).
+    fn due_in(&self) -> Option<Duration> {
+        (self.since > 0).then(|| self.every.saturating_sub(self.last.elapsed()))
+    }
+}
+
 struct Writer<O> {
     rx: Receiver<Queued>,
     out: O,
     chain: Option<ChainState>,
+    checkpoints: Option<Checkpoints>,
     shared: Arc<Shared>,
     interval: Duration,
     /// Lines not yet written.
@@ -435,13 +498,15 @@ impl<O: Out> Writer<O> {
                 (std::mem::take(&mut control.waiting), control.shutdown)
             };
             let (took, closed) = self.drain();
-            if took || !waiting.is_empty() {
+            let stopping = shutdown || closed;
+            let signed = self.checkpoint_if_due(stopping);
+            if took || signed || !waiting.is_empty() {
                 self.write_batch();
                 if let Err(e) = self.out.flush() {
                     write_failed(&self.shared.stats, &e);
                 }
             }
-            if shutdown || closed {
+            if stopping {
                 self.stop(waiting);
                 return;
             }
@@ -468,7 +533,11 @@ impl<O: Out> Writer<O> {
                 self.shared.idle.store(false, Ordering::SeqCst);
                 continue;
             }
-            std::thread::park();
+            // A checkpoint due by time wakes us too.
+            match self.checkpoints.as_ref().and_then(Checkpoints::due_in) {
+                Some(due) => std::thread::park_timeout(due),
+                None => std::thread::park(),
+            }
             self.shared.idle.store(false, Ordering::SeqCst);
         }
     }
@@ -530,6 +599,43 @@ impl<O: Out> Writer<O> {
         self.batch.extend_from_slice(&self.line);
         self.lines += 1;
         self.shared.stats.written.fetch_add(1, Ordering::Relaxed);
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.since += 1;
+            if checkpoints.since >= checkpoints.every_events {
+                self.checkpoint(false);
+            }
+        }
+    }
+
+    /// Adds a checkpoint to the batch when one is due by time, or the final one when the
+    /// writer stops. Returns whether it added one.
+    fn checkpoint_if_due(&mut self, stopping: bool) -> bool {
+        let Some(checkpoints) = &self.checkpoints else {
+            return false;
+        };
+        let due = stopping || checkpoints.due_in() == Some(Duration::ZERO);
+        if due {
+            self.checkpoint(stopping);
+        }
+        due
+    }
+
+    /// Signs the chain's head into a checkpoint line, sealed into the chain and batched.
+    fn checkpoint(&mut self, last: bool) {
+        let (Some(checkpoints), Some(chain)) = (&mut self.checkpoints, &mut self.chain) else {
+            return;
+        };
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        checkpoints
+            .signer
+            .checkpoint_line(chain, at_ms, last, &mut self.line);
+        chain.seal(&mut self.line);
+        self.batch.extend_from_slice(&self.line);
+        self.lines += 1;
+        checkpoints.since = 0;
+        checkpoints.last = Instant::now();
     }
 
     fn write_batch(&mut self) {

@@ -13,7 +13,8 @@
 //! moment they arrive either way. A 2025-03-26 batch gives one event per message.
 //!
 //! Events go to an [`AuditSink`]: [`TracingSink`], [`JsonLinesSink`] (a file, optionally
-//! hash-chained, see [`chain`]), [`ChannelSink`], or any closure. Emitting never blocks:
+//! hash-chained, see [`chain`], with signed checkpoints, see [`checkpoint`]), [`ChannelSink`],
+//! or any closure. Emitting never blocks:
 //! queued sinks drop and count when full. Nothing sensitive is recorded by default (R60): no
 //! header values at all, and tool arguments and results only on request ([`Capture`]).
 //!
@@ -65,6 +66,7 @@
 mod body;
 mod cap;
 pub mod chain;
+pub mod checkpoint;
 mod event;
 mod future;
 mod json_lines;

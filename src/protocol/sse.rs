@@ -523,6 +523,9 @@ pub struct SseParser {
     partial: BytesMut,
     /// The logical length of the current line so far (may exceed what is retained).
     partial_len: usize,
+    /// A NUL lies in the part of the current line past the cap (not retained): an `id` line
+    /// is then ignored as a whole, as the scanner judges it.
+    partial_nul: bool,
     fields: bool,
     id: Option<Bytes>,
     event: Option<Bytes>,
@@ -569,6 +572,7 @@ impl SseParser {
             max: max.max(MIN_MAX_EVENT_BYTES),
             partial: BytesMut::new(),
             partial_len: 0,
+            partial_nul: false,
             fields: false,
             id: None,
             event: None,
@@ -616,10 +620,9 @@ impl SseParser {
     /// unexamined reads it here. The parser is then at the start of a new block.
     pub fn finish(&mut self) -> Option<SseEvent> {
         if self.partial_len > 0 {
-            let len = std::mem::take(&mut self.partial_len);
-            let line = self.partial.split().freeze();
+            let (len, nul, line) = self.take_partial();
             // A comment needs no answer here: it ends nothing.
-            let _ = self.line::<false>(&line, 0, line.len(), len);
+            let _ = self.line::<false>(&line, 0, line.len(), len, nul);
         }
         self.scanner.head = Head::Start;
         self.scanner.in_block = false;
@@ -646,9 +649,20 @@ impl SseParser {
     /// Appends line content that continues past the current chunk, keeping the first `max`.
     fn append_partial(&mut self, bytes: &[u8]) {
         let room = self.max.saturating_sub(self.partial.len());
-        self.partial
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let (kept, dropped) = bytes.split_at(bytes.len().min(room));
+        self.partial.extend_from_slice(kept);
         self.partial_len += bytes.len();
+        if !self.partial_nul && !dropped.is_empty() {
+            self.partial_nul = memchr::memchr(0, dropped).is_some();
+        }
+    }
+
+    /// The current line is complete (from the line buffer): its length, whether a NUL lies
+    /// past the cap, and its retained bytes.
+    fn take_partial(&mut self) -> (usize, bool, Bytes) {
+        let len = std::mem::take(&mut self.partial_len);
+        let nul = std::mem::take(&mut self.partial_nul);
+        (len, nul, self.partial.split().freeze())
     }
 
     /// Runs until the chunk is consumed, or a comment or a blank line has been read.
@@ -676,7 +690,7 @@ impl SseParser {
                 }
                 self.scanner.in_block = true;
                 let cut = end.min(start.saturating_add(self.max));
-                if let Some(step) = self.line::<true>(chunk, start, cut, len) {
+                if let Some(step) = self.line::<true>(chunk, start, cut, len, false) {
                     return Some(step);
                 }
                 continue;
@@ -690,16 +704,17 @@ impl SseParser {
             }
             // A line split across chunks (the scanner has read it): from the line buffer.
             self.append_partial(&chunk[start..end]);
-            let len = std::mem::take(&mut self.partial_len);
-            let line = self.partial.split().freeze();
-            if let Some(step) = self.line::<false>(&line, 0, line.len(), len) {
+            let (len, nul, line) = self.take_partial();
+            if let Some(step) = self.line::<false>(&line, 0, line.len(), len, nul) {
                 return Some(step);
             }
         }
         None
     }
 
-    /// Interprets one complete line: `src[start..end]` holds its first `max` bytes of `len`.
+    /// Interprets one complete line: `src[start..end]` holds its first `max` bytes of `len`;
+    /// `nul_past_cap` (from the line buffer; `WHOLE` lines are looked at here) says whether a
+    /// NUL lies in the rest: an `id` line is then ignored.
     ///
     /// Reads the borrowed bytes; a value is sliced out of `src` (a reference count, never a
     /// copy) only when it is kept.
@@ -715,6 +730,7 @@ impl SseParser {
         start: usize,
         end: usize,
         len: usize,
+        nul_past_cap: bool,
     ) -> Option<Step> {
         if !WHOLE && len == 0 {
             return Some(Step::Boundary);
@@ -742,14 +758,19 @@ impl SseParser {
                 self.event = Some(src.slice(value));
             }
             b"id" => {
-                // An id containing NUL is ignored, as the standard says.
-                let nul = memchr::memchr(0, &src[value.clone()]).is_some();
+                // An id containing NUL is ignored, as the standard says: anywhere in the
+                // line, past the cap too, so that the parser and the scanner (which judges
+                // the whole line) agree on the client's last event id.
+                let past_cap = if WHOLE {
+                    cut && memchr::memchr(0, &src[end..start + len]).is_some()
+                } else {
+                    nul_past_cap
+                };
+                let nul = past_cap || memchr::memchr(0, &src[value.clone()]).is_some();
                 if WHOLE {
-                    // The scanner judges the whole line, not the first `max` bytes of it.
                     if value.is_empty() {
                         self.scanner.has_last_event_id = false;
-                    } else if !nul && (!cut || memchr::memchr(0, &src[end..start + len]).is_none())
-                    {
+                    } else if !nul {
                         self.scanner.has_last_event_id = true;
                         self.scanner.saw_id = true;
                     }
@@ -1340,6 +1361,32 @@ mod tests {
             assert_eq!(scanner.has_last_event_id(), has_id, "{chunks:?}");
             assert_eq!(parser.scanner().has_last_event_id(), has_id, "{chunks:?}");
             assert_eq!(parser.scanner().saw_id(), scanner.saw_id(), "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_id_line_with_nul_past_the_cap_is_ignored_by_the_parser_too() {
+        // Found by fuzzing (fuzz/fuzz_targets/sse.rs): the parser kept the id's first bytes
+        // as the last event id while the scanner, judging the whole line, ignored it.
+        for chunks in [
+            &[&b"id: 1\n\nid: 0123456789abcdef\0x\ndata: y\n\n"[..]][..],
+            &[b"id: 1\n\nid: 0123456789abcdef", b"\0x\ndata: y\n\n"],
+            &[b"id: 1\n\nid: 0123", b"456789abcdef\0x", b"\ndata: y\n\n"],
+        ] {
+            let mut scanner = SseScanner::new();
+            let mut parser = SseParser::with_max_event_bytes(16);
+            let mut items = Vec::new();
+            for chunk in chunks {
+                scanner.feed(chunk);
+                items.extend(parser.feed(&Bytes::copy_from_slice(chunk)));
+            }
+            assert_eq!(
+                parser.last_event_id(),
+                &Bytes::from_static(b"1"),
+                "{chunks:?}"
+            );
+            assert!(scanner.has_last_event_id() && parser.scanner().has_last_event_id());
+            assert_eq!(items[1], SseItem::Event(ev(None, None, Some("y"), None)));
         }
     }
 
