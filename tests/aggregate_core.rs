@@ -275,7 +275,7 @@ async fn a_thousand_concurrent_calls_with_colliding_ids_each_get_their_own_answe
 
 #[tokio::test]
 async fn a_dead_upstream_leaves_the_list_and_its_calls_get_an_error_naming_it() {
-    let mut agg = Aggregated::start_with(|b| b);
+    let mut agg = Aggregated::start();
     let legacy = legacy_client(&agg.gateway.url).await;
     let modern = modern_client(&agg.gateway.url).await;
     agg.beta.kill();

@@ -28,6 +28,10 @@
 //!   resource URIs and templates `{namespace}+{uri}` (still a URI, and reversible). When
 //!   upstreams have more pages, the result's `nextCursor` is an opaque cursor holding each
 //!   upstream's own cursor; the next call continues all of them at once.
+//! - **Tool rules per upstream** (MetaMCP's tool overrides):
+//!   [`include_tools`](Upstream::include_tools) / [`exclude_tools`](Upstream::exclude_tools)
+//!   globs on the upstream's own names, and [`rename_tool`](Upstream::rename_tool). A tool
+//!   that is not shown cannot be called either.
 //! - **Routed calls**: `tools/call`, `prompts/get`, `resources/read` (and `subscribe`),
 //!   `completion/complete` go to the upstream their name's namespace names, with the name it
 //!   knows. Every request to an upstream carries a fresh id from one counter, and the answer

@@ -554,7 +554,18 @@ where
                 }
             };
             if let Some(Value::Array(items)) = result.remove(field) {
+                let rules = &self.upstreams[i].tools;
                 for mut item in items {
+                    if kind == ListKind::Tools {
+                        let own = item.get("name").and_then(Value::as_str);
+                        match own.and_then(|own| rules.shown(own)) {
+                            Some(shown) if Some(shown) != own => {
+                                item["name"] = Value::String(shown.to_owned());
+                            }
+                            Some(_) => {}
+                            None => continue,
+                        }
+                    }
                     if merge::namespace_entry(kind, &self.names, name, &mut item) {
                         entries.push(item);
                     }
@@ -677,7 +688,12 @@ where
             "uri" => self.names.split_uri(value)?,
             _ => self.names.split(value)?,
         };
-        Some((self.index_of(namespace)?, own.to_owned()))
+        let index = self.index_of(namespace)?;
+        let own = match message.get("method").and_then(Value::as_str) {
+            Some("tools/call") => self.upstreams[index].tools.own(own)?,
+            _ => own,
+        };
+        Some((index, own.to_owned()))
     }
 
     /// Sends a request to upstream `index` and reads its whole answer.

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::message::Object;
+use super::names::ToolRules;
 use crate::protocol::sse::{SseItem, SseParser};
 use crate::protocol::{BodyKind, body_kind};
 
@@ -31,6 +32,7 @@ pub struct Upstream<S> {
     pub(crate) name: Arc<str>,
     pub(crate) service: S,
     pub(crate) timeout: Duration,
+    pub(crate) tools: ToolRules,
 }
 
 impl<S> Upstream<S> {
@@ -42,7 +44,29 @@ impl<S> Upstream<S> {
             name: name.into(),
             service,
             timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            tools: ToolRules::default(),
         }
+    }
+
+    /// Shows only the tools whose own name matches `pattern` (a glob: `*` any run of
+    /// characters, `?` one), or one of the other `include` patterns. Without any, every tool
+    /// is shown. A tool not shown cannot be called through the aggregator either.
+    pub fn include_tools(mut self, pattern: &str) -> Self {
+        self.tools.include(pattern);
+        self
+    }
+
+    /// Hides the tools whose own name matches `pattern` (a glob), whatever `include` says.
+    pub fn exclude_tools(mut self, pattern: &str) -> Self {
+        self.tools.exclude(pattern);
+        self
+    }
+
+    /// Shows the tool `own` as `shown` (then namespaced: `{name}__{shown}`); calls to `shown`
+    /// reach `own`, and `own` is no longer reachable under its own name.
+    pub fn rename_tool(mut self, own: &str, shown: &str) -> Self {
+        self.tools.rename(own, shown);
+        self
     }
 
     /// How long this upstream has to answer (default [`DEFAULT_UPSTREAM_TIMEOUT`]): the
@@ -71,6 +95,7 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) name: Arc<str>,
     pub(crate) service: S,
     pub(crate) timeout: Duration,
+    pub(crate) tools: ToolRules,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
 }
 
@@ -80,6 +105,7 @@ impl<S> UpstreamState<S> {
             name: upstream.name,
             service: upstream.service,
             timeout: upstream.timeout,
+            tools: upstream.tools,
             info: Mutex::new(None),
         }
     }

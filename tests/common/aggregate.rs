@@ -268,20 +268,21 @@ pub struct Aggregated {
 impl Aggregated {
     /// Both upstreams, aggregated with the default configuration.
     pub fn start() -> Aggregated {
-        Self::start_with(|b| b)
+        Self::start_with(|alpha, beta| Aggregator::builder().upstream(alpha).upstream(beta))
     }
 
-    /// Both upstreams, aggregated with `configure` applied to the builder (after the two
-    /// upstreams are added).
+    /// Both upstreams, aggregated by the builder `configure` makes of them (the two
+    /// `Upstream`s, named `alpha` and `beta`, to configure further and add).
     pub fn start_with(
-        configure: impl FnOnce(AggregatorBuilder<Up>) -> AggregatorBuilder<Up>,
+        configure: impl FnOnce(Upstream<Up>, Upstream<Up>) -> AggregatorBuilder<Up>,
     ) -> Aggregated {
         let alpha = RunningUpstream::alpha();
         let beta = RunningUpstream::beta();
-        let builder = Aggregator::builder()
-            .upstream(Upstream::new("alpha", alpha.upstream()))
-            .upstream(Upstream::new("beta", beta.upstream()));
-        let aggregator = configure(builder).build().expect("valid aggregator");
+        let builder = configure(
+            Upstream::new("alpha", alpha.upstream()),
+            Upstream::new("beta", beta.upstream()),
+        );
+        let aggregator = builder.build().expect("valid aggregator");
         let gateway = serve_service(aggregator.clone());
         Aggregated {
             alpha,
