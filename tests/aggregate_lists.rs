@@ -7,125 +7,20 @@ mod aggregate;
 mod common;
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use aggregate::Aggregated;
+use aggregate::{Aggregated, Fake};
 use bytes::Bytes;
 use common::{call_tool, legacy_client, modern_client, text_of};
-use http::{Request, Response};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use mcp_edge::aggregate::{Aggregator, Upstream};
 use serde_json::{Value, json};
-use tower::{Service, ServiceExt};
-
-/// A hand-written upstream (both eras) with `tools` tools served two per page, one prompt,
-/// one resource and one template, all named after the upstream.
-#[derive(Clone)]
-struct Fake {
-    name: &'static str,
-    tools: usize,
-}
-
-impl Fake {
-    fn answer(&self, message: &Value) -> Option<Value> {
-        let name = self.name;
-        let params = &message["params"];
-        let result = match message["method"].as_str()? {
-            "initialize" => json!({
-                "protocolVersion": params["protocolVersion"],
-                "capabilities": {"tools": {}, "prompts": {}, "resources": {}},
-                "serverInfo": {"name": name, "version": "1"},
-            }),
-            "server/discover" => json!({
-                "supportedVersions": ["2025-11-25", "2026-07-28"],
-                "capabilities": {"tools": {}, "prompts": {}, "resources": {}},
-            }),
-            "tools/list" => {
-                let start: usize = params["cursor"].as_str().map_or(0, |c| c.parse().unwrap());
-                let end = (start + 2).min(self.tools);
-                let tools: Vec<Value> = (start..end)
-                    .map(|i| json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}}))
-                    .collect();
-                let mut result = json!({"tools": tools});
-                if end < self.tools {
-                    result["nextCursor"] = json!(end.to_string());
-                }
-                result
-            }
-            "prompts/list" => json!({"prompts": [{"name": "greet"}]}),
-            "prompts/get" => json!({
-                "messages": [{"role": "user", "content": {"type": "text", "text": format!("{name}:{}", params["name"].as_str()?)}}]
-            }),
-            "resources/list" => {
-                json!({"resources": [{"uri": format!("file:///{name}/a.txt"), "name": "a"}]})
-            }
-            "resources/templates/list" => {
-                json!({"resourceTemplates": [{"uriTemplate": format!("file:///{name}/{{path}}"), "name": "any"}]})
-            }
-            "resources/read" => {
-                json!({"contents": [{"uri": params["uri"], "text": format!("read by {name}")}]})
-            }
-            _ => return None,
-        };
-        Some(json!({"jsonrpc": "2.0", "id": message["id"], "result": result}))
-    }
-}
-
-impl Service<Request<Full<Bytes>>> for Fake {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
-        let fake = self.clone();
-        Box::pin(async move {
-            let body = request.into_body().collect().await.unwrap().to_bytes();
-            let message: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let mut response = match fake.answer(&message) {
-                Some(answer) => Response::new(Full::new(Bytes::from(answer.to_string()))),
-                None => {
-                    let mut r = Response::new(Full::default());
-                    *r.status_mut() = http::StatusCode::ACCEPTED;
-                    r
-                }
-            };
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
-            if message["method"] == "initialize" {
-                let session = format!("s-{}", fake.name);
-                response
-                    .headers_mut()
-                    .insert("mcp-session-id", session.parse().unwrap());
-            }
-            Ok(response)
-        })
-    }
-}
+use tower::ServiceExt;
 
 fn fakes() -> Aggregator<Fake> {
     Aggregator::builder()
-        .upstream(Upstream::new(
-            "one",
-            Fake {
-                name: "one",
-                tools: 5,
-            },
-        ))
-        .upstream(Upstream::new(
-            "two",
-            Fake {
-                name: "two",
-                tools: 3,
-            },
-        ))
+        .upstream(Upstream::new("one", Fake::new("one", 5)))
+        .upstream(Upstream::new("two", Fake::new("two", 3)))
         .build()
         .unwrap()
 }

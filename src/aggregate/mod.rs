@@ -59,8 +59,9 @@
 //! classifies the body itself when used alone), binds its sessions to the [`Principal`]
 //! when an auth layer runs in front (a session used by another principal gets 404), and
 //! refuses with a [`Rejection`](crate::Rejection) by [`RejectedBy::Aggregate`](crate::RejectedBy::Aggregate).
-//! The client's `Authorization` header is never sent to an upstream (R59): give each upstream
-//! its own credentials on its service (for example
+//! The client's `Authorization` header is never sent to an upstream (R59) unless that upstream
+//! is configured for it ([`Upstream::forward_authorization`]): give each upstream its own
+//! credentials on its service (a static header per upstream with
 //! [`HttpUpstreamBuilder::header`](crate::proxy::HttpUpstreamBuilder::header)).
 //!
 //! [`Principal`]: crate::Principal

@@ -416,7 +416,7 @@ where
         join_all(unknown.map(|i| {
             let session = &session;
             async move {
-                if let Err(e) = self.upstream_session(session, i).await {
+                if let Err(e) = self.upstream_session(session, i, call.headers).await {
                     tracing::warn!(upstream = %self.upstreams[i].name, error = %e, "aggregate: upstream initialize failed");
                 }
             }
@@ -728,11 +728,14 @@ where
             let body = to_bytes(&*request);
             let (headers, session) = match &call.session {
                 Some(downstream) => {
-                    let session = self.upstream_session(downstream, index).await?;
+                    let session = self
+                        .upstream_session(downstream, index, call.headers)
+                        .await?;
                     (legacy_headers(&session, call.headers), Some(session))
                 }
                 None => (self.modern_headers(call, mcp_name), None),
             };
+            let headers = upstream.credentials(headers, call.headers);
             let response = upstream.send(post(&call.uri, headers, body)).await?;
             let forgotten = response.status() == StatusCode::NOT_FOUND
                 && session.as_ref().is_some_and(|s| s.id.is_some());
@@ -785,12 +788,13 @@ where
         &self,
         downstream: &Downstream,
         index: usize,
+        client: &HeaderMap,
     ) -> Result<UpstreamSession, UpstreamError> {
         let mut slot = downstream.upstreams[index].lock().await;
         if let Some(session) = slot.as_ref() {
             return Ok(session.clone());
         }
-        let session = self.open_session(downstream, index).await?;
+        let session = self.open_session(downstream, index, client).await?;
         *slot = Some(session.clone());
         Ok(session)
     }
@@ -802,6 +806,7 @@ where
         &self,
         downstream: &Downstream,
         index: usize,
+        client: &HeaderMap,
     ) -> Result<UpstreamSession, UpstreamError> {
         let upstream = &self.upstreams[index];
         let id = self.next_id();
@@ -810,9 +815,8 @@ where
         let body = to_bytes(&json!({
             "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params,
         }));
-        let response = upstream
-            .send(post(&downstream.uri, base_headers(), body))
-            .await?;
+        let headers = upstream.credentials(base_headers(), client);
+        let response = upstream.send(post(&downstream.uri, headers, body)).await?;
         let answer = upstream.read(response, id, self.max_body_bytes).await?;
         if !answer.status.is_success() {
             return Err(UpstreamError::Status(answer.status));
@@ -834,7 +838,7 @@ where
         };
         let initialized =
             Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let headers = legacy_headers(&session, &HeaderMap::new());
+        let headers = upstream.credentials(legacy_headers(&session, client), client);
         let response = upstream
             .send(post(&downstream.uri, headers, initialized))
             .await?;

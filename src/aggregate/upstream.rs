@@ -33,6 +33,7 @@ pub struct Upstream<S> {
     pub(crate) service: S,
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
+    pub(crate) forward_authorization: bool,
 }
 
 impl<S> Upstream<S> {
@@ -45,7 +46,18 @@ impl<S> Upstream<S> {
             service,
             timeout: DEFAULT_UPSTREAM_TIMEOUT,
             tools: ToolRules::default(),
+            forward_authorization: false,
         }
+    }
+
+    /// Sends the client's own `Authorization` header on to this upstream (default: never,
+    /// R59). Only for an upstream that accepts the same tokens as the aggregator (and with an
+    /// auth layer in front, its [`forward_token`](crate::AuthLayer::forward_token) on, since it
+    /// removes the header otherwise). Credentials of the upstream's own belong on its service
+    /// instead (for example [`HttpUpstreamBuilder::header`](crate::proxy::HttpUpstreamBuilder::header)).
+    pub fn forward_authorization(mut self, forward: bool) -> Self {
+        self.forward_authorization = forward;
+        self
     }
 
     /// Shows only the tools whose own name matches `pattern` (a glob: `*` any run of
@@ -81,6 +93,11 @@ impl<S> Upstream<S> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The service that reaches it.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
 }
 
 /// What an upstream said about itself in `initialize` or `server/discover`.
@@ -96,6 +113,7 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) service: S,
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
+    pub(crate) forward_authorization: bool,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
 }
 
@@ -106,6 +124,7 @@ impl<S> UpstreamState<S> {
             service: upstream.service,
             timeout: upstream.timeout,
             tools: upstream.tools,
+            forward_authorization: upstream.forward_authorization,
             info: Mutex::new(None),
         }
     }
@@ -127,6 +146,17 @@ impl<S> UpstreamState<S> {
                 .map(str::to_owned),
         };
         *self.info.lock().expect("info lock") = Some(Arc::new(info));
+    }
+
+    /// The client's `Authorization` added to `headers` when this upstream is configured to
+    /// get it ([`Upstream::forward_authorization`]); never otherwise (R59).
+    pub(crate) fn credentials(&self, mut headers: HeaderMap, client: &HeaderMap) -> HeaderMap {
+        if self.forward_authorization
+            && let Some(value) = client.get(http::header::AUTHORIZATION)
+        {
+            headers.insert(http::header::AUTHORIZATION, value.clone());
+        }
+        headers
     }
 
     /// Whether the upstream may serve `capability` (`"tools"`, `"prompts"`, …): yes when it

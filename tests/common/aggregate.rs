@@ -5,6 +5,7 @@
 //! Include with `#[path = "common/aggregate.rs"] mod aggregate;` after `mod common;`.
 #![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use rmcp::{
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use tower::{Service, ServiceExt};
 
 use crate::common::{TestServer, rmcp_config, rmcp_service, serve_listener, serve_service};
@@ -81,6 +83,111 @@ impl ServerHandler for BetaTools {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("beta", "1.0.0"))
             .with_instructions("Beta tools: echo, add.")
+    }
+}
+
+/// A hand-written upstream (both eras) with `tools` tools served two per page, one prompt,
+/// one resource and one template, all named after the upstream.
+#[derive(Clone)]
+pub struct Fake {
+    name: &'static str,
+    tools: usize,
+    delay: std::time::Duration,
+}
+
+impl Fake {
+    /// An upstream named `name` with `tools` tools.
+    pub fn new(name: &'static str, tools: usize) -> Fake {
+        Fake {
+            name,
+            tools,
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The same, answering every request `delay` late.
+    pub fn slow(name: &'static str, tools: usize, delay: std::time::Duration) -> Fake {
+        Fake { name, tools, delay }
+    }
+
+    fn answer(&self, message: &Value) -> Option<Value> {
+        let name = self.name;
+        let params = &message["params"];
+        let result = match message["method"].as_str()? {
+            "initialize" => json!({
+                "protocolVersion": params["protocolVersion"],
+                "capabilities": {"tools": {}, "prompts": {}, "resources": {}},
+                "serverInfo": {"name": name, "version": "1"},
+            }),
+            "server/discover" => json!({
+                "supportedVersions": ["2025-11-25", "2026-07-28"],
+                "capabilities": {"tools": {}, "prompts": {}, "resources": {}},
+            }),
+            "tools/list" => {
+                let start: usize = params["cursor"].as_str().map_or(0, |c| c.parse().unwrap());
+                let end = (start + 2).min(self.tools);
+                let tools: Vec<Value> = (start..end)
+                    .map(|i| json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}}))
+                    .collect();
+                let mut result = json!({"tools": tools});
+                if end < self.tools {
+                    result["nextCursor"] = json!(end.to_string());
+                }
+                result
+            }
+            "prompts/list" => json!({"prompts": [{"name": "greet"}]}),
+            "prompts/get" => json!({
+                "messages": [{"role": "user", "content": {"type": "text", "text": format!("{name}:{}", params["name"].as_str()?)}}]
+            }),
+            "resources/list" => {
+                json!({"resources": [{"uri": format!("file:///{name}/a.txt"), "name": "a"}]})
+            }
+            "resources/templates/list" => {
+                json!({"resourceTemplates": [{"uriTemplate": format!("file:///{name}/{{path}}"), "name": "any"}]})
+            }
+            "resources/read" => {
+                json!({"contents": [{"uri": params["uri"], "text": format!("read by {name}")}]})
+            }
+            _ => return None,
+        };
+        Some(json!({"jsonrpc": "2.0", "id": message["id"], "result": result}))
+    }
+}
+
+impl Service<Request<Full<Bytes>>> for Fake {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let fake = self.clone();
+        Box::pin(async move {
+            tokio::time::sleep(fake.delay).await;
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let message: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let mut response = match fake.answer(&message) {
+                Some(answer) => Response::new(Full::new(Bytes::from(answer.to_string()))),
+                None => {
+                    let mut r = Response::new(Full::default());
+                    *r.status_mut() = http::StatusCode::ACCEPTED;
+                    r
+                }
+            };
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            if message["method"] == "initialize" {
+                let session = format!("s-{}", fake.name);
+                response
+                    .headers_mut()
+                    .insert("mcp-session-id", session.parse().unwrap());
+            }
+            Ok(response)
+        })
     }
 }
 
