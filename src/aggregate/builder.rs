@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use super::names::{DEFAULT_SEPARATOR, Names, valid_namespace};
+use super::pin::{PinPolicy, Pins};
 use super::service::{Aggregator, Shared};
 use super::session::{DEFAULT_SESSION_IDLE, Sessions};
 use super::upstream::{Upstream, UpstreamState};
@@ -26,6 +27,7 @@ pub struct AggregatorBuilder<S> {
     instructions: Option<Cow<'static, str>>,
     max_body_bytes: usize,
     session_idle: Duration,
+    pins: Option<PinPolicy>,
 }
 
 impl<S> Default for AggregatorBuilder<S> {
@@ -46,6 +48,7 @@ impl<S> AggregatorBuilder<S> {
             instructions: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             session_idle: DEFAULT_SESSION_IDLE,
+            pins: Some(PinPolicy::Flag),
         }
     }
 
@@ -94,6 +97,20 @@ impl<S> AggregatorBuilder<S> {
         self
     }
 
+    /// What to do when a tool's definition differs from the one pinned the first time it was
+    /// listed (default [`PinPolicy::Flag`]: log it and list it in
+    /// [`Aggregator::changed_tools`]; [`PinPolicy::Hide`] also hides it until approved).
+    pub fn pin_tools(mut self, policy: PinPolicy) -> Self {
+        self.pins = Some(policy);
+        self
+    }
+
+    /// Records no tool definitions at all.
+    pub fn no_tool_pins(mut self) -> Self {
+        self.pins = None;
+        self
+    }
+
     /// The aggregator, or why this configuration cannot work: an empty separator, or an
     /// upstream name that is not a valid namespace (an ASCII letter, then letters, digits or
     /// `-`, at most 64 bytes, without the separator) or is used twice.
@@ -124,6 +141,7 @@ impl<S> AggregatorBuilder<S> {
             instructions: self.instructions,
             max_body_bytes: self.max_body_bytes,
             next_id: AtomicI64::new(1),
+            pins: Pins::new(self.pins),
         };
         Ok(Aggregator {
             shared: Arc::new(shared),

@@ -45,6 +45,13 @@
 //!   HTTP 200: one upstream never turns the endpoint into a 5xx. An upstream that forgot a
 //!   session (404) gets a new one and the request once more.
 //!
+//! - **Pinned tool definitions** (against "rug pulls", CVE-2025-54136): the SHA-256 of each
+//!   upstream tool's definition (keys in canonical order) is recorded the first time a list
+//!   shows it; a later different definition is logged (target `mcp_edge::aggregate`) and
+//!   listed by [`Aggregator::changed_tools`] until [`Aggregator::approve_tool`] pins it, and
+//!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
+//!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
+//!
 //! Not yet: server-to-client requests (sampling, elicitation) and `notifications/cancelled`
 //! are not proxied (a client's answers and notifications are accepted and dropped), the GET
 //! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
@@ -129,6 +136,7 @@ mod builder;
 mod merge;
 mod message;
 mod names;
+mod pin;
 mod service;
 mod session;
 mod upstream;
@@ -136,6 +144,7 @@ mod upstream;
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
+pub use pin::{ChangedTool, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};
 pub use session::DEFAULT_SESSION_IDLE;
 pub use upstream::{DEFAULT_UPSTREAM_TIMEOUT, Upstream};

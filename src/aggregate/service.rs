@@ -23,6 +23,7 @@ use super::builder::AggregatorBuilder;
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
 use super::names::Names;
+use super::pin::{ChangedTool, Pins};
 use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
 use crate::context::{BindingKey, Principal};
@@ -80,6 +81,17 @@ impl<S> Aggregator<S> {
         self.shared.upstreams.iter().map(|u| &*u.name)
     }
 
+    /// The tools whose definition changed since it was pinned, waiting for approval.
+    pub fn changed_tools(&self) -> Vec<ChangedTool> {
+        self.shared.pins.changed()
+    }
+
+    /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
+    /// rename): it is shown and callable again. False when no change was waiting.
+    pub fn approve_tool(&self, upstream: &str, tool: &str) -> bool {
+        self.shared.pins.approve(upstream, tool)
+    }
+
     /// How many aggregator sessions (legacy clients) are open.
     pub fn open_sessions(&self) -> usize {
         self.shared.sessions.len()
@@ -96,6 +108,7 @@ pub(crate) struct Shared<S> {
     pub(crate) instructions: Option<Cow<'static, str>>,
     pub(crate) max_body_bytes: usize,
     pub(crate) next_id: AtomicI64,
+    pub(crate) pins: Pins,
 }
 
 impl<S, R, B> Service<Request<B>> for Aggregator<S>
@@ -558,6 +571,11 @@ where
                 for mut item in items {
                     if kind == ListKind::Tools {
                         let own = item.get("name").and_then(Value::as_str);
+                        if let Some(own) = own
+                            && !self.pins.check(&self.upstreams[i].name, own, &item)
+                        {
+                            continue;
+                        }
                         match own.and_then(|own| rules.shown(own)) {
                             Some(shown) if Some(shown) != own => {
                                 item["name"] = Value::String(shown.to_owned());
@@ -690,7 +708,11 @@ where
         };
         let index = self.index_of(namespace)?;
         let own = match message.get("method").and_then(Value::as_str) {
-            Some("tools/call") => self.upstreams[index].tools.own(own)?,
+            Some("tools/call") => {
+                let own = self.upstreams[index].tools.own(own)?;
+                // A changed definition hidden by the pin policy is not callable either.
+                self.pins.callable(namespace, own).then_some(own)?
+            }
             _ => own,
         };
         Some((index, own.to_owned()))

@@ -93,21 +93,30 @@ pub struct Fake {
     name: &'static str,
     tools: usize,
     delay: std::time::Duration,
+    /// Goes into tool `t0`'s description: bump it to change that definition.
+    revision: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Fake {
     /// An upstream named `name` with `tools` tools.
     pub fn new(name: &'static str, tools: usize) -> Fake {
-        Fake {
-            name,
-            tools,
-            delay: std::time::Duration::ZERO,
-        }
+        Fake::slow(name, tools, std::time::Duration::ZERO)
     }
 
     /// The same, answering every request `delay` late.
     pub fn slow(name: &'static str, tools: usize, delay: std::time::Duration) -> Fake {
-        Fake { name, tools, delay }
+        Fake {
+            name,
+            tools,
+            delay,
+            revision: Arc::default(),
+        }
+    }
+
+    /// Changes tool `t0`'s definition (its description), as a "rug pull" would.
+    pub fn change_t0(&self) {
+        self.revision
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn answer(&self, message: &Value) -> Option<Value> {
@@ -127,13 +136,20 @@ impl Fake {
                 let start: usize = params["cursor"].as_str().map_or(0, |c| c.parse().unwrap());
                 let end = (start + 2).min(self.tools);
                 let tools: Vec<Value> = (start..end)
-                    .map(|i| json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}}))
+                    .map(|i| {
+                        let revision = self.revision.load(std::sync::atomic::Ordering::Relaxed);
+                        let description = if i == 0 { format!("rev {revision}") } else { "plain".into() };
+                        json!({"name": format!("t{i}"), "description": description, "inputSchema": {"type": "object"}})
+                    })
                     .collect();
                 let mut result = json!({"tools": tools});
                 if end < self.tools {
                     result["nextCursor"] = json!(end.to_string());
                 }
                 result
+            }
+            "tools/call" => {
+                json!({"content": [{"type": "text", "text": format!("{name}:{}", params["name"].as_str()?)}]})
             }
             "prompts/list" => json!({"prompts": [{"name": "greet"}]}),
             "prompts/get" => json!({
