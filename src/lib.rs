@@ -4,6 +4,9 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+#[cfg(feature = "aggregator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aggregator")))]
+pub mod aggregate;
 pub mod audit;
 pub mod auth;
 pub mod context;
@@ -27,6 +30,8 @@ pub mod store;
 pub mod guide {}
 
 pub use affinity::AffinityRouter;
+#[cfg(feature = "aggregator")]
+pub use aggregate::Aggregator;
 pub use audit::AuditLayer;
 pub use auth::AuthLayer;
 pub use context::{

@@ -70,6 +70,8 @@ pub enum RejectedBy {
     Limit,
     /// The SSE layers (resumption: [`ResumeLayer`](crate::sse::ResumeLayer)).
     Sse,
+    /// The aggregator (feature `aggregator`): its own sessions and transport rules.
+    Aggregate,
 }
 
 impl RejectedBy {
@@ -84,6 +86,7 @@ impl RejectedBy {
             RejectedBy::Proxy => "proxy",
             RejectedBy::Limit => "limit",
             RejectedBy::Sse => "sse",
+            RejectedBy::Aggregate => "aggregate",
         }
     }
 }

@@ -1,0 +1,186 @@
+//! [`AggregatorBuilder`]: the aggregator's configuration.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use super::names::{DEFAULT_SEPARATOR, Names, valid_namespace};
+use super::pin::{PinPolicy, Pins};
+use super::service::{Aggregator, Shared};
+use super::session::{DEFAULT_SESSION_IDLE, Sessions};
+use super::upstream::{Upstream, UpstreamState};
+
+/// The default cap on a client's request body and on an upstream answer the aggregator reads
+/// whole: 4 MiB, as the inspect layer's default.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
+/// Builds an [`Aggregator`]: its upstreams, how names carry their namespace, and what the
+/// aggregator says of itself.
+#[derive(Debug)]
+pub struct AggregatorBuilder<S> {
+    upstreams: Vec<Upstream<S>>,
+    separator: Cow<'static, str>,
+    server_name: Cow<'static, str>,
+    server_version: Cow<'static, str>,
+    instructions: Option<Cow<'static, str>>,
+    max_body_bytes: usize,
+    session_idle: Duration,
+    pins: Option<PinPolicy>,
+}
+
+impl<S> Default for AggregatorBuilder<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> AggregatorBuilder<S> {
+    /// No upstreams yet; `__` between namespace and name; `serverInfo` named
+    /// `mcp-edge-aggregator`.
+    pub fn new() -> Self {
+        AggregatorBuilder {
+            upstreams: Vec::new(),
+            separator: Cow::Borrowed(DEFAULT_SEPARATOR),
+            server_name: Cow::Borrowed("mcp-edge-aggregator"),
+            server_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+            instructions: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            session_idle: DEFAULT_SESSION_IDLE,
+            pins: Some(PinPolicy::Flag),
+        }
+    }
+
+    /// Adds an upstream. Its name is its namespace; the order of upstreams is the order of
+    /// merged lists.
+    pub fn upstream(mut self, upstream: Upstream<S>) -> Self {
+        self.upstreams.push(upstream);
+        self
+    }
+
+    /// What goes between a namespace and a name (default `__`: `alpha__echo`). Keep it inside
+    /// the tool-name alphabet (`[A-Za-z0-9_.-]`, R71) so namespaced tool names stay valid.
+    pub fn separator(mut self, separator: impl Into<Cow<'static, str>>) -> Self {
+        self.separator = separator.into();
+        self
+    }
+
+    /// The `serverInfo` the aggregator answers with.
+    pub fn server_info(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        version: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.server_name = name.into();
+        self.server_version = version.into();
+        self
+    }
+
+    /// Instructions put before the upstreams' own (each under its namespace).
+    pub fn instructions(mut self, instructions: impl Into<Cow<'static, str>>) -> Self {
+        self.instructions = Some(instructions.into());
+        self
+    }
+
+    /// The largest client body, and upstream answer read whole, in bytes (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// How long an unused aggregator session lives (default one hour); its upstream sessions
+    /// end with it.
+    pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
+        self.session_idle = idle;
+        self
+    }
+
+    /// What to do when a tool's definition differs from the one pinned the first time it was
+    /// listed (default [`PinPolicy::Flag`]: log it and list it in
+    /// [`Aggregator::changed_tools`]; [`PinPolicy::Hide`] also hides it until approved).
+    pub fn pin_tools(mut self, policy: PinPolicy) -> Self {
+        self.pins = Some(policy);
+        self
+    }
+
+    /// Records no tool definitions at all.
+    pub fn no_tool_pins(mut self) -> Self {
+        self.pins = None;
+        self
+    }
+
+    /// The aggregator, or why this configuration cannot work: an empty separator, or an
+    /// upstream name that is not a valid namespace (an ASCII letter, then letters, digits or
+    /// `-`, at most 64 bytes, without the separator) or is used twice.
+    pub fn build(self) -> Result<Aggregator<S>, InvalidAggregator> {
+        if self.separator.is_empty() {
+            return Err(InvalidAggregator("the separator is empty".into()));
+        }
+        for (i, upstream) in self.upstreams.iter().enumerate() {
+            if !valid_namespace(&upstream.name, &self.separator) {
+                return Err(InvalidAggregator(format!(
+                    "upstream name {:?} is not a valid namespace",
+                    upstream.name
+                )));
+            }
+            if self.upstreams[..i].iter().any(|u| u.name == upstream.name) {
+                return Err(InvalidAggregator(format!(
+                    "upstream name {:?} is used twice",
+                    upstream.name
+                )));
+            }
+        }
+        let shared = Shared {
+            upstreams: self.upstreams.into_iter().map(UpstreamState::new).collect(),
+            names: Names::new(self.separator),
+            sessions: Sessions::new(self.session_idle),
+            server_name: self.server_name,
+            server_version: self.server_version,
+            instructions: self.instructions,
+            max_body_bytes: self.max_body_bytes,
+            next_id: AtomicI64::new(1),
+            pins: Pins::new(self.pins),
+        };
+        Ok(Aggregator {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// Why [`AggregatorBuilder::build`] refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAggregator(String);
+
+impl fmt::Display for InvalidAggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid aggregator: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidAggregator {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_names_and_duplicates_are_refused() {
+        let build = |names: &[&str]| {
+            names
+                .iter()
+                .fold(AggregatorBuilder::new(), |b, n| {
+                    b.upstream(Upstream::new(*n, ()))
+                })
+                .build()
+                .map(|_| ())
+        };
+        assert!(build(&["alpha", "beta-2"]).is_ok());
+        assert!(build(&["alpha", "alpha"]).is_err());
+        assert!(build(&["al__pha"]).is_err());
+        assert!(build(&["9lives"]).is_err());
+        let empty = AggregatorBuilder::<()>::new().separator("").build();
+        assert!(empty.is_err());
+    }
+}

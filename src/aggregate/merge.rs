@@ -1,0 +1,142 @@
+//! Merging what several upstreams answered into one answer: capabilities, instructions, and
+//! list pages (with the opaque cursor that continues every upstream's list at once).
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::message::Object;
+use super::names::Names;
+use crate::protocol::ListKind;
+
+/// The server capabilities the aggregator passes on: those it can serve through its routing.
+/// Sub-flags (`listChanged`, `subscribe`) are not promised, since the aggregator does not
+/// forward those notifications.
+const MERGED_CAPABILITIES: [&str; 5] = ["tools", "prompts", "resources", "completions", "logging"];
+
+/// The union of the upstreams' capabilities (see [`MERGED_CAPABILITIES`]).
+pub(crate) fn capabilities<'a>(upstreams: impl IntoIterator<Item = &'a Object>) -> Object {
+    let mut merged = Object::new();
+    for capabilities in upstreams {
+        for name in MERGED_CAPABILITIES {
+            if capabilities.contains_key(name) {
+                merged
+                    .entry(name)
+                    .or_insert_with(|| Value::Object(Map::new()));
+            }
+        }
+    }
+    merged
+}
+
+/// The aggregator's own instructions, then each upstream's under its name.
+pub(crate) fn instructions<'a>(
+    own: Option<&str>,
+    upstreams: impl IntoIterator<Item = (&'a str, &'a str)>,
+    names: &Names,
+) -> Option<String> {
+    let mut out = own.map(str::to_owned).unwrap_or_default();
+    for (name, text) in upstreams {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&format!(
+            "Tools, prompts and resources of `{name}` are named `{name}{}…` (URIs `{name}+…`):\n{text}",
+            names.separator()
+        ));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Gives a list entry from upstream `namespace` its namespaced name (or URI). Returns false
+/// for an entry without the field that names it (dropped: it could not be routed back).
+pub(crate) fn namespace_entry(
+    kind: ListKind,
+    names: &Names,
+    namespace: &str,
+    entry: &mut Value,
+) -> bool {
+    let key = kind.entry_key();
+    let Some(own) = entry.get(key).and_then(Value::as_str) else {
+        return false;
+    };
+    let renamed = match kind {
+        ListKind::Resources | ListKind::ResourceTemplates => names.join_uri(namespace, own),
+        _ => names.join(namespace, own),
+    };
+    entry[key] = Value::String(renamed);
+    true
+}
+
+/// Where each upstream's list continues: `(upstream name, its cursor)`.
+pub(crate) type Continuations = Vec<(String, String)>;
+
+/// The opaque cursor the client gets: base64url of the JSON list of continuations.
+pub(crate) fn encode_cursor(next: &Continuations) -> Option<String> {
+    if next.is_empty() {
+        return None;
+    }
+    let json = serde_json::to_vec(next).expect("strings always serialize");
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+/// The continuations a cursor stands for; `None` for a cursor the aggregator did not make.
+pub(crate) fn decode_cursor(cursor: &str) -> Option<Continuations> {
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let next: Continuations = serde_json::from_slice(&json).ok()?;
+    (!next.is_empty()).then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    #[test]
+    fn capabilities_are_the_union_without_sub_flags() {
+        let a = json!({"tools": {"listChanged": true}, "logging": {}});
+        let b = json!({"prompts": {}, "experimental": {"x": {}}});
+        let merged = capabilities([a.as_object().unwrap(), b.as_object().unwrap()]);
+        assert_eq!(
+            Value::Object(merged),
+            json!({"tools": {}, "logging": {}, "prompts": {}})
+        );
+    }
+
+    #[test]
+    fn entries_get_their_namespace_by_kind() {
+        let names = Names::new(Cow::Borrowed("__"));
+        let mut tool = json!({"name": "echo", "description": "d"});
+        assert!(namespace_entry(ListKind::Tools, &names, "a", &mut tool));
+        assert_eq!(tool["name"], "a__echo");
+        let mut template = json!({"uriTemplate": "file:///{path}"});
+        assert!(namespace_entry(
+            ListKind::ResourceTemplates,
+            &names,
+            "b",
+            &mut template
+        ));
+        assert_eq!(template["uriTemplate"], "b+file:///{path}");
+        assert!(!namespace_entry(
+            ListKind::Prompts,
+            &names,
+            "a",
+            &mut json!({})
+        ));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let next = vec![
+            ("alpha".to_owned(), "2".to_owned()),
+            ("beta".to_owned(), "x".to_owned()),
+        ];
+        let cursor = encode_cursor(&next).unwrap();
+        assert_eq!(decode_cursor(&cursor), Some(next));
+        assert_eq!(encode_cursor(&Vec::new()), None);
+        assert_eq!(decode_cursor("not-ours"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! [`Aggregator`] (feature `aggregator`): one MCP endpoint in front of many MCP servers.
+//!
+//! A client that needs the tools of several MCP servers connects to each, keeps a session
+//! with each, and sees colliding tool names. The aggregator is a tower [`Service`] that
+//! presents one MCP server made of named upstreams (each a
+//! [`proxy::HttpUpstream`](crate::proxy::HttpUpstream) to a remote server, or any tower
+//! HTTP service), so the layers in front of it (auth, audit, limits) see one endpoint and
+//! namespaced names.
+//!
+//! # What it does
+//!
+//! - **Both eras at once.** A legacy client (`initialize`, `Mcp-Session-Id`) gets an
+//!   aggregator session; the aggregator holds one upstream session per client session per
+//!   upstream, opened when first needed (an upstream whose capabilities are not known yet is
+//!   asked at the client's `initialize`), and ended when the client DELETEs its session or
+//!   the session stays unused for [`session_idle_timeout`](AggregatorBuilder::session_idle_timeout).
+//!   A 2026-07-28 client is served statelessly and its requests reach the upstreams as
+//!   2026-07-28 requests (its `_meta` and the `Mcp-Method` / `Mcp-Name` headers, R36, R38).
+//! - **Versions negotiated per upstream.** An upstream session uses the version the upstream
+//!   chose in its own `initialize` (`MCP-Protocol-Version` follows it), whatever the client's.
+//! - **Merged `initialize` / `server/discover`**: the union of the upstreams' capabilities
+//!   (`tools`, `prompts`, `resources`, `completions`, `logging`, without sub-flags such as
+//!   `listChanged` that the aggregator does not honour yet), and the instructions of each
+//!   upstream under its namespace.
+//! - **Merged lists** (`tools/list`, `prompts/list`, `resources/list`,
+//!   `resources/templates/list`): each upstream is asked at once, its entries renamed
+//!   `{namespace}__{name}` (the separator is [configurable](AggregatorBuilder::separator)),
+//!   resource URIs and templates `{namespace}+{uri}` (still a URI, and reversible). When
+//!   upstreams have more pages, the result's `nextCursor` is an opaque cursor holding each
+//!   upstream's own cursor; the next call continues all of them at once.
+//! - **Tool rules per upstream** (MetaMCP's tool overrides):
+//!   [`include_tools`](Upstream::include_tools) / [`exclude_tools`](Upstream::exclude_tools)
+//!   globs on the upstream's own names, and [`rename_tool`](Upstream::rename_tool). A tool
+//!   that is not shown cannot be called either.
+//! - **Routed calls**: `tools/call`, `prompts/get`, `resources/read` (and `subscribe`),
+//!   `completion/complete` go to the upstream their name's namespace names, with the name it
+//!   knows. Every request to an upstream carries a fresh id from one counter, and the answer
+//!   gets the client's id back, so concurrent calls whose ids collide never cross. A streamed
+//!   (SSE) answer is passed on event by event as it comes: progress notifications reach the
+//!   caller whose call they belong to. In 2026-07-28, closing the stream drops the upstream
+//!   stream, which cancels the upstream request (R12).
+//! - **Failure isolation**: an upstream that fails or is slower than its
+//!   [`timeout`](Upstream::timeout) is left out of merged lists (logged), and a call routed
+//!   to it gets a JSON-RPC error (`-32603`) whose message and `data.upstream` name it, in an
+//!   HTTP 200: one upstream never turns the endpoint into a 5xx. An upstream that forgot a
+//!   session (404) gets a new one and the request once more.
+//!
+//! - **Pinned tool definitions** (against "rug pulls", CVE-2025-54136): the SHA-256 of each
+//!   upstream tool's definition (keys in canonical order) is recorded the first time a list
+//!   shows it; a later different definition is logged (target `mcp_edge::aggregate`) and
+//!   listed by [`Aggregator::changed_tools`] until [`Aggregator::approve_tool`] pins it, and
+//!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
+//!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
+//!
+//! Not yet: server-to-client requests (sampling, elicitation) and `notifications/cancelled`
+//! are not proxied (a client's answers and notifications are accepted and dropped), the GET
+//! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
+//! are not resumed (their event ids are not passed on), list results are not cached, and
+//! `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
+//!
+//! # In a stack
+//!
+//! The aggregator takes the place of your MCP service: put mcp-edge's layers in front of it
+//! ([`McpEdge`](crate::McpEdge)), and they see the namespaced names (a scope policy's tool
+//! globs match `alpha__*`). It reads the `Arc<McpRequest>` the inspect layer left (or
+//! classifies the body itself when used alone), binds its sessions to the [`Principal`]
+//! when an auth layer runs in front (a session used by another principal gets 404), and
+//! refuses with a [`Rejection`](crate::Rejection) by [`RejectedBy::Aggregate`](crate::RejectedBy::Aggregate).
+//! The client's `Authorization` header is never sent to an upstream (R59) unless that upstream
+//! is configured for it ([`Upstream::forward_authorization`]): give each upstream its own
+//! credentials on its service (a static header per upstream with
+//! [`HttpUpstreamBuilder::header`](crate::proxy::HttpUpstreamBuilder::header)).
+//!
+//! [`Principal`]: crate::Principal
+//!
+//! # Runtime, failure and cancellation
+//!
+//! Needs a Tokio runtime (timers; expired sessions' upstream sessions are ended on a spawned
+//! task). Each request costs one boxed future. Dropping the response future (the client left)
+//! drops the upstream requests in flight; an upstream session being opened then is not
+//! recorded, and the upstream forgets it on its own.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use mcp_edge::aggregate::{Aggregator, Upstream};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // A stand-in upstream that knows one tool; any tower HTTP service will do.
+//! let upstream = tower::service_fn(|request: http::Request<Full<Bytes>>| async move {
+//!     let body = request.into_body().collect().await.unwrap().to_bytes();
+//!     let message: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//!     let result = serde_json::json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]});
+//!     let answer = serde_json::json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
+//!     let response = http::Response::builder()
+//!         .header("content-type", "application/json")
+//!         .body(Full::new(Bytes::from(answer.to_string())))
+//!         .unwrap();
+//!     Ok::<_, std::convert::Infallible>(response)
+//! });
+//! let aggregator = Aggregator::builder()
+//!     .upstream(Upstream::new("alpha", upstream.clone()))
+//!     .upstream(Upstream::new("beta", upstream))
+//!     .build()
+//!     .unwrap();
+//!
+//! let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{
+//!     "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+//!     "io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+//! let request = http::Request::post("/mcp")
+//!     .header("content-type", "application/json")
+//!     .header("accept", "application/json, text/event-stream")
+//!     .header("mcp-protocol-version", "2026-07-28")
+//!     .header("mcp-method", "tools/list")
+//!     .body(Full::new(Bytes::from(list)))
+//!     .unwrap();
+//! let response = aggregator.oneshot(request).await.unwrap();
+//! let body = response.into_body().collect().await.unwrap().to_bytes();
+//! let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! let names: Vec<&str> = answer["result"]["tools"]
+//!     .as_array()
+//!     .unwrap()
+//!     .iter()
+//!     .map(|tool| tool["name"].as_str().unwrap())
+//!     .collect();
+//! assert_eq!(names, ["alpha__echo", "beta__echo"]);
+//! # }
+//! ```
+//!
+//! [`Service`]: tower_service::Service
+
+mod body;
+mod builder;
+mod merge;
+mod message;
+mod names;
+mod pin;
+mod service;
+mod session;
+mod upstream;
+
+pub use body::{AnswerTooLarge, RoutedBody};
+pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
+pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
+pub use pin::{ChangedTool, PinPolicy};
+pub use service::{AggregateResponse, Aggregator, ResponseFuture};
+pub use session::DEFAULT_SESSION_IDLE;
+pub use upstream::{DEFAULT_UPSTREAM_TIMEOUT, Upstream};

@@ -1,0 +1,947 @@
+//! [`Aggregator`]: the service, and how it answers each request.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tower_service::Service;
+
+use super::body::RoutedBody;
+use super::builder::AggregatorBuilder;
+use super::merge;
+use super::message::{self, Object, param_str, params_mut, to_bytes};
+use super::names::Names;
+use super::pin::{ChangedTool, Pins};
+use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
+use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
+use crate::context::{BindingKey, Principal};
+use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
+use crate::protocol::header::{
+    MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
+};
+use crate::protocol::jsonrpc::code;
+use crate::protocol::{
+    BodyKind, Era, ListKind, McpRequest, ProtocolErrorKind, ProtocolVersion, body_kind,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the aggregator answers: a JSON body it wrote, or an upstream's routed answer.
+pub type AggregateResponse<R> = Response<EdgeBody<RoutedBody<R>>>;
+
+/// The response future of [`Aggregator`]: one allocation per request (the aggregator's work
+/// is several awaits deep: a session to open, upstreams to ask at once).
+pub type ResponseFuture<R> =
+    Pin<Box<dyn Future<Output = Result<AggregateResponse<R>, Infallible>> + Send>>;
+
+/// One MCP server in front of many: see the [module docs](super).
+///
+/// `S` is the service that reaches each upstream (all upstreams share one type: use
+/// [`tower::util::BoxCloneSyncService`] to mix types).
+pub struct Aggregator<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for Aggregator<S> {
+    fn clone(&self) -> Self {
+        Aggregator {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Aggregator<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("upstreams", &self.upstream_names().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Aggregator<S> {
+    /// A builder with no upstreams.
+    pub fn builder() -> AggregatorBuilder<S> {
+        AggregatorBuilder::new()
+    }
+
+    /// The upstreams' names, in order.
+    pub fn upstream_names(&self) -> impl Iterator<Item = &str> {
+        self.shared.upstreams.iter().map(|u| &*u.name)
+    }
+
+    /// The tools whose definition changed since it was pinned, waiting for approval.
+    pub fn changed_tools(&self) -> Vec<ChangedTool> {
+        self.shared.pins.changed()
+    }
+
+    /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
+    /// rename): it is shown and callable again. False when no change was waiting.
+    pub fn approve_tool(&self, upstream: &str, tool: &str) -> bool {
+        self.shared.pins.approve(upstream, tool)
+    }
+
+    /// How many aggregator sessions (legacy clients) are open.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.sessions.len()
+    }
+}
+
+/// The aggregator's state, shared by its clones.
+pub(crate) struct Shared<S> {
+    pub(crate) upstreams: Box<[UpstreamState<S>]>,
+    pub(crate) names: Names,
+    pub(crate) sessions: Sessions,
+    pub(crate) server_name: Cow<'static, str>,
+    pub(crate) server_version: Cow<'static, str>,
+    pub(crate) instructions: Option<Cow<'static, str>>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) next_id: AtomicI64,
+    pub(crate) pins: Pins,
+}
+
+impl<S, R, B> Service<Request<B>> for Aggregator<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<R>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    R: Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = AggregateResponse<R>;
+    type Error = Infallible;
+    type Future = ResponseFuture<R>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Each upstream call waits on its own service (`oneshot`).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move { Ok(shared.handle(request).await) })
+    }
+}
+
+/// One client request, read.
+struct Call<'a> {
+    era: Era,
+    version: ProtocolVersion,
+    method: String,
+    id: Value,
+    message: Object,
+    session: Option<Arc<Downstream>>,
+    headers: &'a HeaderMap,
+    uri: Uri,
+    principal: Option<&'a Principal>,
+}
+
+/// Where a routed request names its target.
+#[derive(Clone, Copy)]
+enum Place {
+    /// `params.name` (tools, prompts).
+    Name,
+    /// `params.uri` (resources).
+    Uri,
+    /// `params.ref.name` or `params.ref.uri` (completions).
+    Ref,
+}
+
+impl Place {
+    fn of(method: &str) -> Option<Place> {
+        match method {
+            "tools/call" | "prompts/get" => Some(Place::Name),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(Place::Uri),
+            "completion/complete" => Some(Place::Ref),
+            _ => None,
+        }
+    }
+}
+
+fn json_reply<R>(status: StatusCode, body: Bytes) -> AggregateResponse<R> {
+    let mut response = Response::new(EdgeBody::full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn empty_reply<R>(status: StatusCode) -> AggregateResponse<R> {
+    let mut response = Response::new(EdgeBody::empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// The headers of every request to an upstream.
+fn base_headers() -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers
+}
+
+/// Trace context goes on to upstreams (R69).
+const TRACE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("baggage"),
+];
+
+fn copy_trace(from: &HeaderMap, to: &mut HeaderMap) {
+    for name in &TRACE_HEADERS {
+        if let Some(value) = from.get(name) {
+            to.insert(name, value.clone());
+        }
+    }
+}
+
+/// The headers of a request inside an upstream session.
+fn legacy_headers(session: &UpstreamSession, client: &HeaderMap) -> HeaderMap {
+    let mut headers = base_headers();
+    headers.insert(
+        MCP_PROTOCOL_VERSION,
+        HeaderValue::from_static(session.version.as_str()),
+    );
+    if let Some(id) = &session.id {
+        headers.insert(MCP_SESSION_ID, id.clone());
+    }
+    copy_trace(client, &mut headers);
+    headers
+}
+
+/// The capability an upstream declares for a list.
+fn capability_of(kind: ListKind) -> &'static str {
+    match kind {
+        ListKind::Tools => "tools",
+        ListKind::Prompts => "prompts",
+        ListKind::Resources | ListKind::ResourceTemplates => "resources",
+        ListKind::Tasks => "tasks",
+    }
+}
+
+impl<S, R> Shared<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<R>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    R: Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
+{
+    fn next_id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn index_of(&self, namespace: &str) -> Option<usize> {
+        self.upstreams.iter().position(|u| &*u.name == namespace)
+    }
+
+    async fn handle<B>(self: Arc<Self>, request: Request<B>) -> AggregateResponse<R>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        match parts.method {
+            http::Method::POST => self.post(&parts, body).await,
+            http::Method::DELETE => self.delete(&parts).await,
+            // No standalone stream: clients take 405 as "none offered" (R8).
+            _ => Rejection::of(RejectedBy::Aggregate, Reason::MethodNotAllowed)
+                .with_header(ALLOW, HeaderValue::from_static("POST, DELETE"))
+                .into_response(),
+        }
+    }
+
+    async fn post<B>(self: &Arc<Self>, parts: &Parts, body: B) -> AggregateResponse<R>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let limited = http_body_util::Limited::new(body, self.max_body_bytes);
+        let bytes = match limited.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Rejection::body_too_large(self.max_body_bytes).into_response();
+            }
+            Err(_) => {
+                return Rejection::of(RejectedBy::Aggregate, Reason::BodyUnreadable)
+                    .into_response();
+            }
+        };
+        let mcp = match parts.extensions.get::<Arc<McpRequest>>() {
+            Some(mcp) if mcp.body().is_some() => Arc::clone(mcp),
+            _ => match McpRequest::classify(&parts.method, &parts.headers, Some(&bytes)) {
+                Ok(mcp) => Arc::new(mcp),
+                Err(e) => return Rejection::protocol(&e).into_response(),
+            },
+        };
+        let message = match serde_json::from_slice::<Object>(&bytes) {
+            Ok(message) if !mcp.is_batch() => message,
+            _ => {
+                return Rejection::new(
+                    RejectedBy::Aggregate,
+                    Reason::Protocol(ProtocolErrorKind::BatchNotAllowed),
+                    StatusCode::BAD_REQUEST,
+                    code::INVALID_REQUEST,
+                    "Bad Request: the aggregator takes one JSON-RPC message per POST",
+                )
+                .into_response();
+            }
+        };
+        let Some(method) = message
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            // A client's answer to a server request: none are proxied yet.
+            return empty_reply(StatusCode::ACCEPTED);
+        };
+        let session = if mcp.era() == Era::Legacy && method != "initialize" {
+            match self.session(parts, &mcp) {
+                Ok(session) => Some(session),
+                Err(refused) => return refused.into_response(),
+            }
+        } else {
+            None
+        };
+        let Some(id) = message.get("id").cloned() else {
+            // Notifications (`notifications/initialized`: each upstream session got its own).
+            return empty_reply(StatusCode::ACCEPTED);
+        };
+        let call = Call {
+            era: mcp.era(),
+            version: session.as_ref().map_or(mcp.version(), |s| s.version),
+            method,
+            id,
+            message,
+            session,
+            headers: &parts.headers,
+            uri: origin_form(&parts.uri),
+            principal: parts.extensions.get::<Principal>(),
+        };
+        self.dispatch(call).await
+    }
+
+    /// The client's session, or the refusal (400 without one, 404 unknown, R26, R27).
+    fn session(
+        self: &Arc<Self>,
+        parts: &Parts,
+        mcp: &McpRequest,
+    ) -> Result<Arc<Downstream>, Rejection> {
+        let id = mcp.id().cloned();
+        let Some(value) = parts.headers.get(MCP_SESSION_ID) else {
+            return Err(Rejection::session_required(RejectedBy::Aggregate, id));
+        };
+        self.lookup(value, parts.extensions.get::<Principal>())
+            .map_err(|rejection| rejection.with_id(id))
+    }
+
+    /// The session a header names, if `principal` may use it.
+    fn lookup(
+        self: &Arc<Self>,
+        value: &HeaderValue,
+        principal: Option<&Principal>,
+    ) -> Result<Arc<Downstream>, Rejection> {
+        match self.sessions.get(value.to_str().unwrap_or_default()) {
+            Lookup::Found(session) if BindingKey::admits(session.owner.as_ref(), principal) => {
+                Ok(session)
+            }
+            Lookup::Found(_) => Err(Rejection::session_foreign(RejectedBy::Aggregate, None)),
+            Lookup::Expired(session) => {
+                self.end_later(session);
+                Err(Rejection::session_not_found(RejectedBy::Aggregate, None))
+            }
+            Lookup::Unknown => Err(Rejection::session_not_found(RejectedBy::Aggregate, None)),
+        }
+    }
+
+    async fn dispatch(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
+        match (call.era, call.method.as_str()) {
+            (Era::Legacy, "initialize") => return self.initialize(call).await,
+            (Era::Modern, "server/discover") => return self.discover(call).await,
+            (_, "ping") => return json_reply(StatusCode::OK, message::result(&call.id, json!({}))),
+            (_, "logging/setLevel") => return self.broadcast(call, "logging").await,
+            _ => {}
+        }
+        if let Some(place) = Place::of(&call.method) {
+            return self.route(call, place).await;
+        }
+        match ListKind::for_method(&call.method) {
+            Some(kind) if kind != ListKind::Tasks => self.list(call, kind).await,
+            _ => {
+                // R43: 2026-07-28 answers an unknown method with 404.
+                let status = match call.era {
+                    Era::Modern => StatusCode::NOT_FOUND,
+                    Era::Legacy => StatusCode::OK,
+                };
+                json_reply(
+                    status,
+                    message::error(&call.id, code::METHOD_NOT_FOUND, "Method not found", None),
+                )
+            }
+        }
+    }
+
+    /// Legacy `initialize`: a new aggregator session, answered with the merged capabilities.
+    /// Upstreams not yet known are asked now, through this session's own upstream sessions;
+    /// the others' sessions open when first needed.
+    async fn initialize(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
+        let params = call.message.get("params").and_then(Value::as_object);
+        let version = params
+            .and_then(|p| p.get("protocolVersion"))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<ProtocolVersion>().ok())
+            .filter(|v| v.era() == Era::Legacy && *v >= ProtocolVersion::V2025_03_26)
+            .unwrap_or(ProtocolVersion::V2025_11_25);
+        let mut client = Object::new();
+        for field in ["capabilities", "clientInfo"] {
+            let value = params.and_then(|p| p.get(field)).cloned();
+            client.insert(field.into(), value.unwrap_or_else(|| json!({})));
+        }
+        let owner = call.principal.map(BindingKey::of);
+        let (session, expired) = self.sessions.create(
+            version,
+            client,
+            owner,
+            call.uri.clone(),
+            self.upstreams.len(),
+        );
+        for old in expired {
+            self.end_later(old);
+        }
+        let unknown = (0..self.upstreams.len()).filter(|&i| self.upstreams[i].info().is_none());
+        join_all(unknown.map(|i| {
+            let session = &session;
+            async move {
+                if let Err(e) = self.upstream_session(session, i, call.headers).await {
+                    tracing::warn!(upstream = %self.upstreams[i].name, error = %e, "aggregate: upstream initialize failed");
+                }
+            }
+        }))
+        .await;
+        let result = json!({
+            "protocolVersion": version.as_str(),
+            "capabilities": self.capabilities(),
+            "serverInfo": self.server_info(),
+        });
+        let mut result = result;
+        if let Some(text) = self.instructions() {
+            result["instructions"] = Value::String(text);
+        }
+        let mut reply = json_reply(StatusCode::OK, message::result(&call.id, result));
+        if let Ok(value) = HeaderValue::from_str(&session.id) {
+            reply.headers_mut().insert(MCP_SESSION_ID, value);
+        }
+        reply
+    }
+
+    /// 2026-07-28 `server/discover`: every upstream asked, the answers merged.
+    async fn discover(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
+        let call = &call;
+        join_all((0..self.upstreams.len()).map(|i| async move {
+            let upstream = &self.upstreams[i];
+            let found = self
+                .forward(i, call, call.message.clone(), None)
+                .await
+                .and_then(Answer::into_result)
+                .and_then(|result| {
+                    let modern = result
+                        .get("supportedVersions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|v| v.iter().any(|v| v == ProtocolVersion::V2026_07_28.as_str()));
+                    if modern { Ok(result) } else { Err(UpstreamError::NotModern) }
+                });
+            match found {
+                Ok(result) => upstream.learn(&result),
+                Err(e) => tracing::warn!(upstream = %upstream.name, error = %e, "aggregate: upstream discover failed"),
+            }
+        }))
+        .await;
+        let supported: Vec<&str> = ProtocolVersion::ALL
+            .iter()
+            .filter(|v| **v >= ProtocolVersion::V2025_03_26)
+            .map(|v| v.as_str())
+            .collect();
+        let mut result = json!({
+            "resultType": "complete",
+            "supportedVersions": supported,
+            "capabilities": self.capabilities(),
+            "ttlMs": 0,
+            "cacheScope": "private",
+            "_meta": { "io.modelcontextprotocol/serverInfo": self.server_info() },
+        });
+        if let Some(text) = self.instructions() {
+            result["instructions"] = Value::String(text);
+        }
+        json_reply(StatusCode::OK, message::result(&call.id, result))
+    }
+
+    fn server_info(&self) -> Value {
+        json!({ "name": self.server_name, "version": self.server_version })
+    }
+
+    /// The union of what the upstreams declared; `tools` always (an upstream that is down now
+    /// may bring tools back).
+    fn capabilities(&self) -> Value {
+        let infos: Vec<_> = self.upstreams.iter().filter_map(|u| u.info()).collect();
+        let mut merged = merge::capabilities(infos.iter().map(|i| &i.capabilities));
+        merged.entry("tools").or_insert_with(|| json!({}));
+        Value::Object(merged)
+    }
+
+    fn instructions(&self) -> Option<String> {
+        let infos: Vec<_> = self
+            .upstreams
+            .iter()
+            .filter_map(|u| Some((&*u.name, u.info()?)))
+            .collect();
+        merge::instructions(
+            self.instructions.as_deref(),
+            infos
+                .iter()
+                .filter_map(|(name, info)| Some((*name, info.instructions.as_deref()?))),
+            &self.names,
+        )
+    }
+
+    /// A list method: every upstream's page (or those the cursor continues), merged.
+    async fn list(self: &Arc<Self>, call: Call<'_>, kind: ListKind) -> AggregateResponse<R> {
+        let targets: Vec<(usize, Option<String>)> = match param_str(&call.message, "cursor") {
+            None => (0..self.upstreams.len())
+                .filter(|&i| self.upstreams[i].may_have(capability_of(kind)))
+                .map(|i| (i, None))
+                .collect(),
+            Some(cursor) => match merge::decode_cursor(cursor) {
+                Some(next) => next
+                    .into_iter()
+                    .filter_map(|(name, cursor)| Some((self.index_of(&name)?, Some(cursor))))
+                    .collect(),
+                None => {
+                    return json_reply(
+                        StatusCode::OK,
+                        message::error(&call.id, code::INVALID_PARAMS, "Invalid cursor", None),
+                    );
+                }
+            },
+        };
+        let call = &call;
+        let pages = join_all(targets.into_iter().map(|(i, cursor)| {
+            let mut request = call.message.clone();
+            let params = params_mut(&mut request);
+            match cursor {
+                Some(cursor) => params.insert("cursor".into(), Value::String(cursor)),
+                None => params.remove("cursor"),
+            };
+            async move {
+                let page = self.forward(i, call, request, None).await;
+                (i, page.and_then(Answer::into_result))
+            }
+        }))
+        .await;
+        let field = kind.result_field();
+        let mut entries = Vec::new();
+        let mut next = Vec::new();
+        for (i, page) in pages {
+            let name = &*self.upstreams[i].name;
+            let mut result = match page {
+                Ok(result) => result,
+                Err(e) => {
+                    tracing::warn!(upstream = name, error = %e, method = kind.method(), "aggregate: upstream left out of the list");
+                    continue;
+                }
+            };
+            if let Some(Value::Array(items)) = result.remove(field) {
+                let rules = &self.upstreams[i].tools;
+                for mut item in items {
+                    if kind == ListKind::Tools {
+                        let own = item.get("name").and_then(Value::as_str);
+                        if let Some(own) = own
+                            && !self.pins.check(&self.upstreams[i].name, own, &item)
+                        {
+                            continue;
+                        }
+                        match own.and_then(|own| rules.shown(own)) {
+                            Some(shown) if Some(shown) != own => {
+                                item["name"] = Value::String(shown.to_owned());
+                            }
+                            Some(_) => {}
+                            None => continue,
+                        }
+                    }
+                    if merge::namespace_entry(kind, &self.names, name, &mut item) {
+                        entries.push(item);
+                    }
+                }
+            }
+            if let Some(cursor) = result.get("nextCursor").and_then(Value::as_str) {
+                next.push((name.to_owned(), cursor.to_owned()));
+            }
+        }
+        let mut result = Object::new();
+        result.insert(field.into(), Value::Array(entries));
+        if let Some(cursor) = merge::encode_cursor(&next) {
+            result.insert("nextCursor".into(), Value::String(cursor));
+        }
+        if call.era == Era::Modern {
+            result.insert("resultType".into(), json!("complete"));
+            result.insert("ttlMs".into(), json!(0));
+            result.insert("cacheScope".into(), json!("private"));
+        }
+        json_reply(
+            StatusCode::OK,
+            message::result(&call.id, Value::Object(result)),
+        )
+    }
+
+    /// A request every upstream with `capability` gets (`logging/setLevel`); answered `{}`.
+    async fn broadcast(self: &Arc<Self>, call: Call<'_>, capability: &str) -> AggregateResponse<R> {
+        let call = &call;
+        join_all(
+            (0..self.upstreams.len())
+                .filter(|&i| self.upstreams[i].may_have(capability))
+                .map(|i| async move {
+                    if let Err(e) = self.forward(i, call, call.message.clone(), None).await {
+                        tracing::warn!(upstream = %self.upstreams[i].name, error = %e, "aggregate: broadcast failed");
+                    }
+                }),
+        )
+        .await;
+        json_reply(StatusCode::OK, message::result(&call.id, json!({})))
+    }
+
+    /// A request for one upstream's tool, prompt or resource: sent with the upstream's own
+    /// name, its answer streamed back with the client's id.
+    async fn route(self: &Arc<Self>, call: Call<'_>, place: Place) -> AggregateResponse<R> {
+        let Some((index, own)) = self.resolve(&call.message, place) else {
+            return json_reply(
+                StatusCode::OK,
+                message::error(
+                    &call.id,
+                    code::INVALID_PARAMS,
+                    "Unknown name: no upstream has that namespace",
+                    None,
+                ),
+            );
+        };
+        let mut request = call.message.clone();
+        write_place(&mut request, place, own.clone());
+        let mcp_name = matches!(place, Place::Name | Place::Uri).then_some(own.as_str());
+        let upstream = &self.upstreams[index];
+        let (response, upstream_id) =
+            match self.exchange(index, &call, &mut request, mcp_name).await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    return json_reply(
+                        StatusCode::OK,
+                        message::upstream_error(&call.id, &upstream.name, &e),
+                    );
+                }
+            };
+        let status = response.status();
+        if !status.is_success() {
+            // An error answer (JSON-RPC when the upstream wrote one): passed on with the
+            // client's id, as a 200 so one upstream never fails the endpoint.
+            let body = match upstream
+                .read(response, upstream_id, self.max_body_bytes)
+                .await
+            {
+                Ok(mut answer) => {
+                    answer.message.insert("id".into(), call.id.clone());
+                    to_bytes(&answer.message)
+                }
+                Err(e) => message::upstream_error(&call.id, &upstream.name, &e),
+            };
+            return json_reply(StatusCode::OK, body);
+        }
+        let (parts, body) = response.into_parts();
+        let routed = match body_kind(&parts.headers) {
+            BodyKind::Sse => RoutedBody::sse(body, upstream_id, call.id),
+            _ => RoutedBody::json(body, upstream_id, call.id, self.max_body_bytes),
+        };
+        let mut reply = Response::new(EdgeBody::new(routed));
+        if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
+            reply
+                .headers_mut()
+                .insert(CONTENT_TYPE, content_type.clone());
+        }
+        if let Some(cache) = parts.headers.get(CACHE_CONTROL) {
+            reply.headers_mut().insert(CACHE_CONTROL, cache.clone());
+        }
+        reply
+    }
+
+    /// The upstream a routed request is for, and the name (or URI) it knows the target by.
+    fn resolve(&self, message: &Object, place: Place) -> Option<(usize, String)> {
+        let params = message.get("params")?;
+        let (field, value) = match place {
+            Place::Name => ("name", params.get("name")?),
+            Place::Uri => ("uri", params.get("uri")?),
+            Place::Ref => {
+                let reference = params.get("ref")?;
+                match reference.get("type")?.as_str()? {
+                    "ref/prompt" => ("name", reference.get("name")?),
+                    "ref/resource" => ("uri", reference.get("uri")?),
+                    _ => return None,
+                }
+            }
+        };
+        let value = value.as_str()?;
+        let (namespace, own) = match field {
+            "uri" => self.names.split_uri(value)?,
+            _ => self.names.split(value)?,
+        };
+        let index = self.index_of(namespace)?;
+        let own = match message.get("method").and_then(Value::as_str) {
+            Some("tools/call") => {
+                let own = self.upstreams[index].tools.own(own)?;
+                // A changed definition hidden by the pin policy is not callable either.
+                self.pins.callable(namespace, own).then_some(own)?
+            }
+            _ => own,
+        };
+        Some((index, own.to_owned()))
+    }
+
+    /// Sends a request to upstream `index` and reads its whole answer.
+    async fn forward(
+        self: &Arc<Self>,
+        index: usize,
+        call: &Call<'_>,
+        mut request: Object,
+        mcp_name: Option<&str>,
+    ) -> Result<Answer, UpstreamError> {
+        let (response, id) = self.exchange(index, call, &mut request, mcp_name).await?;
+        self.upstreams[index]
+            .read(response, id, self.max_body_bytes)
+            .await
+    }
+
+    /// Sends a request to upstream `index` under a fresh id: inside this client's upstream
+    /// session (legacy; opened now if needed, and opened again once if the upstream forgot
+    /// it), or with the 2026-07-28 headers (modern). Returns the response head and the id.
+    async fn exchange(
+        self: &Arc<Self>,
+        index: usize,
+        call: &Call<'_>,
+        request: &mut Object,
+        mcp_name: Option<&str>,
+    ) -> Result<(Response<R>, i64), UpstreamError> {
+        let upstream = &self.upstreams[index];
+        let mut retried = false;
+        loop {
+            let id = self.next_id();
+            request.insert("id".into(), Value::from(id));
+            let body = to_bytes(&*request);
+            let (headers, session) = match &call.session {
+                Some(downstream) => {
+                    let session = self
+                        .upstream_session(downstream, index, call.headers)
+                        .await?;
+                    (legacy_headers(&session, call.headers), Some(session))
+                }
+                None => (self.modern_headers(call, mcp_name), None),
+            };
+            let headers = upstream.credentials(headers, call.headers);
+            let response = upstream.send(post(&call.uri, headers, body)).await?;
+            let forgotten = response.status() == StatusCode::NOT_FOUND
+                && session.as_ref().is_some_and(|s| s.id.is_some());
+            if forgotten && !retried {
+                // The upstream ended its session (R27): it did not run the request, so a new
+                // session may carry it once.
+                drain(response).await;
+                if let (Some(downstream), Some(stale)) = (&call.session, session) {
+                    let mut slot = downstream.upstreams[index].lock().await;
+                    if slot.as_ref().is_some_and(|s| s.id == stale.id) {
+                        *slot = None;
+                    }
+                }
+                retried = true;
+                continue;
+            }
+            return Ok((response, id));
+        }
+    }
+
+    /// The 2026-07-28 headers for a request on behalf of `call` (R36, R38).
+    fn modern_headers(&self, call: &Call<'_>, mcp_name: Option<&str>) -> HeaderMap {
+        let mut headers = base_headers();
+        headers.insert(
+            MCP_PROTOCOL_VERSION,
+            HeaderValue::from_static(call.version.as_str()),
+        );
+        if let Ok(method) = HeaderValue::from_str(&call.method) {
+            headers.insert(MCP_METHOD, method);
+        }
+        if let Some(name) = mcp_name
+            && let Ok(value) = HeaderValue::from_str(&encode_value(name))
+        {
+            headers.insert(MCP_NAME, value);
+        }
+        if call.method == "tools/call" {
+            // Mirrored arguments (R40): the arguments go on unchanged, so do their headers.
+            for (name, value) in call.headers {
+                if name.as_str().starts_with(MCP_PARAM_PREFIX) {
+                    headers.append(name, value.clone());
+                }
+            }
+        }
+        copy_trace(call.headers, &mut headers);
+        headers
+    }
+
+    /// This client's session with upstream `index`, opened now if it has none.
+    async fn upstream_session(
+        &self,
+        downstream: &Downstream,
+        index: usize,
+        client: &HeaderMap,
+    ) -> Result<UpstreamSession, UpstreamError> {
+        let mut slot = downstream.upstreams[index].lock().await;
+        if let Some(session) = slot.as_ref() {
+            return Ok(session.clone());
+        }
+        let session = self.open_session(downstream, index, client).await?;
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// `initialize` and `notifications/initialized` with upstream `index`, on behalf of the
+    /// client: its capabilities and client info, its protocol version (the upstream may
+    /// choose another legacy version: that one is used with it).
+    async fn open_session(
+        &self,
+        downstream: &Downstream,
+        index: usize,
+        client: &HeaderMap,
+    ) -> Result<UpstreamSession, UpstreamError> {
+        let upstream = &self.upstreams[index];
+        let id = self.next_id();
+        let mut params = downstream.client.clone();
+        params.insert("protocolVersion".into(), json!(downstream.version.as_str()));
+        let body = to_bytes(&json!({
+            "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params,
+        }));
+        let headers = upstream.credentials(base_headers(), client);
+        let response = upstream.send(post(&downstream.uri, headers, body)).await?;
+        let answer = upstream.read(response, id, self.max_body_bytes).await?;
+        if !answer.status.is_success() {
+            return Err(UpstreamError::Status(answer.status));
+        }
+        let session_id = answer.headers.get(MCP_SESSION_ID).cloned();
+        let result = answer.into_result()?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<ProtocolVersion>().ok())
+            .filter(|v| v.era() == Era::Legacy)
+            .ok_or(UpstreamError::Invalid(
+                "no legacy protocolVersion in its initialize result",
+            ))?;
+        upstream.learn(&result);
+        let session = UpstreamSession {
+            id: session_id,
+            version,
+        };
+        let initialized =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let headers = upstream.credentials(legacy_headers(&session, client), client);
+        let response = upstream
+            .send(post(&downstream.uri, headers, initialized))
+            .await?;
+        let status = response.status();
+        drain(response).await;
+        if !status.is_success() {
+            return Err(UpstreamError::Status(status));
+        }
+        Ok(session)
+    }
+
+    /// DELETE: the client's session ends, and its upstream sessions with it (R29).
+    async fn delete(self: &Arc<Self>, parts: &Parts) -> AggregateResponse<R> {
+        let Some(value) = parts.headers.get(MCP_SESSION_ID) else {
+            return Rejection::session_required(RejectedBy::Aggregate, None).into_response();
+        };
+        let session = match self.lookup(value, parts.extensions.get::<Principal>()) {
+            Ok(session) => session,
+            Err(refused) => return refused.into_response(),
+        };
+        self.sessions.remove(&session.id);
+        self.end_sessions(&session).await;
+        empty_reply(StatusCode::OK)
+    }
+
+    /// Ends an expired session's upstream sessions in the background.
+    fn end_later(self: &Arc<Self>, session: Arc<Downstream>) {
+        let shared = Arc::clone(self);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { shared.end_sessions(&session).await });
+        }
+    }
+
+    /// DELETEs every upstream session a client session opened.
+    async fn end_sessions(&self, downstream: &Downstream) {
+        join_all((0..self.upstreams.len()).map(|i| async move {
+            let Some(session) = downstream.upstreams[i].lock().await.take() else {
+                return;
+            };
+            if session.id.is_none() {
+                return;
+            }
+            let mut request = Request::new(Full::new(Bytes::new()));
+            *request.method_mut() = http::Method::DELETE;
+            *request.uri_mut() = downstream.uri.clone();
+            *request.headers_mut() = legacy_headers(&session, &HeaderMap::new());
+            match self.upstreams[i].send(request).await {
+                Ok(response) => drain(response).await,
+                Err(e) => tracing::debug!(upstream = %self.upstreams[i].name, error = %e, "aggregate: upstream DELETE failed"),
+            }
+        }))
+        .await;
+    }
+}
+
+/// The request target in origin form (`/path?query`), as upstream requests carry it.
+fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .cloned()
+        .map_or_else(|| Uri::from_static("/"), Uri::from)
+}
+
+/// Writes the upstream's own name back where the request names its target.
+fn write_place(message: &mut Object, place: Place, own: String) {
+    let params = params_mut(message);
+    match place {
+        Place::Name => {
+            params.insert("name".into(), Value::String(own));
+        }
+        Place::Uri => {
+            params.insert("uri".into(), Value::String(own));
+        }
+        Place::Ref => {
+            if let Some(reference) = params.get_mut("ref").and_then(Value::as_object_mut) {
+                let field = if reference.contains_key("uri") {
+                    "uri"
+                } else {
+                    "name"
+                };
+                reference.insert(field.into(), Value::String(own));
+            }
+        }
+    }
+}
