@@ -287,7 +287,7 @@ async fn main() -> std::io::Result<()> {
     let (limits, limits_note) = std::mem::take(&mut options.limits)
         .build(None)
         .unwrap_or_else(|e| fail(&e));
-    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    let audit = audit::AuditSetup::open(options.audit_log.as_deref(), None).await?;
     let drain = Drain::new();
     let edge = McpEdge::builder()
         .audit(audit.layer.clone())
