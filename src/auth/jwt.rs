@@ -245,6 +245,8 @@ impl Issuer {
     /// `api://<app id>`, Auth0 the API identifier), and with several issuers each keeps its
     /// own names: another issuer's token for this audience is refused. The verifier's
     /// audiences ([`JwtVerifier::new`], [`JwtVerifier::also_audience`]) stay accepted.
+    /// MCP asks for this server's canonical URL in `aud` (R57): add another name only for a
+    /// provider that cannot put the URL there, and one that names this server alone.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
