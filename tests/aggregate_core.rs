@@ -190,6 +190,50 @@ async fn unknown_session_gets_404_and_get_gets_405() {
     assert_eq!(response.status(), 405);
 }
 
+#[tokio::test]
+async fn upstreams_do_not_learn_client_capabilities_the_aggregator_cannot_relay() {
+    let agg = Aggregated::start();
+    let response = http_client()
+        .post(&agg.gateway.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {"sampling": {}, "elicitation": {}, "roots": {}, "experimental": {}},
+                "clientInfo": {"name": "raw", "version": "1"},
+            }})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("mcp-session-id"));
+    let answer: Value = response.json().await.unwrap();
+    // The version the client asked for, and each upstream negotiated on its own.
+    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
+    let init = agg
+        .alpha
+        .log
+        .all()
+        .into_iter()
+        .find(|s| s.rpc.as_deref() == Some("initialize"))
+        .unwrap();
+    let params = &init.body.unwrap()["params"];
+    assert_eq!(params["protocolVersion"], "2025-06-18");
+    assert_eq!(params["clientInfo"]["name"], "raw");
+    assert_eq!(params["capabilities"], json!({"experimental": {}}));
+    let initialized = agg
+        .alpha
+        .log
+        .all()
+        .into_iter()
+        .find(|s| s.rpc.as_deref() == Some("notifications/initialized"))
+        .unwrap();
+    assert_eq!(initialized.headers["mcp-protocol-version"], "2025-06-18");
+}
+
 fn modern_call(id: &Value, tool: &str, text: &str) -> String {
     json!({
         "jsonrpc": "2.0",

@@ -52,8 +52,10 @@
 //!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
 //!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
 //!
-//! Not yet: server-to-client requests (sampling, elicitation) and `notifications/cancelled`
-//! are not proxied (a client's answers and notifications are accepted and dropped), the GET
+//! Not yet: server-to-client requests (sampling, elicitation, roots) and
+//! `notifications/cancelled` are not proxied (a legacy client's `sampling`, `elicitation` and
+//! `roots` capabilities are not passed on to upstreams, and its answers and notifications are
+//! accepted and dropped), the GET
 //! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
 //! are not resumed (their event ids are not passed on), list results are not cached, and
 //! `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.

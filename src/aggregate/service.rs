@@ -414,6 +414,16 @@ where
             let value = params.and_then(|p| p.get(field)).cloned();
             client.insert(field.into(), value.unwrap_or_else(|| json!({})));
         }
+        // Upstreams must not send requests the aggregator does not relay yet (a sampling
+        // request would wait for an answer that never comes): those capabilities stay here.
+        if let Some(capabilities) = client
+            .get_mut("capabilities")
+            .and_then(Value::as_object_mut)
+        {
+            for relayed_later in ["sampling", "elicitation", "roots"] {
+                capabilities.remove(relayed_later);
+            }
+        }
         let owner = call.principal.map(BindingKey::of);
         let (session, expired) = self.sessions.create(
             version,

@@ -216,6 +216,8 @@ pub struct UpstreamSeen {
     pub session: Option<String>,
     pub authorization: Option<String>,
     pub headers: http::HeaderMap,
+    /// The JSON body, if it was JSON.
+    pub body: Option<Value>,
 }
 
 /// What reached one upstream.
@@ -276,8 +278,9 @@ where
                 .await
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
-            let rpc = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
+            let json = serde_json::from_slice::<Value>(&bytes).ok();
+            let rpc = json
+                .as_ref()
                 .and_then(|v| v["method"].as_str().map(str::to_owned));
             let header = |name: &str| {
                 parts
@@ -292,6 +295,7 @@ where
                 session: header("mcp-session-id"),
                 authorization: header("authorization"),
                 headers: parts.headers.clone(),
+                body: json,
             });
             inner
                 .oneshot(Request::from_parts(parts, Full::new(bytes)))
