@@ -40,7 +40,7 @@ pub(crate) struct Spans {
 }
 
 fn new_span() -> Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         target: TARGET,
         "mcp.server",
         otel.name = Empty,
@@ -130,7 +130,7 @@ impl Spans {
             tracing::event!(
                 target: TARGET,
                 parent: &span,
-                tracing::Level::INFO,
+                tracing::Level::DEBUG,
                 mcp_edge.layer = by.as_str(),
                 mcp_edge.reason = reason.as_str(),
                 "refused"
