@@ -105,7 +105,7 @@ impl<K> AuditLayer<K> {
 
     /// Whether to open a `tracing` span per MCP message (default `true`; see
     /// [`observe`](crate::observe) for the names and attributes). With no subscriber
-    /// interested in target `mcp_edge::span` at `INFO`, a span costs one cached level check.
+    /// interested in target `mcp_edge::span` at `DEBUG`, a span costs one cached level check.
     pub fn spans(mut self, on: bool) -> Self {
         self.config_mut().spans = on;
         self

@@ -97,7 +97,7 @@ pub fn describe() {
         describe_gauge!(SSE_STREAMS_OPEN, "SSE responses open");
         describe_counter!(SSE_HEARTBEATS, "SSE heartbeat comments sent");
         describe_counter!(SSE_DRAINED, "SSE streams ended by a drain");
-        describe_gauge!(SESSIONS_ACTIVE, "Sessions created here and not yet ended");
+        describe_gauge!(SESSIONS_ACTIVE, "Live sessions in the session store");
         describe_counter!(JWKS_FETCHES, "JWK set fetches");
         describe_counter!(TOKEN_CACHE, "Verified-token cache lookups");
         describe_gauge!(REPLICA_IN_FLIGHT, "Requests under way per replica");

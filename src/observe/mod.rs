@@ -10,7 +10,7 @@
 //!   until the outcome is known (for a stream, the matching response event), with an event for
 //!   a refusal (which layer, why). With the `otel` feature the caller's W3C
 //!   [`TraceContext`] (the `traceparent`/`tracestate` headers, or the message's `_meta`)
-//!   becomes the span's parent through `tracing-opentelemetry`. The spans are at `INFO` level
+//!   becomes the span's parent through `tracing-opentelemetry`. The spans are at `DEBUG` level (as tower-http's `TraceLayer`: a server logging at `INFO` pays nothing for them)
 //!   with the target `mcp_edge::span`; when no subscriber wants them, they cost a cached
 //!   level check.
 //! - **Metrics** (feature `metrics`): [`metrics`] lists the names and why the `metrics`
