@@ -39,6 +39,8 @@
 //!   --require-scope TOOL=SCOPE   per-tool scope (repeatable); --public-url URL for the metadata
 //!   --limit RULE            e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
 //!                           past it); with --redis every gateway instance shares the budgets
+//!   --metrics ADDR          serve /metrics (Prometheus; `--features metrics`), /healthz and
+//!                           /readyz (not ready while draining or with no healthy replica)
 //!
 //! The stack: audit → guard → inspect → auth → sse → (resume) → AffinityRouter. No `SessionLayer`: the
 //! router is already the authority on sessions (unknown, foreign-principal and orphaned ids get
@@ -60,6 +62,8 @@ mod audit;
 mod auth;
 #[path = "common/limit.rs"]
 mod limit;
+#[path = "common/metrics.rs"]
+mod metrics;
 #[path = "common/replicas.rs"]
 mod replicas;
 #[path = "common/shutdown.rs"]
@@ -133,6 +137,7 @@ struct Options {
     audit_key: Option<PathBuf>,
     auth: auth::AuthOptions,
     limits: limit::LimitOptions,
+    metrics: metrics::MetricsOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -154,6 +159,7 @@ fn parse_options() -> Result<Options, String> {
         audit_key: None,
         auth: auth::AuthOptions::default(),
         limits: limit::LimitOptions::default(),
+        metrics: metrics::MetricsOptions::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -198,6 +204,7 @@ fn parse_options() -> Result<Options, String> {
             "-h" | "--help" => return Err(String::new()),
             other if options.auth.parse_flag(other, || value().ok())? => {}
             other if options.limits.parse_flag(other, || value().ok())? => {}
+            other if options.metrics.parse_flag(other, || value().ok())? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -216,10 +223,11 @@ async fn main() -> std::io::Result<()> {
                 eprintln!("error: {message}\n");
             }
             eprintln!(
-                "{USAGE}\n{}\n{}\n{}",
+                "{USAGE}\n{}\n{}\n{}\n{}",
                 audit::AUDIT_USAGE,
                 auth::AUTH_USAGE,
-                limit::LIMIT_USAGE
+                limit::LIMIT_USAGE,
+                metrics::METRICS_USAGE
             );
             std::process::exit(2);
         }
@@ -229,6 +237,8 @@ async fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // With --metrics, the Prometheus recorder goes in before any layer records.
+    let prometheus = options.metrics.install();
     let shutdown = CancellationToken::new();
 
     // The replicas: given URLs, plus in-process copies of the example server, which accept
@@ -351,6 +361,20 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new().route_service("/mcp", edge.layer(router));
     // With auth, the RFC 9728 metadata next to /mcp: unauthenticated, but behind the guard.
     let app = auth.route_metadata(app, &guard);
+
+    // --metrics: /metrics, /healthz and /readyz on their own listener (outside the guard).
+    // Not ready while draining or while every replica is ejected.
+    if let Some(metrics_addr) = options.metrics.addr {
+        let draining = drain.clone();
+        let set = replicas.clone();
+        let health = mcp_edge::observe::Health::new()
+            .check("draining", move || !draining.is_draining())
+            .check("replicas", move || {
+                set.status().iter().any(|replica| !replica.is_ejected())
+            });
+        let at = metrics::serve(metrics_addr, prometheus, health, || async {}).await?;
+        println!("metrics: http://{at}/metrics, /healthz, /readyz");
+    }
 
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;

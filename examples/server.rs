@@ -20,6 +20,8 @@
 //!   --heartbeat SECS    SSE heartbeat after SECS of quiet (default 15; 0 turns it off)
 //!   --limit RULE        e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
 //!                       past it; with --redis the budgets are shared through Redis)
+//!   --metrics ADDR      serve /metrics (Prometheus; build with `--features metrics`),
+//!                       /healthz and /readyz on ADDR, outside the guard
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
 //! `retry:` and close at an event boundary, others may finish for up to 5 s.
@@ -32,6 +34,8 @@ mod audit;
 mod auth;
 #[path = "common/limit.rs"]
 mod limit;
+#[path = "common/metrics.rs"]
+mod metrics;
 #[path = "common/shutdown.rs"]
 mod shutdown;
 #[path = "common/tools.rs"]
@@ -43,6 +47,7 @@ use axum::Router;
 use mcp_edge::serve::Server;
 use mcp_edge::session::SessionMode;
 use mcp_edge::sse::Drain;
+use mcp_edge::store::SessionStore as _;
 use mcp_edge::{GuardLayer, InspectLayer, McpEdge, SessionLayer, SseLayer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -84,6 +89,7 @@ struct Options {
     redis: Option<String>,
     auth: auth::AuthOptions,
     limits: limit::LimitOptions,
+    metrics: metrics::MetricsOptions,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -97,6 +103,7 @@ fn parse_options() -> Result<Options, String> {
     let mut redis = None;
     let mut auth = auth::AuthOptions::default();
     let mut limits = limit::LimitOptions::default();
+    let mut metrics = metrics::MetricsOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -128,6 +135,7 @@ fn parse_options() -> Result<Options, String> {
             "-h" | "--help" => return Err(String::new()),
             other if auth.parse_flag(other, &mut value)? => {}
             other if limits.parse_flag(other, &mut value)? => {}
+            other if metrics.parse_flag(other, &mut value)? => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -145,6 +153,7 @@ fn parse_options() -> Result<Options, String> {
         redis,
         auth,
         limits,
+        metrics,
     })
 }
 
@@ -157,10 +166,11 @@ async fn main() -> std::io::Result<()> {
                 eprintln!("error: {message}\n");
             }
             eprintln!(
-                "{USAGE}\n{}\n{}\n{}",
+                "{USAGE}\n{}\n{}\n{}\n{}",
                 audit::AUDIT_USAGE,
                 auth::AUTH_USAGE,
-                limit::LIMIT_USAGE
+                limit::LIMIT_USAGE,
+                metrics::METRICS_USAGE
             );
             std::process::exit(2);
         }
@@ -170,6 +180,8 @@ async fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // With --metrics, the Prometheus recorder goes in before any layer records.
+    let prometheus = options.metrics.install();
 
     // Cancelled on Ctrl-C: rmcp then ends its sessions and their open SSE streams, so the
     // graceful shutdown below does not wait forever on a client's GET stream.
@@ -266,6 +278,7 @@ async fn main() -> std::io::Result<()> {
     .drain(drain.clone())
     .drain_grace(DRAIN_GRACE);
 
+    let mut session_store = None;
     let app = if options.bare {
         // For comparison only: the same tools, plain rmcp with its default config.
         let config =
@@ -285,6 +298,7 @@ async fn main() -> std::io::Result<()> {
         // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
         // audit → guard → inspect → auth → session → sse → the MCP service. One stack type
         // whether auth is configured or not (`auth_opt`), so one router.
+        session_store = Some(std::sync::Arc::clone(session.session_store()));
         let edge = McpEdge::builder()
             .audit(audit.layer.clone())
             .guard(guard.clone())
@@ -300,6 +314,33 @@ async fn main() -> std::io::Result<()> {
         // guard for the public URL.
         auth.route_metadata(app, &guard)
     };
+
+    // --metrics: /metrics, /healthz and /readyz on their own listener (outside the guard).
+    // Not ready while draining or while the session store (Redis) does not answer.
+    if let Some(metrics_addr) = options.metrics.addr {
+        let draining = drain.clone();
+        let mut health =
+            mcp_edge::observe::Health::new().check("draining", move || !draining.is_draining());
+        if let Some(store) = session_store.clone() {
+            health = health.check_async("session_store", move || {
+                let store = std::sync::Arc::clone(&store);
+                async move { store.count(None).await.is_ok() }
+            });
+        }
+        let before_scrape = move || {
+            let store = session_store.clone();
+            async move {
+                if let Some(Ok(count)) = match &store {
+                    Some(store) => Some(store.count(None).await),
+                    None => None,
+                } {
+                    mcp_edge::observe::metrics::sessions_active(count.total);
+                }
+            }
+        };
+        let at = metrics::serve(metrics_addr, prometheus, health, before_scrape).await?;
+        println!("metrics: http://{at}/metrics, /healthz, /readyz");
+    }
 
     let listener = tokio::net::TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod limit;
+pub mod observe;
 pub mod optional;
 pub mod protocol;
 #[cfg(feature = "proxy")]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Replica;
+use crate::observe::metrics::ReplicaGauges;
 
 /// The replicas behind an [`AffinityRouter`](super::AffinityRouter), changeable at runtime.
 ///
@@ -50,6 +51,7 @@ pub(crate) struct Load {
     failures: AtomicU32,
     /// Milliseconds since the set's epoch until which the replica takes no new work; 0 = none.
     ejected_until: AtomicU64,
+    gauges: ReplicaGauges,
 }
 
 impl Load {
@@ -59,6 +61,7 @@ impl Load {
 
     pub(crate) fn start(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.gauges.in_flight(1.0);
         InFlight(Arc::clone(self))
     }
 
@@ -74,6 +77,7 @@ pub(crate) struct InFlight(Arc<Load>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.gauges.in_flight(-1.0);
     }
 }
 
@@ -119,9 +123,12 @@ impl<S> ReplicaSet<S> {
         let mut next: Vec<Arc<Entry<S>>> = Vec::with_capacity(entries.len() + 1);
         let mut replaced = false;
         let entry = Arc::new(Entry {
+            load: Arc::new(Load {
+                gauges: ReplicaGauges::new(replica.id()),
+                ..Load::default()
+            }),
             replica,
             service,
-            load: Arc::new(Load::default()),
         });
         for existing in entries.iter() {
             if existing.replica == entry.replica {
@@ -309,6 +316,7 @@ impl<S> ReplicaSet<S> {
             .saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
             .max(1);
         load.ejected_until.store(until, Ordering::Relaxed);
+        load.gauges.health(false);
         tracing::warn!(
             ?period,
             failures,
@@ -321,6 +329,7 @@ impl<S> ReplicaSet<S> {
         if load.failures.load(Ordering::Relaxed) != 0 {
             load.failures.store(0, Ordering::Relaxed);
             load.ejected_until.store(0, Ordering::Relaxed);
+            load.gauges.health(true);
         }
     }
 }

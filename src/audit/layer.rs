@@ -26,6 +26,7 @@ pub(crate) struct Config {
     pub(crate) capture: Option<Capture>,
     pub(crate) peer_addr: PeerAddrs,
     pub(crate) echo_request_id: bool,
+    pub(crate) spans: bool,
 }
 
 impl<K: AuditSink> AuditLayer<K> {
@@ -38,6 +39,7 @@ impl<K: AuditSink> AuditLayer<K> {
                 capture: None,
                 peer_addr: PeerAddrs::default(),
                 echo_request_id: true,
+                spans: true,
             }),
         }
     }
@@ -98,6 +100,14 @@ impl<K> AuditLayer<K> {
     /// service inside see the id audit records.
     pub fn echo_request_id(mut self, on: bool) -> Self {
         self.config_mut().echo_request_id = on;
+        self
+    }
+
+    /// Whether to open a `tracing` span per MCP message (default `true`; see
+    /// [`observe`](crate::observe) for the names and attributes). With no subscriber
+    /// interested in target `mcp_edge::span` at `DEBUG`, a span costs one cached level check.
+    pub fn spans(mut self, on: bool) -> Self {
+        self.config_mut().spans = on;
         self
     }
 }

@@ -75,6 +75,7 @@ mod record;
 mod redact;
 mod service;
 mod sink;
+mod telemetry;
 
 pub use body::{AuditBody, CountingBody};
 pub use event::{AuditEvent, Outcome};

@@ -15,6 +15,7 @@ use super::layer::Config;
 use super::redact::{REDACTED, Secrets, detached};
 use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
+use super::telemetry::Spans;
 use crate::context::BindingKey;
 use crate::context::McpRequestSlot;
 use crate::context::Principal;
@@ -99,6 +100,8 @@ pub(crate) struct Record<K> {
     /// Filled by inspect once it has classified the request (see [`McpRequestSlot`]).
     pub(crate) mcp_slot: McpRequestSlot,
     pub(crate) head: Head,
+    /// The messages' spans.
+    pub(crate) spans: Spans,
 }
 
 /// How the response body is watched for the outcome.
@@ -293,6 +296,7 @@ impl<K: AuditSink> Record<K> {
             .get::<Arc<McpRequest>>()
             .or_else(|| self.mcp_slot.get())
             .cloned();
+        self.spans.on_request(self.head.mcp.as_deref());
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
         if let Some(origin) = ext.get::<RequestOrigin>() {
@@ -425,7 +429,7 @@ impl<K: AuditSink> Record<K> {
             } else {
                 self.head.shared()
             };
-            self.sink.emit(AuditEvent {
+            let event = AuditEvent {
                 start: self.started_at,
                 time_to_head: head.time_to_head,
                 duration,
@@ -448,7 +452,9 @@ impl<K: AuditSink> Record<K> {
                 arguments,
                 result,
                 scrubbed,
-            });
+            };
+            self.spans.finish(&event);
+            self.sink.emit(event);
         }
     }
 

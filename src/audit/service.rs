@@ -15,6 +15,7 @@ use super::layer::Config;
 use super::record::Record;
 use super::redact::Secrets;
 use super::sink::AuditSink;
+use super::telemetry::Spans;
 use crate::context::{McpRequestSlot, RequestOrigin};
 use crate::protocol::header::MCP_SESSION_ID;
 
@@ -95,6 +96,7 @@ where
         // Inspect fills it, so the event names the request even if no head comes back.
         let mcp_slot = McpRequestSlot::new();
         parts.extensions.insert(mcp_slot.clone());
+        let spans = Spans::start(self.config.spans, &parts.headers);
         let record = Box::new(Record {
             sink: Arc::clone(&self.sink),
             config: Arc::clone(&self.config),
@@ -110,6 +112,7 @@ where
             request_bytes: Arc::clone(&counter),
             mcp_slot,
             head: Default::default(),
+            spans,
         });
         let body = CountingBody::new(body, counter);
         let future = self.inner.call(Request::from_parts(parts, body));

@@ -78,6 +78,7 @@ pub(crate) struct DropCounter {
 impl DropCounter {
     pub(crate) fn record(&self, sink: &'static str) {
         let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::observe::metrics::audit_dropped(sink);
         if n.is_power_of_two() {
             tracing::warn!(
                 target: "mcp_edge::audit",

@@ -171,10 +171,12 @@ impl Cache {
 
     /// The fresh verification of `key`, if any: the hot path, one shard read lock.
     fn get(&self, key: &Key) -> Option<Principal> {
-        match self.map.get(key)? {
-            Verdict::Verified(entry) if entry.is_fresh() => Some(entry.principal),
+        let found = match self.map.get(key) {
+            Some(Verdict::Verified(entry)) if entry.is_fresh() => Some(entry.principal),
             _ => None,
-        }
+        };
+        crate::observe::metrics::token_cache(found.is_some());
+        found
     }
 
     /// What to keep for `principal`; `None` when it has already expired.

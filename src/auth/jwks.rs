@@ -238,6 +238,7 @@ impl Inner {
         let fetched = tokio::time::timeout(inner.fetch_timeout, inner.fetcher.fetch())
             .await
             .unwrap_or_else(|_| Err(FetchError("timed out".into())));
+        crate::observe::metrics::jwks_fetch(fetched.is_ok());
         match fetched {
             Ok(fetched) => {
                 let keys = KeySet::from_jwks(&fetched.set);

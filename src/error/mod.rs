@@ -679,6 +679,7 @@ impl Rejection {
     /// The response: status, headers, JSON-RPC body, and the rejection itself in the
     /// response extensions.
     pub fn into_response<B>(self) -> Response<EdgeBody<B>> {
+        crate::observe::metrics::refused(self.inner.by.as_str(), self.inner.reason.as_str());
         let mut response = Response::new(EdgeBody::full(self.body_bytes()));
         *response.status_mut() = self.inner.status;
         let headers = response.headers_mut();

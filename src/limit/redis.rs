@@ -255,6 +255,7 @@ impl Limiter {
                 .store_failed_open
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%error, "limit store failed: call let through (fail open)");
+            crate::observe::metrics::limit_fail_open();
             Ok(())
         }
     }

@@ -990,6 +990,12 @@ const KNOWN_METHODS: [&str; 24] = [
     "elicitation/create",
 ];
 
+/// `method` as the `&'static str` of MCP's list, when MCP defines it (a bounded metric
+/// label, a name kept without a copy).
+pub fn known_method(method: &str) -> Option<&'static str> {
+    KNOWN_METHODS.into_iter().find(|m| *m == method)
+}
+
 /// A `"method"` member's string, unescaped, not copied when it is a [known](KNOWN_METHODS)
 /// method.
 struct MethodName(Cow<'static, str>);
@@ -1005,10 +1011,7 @@ impl<'de> serde::Deserialize<'de> for MethodName {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<MethodName, E> {
                 Ok(MethodName(
-                    KNOWN_METHODS
-                        .into_iter()
-                        .find(|m| *m == v)
-                        .map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
+                    known_method(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
                 ))
             }
         }

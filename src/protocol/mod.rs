@@ -38,7 +38,7 @@ pub use list::ListKind;
 pub use media::{APPLICATION_JSON, BodyKind, TEXT_EVENT_STREAM, body_kind};
 pub use message::{
     Body, ClientInfo, MAX_BATCH, McpMessage, MessageKind, ParseError, ParseErrorKind, RequestMeta,
-    Target,
+    Target, known_method,
 };
 pub use request::{McpRequest, ProtocolError, ProtocolErrorKind};
 pub use response::{ReadResponses, ResponseMessage, ResponseOutcome};

@@ -11,6 +11,7 @@ use super::layer::{Config, SessionMode};
 use crate::context::{BindingKey, Principal, Replica};
 use crate::error::EdgeBody;
 use crate::error::{Reason, RejectedBy, Rejection};
+use crate::observe::metrics;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::{ClientInfo, ProtocolVersion, RequestId, SessionId};
 use crate::store::{
@@ -208,6 +209,7 @@ impl Ctx {
                 response.extensions_mut().insert(id.clone());
                 // The server no longer knows the session, or ended it: neither should we.
                 if SessionResolver::ends(*delete, status) {
+                    metrics::session_ended(*delete, record.as_ref().map(|r| r.created_at()));
                     return Some(resolver.end(id).map(|_| None));
                 }
                 if !status.is_success() {

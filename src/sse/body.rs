@@ -11,6 +11,7 @@ use tokio::time::{Instant, Sleep};
 use super::drain::Registration;
 use super::layer::Config;
 use super::{FIRST_BYTE_COMMENT, HEARTBEAT_COMMENT};
+use crate::observe::metrics::{self, GaugeUnit};
 use crate::protocol::sse::{SseScanner, UTF8_BOM};
 
 pin_project! {
@@ -67,6 +68,8 @@ struct Stream {
     /// The client negotiated a version that knows `retry:` polling (R20).
     may_retry: bool,
     drain: Option<Registration>,
+    /// One unit of the open-streams gauge while the stream lives.
+    _open: GaugeUnit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,7 @@ impl<B> SseBody<B> {
                     wrote_first: false,
                     may_retry,
                     drain,
+                    _open: GaugeUnit::sse_stream(),
                 },
             },
         }
@@ -127,6 +131,7 @@ impl<B> SseBody<B> {
 impl Stream {
     fn start_draining(&mut self, now: Instant) {
         if self.phase == Phase::Open {
+            metrics::drained();
             self.phase = Phase::Draining {
                 deadline: now + self.config.grace,
             };
@@ -316,6 +321,7 @@ where
                 && st.scanner.at_event_boundary()
             {
                 let frame = Bytes::from_static(HEARTBEAT_COMMENT);
+                metrics::heartbeat();
                 return Poll::Ready(Some(Ok(st.write(frame, now))));
             }
             // Frames came since the timer was set (or the stream is inside an event): the

@@ -298,6 +298,7 @@ pub struct StoreError {
 impl StoreError {
     /// An error of `kind` without a cause.
     pub fn new(kind: StoreErrorKind) -> Self {
+        crate::observe::metrics::store_error(kind.as_str());
         StoreError { kind, source: None }
     }
 
@@ -306,6 +307,7 @@ impl StoreError {
         kind: StoreErrorKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
+        crate::observe::metrics::store_error(kind.as_str());
         StoreError {
             kind,
             source: Some(source.into()),

@@ -23,10 +23,9 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
     if found.is_none() {
         skip_or_fail(&format!(
             "`{name}` not found on PATH or in /usr/sbin, /usr/bin (Debian package: {})",
-            if name == "nginx" {
-                "nginx"
-            } else {
-                "redis-server"
+            match name {
+                "nginx" | "prometheus" => name,
+                _ => "redis-server",
             }
         ));
     }
