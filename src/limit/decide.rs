@@ -125,7 +125,19 @@ impl Counters {
 
 /// A place held in a concurrency budget, given back on drop.
 #[derive(Debug)]
-pub(crate) struct Permit {
+// The variants are held for their `Drop`, never read.
+#[allow(dead_code)]
+pub(crate) enum Permit {
+    /// In this instance's memory.
+    Local(LocalPermit),
+    /// A lease in the shared store, renewed while held.
+    #[cfg(feature = "redis")]
+    Remote(super::lease::Lease),
+}
+
+/// A place in the local store.
+#[derive(Debug)]
+pub(crate) struct LocalPermit {
     store: Arc<LocalStore>,
     key: u64,
 }
@@ -133,14 +145,16 @@ pub(crate) struct Permit {
 impl Permit {
     /// Takes one of `max` places under `key`; `None` when all are held.
     pub(crate) fn acquire(store: &Arc<LocalStore>, key: u64, max: u32) -> Option<Permit> {
-        store.acquire(key, max).then(|| Permit {
-            store: Arc::clone(store),
-            key,
+        store.acquire(key, max).then(|| {
+            Permit::Local(LocalPermit {
+                store: Arc::clone(store),
+                key,
+            })
         })
     }
 }
 
-impl Drop for Permit {
+impl Drop for LocalPermit {
     fn drop(&mut self) {
         self.store.release(self.key);
     }
@@ -364,6 +378,28 @@ impl Limiter {
             let mut refused = None;
             let mut met = false;
             match rule.budget {
+                Budget::Concurrent { .. } if self.remote => {
+                    // One place per call in the shared store (a lease), decided with the
+                    // rates and quotas of the same caller.
+                    let mut first = None;
+                    facts.for_each_message(|method, tool| {
+                        if rule.matches(method, tool) {
+                            first = Some((method, tool));
+                            return false;
+                        }
+                        true
+                    });
+                    if let Some((method, tool)) = first {
+                        met = true;
+                        remote.push(RemoteTake {
+                            rule: index,
+                            tag: self.key_text(index, facts, method, tool, true, true),
+                            key: self.key_text(index, facts, method, tool, true, false),
+                            budget: rule.budget,
+                            cost: 1,
+                        });
+                    }
+                }
                 Budget::Concurrent { max } => {
                     let mut first = None;
                     facts.for_each_message(|method, tool| {
@@ -504,7 +540,8 @@ impl Limiter {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         let reason = match take.budget {
             Budget::Quota { .. } => Reason::QuotaExceeded,
-            _ => Reason::RateLimited,
+            Budget::Concurrent { .. } => Reason::ConcurrencyLimited,
+            Budget::Rate { .. } => Reason::RateLimited,
         };
         // The shown key leaves out the issuer, as local refusals do.
         let shown = shown_key(&take.key);

@@ -46,9 +46,10 @@
 //! instructions for a one-rule decision, reading the request included, against 530 for the
 //! bare check; 1,500 for the whole layer with its response wrapper).
 //!
-//! With the `redis` feature, [`LimitLayer::redis`] keeps the rate and quota budgets in Redis
-//! (one Lua script per decision, hash-tagged keys for Redis Cluster), so every instance
-//! shares one budget; concurrency and stream caps stay per instance. Each rule says what
+//! With the `redis` feature, [`LimitLayer::redis`] keeps the rate, quota and concurrency
+//! budgets in Redis (one Lua script per decision, hash-tagged keys for Redis Cluster), so
+//! every instance shares one budget; a concurrency place is a lease renewed while its stream
+//! lives, so a crashed instance's places come back after one lease. Each rule says what
 //! happens when Redis fails ([`Rule::fail_closed`], [`Rule::fail_open`]): see
 //! [`redis`] for the details.
 //!
@@ -106,6 +107,8 @@ mod body;
 mod decide;
 mod future;
 mod layer;
+#[cfg(feature = "redis")]
+mod lease;
 mod local;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
