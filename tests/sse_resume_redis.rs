@@ -245,19 +245,16 @@ async fn a_drained_stream_resumes_on_the_other_instance_without_loss() {
         .expect("the stream moves or ends");
         let Some(chunk) = chunk else { break };
         for item in parser.feed(&chunk.unwrap()) {
-            match item {
-                mcp_edge::protocol::sse::SseItem::Event(event) => {
-                    if let Some(ms) = event.retry {
-                        retry = Some(ms);
-                    }
-                    if let Some(data) = event.data_str().filter(|d| !d.is_empty()) {
-                        seen.push(Seen {
-                            id: String::from_utf8(event.id.clone().unwrap().to_vec()).unwrap(),
-                            message: serde_json::from_str(data).unwrap(),
-                        });
-                    }
+            if let mcp_edge::protocol::sse::SseItem::Event(event) = item {
+                if let Some(ms) = event.retry {
+                    retry = Some(ms);
                 }
-                _ => {}
+                if let Some(data) = event.data_str().filter(|d| !d.is_empty()) {
+                    seen.push(Seen {
+                        id: String::from_utf8(event.id.clone().unwrap().to_vec()).unwrap(),
+                        message: serde_json::from_str(data).unwrap(),
+                    });
+                }
             }
         }
         if !drained && progress_of(&seen).len() >= 3 {

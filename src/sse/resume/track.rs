@@ -101,6 +101,18 @@ impl Tracker {
             }
             return;
         }
+        if let Some(stored) = self.whole_event(&chunk) {
+            // The usual shape, one whole event per chunk: no parser work (see `whole_event`).
+            self.seq += 1;
+            self.at_start = false;
+            if let Some(out) = out {
+                out.push_back(stored.clone());
+                let line = self.id_line(self.seq);
+                out.push_back(line);
+            }
+            self.record(stored);
+            return;
+        }
         let mut from = 0;
         if std::mem::take(&mut self.skip_lf) && chunk.first() == Some(&b'\n') {
             from = 1;
@@ -177,6 +189,43 @@ impl Tracker {
                 self.stop();
             }
         }
+    }
+
+    /// The stored bytes of `chunk` when it is exactly one whole event of the plainest shape,
+    /// which is how servers write events (one per write): the stream is past its start and
+    /// between events, the chunk has LF line ends only (no CR), starts with a `data` or
+    /// `event` field (so the block has fields), ends with the blank line that ends it, has no
+    /// blank line before that and no `id` line, and is within the event cap. What the parser
+    /// would then find is known without it: one block with fields, ending at the end of the
+    /// chunk, with no id of the server's, and the parser's state is the same before and after
+    /// (between events, no id). Anything else goes to the parser.
+    fn whole_event(&self, chunk: &Bytes) -> Option<Bytes> {
+        let bytes = &chunk[..];
+        let n = bytes.len();
+        let plain = n >= 3
+            && bytes[n - 1] == b'\n'
+            && bytes[n - 2] == b'\n'
+            && n <= self.config.max_event_bytes
+            && self.pending.is_empty()
+            && !self.skip_lf
+            && self.parser.at_event_boundary()
+            && !self.parser.scanner().at_stream_start()
+            && [&b"data:"[..], b"data\n", b"event:", b"event\n"]
+                .iter()
+                .any(|field| bytes.starts_with(field));
+        if !plain {
+            return None;
+        }
+        // Up to the last two line ends, one pass: no CR, and after each LF neither a blank
+        // line nor an `id` field.
+        for at in memchr::memchr2_iter(b'\n', b'\r', &bytes[..n - 2]) {
+            let next = &bytes[at + 1..];
+            if bytes[at] == b'\r' || next[0] == b'\n' || next.starts_with(b"id") {
+                return None;
+            }
+        }
+        // Without the blank line, as the parser's path stores it.
+        Some(chunk.slice(..n - 1))
     }
 
     /// The end of the server's stream: a partial last event is dropped (a client would
@@ -395,6 +444,50 @@ mod tests {
         let plain = Bytes::from_static(b"data: {}\n");
         assert_eq!(replayed(plain.clone()), plain);
         assert_eq!(server_id(&plain), None);
+    }
+
+    #[tokio::test]
+    async fn whole_events_take_the_short_path_and_everything_else_the_parser() {
+        use super::super::cursor::{Owner, StreamKind};
+        let config = super::super::ResumeLayer::new(crate::store::MemoryEventStore::new()).shared();
+        let sealed = config
+            .sealer
+            .open(StreamKind::Post, &Owner::new(None, None));
+        let mut tracker = Tracker::start(config, sealed);
+        let mut out = VecDeque::new();
+        // The stream's start goes to the parser.
+        let first = Bytes::from_static(b"data: 1\n\n");
+        assert!(tracker.whole_event(&first).is_none());
+        tracker.process(first, Some(&mut out));
+        for (chunk, short) in [
+            (&b"data: 2\n\n"[..], true),
+            (b"event: m\ndata: 3\n\n", true),
+            (b"data\n\n", true),
+            (b": c\ndata: x\n\n", false),
+            (b"data: a\r\n\r\n", false),
+            (b"data: a\n\ndata: b\n\n", false),
+            (b"data: a\n\n\n", false),
+            (b"data: a\nid: 7\n\n", false),
+            (b"id: 7\ndata: a\n\n", false),
+            (b"foo: a\n\n", false),
+            (b"data: a\n", false),
+        ] {
+            let chunk = Bytes::from_static(chunk);
+            assert_eq!(tracker.whole_event(&chunk).is_some(), short, "{chunk:?}");
+        }
+        // Both paths write the same: the event without its blank line, then our id line.
+        tracker.process(Bytes::from_static(b"event: m\ndata: 3\n\n"), Some(&mut out));
+        let sent: Vec<Bytes> = out.drain(..).collect();
+        assert_eq!(sent[0], "data: 1\n");
+        assert_eq!(sent[2], "event: m\ndata: 3\n");
+        assert!(sent[3].starts_with(b"id: p") && sent[3].ends_with(b".2\n\n"));
+        // Mid-event (a partial block held), the next chunk goes to the parser.
+        tracker.process(Bytes::from_static(b"data: 4"), Some(&mut out));
+        assert!(
+            tracker
+                .whole_event(&Bytes::from_static(b"data: 5\n\n"))
+                .is_none()
+        );
     }
 
     #[test]
