@@ -15,7 +15,8 @@
 //! cargo bench --features redis --bench limit -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
-//! For instruction counts (reliable on a loaded machine): `LIMIT_LOOP=<bare|one_rule|governor>`
+//! For instruction counts (reliable on a loaded machine):
+//! `LIMIT_LOOP=<bare|one_rule|three_rules|governor>`
 //! with `LIMIT_CALLS=N` runs N calls of one case and exits, without criterion, e.g.
 //!
 //! ```text
@@ -85,7 +86,16 @@ fn open_rate() -> Rule {
     Rule::rate(u32::MAX, Duration::from_secs(1))
 }
 
-/// `LIMIT_LOOP=<bare|one_rule|governor>`: N calls of one case, then exit (for callgrind).
+/// The three rules of `limit/local/three_rules`.
+fn three_rules() -> LimitLayer {
+    LimitLayer::new()
+        .rule(open_rate())
+        .rule(open_rate().method("tools/call").tool("deploy_*"))
+        .rule(Rule::quota(u64::MAX, Duration::from_secs(3600)).method("tools/call"))
+}
+
+/// `LIMIT_LOOP=<bare|one_rule|three_rules|governor>`: N calls of one case, then exit (for
+/// callgrind).
 fn fixed_loop(case: &str) {
     let calls: u64 = std::env::var("LIMIT_CALLS")
         .ok()
@@ -109,6 +119,7 @@ fn fixed_loop(case: &str) {
             calls,
             || request(&mcp, &alice),
         ),
+        "three_rules" => drive(three_rules().layer(bare()), calls, || request(&mcp, &alice)),
         "governor" => {
             let quota = governor::Quota::per_second(NonZeroU32::MAX);
             let limiter = governor::RateLimiter::keyed(quota);
@@ -133,13 +144,12 @@ fn local(c: &mut Criterion) {
     run(c, "limit/local/one_rule", one.layer(bare()), || {
         request(&mcp, &alice)
     });
-    let three = LimitLayer::new()
-        .rule(open_rate())
-        .rule(open_rate().method("tools/call").tool("deploy_*"))
-        .rule(Rule::quota(u64::MAX, Duration::from_secs(3600)).method("tools/call"));
-    run(c, "limit/local/three_rules", three.layer(bare()), || {
-        request(&mcp, &alice)
-    });
+    run(
+        c,
+        "limit/local/three_rules",
+        three_rules().layer(bare()),
+        || request(&mcp, &alice),
+    );
     let principals: Vec<Principal> = (0..1000)
         .map(|i| Principal::new(format!("user-{i}")).with_issuer("https://as.example"))
         .collect();

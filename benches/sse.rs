@@ -23,6 +23,17 @@
 //!   awaited one by one, in events/s.
 //!
 //! `cargo bench --bench sse -- --warm-up-time 1 --measurement-time 3`
+//!
+//! For instruction counts (reliable on a loaded machine): `RESUME_LOOP=<bare|resume>` with
+//! `RESUME_STREAMS=N` drains N streams of 1,000 small events, bare or through `ResumeLayer`
+//! (the writer tasks run between streams, as in the timed bench), and exits, e.g.
+//!
+//! ```text
+//! RESUME_LOOP=resume RESUME_STREAMS=20 valgrind --tool=callgrind target/release/deps/sse-HASH
+//! ```
+//!
+//! The difference between two values of N, divided by 1,000 events per stream, is the
+//! per-event count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
@@ -178,6 +189,40 @@ fn legacy_post() -> Request<()> {
         .header("mcp-session-id", "bench-session")
         .body(())
         .unwrap()
+}
+
+/// `RESUME_LOOP=<bare|resume>`: N streams of one case, then exit (for callgrind).
+fn resume_loop(case: &str) {
+    let streams: usize = std::env::var("RESUME_STREAMS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let frame = event(130);
+    let frames = move || vec![frame.clone(); FRAMES];
+    let layer = ResumeLayer::new(MemoryEventStore::new());
+    for _ in 0..streams {
+        rt.block_on(tokio::task::yield_now());
+        let body = Frames(frames().into_iter());
+        let bytes = match case {
+            "bare" => drain_body(sse_response(body).into_body()),
+            "resume" => {
+                let slot = std::sync::Mutex::new(Some(body));
+                let svc = layer.layer(tower::service_fn(move |_: Request<()>| {
+                    let body = slot.lock().unwrap().take().unwrap();
+                    async move { Ok::<_, Infallible>(sse_response(body)) }
+                }));
+                drain_body(rt.block_on(svc.oneshot(legacy_post())).unwrap().into_body())
+            }
+            other => panic!("unknown RESUME_LOOP case {other}"),
+        };
+        black_box(bytes);
+    }
+    rt.block_on(tokio::task::yield_now());
+    std::process::exit(0);
 }
 
 fn resume_benches(c: &mut Criterion) {
@@ -455,6 +500,9 @@ fn memory_report() {
 }
 
 fn main() {
+    if let Ok(case) = std::env::var("RESUME_LOOP") {
+        resume_loop(&case);
+    }
     memory_report();
     detached_memory_report();
     let mut criterion = Criterion::default().configure_from_args();

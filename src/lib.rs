@@ -36,7 +36,7 @@ pub use aggregate::Aggregator;
 pub use audit::AuditLayer;
 pub use auth::AuthLayer;
 pub use context::{
-    BindingKey, McpRequestSlot, PeerAddr, Principal, PublicUrl, Replica, RequestOrigin,
+    BindingKey, LimitNote, McpRequestSlot, PeerAddr, Principal, PublicUrl, Replica, RequestOrigin,
 };
 pub use error::EdgeBody;
 pub use error::body;

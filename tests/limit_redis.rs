@@ -225,3 +225,110 @@ async fn redis_stopped_mid_test_fails_open_or_closed_as_configured_without_hangi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A Redis URL nothing listens on: every decision fails at once (connection refused).
+fn dead_redis_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("redis://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn a_fail_open_pass_is_noted_in_the_response_and_the_audit_record() {
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::{BodyExt, Full};
+    use mcp_edge::audit::{AuditEvent, AuditLayer};
+    use mcp_edge::{InspectLayer, LimitNote};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+    let sink = {
+        let events = Arc::clone(&events);
+        move |event: AuditEvent| events.lock().unwrap().push(event)
+    };
+    let store = RedisLimits::builder(dead_redis_url())
+        .timeout(Duration::from_millis(200))
+        .open()
+        .unwrap();
+    let limit = LimitLayer::new()
+        .rule(
+            Rule::rate(100, Duration::from_secs(1))
+                .tool("echo")
+                .fail_open(),
+        )
+        .rule(
+            Rule::rate(100, Duration::from_secs(1))
+                .tool("whoami")
+                .fail_closed(),
+        )
+        .redis(store);
+    let seen_inside = Arc::new(std::sync::Mutex::new(Vec::<Option<LimitNote>>::new()));
+    let inside = Arc::clone(&seen_inside);
+    let service = ServiceBuilder::new()
+        .layer(AuditLayer::new(sink))
+        .layer(InspectLayer::new())
+        .map_request(|mut request: Request<_>| {
+            request.extensions_mut().insert(Principal::new("alice"));
+            request
+        })
+        .layer(limit.clone())
+        .service_fn(move |request: Request<_>| {
+            inside
+                .lock()
+                .unwrap()
+                .push(request.extensions().get::<LimitNote>().copied());
+            async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+                    r#"{"jsonrpc":"2.0","id":3,"result":{}}"#,
+                ))))
+            }
+        });
+    let call = |tool: &str| {
+        let body = json!({
+            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": tool, "arguments": {}}
+        });
+        Request::post("/mcp")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+
+    // Fail open: through, with the note in the response and for the service inside.
+    let open = service.clone().oneshot(call("echo")).await.unwrap();
+    assert_eq!(open.status(), 200);
+    assert_eq!(
+        open.extensions().get::<LimitNote>(),
+        Some(&LimitNote::StoreFailedOpen)
+    );
+    open.into_body().collect().await.unwrap();
+    assert_eq!(
+        *seen_inside.lock().unwrap(),
+        [Some(LimitNote::StoreFailedOpen)]
+    );
+    // Fail closed: a 503 refusal, no note (the refusal says it all).
+    let closed = service.clone().oneshot(call("whoami")).await.unwrap();
+    assert_eq!(closed.status(), 503);
+    assert!(closed.extensions().get::<LimitNote>().is_none());
+    closed.into_body().collect().await.unwrap();
+
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].limit_note(), Some(LimitNote::StoreFailedOpen));
+    let line = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(line["mcp_edge.limit.note"], "store_failed_open");
+    assert_eq!(events[1].limit_note(), None);
+    assert!(serde_json::to_value(&events[1]).unwrap()["mcp_edge.limit.note"].is_null());
+    let counts = limit.counts();
+    assert_eq!(
+        (counts.store_failed_open, counts.store_failed_closed),
+        (1, 1)
+    );
+}

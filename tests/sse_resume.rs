@@ -335,3 +335,82 @@ async fn a_deleted_session_takes_its_recorded_streams_with_it() {
         .unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+#[tokio::test]
+async fn a_servers_own_ids_are_mapped_never_shown_and_kept_in_the_log() {
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let service = ServiceBuilder::new()
+        .layer(ResumeLayer::with_store(Arc::clone(&store)))
+        .service_fn(|_: Request<String>| async {
+            let events = "id: 41\nevent: message\ndata: {\"a\":1}\n\n\
+                          id: 42\nevent: message\ndata: {\"b\":2}\n\n\
+                          id: 43\ndata: {\"c\":3}\n\n";
+            Ok::<_, std::convert::Infallible>(
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Full::new(Bytes::from_static(events.as_bytes())))
+                    .unwrap(),
+            )
+        });
+    let post = Request::post("/mcp")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(String::new())
+        .unwrap();
+    let body = service.clone().oneshot(post).await.unwrap();
+    let body = body.into_body().collect().await.unwrap().to_bytes();
+    let ids_and_data = |body: &Bytes| {
+        let mut parser = SseParser::new();
+        parser
+            .feed(body)
+            .filter_map(|item| match item {
+                SseItem::Event(e) => Some((
+                    String::from_utf8(e.id.clone().unwrap().to_vec()).unwrap(),
+                    e.data_str().unwrap().to_owned(),
+                )),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let live = ids_and_data(&body);
+    assert_eq!(live.len(), 3);
+    let text = std::str::from_utf8(&body).unwrap();
+    assert!(
+        !text.contains("id: 4"),
+        "the server's ids are not shown: {text}"
+    );
+    // The client missed the last two events: the replay has them with our ids only.
+    let get = Request::get("/mcp")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", &live[0].0)
+        .body(String::new())
+        .unwrap();
+    let replay = service.oneshot(get).await.unwrap();
+    assert_eq!(replay.status(), 200);
+    let replay = replay.into_body().collect().await.unwrap().to_bytes();
+    let text = std::str::from_utf8(&replay).unwrap();
+    assert!(!text.contains("id: 4"), "{text}");
+    assert_eq!(ids_and_data(&replay), live[1..]);
+    // The log keeps the mapping: each record holds the server's id next to our sequence.
+    let stream = live[0].0[1..].split('.').next().unwrap().to_owned();
+    let key = mcp_edge::store::StreamKey::new(None, stream);
+    let mut tail = store
+        .tail(&key, 0)
+        .await
+        .unwrap()
+        .expect("the stream is in the log");
+    let mut records = Vec::new();
+    while let Some(Ok(event)) = futures::StreamExt::next(&mut tail).await {
+        records.push((event.seq, event.data));
+    }
+    assert_eq!(records.len(), 3, "{records:?}");
+    for ((seq, data), server_id) in records.iter().zip(["41", "42", "43"]) {
+        assert!(
+            data.starts_with(format!("id: {server_id}\n").as_bytes()),
+            "event {seq}: {data:?}"
+        );
+    }
+}

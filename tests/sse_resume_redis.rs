@@ -184,3 +184,156 @@ async fn rmcp_event_ids_are_bound_to_their_session_across_replicas() {
     );
     assert!(has_result(&rest));
 }
+
+/// One gateway instance with a drain handle: test principal → SseLayer (heartbeats off,
+/// `drain`, a short grace) → ResumeLayer (the shared Redis log, the shared key, the same
+/// `drain`) → `router`.
+fn serve_draining(router: axum::Router, redis: &Redis, drain: &mcp_edge::sse::Drain) -> TestServer {
+    use mcp_edge::sse::SseLayer;
+    use tower::ServiceBuilder;
+    let service = ServiceBuilder::new()
+        .map_request(test_principal)
+        .layer(
+            SseLayer::new()
+                .no_heartbeat()
+                .drain(drain.clone())
+                .drain_grace(Duration::from_secs(2))
+                .retry(Duration::from_millis(10)),
+        )
+        .layer(
+            layer(redis)
+                .drain(drain.clone())
+                .drain_grace(Duration::from_secs(2)),
+        )
+        .service(router);
+    serve_service(service)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_stream_resumes_on_the_other_instance_without_loss() {
+    let Some(redis) = Redis::start() else { return };
+    // One upstream behind both gateway instances.
+    let (upstream, _log) = handwritten_router();
+    let (drain_a, drain_b) = (mcp_edge::sse::Drain::new(), mcp_edge::sse::Drain::new());
+    let a = serve_draining(upstream.clone(), &redis, &drain_a);
+    let b = serve_draining(upstream, &redis, &drain_b);
+
+    let response = post_json(
+        &a.url,
+        &slow_count(10, 100),
+        &[
+            LEGACY,
+            ("mcp-session-id", "s1"),
+            ("authorization", "Bearer alice"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut parser = mcp_edge::protocol::sse::SseParser::new();
+    let mut seen = Vec::new();
+    let mut retry = None;
+    let mut drained = false;
+    // Read until three progress events passed, then drain A: the stream ends at the next
+    // event boundary with a `retry:` line.
+    loop {
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("the stream moves or ends");
+        let Some(chunk) = chunk else { break };
+        for item in parser.feed(&chunk.unwrap()) {
+            if let mcp_edge::protocol::sse::SseItem::Event(event) = item {
+                if let Some(ms) = event.retry {
+                    retry = Some(ms);
+                }
+                if let Some(data) = event.data_str().filter(|d| !d.is_empty()) {
+                    seen.push(Seen {
+                        id: String::from_utf8(event.id.clone().unwrap().to_vec()).unwrap(),
+                        message: serde_json::from_str(data).unwrap(),
+                    });
+                }
+            }
+        }
+        if !drained && progress_of(&seen).len() >= 3 {
+            drain_a.start();
+            drained = true;
+        }
+    }
+    assert!(drained, "the stream ended before the drain: {seen:?}");
+    assert_eq!(
+        retry,
+        Some(10),
+        "a resumable stream is told when to come back"
+    );
+    let before = progress_of(&seen);
+    assert!(before.len() >= 3 && before.len() < 10, "{before:?}");
+    assert!(!has_result(&seen));
+    // A keeps recording the server's stream it no longer sends (its client is gone), so the
+    // resume on B misses nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while drain_a.open_streams() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the detached stream counts for A's drain"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let last = seen.last().unwrap().id.clone();
+    let response = resume_get(&b.url, "s1", "alice", &last).await;
+    assert_eq!(response.status(), 200);
+    let (rest, ended) = read_events(response, |_| false).await;
+    assert!(ended);
+    let mut all = before.clone();
+    all.extend(progress_of(&rest));
+    assert_eq!(
+        all,
+        (1..=10).collect::<Vec<u64>>(),
+        "each event once, in order"
+    );
+    assert!(has_result(&rest));
+    // A's shutdown completes once the detached stream is recorded to its end.
+    tokio::time::timeout(Duration::from_secs(5), drain_a.wait_idle())
+        .await
+        .expect("A drains");
+    assert_eq!(drain_b.open_streams(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_stream_is_cut_at_the_drain_grace_and_a_resume_elsewhere_ends() {
+    let Some(redis) = Redis::start() else { return };
+    let (upstream, _log) = handwritten_router();
+    let (drain_a, drain_b) = (mcp_edge::sse::Drain::new(), mcp_edge::sse::Drain::new());
+    let a = serve_draining(upstream.clone(), &redis, &drain_a);
+    let b = serve_draining(upstream, &redis, &drain_b);
+    // The client leaves a long stream (1,000 events, 100 s): A reads on, detached.
+    let seen = cut_after(&a.url, "s1", "alice", 1000, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while drain_a.open_streams() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no detached stream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Shutdown: the detached stream is recorded for the grace (2 s) at most, then cut.
+    let start = tokio::time::Instant::now();
+    drain_a.start();
+    tokio::time::timeout(Duration::from_secs(6), drain_a.wait_idle())
+        .await
+        .expect("a detached stream does not hold the shutdown past its grace");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "recorded during the grace: {took:?}"
+    );
+    // B replays what A recorded, then ends at the cut instead of waiting for more.
+    let response = resume_get(&b.url, "s1", "alice", &seen.last().unwrap().id).await;
+    assert_eq!(response.status(), 200);
+    let (rest, ended) = read_events(response, |_| false).await;
+    assert!(ended, "the replay ends at the cut");
+    let progress = progress_of(&rest);
+    let expected: Vec<u64> = (3..3 + progress.len() as u64).collect();
+    assert_eq!(progress, expected);
+    assert!(progress.len() >= 10 && progress.len() < 100, "{progress:?}");
+}

@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::cap::{Capped, NAME_CAP, REASON_CAP, TRACE_CAP, cap_display};
 use crate::context::BindingKey;
+use crate::context::LimitNote;
 use crate::context::Principal;
 use crate::context::Replica;
 use crate::context::RequestOrigin;
@@ -132,6 +133,7 @@ pub struct AuditEvent {
     /// The owner of a session refused to another principal (R32).
     pub(crate) session_owner: Option<BindingKey>,
     pub(crate) replica: Option<Replica>,
+    pub(crate) limit: Option<LimitNote>,
     pub(crate) request_bytes: u64,
     pub(crate) response_bytes: u64,
     pub(crate) sse_events: Option<u64>,
@@ -298,6 +300,11 @@ impl AuditEvent {
     /// The replica the request went to, when the affinity router chose one.
     pub fn replica(&self) -> Option<&Replica> {
         self.replica.as_ref()
+    }
+    /// `mcp_edge.limit.note`: what the limit layer noted when it let the call through
+    /// without a full decision (its shared store failed under fail-open rules).
+    pub fn limit_note(&self) -> Option<LimitNote> {
+        self.limit
     }
     /// Request body bytes read.
     pub fn request_bytes(&self) -> u64 {
@@ -518,6 +525,9 @@ impl Serialize for AuditEvent {
         }
         if let Some(replica) = &self.replica {
             map.serialize_entry("mcp_edge.replica", &capped_name(replica.id()))?;
+        }
+        if let Some(note) = self.limit {
+            map.serialize_entry("mcp_edge.limit.note", note.as_str())?;
         }
         map.serialize_entry("mcp_edge.outcome", self.outcome.as_str())?;
         if let Some(error_type) = self.error_type() {

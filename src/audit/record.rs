@@ -17,6 +17,7 @@ use super::service::X_REQUEST_ID;
 use super::sink::AuditSink;
 use super::telemetry::Spans;
 use crate::context::BindingKey;
+use crate::context::LimitNote;
 use crate::context::McpRequestSlot;
 use crate::context::Principal;
 use crate::context::Replica;
@@ -62,6 +63,7 @@ pub(crate) struct Head {
     session_owner: Option<BindingKey>,
     session: Option<SessionId>,
     replica: Option<Replica>,
+    limit: Option<LimitNote>,
     refused: Option<Outcome>,
 }
 
@@ -76,6 +78,7 @@ impl Head {
             session_owner: self.session_owner.clone(),
             session: self.session.clone(),
             replica: self.replica.clone(),
+            limit: self.limit,
             refused: None,
         }
     }
@@ -299,6 +302,7 @@ impl<K: AuditSink> Record<K> {
         self.spans.on_request(self.head.mcp.as_deref());
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
+        self.head.limit = ext.get::<LimitNote>().copied();
         if let Some(origin) = ext.get::<RequestOrigin>() {
             self.client = ClientAddr::of_origin(origin);
         }
@@ -445,6 +449,7 @@ impl<K: AuditSink> Record<K> {
                 principal: head.principal,
                 session_owner: head.session_owner,
                 replica: head.replica,
+                limit: head.limit,
                 request_bytes,
                 response_bytes,
                 sse_events,

@@ -16,12 +16,14 @@
 //! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (all through one [`PeerAddrs`] setting) |
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
+//! | [`LimitNote`] | limit (a call let through when its shared store failed) | audit, metrics |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
 //!
 //! With the `rmcp` feature, `Principal`, `SessionId` and `Caller` are also parameters of rmcp
 //! tool and prompt handlers (module `context::rmcp`).
 
 mod binding;
+mod limit;
 mod peer;
 mod principal;
 mod public_url;
@@ -32,6 +34,7 @@ pub mod rmcp;
 mod slot;
 
 pub use binding::BindingKey;
+pub use limit::LimitNote;
 pub use peer::{PeerAddr, PeerAddrSource, PeerAddrs};
 pub use principal::Principal;
 pub use public_url::{PublicUrl, RequestOrigin, public_url};

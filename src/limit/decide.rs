@@ -1,7 +1,7 @@
 //! One decision: which rules a request meets, under which keys, at what cost; taken from the
 //! local store at once, or handed to the shared store.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub(crate) struct Facts<'a> {
     ext: &'a Extensions,
     session: OnceCell<Option<SessionId>>,
     ip: OnceCell<Option<IpAddr>>,
+    /// Keyed hashes of the caller parts, computed once per call whatever the number of
+    /// rules: principal, client, session, address.
+    part_hashes: [Cell<Option<u64>>; 4],
 }
 
 impl<'a> Facts<'a> {
@@ -39,6 +42,20 @@ impl<'a> Facts<'a> {
             ext,
             session: OnceCell::new(),
             ip: OnceCell::new(),
+            part_hashes: Default::default(),
+        }
+    }
+
+    /// The cached hash of caller part `slot`, computed by `hash` on first use.
+    fn part_hash(&self, slot: usize, hash: impl FnOnce() -> u64) -> u64 {
+        let cell = &self.part_hashes[slot];
+        match cell.get() {
+            Some(h) => h,
+            None => {
+                let h = hash();
+                cell.set(Some(h));
+                h
+            }
         }
     }
 
@@ -125,7 +142,19 @@ impl Counters {
 
 /// A place held in a concurrency budget, given back on drop.
 #[derive(Debug)]
-pub(crate) struct Permit {
+// The variants are held for their `Drop`, never read.
+#[allow(dead_code)]
+pub(crate) enum Permit {
+    /// In this instance's memory.
+    Local(LocalPermit),
+    /// A lease in the shared store, renewed while held.
+    #[cfg(feature = "redis")]
+    Remote(super::lease::Lease),
+}
+
+/// A place in the local store.
+#[derive(Debug)]
+pub(crate) struct LocalPermit {
     store: Arc<LocalStore>,
     key: u64,
 }
@@ -133,14 +162,16 @@ pub(crate) struct Permit {
 impl Permit {
     /// Takes one of `max` places under `key`; `None` when all are held.
     pub(crate) fn acquire(store: &Arc<LocalStore>, key: u64, max: u32) -> Option<Permit> {
-        store.acquire(key, max).then(|| Permit {
-            store: Arc::clone(store),
-            key,
+        store.acquire(key, max).then(|| {
+            Permit::Local(LocalPermit {
+                store: Arc::clone(store),
+                key,
+            })
         })
     }
 }
 
-impl Drop for Permit {
+impl Drop for LocalPermit {
     fn drop(&mut self) {
         self.store.release(self.key);
     }
@@ -190,6 +221,8 @@ pub(crate) struct Limiter {
     pub(crate) names: Box<[Box<str>]>,
     pub(crate) local: Arc<LocalStore>,
     pub(crate) hasher: std::hash::RandomState,
+    /// A random seed per rule, where its keys start.
+    seeds: Box<[u64]>,
     pub(crate) counters: Counters,
     /// Rates and quotas go to the shared store.
     pub(crate) remote: bool,
@@ -207,11 +240,16 @@ enum Part<'a> {
 impl Limiter {
     pub(crate) fn new(rules: Vec<Rule>, remote: bool) -> Self {
         let names = rules.iter().map(|r| r.name().into_boxed_str()).collect();
+        let hasher = std::hash::RandomState::new();
+        let seeds = (0..rules.len() as u64)
+            .map(|i| hasher.hash_one((0x5eed_u64, i)))
+            .collect();
         Limiter {
             rules: rules.into_boxed_slice(),
             names,
             local: LocalStore::new(),
-            hasher: std::hash::RandomState::new(),
+            hasher,
+            seeds,
             counters: Counters::default(),
             remote,
         }
@@ -257,44 +295,72 @@ impl Limiter {
         }
     }
 
-    /// The 64-bit key of (rule, parts) in the local store: a keyed SipHash (randomly seeded
-    /// per layer, so no caller can aim at another's key), fed in few, large writes.
+    /// The 64-bit key of (rule, parts) in the local store: the rule's random seed, then each
+    /// part's keyed SipHash (randomly keyed per layer, so no caller can aim at another's key)
+    /// folded in with a 64-bit mixer (a bijection). The caller parts are hashed once per call
+    /// and reused by every rule; only method and tool parts are hashed per message.
     fn hash(&self, index: usize, facts: &Facts<'_>, method: &str, tool: Option<&str>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write_u64(index as u64);
+        let mut key = self.seeds[index];
         Self::parts(self.rules[index].per, facts, method, tool, |part| {
-            // Each part: its kind (low byte) and lengths in one word, then its bytes, so no two
-            // different keys feed the same stream.
-            match part {
-                Part::Principal(p) => {
-                    let issuer = p.issuer().unwrap_or_default();
-                    let subject = p.subject();
-                    h.write_u64(1 | (issuer.len() as u64) << 8 | (subject.len() as u64) << 36);
-                    h.write(issuer.as_bytes());
-                    h.write(subject.as_bytes());
-                }
-                Part::Client(c) => {
-                    h.write_u64(2 | (c.len() as u64) << 8);
-                    h.write(c.as_bytes());
-                }
-                Part::Session(s) => {
-                    h.write_u64(3 | (s.as_str().len() as u64) << 8);
-                    h.write(s.as_str().as_bytes());
-                }
-                Part::Ip(None) => h.write_u64(4),
-                Part::Ip(Some(IpAddr::V4(ip))) => {
-                    h.write_u64(5 | u64::from(ip.to_bits()) << 8);
-                }
-                Part::Ip(Some(IpAddr::V6(ip))) => {
-                    h.write_u64(6);
-                    h.write_u128(ip.to_bits());
-                }
-                Part::Text(name, value) => {
+            let part = match part {
+                Part::Principal(p) => facts.part_hash(0, || {
+                    let issuer = p.issuer().unwrap_or_default().as_bytes();
+                    let subject = p.subject().as_bytes();
+                    // Its kind (low byte) and lengths in one word, then its bytes, so no two
+                    // different parts feed the same stream; in one write when they fit (each
+                    // write has a fixed cost).
+                    let head = 1 | (issuer.len() as u64) << 8 | (subject.len() as u64) << 36;
+                    let mut buf = [0u8; 128];
+                    let len = 8 + issuer.len() + subject.len();
+                    self.sip(|h| {
+                        if len <= buf.len() {
+                            buf[..8].copy_from_slice(&head.to_le_bytes());
+                            buf[8..8 + issuer.len()].copy_from_slice(issuer);
+                            buf[8 + issuer.len()..len].copy_from_slice(subject);
+                            h.write(&buf[..len]);
+                        } else {
+                            h.write_u64(head);
+                            h.write(issuer);
+                            h.write(subject);
+                        }
+                    })
+                }),
+                Part::Client(c) => facts.part_hash(1, || {
+                    self.sip(|h| {
+                        h.write_u64(2 | (c.len() as u64) << 8);
+                        h.write(c.as_bytes());
+                    })
+                }),
+                Part::Session(s) => facts.part_hash(2, || {
+                    self.sip(|h| {
+                        h.write_u64(3 | (s.as_str().len() as u64) << 8);
+                        h.write(s.as_str().as_bytes());
+                    })
+                }),
+                Part::Ip(ip) => facts.part_hash(3, || {
+                    self.sip(|h| match ip {
+                        None => h.write_u64(4),
+                        Some(IpAddr::V4(ip)) => h.write_u64(5 | u64::from(ip.to_bits()) << 8),
+                        Some(IpAddr::V6(ip)) => {
+                            h.write_u64(6);
+                            h.write_u128(ip.to_bits());
+                        }
+                    })
+                }),
+                Part::Text(name, value) => self.sip(|h| {
                     h.write_u64(7 | (name.len() as u64) << 8 | (value.len() as u64) << 16);
                     h.write(value.as_bytes());
-                }
-            }
+                }),
+            };
+            key = mix(key ^ part);
         });
+        key
+    }
+
+    /// A keyed SipHash of what `write` feeds it.
+    fn sip(&self, write: impl FnOnce(&mut std::hash::DefaultHasher)) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        write(&mut h);
         h.finish()
     }
 
@@ -360,10 +426,33 @@ impl Limiter {
     pub(crate) fn decide(&self, facts: &Facts<'_>) -> Verdict {
         let mut admission = Admission::default();
         let mut remote = Vec::new();
+        let mut now = None;
         for (index, rule) in self.rules.iter().enumerate() {
             let mut refused = None;
             let mut met = false;
             match rule.budget {
+                Budget::Concurrent { .. } if self.remote => {
+                    // One place per call in the shared store (a lease), decided with the
+                    // rates and quotas of the same caller.
+                    let mut first = None;
+                    facts.for_each_message(|method, tool| {
+                        if rule.matches(method, tool) {
+                            first = Some((method, tool));
+                            return false;
+                        }
+                        true
+                    });
+                    if let Some((method, tool)) = first {
+                        met = true;
+                        remote.push(RemoteTake {
+                            rule: index,
+                            tag: self.key_text(index, facts, method, tool, true, true),
+                            key: self.key_text(index, facts, method, tool, true, false),
+                            budget: rule.budget,
+                            cost: 1,
+                        });
+                    }
+                }
                 Budget::Concurrent { max } => {
                     let mut first = None;
                     facts.for_each_message(|method, tool| {
@@ -414,7 +503,7 @@ impl Limiter {
                         }
                         met = true;
                         let key = self.hash(index, facts, method, tool);
-                        match self.take(rule, key, rule.cost_of(tool)) {
+                        match self.take(rule, key, rule.cost_of(tool), &mut now) {
                             Ok(()) => {
                                 taken += 1;
                                 true
@@ -454,15 +543,24 @@ impl Limiter {
         }
     }
 
-    fn take(&self, rule: &Rule, key: u64, cost: u32) -> Result<(), (Reason, Duration)> {
+    /// Takes `cost` from `rule`'s budget under `key`; `now` is read on the first take of a
+    /// decision and reused by the others (one clock read per call, not per rule).
+    fn take(
+        &self,
+        rule: &Rule,
+        key: u64,
+        cost: u32,
+        now: &mut Option<u64>,
+    ) -> Result<(), (Reason, Duration)> {
+        let now = *now.get_or_insert_with(|| self.local.now());
         match rule.budget {
             Budget::Rate { interval, burst } => self
                 .local
-                .rate(key, interval, burst, cost)
+                .rate(key, interval, burst, cost, now)
                 .map_err(|wait| (Reason::RateLimited, wait)),
             Budget::Quota { max, window } => self
                 .local
-                .quota(key, max, window, cost)
+                .quota(key, max, window, cost, now)
                 .map_err(|wait| (Reason::QuotaExceeded, wait)),
             Budget::Concurrent { .. } => Ok(()),
         }
@@ -504,7 +602,8 @@ impl Limiter {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         let reason = match take.budget {
             Budget::Quota { .. } => Reason::QuotaExceeded,
-            _ => Reason::RateLimited,
+            Budget::Concurrent { .. } => Reason::ConcurrencyLimited,
+            Budget::Rate { .. } => Reason::RateLimited,
         };
         // The shown key leaves out the issuer, as local refusals do.
         let shown = shown_key(&take.key);
@@ -525,6 +624,16 @@ fn shown_key(full: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("+")
+}
+
+/// A 64-bit mixer (MurmurHash3's finalizer): a bijection that spreads every input bit.
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {

@@ -8,13 +8,24 @@ use tower_service::Service;
 
 use super::body::LimitBody;
 use super::decide::Admission;
+use crate::context::LimitNote;
 use crate::error::EdgeBody;
 use crate::error::Rejection;
 use crate::protocol::{BodyKind, body_kind};
 
 /// A shared-store decision in flight: `Ok` to go on, `Err` with the refusal (a limit, or the
 /// store's failure under a fail-closed rule). Boxed: it crosses the network anyway.
-pub(crate) type RemoteDecision = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
+pub(crate) type RemoteDecision =
+    Pin<Box<dyn Future<Output = Result<RemotePass, Rejection>> + Send>>;
+
+/// What a call let through by the shared store carries on.
+#[derive(Debug, Default)]
+pub(crate) struct RemotePass {
+    /// The places (leases) it holds in the shared store's concurrency budgets.
+    pub(crate) permits: Vec<super::decide::Permit>,
+    /// Set when the store failed and the rules failed open.
+    pub(crate) note: Option<LimitNote>,
+}
 
 /// A call waiting for the shared store's decision.
 pub(crate) struct Waiting<S, B> {
@@ -47,6 +58,7 @@ pin_project! {
             #[pin]
             future: F,
             admission: Option<Admission>,
+            note: Option<LimitNote>,
         },
         Rejected {
             rejection: Option<Rejection>,
@@ -63,6 +75,7 @@ where
             state: State::Calling {
                 future,
                 admission: Some(admission),
+                note: None,
             },
         }
     }
@@ -109,12 +122,19 @@ where
                 StateProj::Deciding { waiting } => {
                     let verdict = ready!(waiting.decision.as_mut().poll(cx));
                     match verdict {
-                        Ok(()) => {
+                        Ok(pass) => {
                             let mut inner = waiting.inner.take().expect("polled after completion");
-                            let request = waiting.request.take().expect("polled after completion");
+                            let mut request =
+                                waiting.request.take().expect("polled after completion");
+                            if let Some(note) = pass.note {
+                                request.extensions_mut().insert(note);
+                            }
+                            let mut admission = waiting.admission.take().unwrap_or_default();
+                            admission.permits.extend(pass.permits);
                             State::Calling {
                                 future: inner.call(request),
-                                admission: waiting.admission.take(),
+                                admission: Some(admission),
+                                note: pass.note,
                             }
                         }
                         Err(rejection) => State::Rejected {
@@ -122,8 +142,15 @@ where
                         },
                     }
                 }
-                StateProj::Calling { future, admission } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Calling {
+                    future,
+                    admission,
+                    note,
+                } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(note) = note.take() {
+                        response.extensions_mut().insert(note);
+                    }
                     let admission = admission.take().unwrap_or_default();
                     // Only streams under a lifetime or idle rule are watched.
                     let timed = admission.lifetime.is_some() || admission.idle.is_some();

@@ -56,8 +56,9 @@ impl LimitLayer {
         self.rebuild(all)
     }
 
-    /// Keeps the rate and quota budgets in Redis, shared by every instance that uses the same
-    /// Redis and the same rule names; concurrency and stream caps stay per instance. When
+    /// Keeps the budgets in Redis, shared by every instance that uses the same Redis and the
+    /// same rule names: rates, quotas, and concurrency places (leases renewed while their
+    /// calls and streams live; see [`RedisLimits`](super::RedisLimits)). When
     /// Redis does not answer within its timeout, each rule's [`FailPolicy`](super::FailPolicy)
     /// decides.
     #[cfg(feature = "redis")]

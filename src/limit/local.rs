@@ -83,7 +83,8 @@ impl LocalStore {
         })
     }
 
-    fn now(&self) -> u64 {
+    /// Nanoseconds since the store's epoch: read once per decision, passed to every take.
+    pub(crate) fn now(&self) -> u64 {
         Instant::now()
             .saturating_duration_since(self.epoch)
             .as_nanos() as u64
@@ -106,8 +107,8 @@ impl LocalStore {
         interval: Duration,
         burst: u32,
         cost: u32,
+        now: u64,
     ) -> Result<(), Duration> {
-        let now = self.now();
         let interval = interval.as_nanos() as u64;
         let cost = u64::from(cost.min(burst));
         let limit = interval.saturating_mul(u64::from(burst));
@@ -146,8 +147,8 @@ impl LocalStore {
         max: u64,
         window: Duration,
         cost: u32,
+        now: u64,
     ) -> Result<(), Duration> {
-        let now = self.now();
         let wall = now.saturating_add(self.unix_offset);
         let window = (window.as_nanos() as u64).max(1);
         let index = wall / window;
@@ -247,41 +248,41 @@ mod tests {
         let store = LocalStore::new();
         // 2 per second, burst 3.
         for _ in 0..3 {
-            store.rate(1, SECOND / 2, 3, 1).unwrap();
+            store.rate(1, SECOND / 2, 3, 1, store.now()).unwrap();
         }
-        let wait = store.rate(1, SECOND / 2, 3, 1).unwrap_err();
+        let wait = store.rate(1, SECOND / 2, 3, 1, store.now()).unwrap_err();
         assert_eq!(wait, SECOND / 2);
         tokio::time::advance(wait).await;
-        store.rate(1, SECOND / 2, 3, 1).unwrap();
-        assert!(store.rate(1, SECOND / 2, 3, 1).is_err());
+        store.rate(1, SECOND / 2, 3, 1, store.now()).unwrap();
+        assert!(store.rate(1, SECOND / 2, 3, 1, store.now()).is_err());
         // Another key is untouched.
-        store.rate(2, SECOND / 2, 3, 1).unwrap();
+        store.rate(2, SECOND / 2, 3, 1, store.now()).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
     async fn gcra_costs_and_refunds() {
         let store = LocalStore::new();
-        store.rate(1, SECOND, 10, 7).unwrap();
-        let wait = store.rate(1, SECOND, 10, 4).unwrap_err();
+        store.rate(1, SECOND, 10, 7, store.now()).unwrap();
+        let wait = store.rate(1, SECOND, 10, 4, store.now()).unwrap_err();
         assert_eq!(wait, SECOND);
         store.refund_rate(1, SECOND, 10, 7);
-        store.rate(1, SECOND, 10, 10).unwrap();
+        store.rate(1, SECOND, 10, 10, store.now()).unwrap();
         // A cost above the burst counts as the burst: it passes once the budget is full.
         tokio::time::advance(10 * SECOND).await;
-        store.rate(1, SECOND, 10, 50).unwrap();
+        store.rate(1, SECOND, 10, 50, store.now()).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
     async fn quota_resets_at_the_window_edge() {
         let store = LocalStore::new();
-        store.quota(1, 2, 60 * SECOND, 1).unwrap();
-        store.quota(1, 2, 60 * SECOND, 1).unwrap();
-        let wait = store.quota(1, 2, 60 * SECOND, 1).unwrap_err();
+        store.quota(1, 2, 60 * SECOND, 1, store.now()).unwrap();
+        store.quota(1, 2, 60 * SECOND, 1, store.now()).unwrap();
+        let wait = store.quota(1, 2, 60 * SECOND, 1, store.now()).unwrap_err();
         assert!(wait <= 60 * SECOND && !wait.is_zero());
         store.refund_quota(1, 1);
-        store.quota(1, 2, 60 * SECOND, 1).unwrap();
+        store.quota(1, 2, 60 * SECOND, 1, store.now()).unwrap();
         tokio::time::advance(wait).await;
-        store.quota(1, 2, 60 * SECOND, 2).unwrap();
+        store.quota(1, 2, 60 * SECOND, 2, store.now()).unwrap();
     }
 
     #[test]
@@ -303,10 +304,10 @@ mod tests {
         let store = LocalStore::new();
         // All in shard 0 (high bits zero).
         for key in 0..(FIRST_SWEEP as u64) {
-            store.rate(key, SECOND, 1, 1).unwrap();
+            store.rate(key, SECOND, 1, 1, store.now()).unwrap();
         }
         tokio::time::advance(2 * SECOND).await;
-        store.rate(1 << 40, SECOND, 1, 1).unwrap();
+        store.rate(1 << 40, SECOND, 1, 1, store.now()).unwrap();
         assert_eq!(store.len(), 1);
     }
 }

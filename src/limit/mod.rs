@@ -42,13 +42,17 @@
 //! no quota over a window, no concurrency places and no costs above the burst, and its state
 //! would not match the Redis script's; with it, each rule would still need its own limiter and
 //! the quotas and places a store of their own. The sharded GCRA here is a few dozen lines;
-//! `benches/limit.rs` measures it against `governor`'s keyed check alone (about 900
-//! instructions for a one-rule decision, reading the request included, against 530 for the
-//! bare check; 1,500 for the whole layer with its response wrapper).
+//! `benches/limit.rs` measures it against `governor`'s keyed check alone (about 830
+//! instructions for a one-rule decision, reading the request included, against 540 for the
+//! bare check; 1,400 for the whole layer with its response wrapper, 2,400 with three rules).
+//! Per call, the caller's parts are hashed once (a keyed SipHash) whatever the number of
+//! rules, the clock is read once, and globs were classified (name, prefix, suffix) when the
+//! rule was built.
 //!
-//! With the `redis` feature, [`LimitLayer::redis`] keeps the rate and quota budgets in Redis
-//! (one Lua script per decision, hash-tagged keys for Redis Cluster), so every instance
-//! shares one budget; concurrency and stream caps stay per instance. Each rule says what
+//! With the `redis` feature, [`LimitLayer::redis`] keeps the rate, quota and concurrency
+//! budgets in Redis (one Lua script per decision, hash-tagged keys for Redis Cluster), so
+//! every instance shares one budget; a concurrency place is a lease renewed while its stream
+//! lives, so a crashed instance's places come back after one lease. Each rule says what
 //! happens when Redis fails ([`Rule::fail_closed`], [`Rule::fail_open`]): see
 //! [`redis`] for the details.
 //!
@@ -106,6 +110,8 @@ mod body;
 mod decide;
 mod future;
 mod layer;
+#[cfg(feature = "redis")]
+mod lease;
 mod local;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -1,5 +1,5 @@
-//! [`RedisLimits`]: rate and quota budgets in Redis, shared by every gateway instance
-//! (feature `redis`).
+//! [`RedisLimits`]: rate, quota and concurrency budgets in Redis, shared by every gateway
+//! instance (feature `redis`).
 //!
 //! One decision is one `EVALSHA` of a Lua script (loaded on first use, reloaded after a
 //! `SCRIPT FLUSH` or a restart): the script reads Redis's own clock (`TIME`, so instances
@@ -11,6 +11,14 @@
 //! (a per-principal rule and a global one) sends one script per caller, one after the other;
 //! each is atomic on its own.
 //!
+//! A concurrency place (an open call or SSE stream) is a **lease**: a member of a sorted set
+//! per budget, scored with the time the lease runs out (default 30 s,
+//! [`RedisLimitsBuilder::lease`]), taken by the same script. The instance renews the leases it
+//! holds every third of a lease while their response bodies live, and removes a lease when its
+//! body ends, fails or is dropped because the client left. The script drops run-out leases
+//! before counting, so the places of an instance that crashed or froze come back after at most
+//! one lease.
+//!
 //! # Failure
 //!
 //! Every decision is bounded by the timeout (250 ms by default; connecting too). When Redis
@@ -18,8 +26,12 @@
 //! [`fail_closed`](super::Rule::fail_closed), the call is refused with `503`,
 //! `Retry-After: 1` and a JSON-RPC error; otherwise it goes through. Both are counted
 //! ([`LimitLayer::counts`](super::LimitLayer::counts)) and logged at `warn`; a refused call is
-//! also in the audit record (reason `store_unavailable`, by `limit`). No request waits longer
-//! than the timeout, and the connection manager reconnects by itself when Redis is back.
+//! also in the audit record (reason `store_unavailable`, by `limit`), and a call let through
+//! carries a [`LimitNote::StoreFailedOpen`](crate::LimitNote) in its request and response
+//! extensions, which audit records (`mcp_edge.limit.note`). A call let through this way holds
+//! no concurrency place. No request waits longer than the timeout, and the connection manager
+//! reconnects by itself when Redis is back. A lease that cannot be renewed or given back
+//! (Redis down) runs out by itself.
 //!
 //! # Cancel safety
 //!
@@ -33,9 +45,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 use sha2::{Digest, Sha256};
 
-use super::decide::{Limiter, RemoteTake};
-use super::future::RemoteDecision;
+use super::decide::{Limiter, Permit, RemoteTake};
+use super::future::{RemoteDecision, RemotePass};
+pub use super::lease::DEFAULT_LEASE;
+use super::lease::{Lease, Leases};
 use super::rule::{Budget, FailPolicy};
+use crate::context::LimitNote;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
 use crate::store::StoreError;
@@ -44,10 +59,11 @@ use crate::store::StoreError;
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The decision script. `KEYS[i]` is a budget; `ARGV` holds four values per key: the kind
-/// (`r` rate, `q` quota), two parameters (rate: interval in µs and burst; quota: max and
-/// window in µs) and the cost. Returns `{1}` when every budget let the call through (and
-/// takes from all of them), else `{0, i, wait_us}` for the first that did not (and takes
-/// nothing).
+/// (`r` rate, `q` quota, `c` concurrency places), two parameters (rate: interval in µs and
+/// burst; quota: max and window in µs; places: max and lease in µs) and the cost, then the
+/// call's member name for the places it takes. Returns `{1}` when every budget let the call
+/// through (and takes from all of them), else `{0, i, wait_us}` for the first that did not
+/// (and takes nothing). Places whose lease ran out are dropped before counting.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -72,6 +88,13 @@ for i = 1, #KEYS do
     if not p then p = {kind = 'r'}; pending[key] = p; order[#order + 1] = key end
     p.v = new_tat
     p.ttl = ahead
+  elseif kind == 'c' then
+    if not p then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      if redis.call('ZCARD', key) >= a then return {0, i, 1000000} end
+      p = {kind = 'c'}; pending[key] = p; order[#order + 1] = key
+    end
+    p.ttl = b
   else
     local index = math.floor(now / b)
     local used
@@ -91,6 +114,9 @@ for _, key in ipairs(order) do
   local ms = math.ceil(p.ttl / 1000) + 1
   if p.kind == 'r' then
     redis.call('SET', key, string.format('%.0f', p.v), 'PX', ms)
+  elseif p.kind == 'c' then
+    redis.call('ZADD', key, string.format('%.0f', now + p.ttl), ARGV[#KEYS * 4 + 1])
+    redis.call('PEXPIRE', key, ms)
   else
     redis.call('HSET', key, 'w', string.format('%.0f', p.w), 'u', string.format('%.0f', p.v))
     redis.call('PEXPIRE', key, ms)
@@ -99,7 +125,7 @@ end
 return {1}
 ";
 
-/// Rate and quota budgets in Redis; see the [module docs](self). Cheap to clone.
+/// Rate, quota and concurrency budgets in Redis; see the [module docs](self). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisLimits {
     conn: ConnectionManager,
@@ -110,6 +136,9 @@ struct Shared {
     prefix: Box<str>,
     timeout: Duration,
     script: Script,
+    /// The concurrency places this instance holds (built on first use, with the lease).
+    leases: std::sync::OnceLock<Arc<Leases>>,
+    lease: Duration,
 }
 
 impl std::fmt::Debug for RedisLimits {
@@ -127,6 +156,7 @@ pub struct RedisLimitsBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    lease: Duration,
 }
 
 impl RedisLimits {
@@ -142,7 +172,20 @@ impl RedisLimits {
             url: url.into(),
             prefix: "mcp-edge".to_owned(),
             timeout: DEFAULT_REDIS_TIMEOUT,
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// The concurrency places this instance holds in Redis now (renewed while their calls
+    /// and streams live).
+    pub fn held_places(&self) -> usize {
+        self.shared.leases.get().map_or(0, |l| l.held())
+    }
+
+    fn leases(&self) -> &Arc<Leases> {
+        self.shared
+            .leases
+            .get_or_init(|| Arc::new(Leases::new(self.shared.lease)))
     }
 
     /// The Redis key of one budget.
@@ -162,6 +205,7 @@ impl RedisLimits {
         &self,
         keys: &[String],
         takes: &[&RemoteTake],
+        member: &str,
     ) -> Result<Option<(usize, Duration)>, StoreError> {
         let mut invocation = self.shared.script.prepare_invoke();
         for (key, take) in keys.iter().zip(takes) {
@@ -171,10 +215,11 @@ impl RedisLimits {
                     ("r", interval.as_micros().max(1) as u64, u64::from(burst))
                 }
                 Budget::Quota { max, window } => ("q", max, window.as_micros().max(1) as u64),
-                Budget::Concurrent { .. } => unreachable!("concurrency is kept locally"),
+                Budget::Concurrent { max } => ("c", u64::from(max), self.leases().lease_us()),
             };
             invocation.arg(kind).arg(a).arg(b).arg(take.cost);
         }
+        invocation.arg(member);
         let mut conn = self.conn.clone();
         let answer: Vec<i64> =
             match tokio::time::timeout(self.shared.timeout, invocation.invoke_async(&mut conn))
@@ -203,6 +248,16 @@ impl RedisLimits {
     ) -> RemoteDecision {
         let this = self.clone();
         Box::pin(async move {
+            // The places this call takes share one member name (one per budget).
+            let places = takes
+                .iter()
+                .any(|t| matches!(t.budget, Budget::Concurrent { .. }));
+            let (member_id, member) = if places {
+                this.leases().member()
+            } else {
+                (0, String::new())
+            };
+            let mut pass = RemotePass::default();
             let mut groups: Vec<(&str, Vec<&RemoteTake>)> = Vec::new();
             for take in &takes {
                 match groups.iter_mut().find(|(tag, _)| *tag == take.tag) {
@@ -215,8 +270,23 @@ impl RedisLimits {
                     .iter()
                     .map(|take| this.key(&limiter.names[take.rule], take))
                     .collect();
-                match this.run(&keys, group).await {
-                    Ok(None) => {}
+                match this.run(&keys, group, &member).await {
+                    Ok(None) => {
+                        for (key, take) in keys.into_iter().zip(group) {
+                            if matches!(take.budget, Budget::Concurrent { .. }) {
+                                // Held from now on: renewed while the call lives, given back
+                                // when it ends (the places of an earlier group included, if a
+                                // later group refuses).
+                                pass.permits.push(Permit::Remote(Lease::held(
+                                    this.leases(),
+                                    Arc::downgrade(&this.shared),
+                                    member_id,
+                                    key.into(),
+                                    &this.conn,
+                                )));
+                            }
+                        }
+                    }
                     Ok(Some((index, wait))) => {
                         let take = group.get(index).copied().unwrap_or(group[0]);
                         return Err(limiter.remote_refusal(take, id, wait));
@@ -225,23 +295,27 @@ impl RedisLimits {
                         let closed = group
                             .iter()
                             .any(|t| limiter.rules[t.rule].fail == FailPolicy::Closed);
-                        return limiter.store_failed(&error, closed, id);
+                        return limiter.store_failed(&error, closed, id).map(|note| {
+                            pass.note = note;
+                            pass
+                        });
                     }
                 }
             }
-            Ok(())
+            Ok(pass)
         })
     }
 }
 
 impl Limiter {
-    /// The answer when the shared store failed: a 503 if a rule fails closed, else through.
+    /// The answer when the shared store failed: a 503 if a rule fails closed, else through
+    /// with a [`LimitNote`] for audit and metrics.
     fn store_failed(
         &self,
         error: &StoreError,
         closed: bool,
         id: Option<RequestId>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Option<LimitNote>, Rejection> {
         use std::sync::atomic::Ordering;
         if closed {
             self.counters
@@ -256,7 +330,7 @@ impl Limiter {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%error, "limit store failed: call let through (fail open)");
             crate::observe::metrics::limit_fail_open();
-            Ok(())
+            Ok(Some(LimitNote::StoreFailedOpen))
         }
     }
 }
@@ -271,6 +345,14 @@ impl RedisLimitsBuilder {
     /// Bounds every decision and connection attempt (default 250 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The lease of a concurrency place (default 30 s): this instance renews the places it
+    /// holds every third of it while their calls and streams live; the places of an instance
+    /// that crashed or froze come back to the others once it runs out.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -292,6 +374,8 @@ impl RedisLimitsBuilder {
                 prefix: self.prefix.into(),
                 timeout: self.timeout,
                 script: Script::new(SCRIPT),
+                leases: std::sync::OnceLock::new(),
+                lease: self.lease,
             }),
         })
     }

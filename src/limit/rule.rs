@@ -86,59 +86,97 @@ impl fmt::Display for Per {
 /// A name pattern: `*` matches any run of characters (also none), `?` any one character,
 /// everything else itself (case-sensitive, as MCP tool names are, R71).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob(Box<str>);
+pub struct Glob {
+    pattern: Box<str>,
+    /// Read once: most patterns are a name, a prefix or a suffix, matched without the loop.
+    shape: Shape,
+}
+
+/// The kind of a [`Glob`], read when it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `*`.
+    Any,
+    /// No wildcard.
+    Exact,
+    /// `prefix*`.
+    Prefix,
+    /// `*suffix`.
+    Suffix,
+    /// Anything else.
+    General,
+}
 
 impl Glob {
     /// A pattern.
     pub fn new(pattern: impl Into<Box<str>>) -> Self {
-        Glob(pattern.into())
+        let pattern = pattern.into();
+        let bytes = pattern.as_bytes();
+        let wild = |b: &u8| *b == b'*' || *b == b'?';
+        let shape = match bytes {
+            b"*" => Shape::Any,
+            _ if !bytes.iter().any(wild) => Shape::Exact,
+            [head @ .., b'*'] if !head.iter().any(wild) => Shape::Prefix,
+            [b'*', tail @ ..] if !tail.iter().any(wild) => Shape::Suffix,
+            _ => Shape::General,
+        };
+        Glob { pattern, shape }
     }
 
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.pattern
     }
 
     /// Whether `*` alone: matches everything.
     pub fn is_any(&self) -> bool {
-        &*self.0 == "*"
+        self.shape == Shape::Any
     }
 
     /// Whether `name` matches. Linear in practice (one backtrack point, the last `*`).
+    #[inline]
     pub fn matches(&self, name: &str) -> bool {
-        if self.is_any() {
-            return true;
+        let (p, n) = (self.pattern.as_bytes(), name.as_bytes());
+        match self.shape {
+            Shape::Any => true,
+            Shape::Exact => p == n,
+            Shape::Prefix => n.starts_with(&p[..p.len() - 1]),
+            Shape::Suffix => n.ends_with(&p[1..]),
+            Shape::General => general_match(p, n),
         }
-        let (p, n) = (self.0.as_bytes(), name.as_bytes());
-        let (mut pi, mut ni) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while ni < n.len() {
-            match p.get(pi) {
-                Some(b'*') => {
-                    star = Some((pi, ni));
-                    pi += 1;
-                }
-                Some(&c) if c == b'?' || c == n[ni] => {
-                    pi += 1;
-                    ni += 1;
-                }
-                _ => match star {
-                    Some((sp, sn)) => {
-                        pi = sp + 1;
-                        ni = sn + 1;
-                        star = Some((sp, sn + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        p[pi..].iter().all(|&c| c == b'*')
     }
+}
+
+/// The glob loop: `*` remembers where it was to backtrack to.
+fn general_match(p: &[u8], n: &[u8]) -> bool {
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.pattern)
     }
 }
 
@@ -596,6 +634,12 @@ mod tests {
         assert!(Glob::new("tools/?all").matches("tools/call"));
         assert!(Glob::new("*_prod").matches("deploy_prod"));
         assert!(!Glob::new("Echo").matches("echo"));
+        // Each shape, and the general loop for the rest.
+        assert!(Glob::new("echo").matches("echo") && !Glob::new("echo").matches("echo2"));
+        assert!(Glob::new("**").matches("") && Glob::new("a*").matches("a"));
+        assert!(Glob::new("*x").matches("x") && !Glob::new("*x").matches("xy"));
+        assert!(Glob::new("a?c*").matches("abcd") && !Glob::new("a?c*").matches("ac"));
+        assert!(Glob::new("*a*").matches("bab") && !Glob::new("*a*").matches("bbb"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::track::{Tracker, id_line};
+use super::track::{Tracker, id_line, replayed};
 use crate::error::EdgeBody;
 use crate::store::{EventTail, StoredEvent};
 
@@ -146,14 +146,14 @@ impl<B: Body<Data = Bytes>> Replay<B> {
         if let Some(event) = self.first.take() {
             let line = id_line(&mut self.arena, &self.id_prefix, event.seq);
             self.id_line = Some(line);
-            return Poll::Ready(Some(Ok(Frame::data(event.data))));
+            return Poll::Ready(Some(Ok(Frame::data(replayed(event.data)))));
         }
         if let Some(tail) = self.tail.as_mut() {
             match ready!(Pin::new(tail).poll_next(cx)) {
                 Some(Ok(event)) if !event.data.is_empty() => {
                     let line = id_line(&mut self.arena, &self.id_prefix, event.seq);
                     self.id_line = Some(line);
-                    return Poll::Ready(Some(Ok(Frame::data(event.data))));
+                    return Poll::Ready(Some(Ok(Frame::data(replayed(event.data)))));
                 }
                 // An empty record marks where the recording was cut: events were lost.
                 Some(Ok(_)) => {

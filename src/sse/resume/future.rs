@@ -250,30 +250,52 @@ where
     B: Body<Data = Bytes> + Send + 'static,
 {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(drain_detached(inner, tracker));
+        // Counted by the drain from now on: a shutdown waits for it (within the grace).
+        let registration = tracker.config.drain.as_ref().map(|d| d.register());
+        handle.spawn(drain_detached(inner, tracker, registration));
     }
 }
 
-async fn drain_detached<B>(mut inner: Pin<Box<B>>, mut tracker: Tracker)
-where
+async fn drain_detached<B>(
+    mut inner: Pin<Box<B>>,
+    mut tracker: Tracker,
+    mut registration: Option<super::super::drain::Registration>,
+) where
     B: Body<Data = Bytes> + Send + 'static,
 {
-    let deadline = Instant::now() + tracker.config.drain_time;
+    let mut deadline = Instant::now() + tracker.config.drain_time;
     let mut left = tracker.config.drain_bytes;
+    let grace = tracker.config.drain_grace;
+    let mut draining = false;
     loop {
-        let next = std::future::poll_fn(|cx| inner.as_mut().poll_frame(cx));
+        let mut watch = registration.as_mut().filter(|_| !draining);
+        let next = std::future::poll_fn(|cx| {
+            if let Some(registration) = watch.as_mut() {
+                registration.watch(cx.waker());
+                if registration.is_draining() {
+                    return Poll::Ready(Detached::Draining);
+                }
+            }
+            inner.as_mut().poll_frame(cx).map(Detached::Frame)
+        });
         let data = match tokio::time::timeout_at(deadline, next).await {
-            Ok(Some(Ok(frame))) => match frame.into_data() {
+            Ok(Detached::Draining) => {
+                // Recorded for the grace at most from now on.
+                draining = true;
+                deadline = deadline.min(Instant::now() + grace);
+                continue;
+            }
+            Ok(Detached::Frame(Some(Ok(frame)))) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
             },
-            Ok(None) => {
+            Ok(Detached::Frame(None)) => {
                 tracker.end();
                 break;
             }
             // The server's stream failed, or the time is up: the rest is lost.
-            Ok(Some(Err(_))) | Err(_) => {
-                tracing::debug!("resume: detached stream cut (server error or time bound)");
+            Ok(Detached::Frame(Some(Err(_)))) | Err(_) => {
+                tracing::debug!("resume: detached stream cut (server error, time bound or drain)");
                 tracker.stop();
                 break;
             }
@@ -286,8 +308,23 @@ where
         left -= data.len();
         tracker.process(data, None);
     }
-    // Dropping the tracker finishes the stream in the store; dropping `inner` tells the
-    // server the stream is gone.
+    // Dropping the tracker finishes the stream in the store (its writer task ends once the
+    // events handed to it are written); dropping `inner` tells the server the stream is gone.
+    let written = tracker.written();
+    drop(tracker);
+    drop(inner);
+    if let Some(registration) = registration {
+        // A shutdown waits until what was read is in the store (bounded: the store's calls
+        // are, and so is this wait).
+        let _ = tokio::time::timeout(grace, written).await;
+        drop(registration);
+    }
+}
+
+/// What a detached stream waits for: the server's next frame, or the drain.
+enum Detached<F> {
+    Frame(Option<F>),
+    Draining,
 }
 
 impl<F, B, E> Lookup<F, B>

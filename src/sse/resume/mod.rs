@@ -17,9 +17,18 @@
 //!   HMAC under the layer's [key](ResumeLayer::key) over the stream, the session and the
 //!   principal, so an id opens only that stream, for that session and principal (R17, R18).
 //!   Events go on once complete (a client cannot use part of one), as the server's own
-//!   `Bytes` sliced at event ends, then the id line. An event that carries an `id` of the
-//!   server's is written anew without it (strict parsers, rmcp's among them, refuse two `id`
-//!   lines in one event). Comment-only blocks (keep-alives) pass as they are, unrecorded;
+//!   `Bytes` sliced at event ends, then the id line. Comment-only blocks (keep-alives) pass
+//!   as they are, unrecorded;
+//! - **the server's own ids** are kept, mapped: an event that carries an `id` of the
+//!   server's goes to the client written anew without it (strict parsers, rmcp's among them,
+//!   refuse two `id` lines in one event), and its record in the log keeps the server's id
+//!   next to ours (a leading `id:` line, left out of replays), so the mapping from our id to
+//!   the server's lives in the shared log on every instance. A resume is answered from the
+//!   log, never by the server: the log holds every event the server sent through the edge
+//!   (a stream whose client left is read on, see below), so the server's own resumption
+//!   would only repeat it, and a server whose ids are not bound to the session (rmcp's) is
+//!   never handed a client's cursor. Where the log cannot answer (retention, a cut), the
+//!   answer is the documented `404` below, not a fallback to the server;
 //! - **priming** (R19): a 2025-11-25 client first gets an event with an id and empty data, so
 //!   a stream cut before the server's first event can be resumed too (older clients choke on
 //!   empty data and get none, §L.5);
@@ -29,7 +38,11 @@
 //!   keeps reading the server's body into the store, for at most
 //!   [`drain_bytes`](ResumeLayer::drain_bytes) and [`drain_time`](ResumeLayer::drain_time),
 //!   so a server with no resumability of its own becomes resumable. A GET stream ends with
-//!   its client;
+//!   its client. With a [`drain`](ResumeLayer::drain) handle, these detached streams count
+//!   as open streams of the drain, and once it starts they are recorded for at most the
+//!   [grace](ResumeLayer::drain_grace) more: a stream that the SSE layer's drain ended at
+//!   its client is recorded on meanwhile, so the client's resume on another instance (a
+//!   shared Redis log) misses nothing, and a shutdown waits for it, within bounds;
 //! - **resume**: a `GET` with `Last-Event-ID` is answered by the layer: the recorded events
 //!   after that id, then the live tail as the original response goes on, until it ends (a
 //!   POST stream); for a GET stream, the server is then asked for a fresh GET stream, which is
@@ -133,6 +146,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::Drain;
 use crate::store::EventStore;
 use cursor::Sealer;
 
@@ -157,6 +171,8 @@ pub struct ResumeLayer {
     settle: Duration,
     max_event_bytes: usize,
     max_queued_bytes: usize,
+    drain: Option<Drain>,
+    drain_grace: Duration,
     /// Built on first use so that every service of this layer shares one key.
     config: Arc<std::sync::OnceLock<Arc<Config>>>,
 }
@@ -180,6 +196,8 @@ struct Config {
     settle: Duration,
     max_event_bytes: usize,
     max_queued_bytes: usize,
+    drain: Option<Drain>,
+    drain_grace: Duration,
 }
 
 impl ResumeLayer {
@@ -200,6 +218,8 @@ impl ResumeLayer {
             settle: Duration::from_millis(500),
             max_event_bytes: crate::protocol::sse::DEFAULT_MAX_EVENT_BYTES,
             max_queued_bytes: 16 << 20,
+            drain: None,
+            drain_grace: super::DEFAULT_GRACE,
             config: Arc::default(),
         }
     }
@@ -244,6 +264,28 @@ impl ResumeLayer {
         self
     }
 
+    /// Attaches the streams read on after their client left to `drain` (the handle given to
+    /// the [`SseLayer`](super::SseLayer) outside): they count in
+    /// [`Drain::open_streams`] and [`Drain::wait_idle`] waits for them, so a shutdown does not
+    /// lose the events they are still recording. Once the drain starts, each is recorded for
+    /// at most [`drain_grace`](Self::drain_grace) more, then cut (the log marks the cut, so a
+    /// resume on another instance ends there instead of waiting). A stream the drain ended
+    /// at the client is read on the same way: its client resumes elsewhere, from the shared
+    /// log, without losing what the server sent meanwhile.
+    pub fn drain(mut self, drain: Drain) -> Self {
+        self.drain = Some(drain);
+        self.config = Arc::default();
+        self
+    }
+
+    /// How long a stream read on after its client left is still recorded once the
+    /// [drain](Self::drain) starts (default 30 s, as the SSE layer's grace).
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
+        self.config = Arc::default();
+        self
+    }
+
     fn shared(&self) -> Arc<Config> {
         Arc::clone(self.config.get_or_init(|| {
             Arc::new(Config {
@@ -254,6 +296,8 @@ impl ResumeLayer {
                 settle: self.settle,
                 max_event_bytes: self.max_event_bytes,
                 max_queued_bytes: self.max_queued_bytes,
+                drain: self.drain.clone(),
+                drain_grace: self.drain_grace,
             })
         }))
     }

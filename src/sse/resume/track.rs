@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Config;
 use super::cursor::Sealed;
@@ -41,6 +41,8 @@ pub(super) struct Tracker {
     writer: Option<mpsc::UnboundedSender<StoredEvent>>,
     /// Bytes handed to the writer and not written yet.
     queued: Arc<AtomicUsize>,
+    /// Resolves once the writer task has written everything and finished the stream.
+    written: Option<oneshot::Receiver<()>>,
 }
 
 impl Tracker {
@@ -48,11 +50,13 @@ impl Tracker {
     pub(super) fn start(config: Arc<Config>, sealed: Sealed) -> Tracker {
         let (sender, receiver) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let (done, written) = oneshot::channel();
         tokio::spawn(write(
             Arc::clone(&config.store),
             sealed.key,
             receiver,
             Arc::clone(&queued),
+            done,
         ));
         Tracker {
             parser: SseParser::with_max_event_bytes(config.max_event_bytes),
@@ -67,6 +71,18 @@ impl Tracker {
             ends: Vec::new(),
             writer: Some(sender),
             queued,
+            written: Some(written),
+        }
+    }
+
+    /// Resolves once every event handed to the writer is in the store and the stream is
+    /// finished there (after this tracker is dropped).
+    pub(super) fn written(&mut self) -> impl std::future::Future<Output = ()> + use<> {
+        let written = self.written.take();
+        async move {
+            if let Some(written) = written {
+                let _ = written.await;
+            }
         }
     }
 
@@ -83,6 +99,18 @@ impl Tracker {
             if let Some(out) = out {
                 out.push_back(chunk);
             }
+            return;
+        }
+        if let Some(stored) = self.whole_event(&chunk) {
+            // The usual shape, one whole event per chunk: no parser work (see `whole_event`).
+            self.seq += 1;
+            self.at_start = false;
+            if let Some(out) = out {
+                out.push_back(stored.clone());
+                let line = self.id_line(self.seq);
+                out.push_back(line);
+            }
+            self.record(stored);
             return;
         }
         let mut from = 0;
@@ -114,27 +142,23 @@ impl Tracker {
             let (cut, lone_cr) = blank_line(&chunk, end);
             let body = chunk.slice(from..cut.max(from));
             self.seq += 1;
-            let mut stored = match server_id_event {
+            // `sent` is what the client gets: all of `stored`, or (for an event with the
+            // server's own id) what follows the mapping line.
+            let (mut stored, sent) = match server_id_event {
                 Some(event) => {
-                    let mut event = event.clone();
-                    event.id = None;
-                    let bytes = event.to_bytes();
                     self.clear_pending();
-                    // Without the blank line that ends it.
-                    bytes.slice(..bytes.len() - 1)
+                    mapped(event)
                 }
-                None => self.take_block(body),
+                None => (self.take_block(body), 0),
             };
             if stored.is_empty() {
-                // An event that was only the server's id: ours replaces it (an empty record
-                // would read as a cut).
+                // Comments and an id only: ours replaces it (an empty record would read as a
+                // cut).
                 stored = Bytes::from_static(b":\n");
             }
             self.at_start = false;
-            if let Some(out) = out.as_deref_mut()
-                && !stored.is_empty()
-            {
-                out.push_back(stored.clone());
+            if let Some(out) = out.as_deref_mut() {
+                out.push_back(stored.slice(sent..));
             }
             if let Some(out) = out.as_deref_mut() {
                 let line = self.id_line(self.seq);
@@ -165,6 +189,43 @@ impl Tracker {
                 self.stop();
             }
         }
+    }
+
+    /// The stored bytes of `chunk` when it is exactly one whole event of the plainest shape,
+    /// which is how servers write events (one per write): the stream is past its start and
+    /// between events, the chunk has LF line ends only (no CR), starts with a `data` or
+    /// `event` field (so the block has fields), ends with the blank line that ends it, has no
+    /// blank line before that and no `id` line, and is within the event cap. What the parser
+    /// would then find is known without it: one block with fields, ending at the end of the
+    /// chunk, with no id of the server's, and the parser's state is the same before and after
+    /// (between events, no id). Anything else goes to the parser.
+    fn whole_event(&self, chunk: &Bytes) -> Option<Bytes> {
+        let bytes = &chunk[..];
+        let n = bytes.len();
+        let plain = n >= 3
+            && bytes[n - 1] == b'\n'
+            && bytes[n - 2] == b'\n'
+            && n <= self.config.max_event_bytes
+            && self.pending.is_empty()
+            && !self.skip_lf
+            && self.parser.at_event_boundary()
+            && !self.parser.scanner().at_stream_start()
+            && [&b"data:"[..], b"data\n", b"event:", b"event\n"]
+                .iter()
+                .any(|field| bytes.starts_with(field));
+        if !plain {
+            return None;
+        }
+        // Up to the last two line ends, one pass: no CR, and after each LF neither a blank
+        // line nor an `id` field.
+        for at in memchr::memchr2_iter(b'\n', b'\r', &bytes[..n - 2]) {
+            let next = &bytes[at + 1..];
+            if bytes[at] == b'\r' || next[0] == b'\n' || next.starts_with(b"id") {
+                return None;
+            }
+        }
+        // Without the blank line, as the parser's path stores it.
+        Some(chunk.slice(..n - 1))
     }
 
     /// The end of the server's stream: a partial last event is dropped (a client would
@@ -254,6 +315,49 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
+/// The record of an event that carried an id of the server's, and where the client's part
+/// starts in it: `id: <the server's id>` (the mapping from our id to the server's, kept in
+/// the log on every instance), then the event as the client gets it, without the server's
+/// id (strict parsers, rmcp's among them, refuse two `id` lines in one event) and without
+/// the blank line that ends it.
+fn mapped(event: &SseEvent) -> (Bytes, usize) {
+    let mut without = event.clone();
+    let server_id = without.id.take().unwrap_or_default();
+    let body = without.to_bytes();
+    let mut body = &body[..body.len() - 1];
+    if body.is_empty() {
+        // The event was only the server's id.
+        body = b":\n";
+    }
+    let mut record = BytesMut::with_capacity(5 + server_id.len() + body.len());
+    record.put_slice(b"id: ");
+    record.put_slice(&server_id);
+    record.put_u8(b'\n');
+    let sent = record.len();
+    record.put_slice(body);
+    (record.freeze(), sent)
+}
+
+/// What a replay sends of a recorded event: the record without its mapping line, if any
+/// (see [`mapped`]; no other record starts with an `id` field).
+pub(super) fn replayed(record: Bytes) -> Bytes {
+    if record.starts_with(b"id:")
+        && let Some(end) = memchr::memchr(b'\n', &record)
+    {
+        return record.slice(end + 1..);
+    }
+    record
+}
+
+/// The server's own id of a recorded event, when it had one (the mapping [`mapped`] keeps).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn server_id(record: &[u8]) -> Option<&[u8]> {
+    let rest = record.strip_prefix(b"id:")?;
+    let end = memchr::memchr(b'\n', rest)?;
+    let id = &rest[..end];
+    Some(id.strip_prefix(b" ").unwrap_or(id))
+}
+
 /// Writes `prefix`, `seq` and a blank line into `arena` and splits it off.
 pub(super) fn id_line(arena: &mut BytesMut, prefix: &[u8], seq: u64) -> Bytes {
     if arena.capacity() < prefix.len() + ID_LINE_ROOM {
@@ -294,6 +398,7 @@ async fn write(
     key: StreamKey,
     mut receiver: mpsc::UnboundedReceiver<StoredEvent>,
     queued: Arc<AtomicUsize>,
+    done: oneshot::Sender<()>,
 ) {
     let mut batch = Vec::with_capacity(16);
     let mut healthy = true;
@@ -311,11 +416,79 @@ async fn write(
     if let Err(err) = store.finish(&key).await {
         tracing::debug!(stream = key.stream(), error = %err, "resume: finish failed");
     }
+    let _ = done.send(());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_id_is_kept_in_the_record_and_left_out_of_what_is_sent() {
+        let mut parser = SseParser::new();
+        let chunk = Bytes::from_static(b"id: 41\nevent: message\ndata: {}\n\nid: 42\n\n");
+        let events: Vec<SseEvent> = parser.feed_blocks(&chunk).filter_map(|b| b.event).collect();
+        let (record, sent) = mapped(&events[0]);
+        assert_eq!(&record[..], b"id: 41\nevent: message\ndata: {}\n");
+        assert_eq!(&record[sent..], b"event: message\ndata: {}\n");
+        assert_eq!(server_id(&record), Some(&b"41"[..]));
+        assert_eq!(replayed(record.clone()), record.slice(sent..));
+        // An event that was only the server's id.
+        let (record, sent) = mapped(&events[1]);
+        assert_eq!(
+            (&record[..], &record[sent..]),
+            (&b"id: 42\n:\n"[..], &b":\n"[..])
+        );
+        assert_eq!(server_id(&record), Some(&b"42"[..]));
+        // Records without one pass as they are.
+        let plain = Bytes::from_static(b"data: {}\n");
+        assert_eq!(replayed(plain.clone()), plain);
+        assert_eq!(server_id(&plain), None);
+    }
+
+    #[tokio::test]
+    async fn whole_events_take_the_short_path_and_everything_else_the_parser() {
+        use super::super::cursor::{Owner, StreamKind};
+        let config = super::super::ResumeLayer::new(crate::store::MemoryEventStore::new()).shared();
+        let sealed = config
+            .sealer
+            .open(StreamKind::Post, &Owner::new(None, None));
+        let mut tracker = Tracker::start(config, sealed);
+        let mut out = VecDeque::new();
+        // The stream's start goes to the parser.
+        let first = Bytes::from_static(b"data: 1\n\n");
+        assert!(tracker.whole_event(&first).is_none());
+        tracker.process(first, Some(&mut out));
+        for (chunk, short) in [
+            (&b"data: 2\n\n"[..], true),
+            (b"event: m\ndata: 3\n\n", true),
+            (b"data\n\n", true),
+            (b": c\ndata: x\n\n", false),
+            (b"data: a\r\n\r\n", false),
+            (b"data: a\n\ndata: b\n\n", false),
+            (b"data: a\n\n\n", false),
+            (b"data: a\nid: 7\n\n", false),
+            (b"id: 7\ndata: a\n\n", false),
+            (b"foo: a\n\n", false),
+            (b"data: a\n", false),
+        ] {
+            let chunk = Bytes::from_static(chunk);
+            assert_eq!(tracker.whole_event(&chunk).is_some(), short, "{chunk:?}");
+        }
+        // Both paths write the same: the event without its blank line, then our id line.
+        tracker.process(Bytes::from_static(b"event: m\ndata: 3\n\n"), Some(&mut out));
+        let sent: Vec<Bytes> = out.drain(..).collect();
+        assert_eq!(sent[0], "data: 1\n");
+        assert_eq!(sent[2], "event: m\ndata: 3\n");
+        assert!(sent[3].starts_with(b"id: p") && sent[3].ends_with(b".2\n\n"));
+        // Mid-event (a partial block held), the next chunk goes to the parser.
+        tracker.process(Bytes::from_static(b"data: 4"), Some(&mut out));
+        assert!(
+            tracker
+                .whole_event(&Bytes::from_static(b"data: 5\n\n"))
+                .is_none()
+        );
+    }
 
     #[test]
     fn blank_line_ends() {
