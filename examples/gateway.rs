@@ -354,7 +354,7 @@ async fn main() -> std::io::Result<()> {
     let router = tower::util::MapRequestLayer::new(replicas::drop_replica_secret).layer(router);
     // --resume: inside the SSE layer, in front of the router (a resume is answered here, from
     // the event log, whichever replica served the stream).
-    let (resume, resume_note) = resume_layer(&options);
+    let (resume, resume_note) = resume_layer(&options, &drain);
     let router = OptionalLayer::new(resume).layer(router);
     // `route_service`, not `nest_service`: one endpoint, so no prefix to strip (nesting
     // rebuilds every request's URI) and the upstream gets its own endpoint path anyway.
@@ -437,7 +437,7 @@ fn table_store(redis: Option<&str>) -> (Arc<dyn SessionStore>, String) {
 const RESUME_KEY_ENV: &str = "MCP_EDGE_RESUME_KEY";
 
 /// The `--resume` layer and a line for the banner.
-fn resume_layer(options: &Options) -> (Option<ResumeLayer>, String) {
+fn resume_layer(options: &Options, drain: &Drain) -> (Option<ResumeLayer>, String) {
     if !options.resume {
         return (
             None,
@@ -474,7 +474,12 @@ fn resume_layer(options: &Options) -> (Option<ResumeLayer>, String) {
             "event log in this process (--redis URL to share it)",
         ),
     };
-    let layer = ResumeLayer::with_store(store).key(key);
+    // Streams whose client left join the drain: on Ctrl-C they are recorded for at most the
+    // grace, then cut and marked, so a resume on another instance ends instead of waiting.
+    let layer = ResumeLayer::with_store(store)
+        .key(key)
+        .drain(drain.clone())
+        .drain_grace(DRAIN_GRACE);
     (Some(layer), format!("on, {store_note}; {key_note}"))
 }
 
