@@ -59,7 +59,10 @@ struct Options {
     warmup: u64,
 }
 
-fn parse() -> Result<(Options, Option<(SocketAddr, usize, PathBuf)>), String> {
+/// `--serve` mode: the address, the connection cap and the audit log.
+type Serve = (SocketAddr, usize, PathBuf);
+
+fn parse() -> Result<(Options, Option<Serve>), String> {
     let mut o = Options {
         streams: 1000,
         seconds: 60,
