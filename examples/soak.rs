@@ -392,19 +392,27 @@ async fn run(o: Options) -> Result<bool, Error> {
     );
     println!("start: RSS {start_rss:.1} MiB, {} fds", server.open_fds());
 
-    // Callers first: their connections must not wait behind the streams.
-    let mut callers = Vec::new();
-    for _ in 0..o.callers {
-        callers.push(Session::open(server.addr).await?);
-    }
-    // Streams, 64 sessions at a time.
+    // Streams, 64 sessions at a time; each opens its GET stream at once (a connection left
+    // idle for 10 s is closed by the server's keep-alive timeout). One retry per stream.
     let mut opened = 0;
     while opened < o.streams {
         let batch = (o.streams - opened).min(64);
-        let sessions =
-            futures::future::join_all((0..batch).map(|_| Session::open(server.addr))).await;
-        for session in sessions {
-            let body = session?.get_stream().await?;
+        let bodies = futures::future::join_all((0..batch).map(|_| async {
+            let mut last = None;
+            for _ in 0..2 {
+                match Session::open(server.addr).await {
+                    Ok(session) => match session.get_stream().await {
+                        Ok(body) => return Ok(body),
+                        Err(error) => last = Some(error),
+                    },
+                    Err(error) => last = Some(error),
+                }
+            }
+            Err(last.expect("an error"))
+        }))
+        .await;
+        for body in bodies {
+            let body = body?;
             let tally = tally.clone();
             tally.streams_open.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
@@ -420,6 +428,11 @@ async fn run(o: Options) -> Result<bool, Error> {
             });
         }
         opened += batch;
+    }
+    // Then the callers, busy from the start.
+    let mut callers = Vec::new();
+    for _ in 0..o.callers {
+        callers.push(Session::open(server.addr).await?);
     }
     println!(
         "{:>6.1}s: {} streams open; RSS {:.1} MiB, {} fds",
