@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
 /// No request may take longer than this whatever the audit log does.
-const PROMPT: Duration = Duration::from_secs(1);
+const PROMPT: Duration = Duration::from_secs(2);
 
 fn serve_with(sink: JsonLinesSink) -> common::TestServer {
     let rmcp = common::rmcp_service_with(

@@ -101,7 +101,7 @@ async fn a_replica_killed_mid_stream_ends_its_streams_cleanly_and_its_sessions_s
             assert!(!finished, "stream {i} was on the dead replica");
             let after = end.saturating_duration_since(killed);
             assert!(
-                after < Duration::from_secs(1),
+                after < Duration::from_secs(2),
                 "stream {i} ended {after:?} after the kill"
             );
             ended = ended.max(after);

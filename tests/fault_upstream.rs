@@ -104,7 +104,7 @@ async fn an_upstream_that_never_answers_is_a_prompt_504_with_jsonrpc_body() {
         }
         let all = started.elapsed();
         assert!(
-            all < Duration::from_secs(3),
+            all < Duration::from_secs(4),
             "{hole:?}: 20 concurrent calls took {all:?}"
         );
         // And again, on whatever connections the pool kept: still bounded.
