@@ -12,7 +12,8 @@
 //! README's full stack without a JWT issuer, as `examples/server.rs` builds it: audit to a
 //! hash-chained JSON-lines file, guard, inspect, a rate limit, sessions in enforce mode, and
 //! `SseLayer` with its heartbeat and drain, served by `mcp_edge::serve::Server` with a
-//! connection cap above `--streams`. Then it opens `--callers` legacy sessions that call
+//! connection cap above `--streams`; rmcp's 5-minute session idle timeout is off, since the
+//! stream sessions send nothing after opening. Then it opens `--callers` legacy sessions that call
 //! `echo` at `--rate` calls per second in all, and `--streams` more sessions that each hold a
 //! GET stream open on its own connection. Every `--sample` seconds it prints a line: server
 //! RSS and open descriptors, streams still open, calls, errors, p50 and p99 of the calls in
@@ -140,11 +141,11 @@ async fn run_server(bind: SocketAddr, max_connections: usize, log: PathBuf) -> R
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_max_request_body_bytes(usize::MAX);
-    let mcp = StreamableHttpService::new(
-        || Ok(tools::DemoTools::new()),
-        LocalSessionManager::default().into(),
-        config,
-    );
+    // rmcp ends a session after 5 minutes without a request (`keep_alive`), GET stream and
+    // all; the soak's stream sessions send nothing after opening, so that is turned off here.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = None;
+    let mcp = StreamableHttpService::new(|| Ok(tools::DemoTools::new()), sessions.into(), config);
     let edge = McpEdge::builder()
         .audit(audit.layer.clone())
         .guard(GuardLayer::loopback())
