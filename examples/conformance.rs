@@ -102,7 +102,8 @@ async fn main() -> std::io::Result<()> {
     let app = if options.bare {
         let config =
             StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
-        let mcp = StreamableHttpService::new(factory, LocalSessionManager::default().into(), config);
+        let mcp =
+            StreamableHttpService::new(factory, LocalSessionManager::default().into(), config);
         Router::new().nest_service("/mcp", mcp)
     } else {
         // As in examples/server.rs: the guard owns Host checks, the inspect layer bounds bodies.
@@ -110,7 +111,8 @@ async fn main() -> std::io::Result<()> {
             .disable_allowed_hosts()
             .with_max_request_body_bytes(usize::MAX)
             .with_cancellation_token(shutdown.child_token());
-        let mcp = StreamableHttpService::new(factory, LocalSessionManager::default().into(), config);
+        let mcp =
+            StreamableHttpService::new(factory, LocalSessionManager::default().into(), config);
         let rules: Vec<Rule> = ["*=64 concurrent per ip", "*=100000/min per ip"]
             .iter()
             .map(|text| text.parse().expect("valid rule"))

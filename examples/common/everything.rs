@@ -23,14 +23,14 @@ use std::time::Duration;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, ErrorCode, CallToolResponse, ClientCapabilities, CompleteRequestParams,
-        CompleteResult, CreateMessageRequestParams, GetPromptRequestParams,
+        CallToolRequestParams, CallToolResponse, ClientCapabilities, CompleteRequestParams,
+        CompleteResult, CreateMessageRequestParams, ErrorCode, GetPromptRequestParams,
         GetPromptResponse, InputRequiredResult, InputResponses, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
         LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
         ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, SamplingMessage,
-        ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
-        UnsubscribeRequestParams,
+        ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
+        SubscriptionFilter, UnsubscribeRequestParams,
     },
     service::{RequestContext, SubscriptionContext},
 };
@@ -227,10 +227,26 @@ fn tools() -> Value {
         tool("test_simple_text", "Returns one text content", e()),
         tool("test_image_content", "Returns one image content", e()),
         tool("test_audio_content", "Returns one audio content", e()),
-        tool("test_embedded_resource", "Returns one embedded resource", e()),
-        tool("test_multiple_content_types", "Returns text, image and resource", e()),
-        tool("test_tool_with_logging", "Sends three log notifications", e()),
-        tool("test_tool_with_progress", "Sends progress 0, 50, 100 of 100", e()),
+        tool(
+            "test_embedded_resource",
+            "Returns one embedded resource",
+            e()
+        ),
+        tool(
+            "test_multiple_content_types",
+            "Returns text, image and resource",
+            e()
+        ),
+        tool(
+            "test_tool_with_logging",
+            "Sends three log notifications",
+            e()
+        ),
+        tool(
+            "test_tool_with_progress",
+            "Sends progress 0, 50, 100 of 100",
+            e()
+        ),
         tool("test_error_handling", "Returns a tool error (isError)", e()),
         tool("test_reconnection", "Answers after a short pause", e()),
         tool(
@@ -243,12 +259,32 @@ fn tools() -> Value {
             "Asks the user for input",
             schema(json!({ "message": { "type": "string" } }), &["message"])
         ),
-        tool("test_elicitation_sep1034_defaults", "Elicitation with defaults (SEP-1034)", e()),
-        tool("test_elicitation_sep1330_enums", "Elicitation with enums (SEP-1330)", e()),
+        tool(
+            "test_elicitation_sep1034_defaults",
+            "Elicitation with defaults (SEP-1034)",
+            e()
+        ),
+        tool(
+            "test_elicitation_sep1330_enums",
+            "Elicitation with enums (SEP-1330)",
+            e()
+        ),
         schema_2020_12_tool(),
-        tool("test_missing_capability", "Needs the client's sampling capability", e()),
-        tool("test_streaming_elicitation", "Asks for input while streaming progress", e()),
-        tool("test_logging_tool", "Logs only at the level the request asked for", e()),
+        tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability",
+            e()
+        ),
+        tool(
+            "test_streaming_elicitation",
+            "Asks for input while streaming progress",
+            e()
+        ),
+        tool(
+            "test_logging_tool",
+            "Logs only at the level the request asked for",
+            e()
+        ),
         tool(
             "test_custom_headers",
             "Echoes `region`, which clients mirror into the Mcp-Param-Region header (SEP-2243)",
@@ -257,8 +293,16 @@ fn tools() -> Value {
                 &["region"]
             )
         ),
-        tool("test_trigger_tool_change", "Announces a tools list change", e()),
-        tool("test_trigger_prompt_change", "Announces a prompts list change", e()),
+        tool(
+            "test_trigger_tool_change",
+            "Announces a tools list change",
+            e()
+        ),
+        tool(
+            "test_trigger_prompt_change",
+            "Announces a prompts list change",
+            e()
+        ),
         tool("test_input_required_result_elicitation", irr, e()),
         tool("test_input_required_result_sampling", irr, e()),
         tool("test_input_required_result_list_roots", irr, e()),
@@ -378,7 +422,10 @@ impl Everything {
                 text_result("Reconnection test completed successfully.")
             }
             "test_sampling" => {
-                let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or("Hello");
+                let prompt = args
+                    .get("prompt")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Hello");
                 if is_modern(&ctx) {
                     return self.modern_sampling(&request, prompt);
                 }
@@ -655,7 +702,8 @@ impl Everything {
                     .into(),
                 }
             }
-            "test_input_required_result_list_roots" => match answered(responses, &["client_roots"]) {
+            "test_input_required_result_list_roots" => match answered(responses, &["client_roots"])
+            {
                 Some(r) => text_result(format!("Roots: {}", r[0]["roots"])),
                 None => input_required(json!({ "client_roots": list_roots() }), None).into(),
             },
@@ -951,7 +999,10 @@ impl ServerHandler for Everything {
         request: UnsubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscriptions.lock().expect("lock").remove(&request.uri);
+        self.subscriptions
+            .lock()
+            .expect("lock")
+            .remove(&request.uri);
         Ok(())
     }
 
@@ -1022,7 +1073,9 @@ impl ServerHandler for Everything {
                         "uri": uri, "mimeType": "text/plain",
                         "text": "Embedded resource content for testing."
                     } })),
-                    user(json!({ "type": "text", "text": "Please process the embedded resource above." }))
+                    user(
+                        json!({ "type": "text", "text": "Please process the embedded resource above." })
+                    )
                 ])
             }
             "test_prompt_with_image" => json!([
