@@ -177,3 +177,26 @@ fn ping(addr: SocketAddr) -> bool {
     let mut buf = [0u8; 64];
     matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
+
+impl Redis {
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, the way a
+    /// Redis stuck in a long fork or a paused VM looks to its clients. [`Redis::thaw`] resumes
+    /// it with its data intact.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
