@@ -97,7 +97,7 @@ async fn main() -> std::io::Result<()> {
         move || Ok(everything::Everything::new(shared.clone()))
     };
     let drain = Drain::new();
-    let audit = audit::AuditSetup::open(options.audit_log.as_deref()).await?;
+    let audit = audit::AuditSetup::open(options.audit_log.as_deref(), None).await?;
 
     let app = if options.bare {
         let config =

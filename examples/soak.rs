@@ -133,7 +133,7 @@ async fn run_server(bind: SocketAddr, max_connections: usize, log: PathBuf) -> R
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     };
 
-    let audit = audit::AuditSetup::open(Some(&log)).await?;
+    let audit = audit::AuditSetup::open(Some(&log), None).await?;
     let mut limits = limit::LimitOptions::default();
     let mut rule = Some("tools/call=100000/min per session".to_owned());
     limits.parse_flag("--limit", || rule.take())?;
