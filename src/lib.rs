@@ -3,6 +3,8 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "gateway")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gateway")))]
 pub mod affinity;
 pub mod audit;
 pub mod auth;
@@ -26,6 +28,7 @@ pub mod store;
 #[doc = include_str!("docs/guide.md")]
 pub mod guide {}
 
+#[cfg(feature = "gateway")]
 pub use affinity::AffinityRouter;
 pub use audit::AuditLayer;
 pub use auth::AuthLayer;
