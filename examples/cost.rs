@@ -521,9 +521,12 @@ impl Jwks {
 }
 
 async fn serve_jwks() -> Result<Jwks, Error> {
-    jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-        .install_default()
-        .ok();
+    // The provider the library installs: aws-lc-rs with that feature, else RustCrypto.
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    provider.install_default().ok();
     let key = EncodingKey::from_ec_pem(EC_KEY)?;
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)?;
     jwk.common.key_id = Some("ec1".to_owned());
