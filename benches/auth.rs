@@ -24,7 +24,11 @@ const AUD: &str = "https://mcp.bench/mcp";
 const ISS: &str = "https://as.bench";
 
 fn key(alg: Algorithm, kid: &str, pem: &[u8]) -> (EncodingKey, Jwk) {
+    // The provider the library installs: aws-lc-rs with that feature, else RustCrypto.
+    #[cfg(feature = "aws-lc-rs")]
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
     let enc = match alg {
         Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
         _ => EncodingKey::from_ec_pem(pem),

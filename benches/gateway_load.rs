@@ -1,7 +1,7 @@
 //! Load harness: the latency a gateway (inspect → AffinityRouter → HttpUpstream) adds in front
 //! of a real rmcp replica, at 50 concurrent legacy sessions on loopback.
 //!
-//! `cargo bench --bench gateway_load --features proxy`
+//! `cargo bench --bench gateway_load --features gateway`
 //!
 //! It starts one rmcp replica (the example tool server), a gateway per strategy in front of it
 //! (and, for comparison, a bare `HttpUpstream` with no layer and no router),

@@ -1,12 +1,12 @@
 //! End-to-end cost harness: what mcp-edge costs a real rmcp server, per call and per session.
 //!
 //! ```text
-//! cargo run --release --features jwks-fetch --example cost -- [--mode stack|proxy|memory|all]
+//! cargo run --release --features jwks-fetch,gateway,aws-lc-rs --example cost -- [--mode stack|proxy|memory|all]
 //!     [--connections 32] [--seconds 5] [--rounds 3] [--sessions 2000] [--strace]
 //! ```
 //!
 //! It builds and spawns the example binaries as child processes (`examples/server.rs`,
-//! `examples/gateway.rs`, release profile, `--features jwks-fetch`), so it measures exactly what a
+//! `examples/gateway.rs`, release profile, `--features jwks-fetch,gateway,aws-lc-rs`), so it measures exactly what a
 //! user runs, over real TCP with TCP_NODELAY on both sides. The load generator is in this process:
 //! N keep-alive HTTP/1.1 connections (hyper), each sending `tools/call echo` sequentially and
 //! reading every answer to its end. Both protocol eras are driven:
@@ -76,7 +76,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: cargo run --release --features jwks-fetch --example cost -- [flags]
+const USAGE: &str =
+    "usage: cargo run --release --features jwks-fetch,gateway,aws-lc-rs --example cost -- [flags]
 
   --mode M             stack (default), proxy, memory or all
   --connections N      keep-alive connections per stack and era (default 32)
@@ -285,7 +286,12 @@ fn build_examples() -> Result<(), Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--release", "--features", "jwks-fetch"])
+        .args([
+            "build",
+            "--release",
+            "--features",
+            "jwks-fetch,gateway,aws-lc-rs",
+        ])
         .args(["--example", "server", "--example", "gateway"])
         .status()?;
     if !status.success() {
@@ -521,9 +527,12 @@ impl Jwks {
 }
 
 async fn serve_jwks() -> Result<Jwks, Error> {
-    jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-        .install_default()
-        .ok();
+    // The provider the library installs: aws-lc-rs with that feature, else RustCrypto.
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    provider.install_default().ok();
     let key = EncodingKey::from_ec_pem(EC_KEY)?;
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)?;
     jwk.common.key_id = Some("ec1".to_owned());

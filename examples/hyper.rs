@@ -1,16 +1,17 @@
 //! mcp-edge with plain hyper (no axum): an rmcp `StreamableHttpService` wrapped in mcp-edge's
 //! layers, served by `mcp_edge::serve::Server` (hyper's HTTP/1 with timeouts and a connection
-//! cap). `cargo run --example hyper` (listens on 127.0.0.1:8080, or `MCP_EDGE_BIND`).
-
-#[path = "common/tools.rs"]
-mod tools;
+//! cap). `cargo run --example hyper` (listens on 127.0.0.1:8080, or `MCP_EDGE_BIND`). One
+//! file: copy it.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mcp_edge::{EdgeBody, McpEdge, serve::Server};
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
@@ -18,7 +19,7 @@ async fn main() -> std::io::Result<()> {
     // rmcp's loopback-only Host check is off: mcp-edge's guard owns Host/Origin checks.
     let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     let rmcp = StreamableHttpService::new(
-        || Ok(tools::DemoTools::new()),
+        || Ok(Hello::new()),
         LocalSessionManager::default().into(),
         config,
     );
@@ -50,4 +51,37 @@ async fn main() -> std::io::Result<()> {
     // between keep-alive requests, at most 10,000 connections, TCP_NODELAY (small SSE frames
     // otherwise wait ~40 ms each on Nagle + delayed ACKs).
     Server::new().serve(listener, app).await
+}
+
+/// Your MCP server: one tool, as in rmcp's own examples.
+#[derive(Clone)]
+struct Hello {
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    /// The text to send back.
+    text: String,
+}
+
+#[tool_router]
+impl Hello {
+    fn new() -> Self {
+        Hello {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Returns its `text` argument unchanged.")]
+    async fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        text
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Hello {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
 }

@@ -187,45 +187,67 @@ async fn main() -> std::io::Result<()> {
     // graceful shutdown below does not wait forever on a client's GET stream.
     let shutdown = CancellationToken::new();
 
-    // The rmcp server, configured so it does not fight the layers in front of it:
-    // - rmcp's own Host check only accepts loopback names, which breaks behind any proxy or on
-    //   a public name; mcp-edge's guard owns Host/Origin checks (trusted-proxy aware).
-    // - mcp-edge's InspectLayer reads and bounds every POST body before rmcp sees it (413 with
-    //   a JSON-RPC body, 400/-32700 for malformed JSON where rmcp answers a plain-text 415), so
-    //   rmcp's own limit is lifted to never disagree with the layer's.
-    #[allow(unused_mut)]
-    let mut rmcp_config = StreamableHttpServerConfig::default()
-        .disable_allowed_hosts()
-        .with_max_request_body_bytes(usize::MAX)
-        .with_cancellation_token(shutdown.child_token());
+    // Legacy (2025-11-25 and older) sessions: recorded in memory, or in Redis with --redis
+    // (one store for the session layer and, with the rmcp feature, rmcp itself).
+    #[cfg(feature = "redis")]
+    let redis_sessions = options.redis.as_deref().map(|url| {
+        mcp_edge::store::redis::RedisSessionStore::open(url).unwrap_or_else(|error| {
+            eprintln!("error: --redis: {error}");
+            std::process::exit(2)
+        })
+    });
+    #[cfg(not(feature = "redis"))]
+    if options.redis.is_some() {
+        eprintln!(
+            "error: --redis needs the redis feature: cargo run --features redis --example server"
+        );
+        std::process::exit(2)
+    }
 
-    // Legacy (2025-11-25 and older) sessions: recorded in memory, or in Redis with --redis.
+    // The rmcp server, configured so it does not fight the layers in front of it: rmcp's own
+    // Host check (loopback names only, which breaks behind any proxy or on a public name) off,
+    // since the guard owns Host/Origin; rmcp's body limit the edge's, so the InspectLayer's
+    // 413 with a JSON-RPC body is the one clients see. With the rmcp feature, `RmcpSetup`
+    // does that, keeps rmcp's idle sessions as long as the session layer does, seals rmcp's
+    // event ids to their session, and with --redis shares sessions and event logs in Redis.
+    #[cfg(feature = "rmcp")]
+    let (rmcp_config, rmcp_sessions) = {
+        #[allow(unused_mut)]
+        let mut setup = mcp_edge::sse::resume::RmcpSetup::new();
+        #[cfg(feature = "redis")]
+        if let (Some(url), Some(store)) = (options.redis.as_deref(), &redis_sessions) {
+            let events =
+                mcp_edge::store::redis::RedisEventStore::open(url).unwrap_or_else(|error| {
+                    eprintln!("error: --redis: {error}");
+                    std::process::exit(2)
+                });
+            setup = setup.session_store(store.clone()).event_store(events);
+        }
+        if let Some(key) = resume_key() {
+            setup = setup.resume_key(key);
+        }
+        let config = setup
+            .config()
+            .with_cancellation_token(shutdown.child_token());
+        (config, setup.session_manager())
+    };
+    #[cfg(not(feature = "rmcp"))]
+    let (rmcp_config, rmcp_sessions) = (
+        StreamableHttpServerConfig::default()
+            .disable_allowed_hosts()
+            .with_max_request_body_bytes(mcp_edge::inspect::DEFAULT_MAX_BODY_BYTES)
+            .with_cancellation_token(shutdown.child_token()),
+        LocalSessionManager::default(),
+    );
+
     // Observe mode by default: the layer records, binds and annotates sessions but leaves
     // refusals to rmcp, which already answers 400/404 itself; enforce makes the edge the
     // authority (TTLs, caps, principal binding), which matters behind a gateway or with auth.
     let session = SessionLayer::new().mode(options.session_mode);
-    let session = match &options.redis {
+    #[cfg(feature = "redis")]
+    let session = match redis_sessions {
+        Some(store) => session.store(store),
         None => session,
-        #[cfg(feature = "redis")]
-        Some(url) => {
-            let store = mcp_edge::store::redis::RedisSessionStore::open(url.as_str())
-                .unwrap_or_else(|error| {
-                    eprintln!("error: --redis: {error}");
-                    std::process::exit(2)
-                });
-            #[cfg(feature = "rmcp")]
-            {
-                rmcp_config.session_store = Some(std::sync::Arc::new(store.clone()));
-            }
-            session.store(store)
-        }
-        #[cfg(not(feature = "redis"))]
-        Some(_) => {
-            eprintln!(
-                "error: --redis needs the redis feature: cargo run --features redis --example server"
-            );
-            std::process::exit(2)
-        }
     };
 
     // Host / Origin checks, in front of the MCP endpoint and the auth metadata alike.
@@ -292,7 +314,7 @@ async fn main() -> std::io::Result<()> {
     } else {
         let mcp = StreamableHttpService::new(
             || Ok(tools::DemoTools::new()),
-            session_manager(options.redis.as_deref()).into(),
+            rmcp_sessions.into(),
             rmcp_config,
         );
         // mcp-edge's layers. `McpEdge` stacks them in the order they must run:
@@ -404,34 +426,6 @@ Or statelessly (2026-07-28: no initialize, no session; version and client info i
 Tools: echo {{text}}, slow_count {{n, delay_ms}} (progress notifications), whoami.
 Ctrl-C to stop."#
     );
-}
-
-/// rmcp's session manager. With the `rmcp` feature, its event ids are sealed to their session
-/// (`SessionBoundResume`), and with `--redis` its event log is our Redis event store, shared
-/// by every replica.
-#[cfg(feature = "rmcp")]
-fn session_manager(
-    #[allow(unused_variables)] redis: Option<&str>,
-) -> mcp_edge::store::SessionBoundResume<LocalSessionManager> {
-    #[allow(unused_mut)]
-    let mut manager = LocalSessionManager::default();
-    #[cfg(feature = "redis")]
-    if let Some(url) = redis {
-        let store = mcp_edge::store::redis::RedisEventStore::open(url).unwrap_or_else(|error| {
-            eprintln!("error: --redis: {error}");
-            std::process::exit(2)
-        });
-        manager = manager.with_event_store(std::sync::Arc::new(store));
-    }
-    match resume_key() {
-        Some(key) => mcp_edge::store::SessionBoundResume::with_key(manager, key),
-        None => mcp_edge::store::SessionBoundResume::new(manager),
-    }
-}
-
-#[cfg(not(feature = "rmcp"))]
-fn session_manager(_redis: Option<&str>) -> LocalSessionManager {
-    LocalSessionManager::default()
 }
 
 /// `MCP_EDGE_RESUME_KEY`: 64 hex digits, the key sealing event ids on every replica.

@@ -3,6 +3,8 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "gateway")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gateway")))]
 pub mod affinity;
 #[cfg(feature = "aggregator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aggregator")))]
@@ -30,6 +32,7 @@ pub mod store;
 #[doc = include_str!("docs/guide.md")]
 pub mod guide {}
 
+#[cfg(feature = "gateway")]
 pub use affinity::AffinityRouter;
 #[cfg(feature = "aggregator")]
 pub use aggregate::Aggregator;

@@ -2,6 +2,7 @@
 //! did not seal, or sealed for someone else, or too long ago, answers 404 with a JSON-RPC
 //! body (so the client starts over, R28); key rotation keeps sessions alive while the
 //! previous key is listed.
+#![cfg(feature = "gateway")]
 
 #[path = "common/affinity.rs"]
 mod affinity;

@@ -3,7 +3,7 @@
 //! pinned to 2025-11-25 over TCP: every session stays on its replica for POST, GET and
 //! DELETE, with either strategy and across gateway instances; replicas come and go.
 
-#![cfg(all(feature = "proxy", feature = "redis"))]
+#![cfg(all(feature = "gateway", feature = "redis"))]
 
 #[path = "common/affinity.rs"]
 mod affinity;

@@ -2,6 +2,7 @@
 //! replica helpers this test uses as they are): a client reaching a replica directly is refused
 //! without the per-run secret or with a foreign `Host`, the same client gets through the
 //! gateway, and a secret header a client sends is replaced (or dropped), never forwarded.
+#![cfg(feature = "gateway")]
 
 mod common;
 

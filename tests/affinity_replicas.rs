@@ -1,6 +1,7 @@
 //! Replica health and load as the affinity router sees it: unreachable replicas answer 502
 //! and are ejected, no replica at all is a 503 with `Retry-After`, an open SSE stream counts
 //! as load until it ends, and sessions of a gone replica can be reassigned consistently.
+#![cfg(feature = "gateway")]
 
 #[path = "common/affinity.rs"]
 mod affinity;

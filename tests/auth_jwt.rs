@@ -148,7 +148,7 @@ async fn every_bad_token_gets_401_with_the_exact_challenge() {
     let confused = jsonwebtoken::encode(
         &hs_header,
         &claims("alice", "mcp:tools"),
-        &jsonwebtoken::EncodingKey::from_secret(RSA1_PUBLIC_PEM),
+        &jsonwebtoken::EncodingKey::from_secret(RSA1_PUBLIC_PEM).unwrap(),
     )
     .unwrap();
     assert_401(

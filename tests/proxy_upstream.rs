@@ -1,6 +1,7 @@
 //! `HttpUpstream` against real upstream servers over TCP: bodies stream both ways frame by
 //! frame, hop-by-hop headers are dropped, forwarding headers added, a slow response head is
 //! a 504 while a long SSE body is never cut, and an unreachable upstream is a 502.
+#![cfg(feature = "proxy")]
 
 mod common;
 

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use mcp_edge::auth::{Issuer, JwtVerifier, TokenVerifier};
 use serde_json::Value;
 use sha2::Sha256;

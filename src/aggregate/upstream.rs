@@ -10,7 +10,6 @@ use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
-use tower::ServiceExt;
 use tower_service::Service;
 
 use super::message::Object;
@@ -238,7 +237,12 @@ where
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<R>, UpstreamError> {
-        match tokio::time::timeout(self.timeout, self.service.clone().oneshot(request)).await {
+        let mut service = self.service.clone();
+        let exchange = async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(request).await
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Err(e)) => Err(UpstreamError::Unreachable(e.into().to_string())),
             Ok(Ok(response)) => Ok(response),

@@ -1,4 +1,5 @@
-//! [`JwtVerifier`]: JWT access tokens (RFC 9068) on `jsonwebtoken` with the aws-lc-rs provider.
+//! [`JwtVerifier`]: JWT access tokens (RFC 9068) on `jsonwebtoken`, with its pure-Rust
+//! (RustCrypto) provider, or aws-lc-rs with the `aws-lc-rs` feature.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,13 +20,19 @@ use super::claims::MapScopes;
 use super::jwks::RemoteKeys;
 use super::{Principal, TokenVerifier, VerifyError};
 
-/// Installs jsonwebtoken's aws-lc-rs crypto provider for the process, once. If another
-/// provider was installed first, that one stays (and works); what can never happen is a
-/// first verification that panics because none was chosen.
+/// Installs jsonwebtoken's crypto provider for the process, once: aws-lc-rs with the
+/// `aws-lc-rs` feature, else the pure-Rust RustCrypto one. If another provider was installed
+/// first, that one stays (and works); what can never happen is a first verification that
+/// panics because none was chosen (jsonwebtoken panics when both of its providers are
+/// compiled in and none is installed).
 pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        #[cfg(feature = "aws-lc-rs")]
+        let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+        #[cfg(not(feature = "aws-lc-rs"))]
+        let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+        let _ = provider.install_default();
     });
 }
 
@@ -218,11 +225,15 @@ impl Issuer {
 
     /// An issuer that signs with a shared secret (HS256/384/512). Only for issuers you run
     /// yourself: anyone holding the secret can mint tokens.
+    ///
+    /// # Panics
+    ///
+    /// If `secret` is empty (jsonwebtoken refuses an empty HMAC key: anyone could sign).
     pub fn shared_secret(iss: impl Into<String>, secret: &[u8]) -> Self {
         let mut set = KeySet::default();
         set.push(Key {
             kid: None,
-            key: DecodingKey::from_secret(secret),
+            key: DecodingKey::from_secret(secret).expect("an HMAC secret must not be empty"),
             alg: None,
         });
         Issuer::with(iss, Keys::Static(Arc::new(set)), true)
@@ -278,8 +289,8 @@ impl Issuer {
 /// - The key is chosen by `kid`; a token without `kid` is accepted when the issuer has exactly
 ///   one key. A JWK's own `alg` pins its algorithm.
 ///
-/// The constructor installs the aws-lc-rs crypto provider (see DESIGN.md), so the first
-/// verification cannot panic.
+/// The constructor installs jsonwebtoken's crypto provider (RustCrypto, or aws-lc-rs with the
+/// `aws-lc-rs` feature; see DESIGN.md), so the first verification cannot panic.
 ///
 /// ```
 /// use mcp_edge::auth::{Issuer, JwtVerifier};
@@ -665,7 +676,7 @@ mod tests {
         let hs = encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
         )
         .unwrap();
         assert!(verify(&secret, &hs).is_ok());

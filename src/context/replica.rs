@@ -31,6 +31,7 @@ impl Replica {
     }
 
     /// The 64-bit digest of the id that envelopes carry.
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     pub(crate) fn tag(&self) -> u64 {
         self.tag
     }

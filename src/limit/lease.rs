@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use crate::store::redis::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 /// The default lease of a concurrency place in Redis: 30 s, renewed every 10 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -102,7 +102,7 @@ pub(crate) struct Lease {
     id: u64,
     key: Arc<str>,
     leases: Arc<Leases>,
-    conn: ConnectionManager,
+    conn: RedisConnection,
 }
 
 impl std::fmt::Debug for Lease {
@@ -119,7 +119,7 @@ impl Lease {
         owner: Weak<T>,
         id: u64,
         key: Arc<str>,
-        conn: &ConnectionManager,
+        conn: &RedisConnection,
     ) -> Lease {
         leases.lock().insert(id, Arc::clone(&key));
         if !leases.renewing.swap(true, Ordering::AcqRel)
@@ -162,7 +162,7 @@ impl Drop for Lease {
 }
 
 /// Renews every held lease each third of a lease, until the store (`owner`) is dropped.
-async fn renew<T>(leases: Weak<Leases>, owner: Weak<T>, mut conn: ConnectionManager) {
+async fn renew<T>(leases: Weak<Leases>, owner: Weak<T>, mut conn: RedisConnection) {
     let script = Script::new(RENEW);
     loop {
         let Some(lease) = leases.upgrade().map(|l| l.lease) else {

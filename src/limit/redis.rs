@@ -41,8 +41,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::decide::{Limiter, Permit, RemoteTake};
@@ -54,6 +53,7 @@ use crate::context::LimitNote;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
 use crate::store::StoreError;
+use crate::store::redis::{RedisConnection, RedisSource};
 
 /// The default bound on one decision.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
@@ -128,7 +128,7 @@ return {1}
 /// Rate, quota and concurrency budgets in Redis; see the [module docs](self). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisLimits {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     shared: Arc<Shared>,
 }
 
@@ -153,7 +153,7 @@ impl std::fmt::Debug for RedisLimits {
 /// Configures [`RedisLimits`].
 #[derive(Debug, Clone)]
 pub struct RedisLimitsBuilder {
-    url: String,
+    source: RedisSource,
     prefix: String,
     timeout: Duration,
     lease: Duration,
@@ -162,14 +162,15 @@ pub struct RedisLimitsBuilder {
 impl RedisLimits {
     /// Budgets in the Redis at `url`, with the default prefix (`mcp-edge`) and timeout; see
     /// [`RedisLimitsBuilder::open`].
-    pub fn open(url: impl Into<String>) -> Result<RedisLimits, StoreError> {
+    pub fn open(url: impl Into<RedisSource>) -> Result<RedisLimits, StoreError> {
         RedisLimits::builder(url).open()
     }
 
-    /// A builder for the Redis at `url`.
-    pub fn builder(url: impl Into<String>) -> RedisLimitsBuilder {
+    /// A builder for the Redis at `source`: a URL (`redis://`, `rediss://` for TLS), a
+    /// connection manager, or a cluster (see [`RedisSource`]).
+    pub fn builder(source: impl Into<RedisSource>) -> RedisLimitsBuilder {
         RedisLimitsBuilder {
-            url: url.into(),
+            source: source.into(),
             prefix: "mcp-edge".to_owned(),
             timeout: DEFAULT_REDIS_TIMEOUT,
             lease: DEFAULT_LEASE,
@@ -360,14 +361,7 @@ impl RedisLimitsBuilder {
     /// that is down at start-up is a store failure (each rule's policy), not a failed start.
     /// Fails only on a bad URL. Must be called inside a tokio runtime.
     pub fn open(self) -> Result<RedisLimits, StoreError> {
-        let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(StoreError::unavailable)?;
+        let conn = self.source.connect(self.timeout)?;
         Ok(RedisLimits {
             conn,
             shared: Arc::new(Shared {

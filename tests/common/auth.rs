@@ -25,9 +25,11 @@ pub struct SigningKey {
 }
 
 fn load(kid: &'static str, alg: Algorithm, pem: &[u8]) -> SigningKey {
-    jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-        .install_default()
-        .ok();
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    provider.install_default().ok();
     let encoding = match alg {
         Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),

@@ -138,6 +138,8 @@
 mod body;
 mod cursor;
 mod future;
+#[cfg(feature = "rmcp")]
+mod rmcp;
 mod service;
 mod track;
 
@@ -152,6 +154,9 @@ use cursor::Sealer;
 
 pub use body::ResumeBody;
 pub use future::ResponseFuture;
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub use rmcp::RmcpSetup;
 pub use service::Resume;
 
 /// The default bound on what the layer reads of a POST stream after its client left: 8 MiB.

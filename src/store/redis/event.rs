@@ -9,10 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
-use super::{bounded, manager, now_ms};
+use super::{RedisConnection, RedisSource, bounded, now_ms};
 use crate::protocol::SessionId;
 use crate::store::{
     EventLogLimits, EventStore, EventTail, StoreError, StoreErrorKind, StoreFuture, StoredEvent,
@@ -36,7 +35,7 @@ use crate::store::{
 /// (`LocalSessionManager::with_event_store`), with event ids `<stream id>/<seq>`.
 #[derive(Clone)]
 pub struct RedisEventStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     shared: Arc<Shared>,
 }
 
@@ -62,7 +61,7 @@ impl std::fmt::Debug for RedisEventStore {
 /// Configures a [`RedisEventStore`].
 #[derive(Debug, Clone)]
 pub struct RedisEventStoreBuilder {
-    url: String,
+    source: RedisSource,
     prefix: String,
     timeout: Duration,
     poll_interval: Duration,
@@ -94,7 +93,7 @@ impl RedisEventStoreBuilder {
     /// tokio runtime.
     pub fn open(self) -> Result<RedisEventStore, StoreError> {
         Ok(RedisEventStore {
-            conn: manager(&self.url, self.timeout)?,
+            conn: self.source.connect(self.timeout)?,
             shared: Arc::new(Shared {
                 prefix: self.prefix.into(),
                 timeout: self.timeout,
@@ -109,10 +108,11 @@ impl RedisEventStoreBuilder {
 }
 
 impl RedisEventStore {
-    /// A builder for a store at `url`.
-    pub fn builder(url: impl Into<String>) -> RedisEventStoreBuilder {
+    /// A builder for a store at `source`: a URL (`redis://`, `rediss://` for TLS), a
+    /// connection manager, or a cluster (see [`RedisSource`]).
+    pub fn builder(source: impl Into<RedisSource>) -> RedisEventStoreBuilder {
         RedisEventStoreBuilder {
-            url: url.into(),
+            source: source.into(),
             prefix: "mcp-edge".into(),
             timeout: Duration::from_secs(1),
             poll_interval: Duration::from_millis(50),
@@ -121,7 +121,7 @@ impl RedisEventStore {
     }
 
     /// A store at `url` with default settings, connecting lazily.
-    pub fn open(url: impl Into<String>) -> Result<Self, StoreError> {
+    pub fn open(url: impl Into<RedisSource>) -> Result<Self, StoreError> {
         Self::builder(url).open()
     }
 }
@@ -215,7 +215,7 @@ type Entries = Vec<(String, HashMap<String, Vec<u8>>)>;
 
 /// Reads entries after `after`, at most `count`; `None` fields mean an unreadable entry.
 async fn read_after(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     shared: &Shared,
     stream: &str,
     after: u64,
@@ -385,7 +385,7 @@ impl EventStore for RedisEventStore {
 /// A tail's reader task: pages through the log, then polls for new entries until the stream
 /// is finished or removed, or the reader goes away.
 async fn follow(
-    mut conn: ConnectionManager,
+    mut conn: RedisConnection,
     shared: Arc<Shared>,
     keys: Keys,
     mut cursor: u64,

@@ -15,6 +15,11 @@
 //! never panics or hangs a request, and the store recovers by itself when Redis is back (the
 //! connection manager reconnects).
 //!
+//! Every backend connects through a [`RedisSource`]: a URL (`rediss://` for TLS with the
+//! `redis-tls` feature), a [`Client`](redis::Client) or a
+//! [`ConnectionManager`](redis::aio::ConnectionManager) you already have, or a Redis
+//! Cluster (see [`RedisSource`] for how keys are placed on its slots).
+//!
 //! With the `rmcp` feature, the store also implements rmcp's own
 //! [`SessionStore`](rmcp::transport::streamable_http_server::session::SessionStore), so rmcp
 //! servers on several replicas can restore each other's sessions: set it as
@@ -40,16 +45,18 @@
 //! Each operation is one Lua script or command, so it is applied entirely or not at all;
 //! dropping the future after the command was sent may still apply it.
 
+mod connection;
 mod event;
 mod session;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError};
+use redis::RedisError;
 
 use crate::store::{StoreError, StoreErrorKind};
 
+pub(crate) use connection::RedisConnection;
+pub use connection::RedisSource;
 pub use event::{RedisEventStore, RedisEventStoreBuilder};
 pub use session::{RedisSessionStore, RedisSessionStoreBuilder};
 
@@ -83,15 +90,4 @@ fn to_ms(at: SystemTime) -> u64 {
 
 fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// A lazily connecting manager whose every attempt and response is bounded by `timeout`.
-fn manager(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let client = Client::open(url).map_err(unavailable)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)
 }

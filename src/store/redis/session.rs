@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
-use super::{bounded, from_ms, manager, now_ms, to_ms};
+use super::{RedisConnection, RedisSource, bounded, from_ms, now_ms, to_ms};
 use crate::context::{BindingKey, Principal, Replica};
 use crate::protocol::{ClientInfo, SessionId};
 use crate::store::{
@@ -19,12 +18,15 @@ use crate::store::{
 /// Session records in Redis; see the [module docs](super). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     shared: Arc<Shared>,
 }
 
 struct Shared {
     prefix: Box<str>,
+    /// What every key starts with: the prefix, as a hash tag on a cluster (see
+    /// [`RedisSource`]'s "Redis Cluster").
+    base: Box<str>,
     timeout: Duration,
     #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     rmcp_state_ttl: Duration,
@@ -47,7 +49,7 @@ impl std::fmt::Debug for RedisSessionStore {
 /// Configures a [`RedisSessionStore`].
 #[derive(Debug, Clone)]
 pub struct RedisSessionStoreBuilder {
-    url: String,
+    source: RedisSource,
     prefix: String,
     timeout: Duration,
     rmcp_state_ttl: Duration,
@@ -76,11 +78,17 @@ impl RedisSessionStoreBuilder {
     /// that is down at start-up gives `503`s, not a failed start. Fails only on a bad URL.
     /// Must be called inside a tokio runtime.
     pub fn open(self) -> Result<RedisSessionStore, StoreError> {
-        let conn = manager(&self.url, self.timeout)?;
+        let conn = self.source.connect(self.timeout)?;
+        let base = if conn.is_cluster() {
+            format!("{{{}}}", self.prefix)
+        } else {
+            self.prefix.clone()
+        };
         Ok(RedisSessionStore {
             conn,
             shared: Arc::new(Shared {
                 prefix: self.prefix.into(),
+                base: base.into(),
                 timeout: self.timeout,
                 rmcp_state_ttl: self.rmcp_state_ttl,
                 insert: Script::new(INSERT),
@@ -101,10 +109,11 @@ impl RedisSessionStoreBuilder {
 }
 
 impl RedisSessionStore {
-    /// A builder for a store at `url` (`redis://host:port/db`).
-    pub fn builder(url: impl Into<String>) -> RedisSessionStoreBuilder {
+    /// A builder for a store at `source`: a URL (`redis://host:port/db`, `rediss://` for
+    /// TLS), a connection manager, or a cluster (see [`RedisSource`]).
+    pub fn builder(source: impl Into<RedisSource>) -> RedisSessionStoreBuilder {
         RedisSessionStoreBuilder {
-            url: url.into(),
+            source: source.into(),
             prefix: "mcp-edge".into(),
             timeout: Duration::from_secs(1),
             rmcp_state_ttl: SessionRecord::DEFAULT_MAX_LIFETIME,
@@ -113,12 +122,12 @@ impl RedisSessionStore {
 
     /// A store at `url` with default settings, connecting lazily (see
     /// [`RedisSessionStoreBuilder::open`]).
-    pub fn open(url: impl Into<String>) -> Result<Self, StoreError> {
+    pub fn open(url: impl Into<RedisSource>) -> Result<Self, StoreError> {
         Self::builder(url).open()
     }
 
     /// A store at `url` with default settings, after checking that Redis answers.
-    pub async fn connect(url: impl Into<String>) -> Result<Self, StoreError> {
+    pub async fn connect(url: impl Into<RedisSource>) -> Result<Self, StoreError> {
         Self::builder(url).connect().await
     }
 
@@ -134,11 +143,11 @@ impl RedisSessionStore {
 
     /// The key of a session's record.
     pub fn session_key(&self, id: &str) -> String {
-        format!("{}:{{{id}}}:session", self.shared.prefix)
+        format!("{}:{{{id}}}:session", self.shared.base)
     }
 
     fn total_key(&self) -> String {
-        format!("{}:sessions", self.shared.prefix)
+        format!("{}:sessions", self.shared.base)
     }
 
     fn principal_key(&self, binding: &str) -> String {
@@ -147,7 +156,7 @@ impl RedisSessionStore {
         for byte in digest {
             hex.push_str(&format!("{byte:02x}"));
         }
-        format!("{}:principal:{hex}", self.shared.prefix)
+        format!("{}:principal:{hex}", self.shared.base)
     }
 
     /// Touches `id`; with `check`, only when the record admits the requester (`Some(None)`:
@@ -221,7 +230,7 @@ impl RedisSessionStore {
 
     #[cfg(feature = "rmcp")]
     fn rmcp_key(&self, id: &str) -> String {
-        format!("{}:{{{id}}}:rmcp", self.shared.prefix)
+        format!("{}:{{{id}}}:rmcp", self.shared.base)
     }
 }
 
