@@ -1,7 +1,8 @@
 //! The crate's dependency rule, checked on the source: `protocol` depends on nothing of ours,
-//! `context` only on `protocol`, `error` on `protocol` and `context`, `store` on those three,
-//! and each layer folder on those four, never on another layer folder (see the guide in the
-//! crate docs). Only `lib.rs` sees everything.
+//! `observe` (metric hooks, health, trace context) on `protocol` at most, `context` only on
+//! `protocol`, `error` on `protocol`, `context` and `observe`, `store` on those four, and each
+//! layer folder on those five, never on another layer folder (see the guide in the crate docs).
+//! Only `lib.rs` sees everything.
 //!
 //! The check reads every `.rs` file under `src/`, ignores comments (intra-doc links do not make
 //! a dependency) and unit-test modules (tests may compose layers), and collects each `crate::<module>` path and each `super::` path that leaves
@@ -14,13 +15,14 @@ use std::path::{Path, PathBuf};
 /// Top-level modules that are not layers, with what each may import.
 const FOUNDATION: &[(&str, &[&str])] = &[
     ("protocol", &[]),
+    ("observe", &["protocol"]),
     ("context", &["protocol"]),
-    ("error", &["protocol", "context"]),
-    ("store", &["protocol", "context", "error"]),
+    ("error", &["protocol", "context", "observe"]),
+    ("store", &["protocol", "context", "error", "observe"]),
 ];
 
 /// What a layer folder may import.
-const LAYER_MAY_IMPORT: &[&str] = &["protocol", "context", "error", "store"];
+const LAYER_MAY_IMPORT: &[&str] = &["protocol", "context", "error", "store", "observe"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
