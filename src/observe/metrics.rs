@@ -171,6 +171,7 @@ pub(crate) fn drained() {
 
 /// A JWK set fetch ended.
 #[inline]
+#[cfg_attr(not(feature = "jwks-fetch"), allow(dead_code))]
 pub(crate) fn jwks_fetch(ok: bool) {
     #[cfg(feature = "metrics")]
     metrics::counter!(JWKS_FETCHES, "result" => if ok { "ok" } else { "error" }).increment(1);
@@ -187,6 +188,7 @@ pub(crate) fn token_cache(hit: bool) {
 /// registered once when the replica joins the set, so a call costs no key lookup. Zero-sized
 /// without the `metrics` feature.
 #[derive(Debug, Default)]
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
 pub(crate) struct ReplicaGauges {
     #[cfg(feature = "metrics")]
     series: Option<ReplicaSeries>,
@@ -200,6 +202,7 @@ struct ReplicaSeries {
     ejections: metrics::Counter,
 }
 
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
 impl ReplicaGauges {
     /// The series of replica `id` (healthy to start with).
     pub(crate) fn new(id: &str) -> Self {
