@@ -49,7 +49,7 @@ pub type ResponseFuture<R> =
 /// One MCP server in front of many: see the [module docs](super).
 ///
 /// `S` is the service that reaches each upstream (all upstreams share one type: use
-/// [`tower::util::BoxCloneSyncService`] to mix types).
+/// `tower::util::BoxCloneSyncService` to mix types).
 pub struct Aggregator<S> {
     pub(crate) shared: Arc<Shared<S>>,
 }
