@@ -611,6 +611,8 @@ mod tests {
         map
     }
 
+    type Headers<'a> = &'a [(&'static str, &'a str)];
+
     fn forwarded(proxies: &TrustedProxies, pairs: &[(&'static str, &str)]) -> Forwarding {
         proxies
             .forwarding(&headers(pairs), Some(ip("10.0.0.1")))
@@ -693,7 +695,8 @@ mod tests {
     #[test]
     fn x_forwarded_takes_what_our_proxies_appended() {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]);
-        let cases: [(&str, &[(&str, &str)], &str); 3] = [
+        // (case, headers, the host they give)
+        let cases: [(&str, Headers, &str); 3] = [
             (
                 "a single proxy",
                 &[
