@@ -184,7 +184,9 @@ impl Discovery {
     }
 
     fn http(&self) -> reqwest::Client {
-        self.client.clone().unwrap_or_else(super::default_http_client)
+        self.client
+            .clone()
+            .unwrap_or_else(super::default_http_client)
     }
 
     /// Reads and checks the issuer's metadata, without fetching keys.
