@@ -444,6 +444,20 @@ mod tests {
         request.body(Full::new(Bytes::from(body))).unwrap()
     }
 
+    /// The status of an `initialize` with `token` (if any) through `service`.
+    async fn status<S, B>(service: &S, token: Option<&str>) -> StatusCode
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+        S::Error: std::fmt::Debug,
+    {
+        service
+            .clone()
+            .oneshot(initialize(token))
+            .await
+            .unwrap()
+            .status()
+    }
+
     fn auth() -> AuthLayer<StaticTokens> {
         AuthLayer::new(StaticTokens::new().token("t0ken", Principal::new("alice")))
     }
@@ -457,20 +471,14 @@ mod tests {
             .with_layer(note("second", &log));
         let service = edge.layer(mcp_service());
 
-        let response = service
-            .clone()
-            .oneshot(initialize(Some("t0ken")))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(status(&service, Some("t0ken")).await, StatusCode::OK);
         assert_eq!(
             *log.lock().unwrap(),
             ["first alice initialize", "second alice initialize"]
         );
 
         // Refused by auth: the user layers never see it.
-        let response = service.oneshot(initialize(None)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&service, None).await, StatusCode::UNAUTHORIZED);
         assert_eq!(log.lock().unwrap().len(), 2);
     }
 
@@ -487,10 +495,8 @@ mod tests {
         });
         let [on, off] = edges;
         // Refused by auth first: no budget spent.
-        let response = on.clone().oneshot(initialize(None)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let response = on.clone().oneshot(initialize(Some("t0ken"))).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(status(&on, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&on, Some("t0ken")).await, StatusCode::OK);
         // An initialize over the limit: 429 (R45), and the user layer never sees it.
         let response = on.oneshot(initialize(Some("t0ken"))).await.unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -498,12 +504,7 @@ mod tests {
         assert_eq!(rejection.rejected_by(), RejectedBy::Limit);
         assert_eq!(log.lock().unwrap().len(), 1);
         for _ in 0..3 {
-            let response = off
-                .clone()
-                .oneshot(initialize(Some("t0ken")))
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(status(&off, Some("t0ken")).await, StatusCode::OK);
         }
     }
 
@@ -520,12 +521,9 @@ mod tests {
                 .layer(mcp_service())
         });
         let [on, off] = edges;
-        let response = on.clone().oneshot(initialize(None)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let response = on.oneshot(initialize(Some("t0ken"))).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let response = off.oneshot(initialize(None)).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(status(&on, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&on, Some("t0ken")).await, StatusCode::OK);
+        assert_eq!(status(&off, None).await, StatusCode::OK);
         assert_eq!(
             *log.lock().unwrap(),
             ["user alice initialize", "user - initialize"]
@@ -541,8 +539,7 @@ mod tests {
                 .layer(McpEdge::builder().audit_opt(audit))
         });
         for router in routers {
-            let response = router.oneshot(initialize(None)).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(status(&router, None).await, StatusCode::OK);
         }
         // One event: from the router with audit on.
         let event = events.recv().await.unwrap();

@@ -71,12 +71,23 @@ impl<S, L: Layer<S>> Layer<S> for OptionalLayer<L> {
 
     fn layer(&self, inner: S) -> Self::Service {
         let kind = match &self.layer {
-            Some(layer) => Kind::On {
-                service: layer.layer(inner),
+            Some(layer) => Either::On {
+                inner: layer.layer(inner),
             },
-            None => Kind::Off { service: inner },
+            None => Either::Off { inner },
         };
         Optional { kind }
+    }
+}
+
+pin_project! {
+    /// What [`Optional`] holds, and what its future and body are: the layer's (`On`) or the
+    /// inner service's alone (`Off`).
+    #[project = EitherProj]
+    #[derive(Debug, Clone)]
+    enum Either<On, Off> {
+        On { #[pin] inner: On },
+        Off { #[pin] inner: Off },
     }
 }
 
@@ -84,19 +95,13 @@ impl<S, L: Layer<S>> Layer<S> for OptionalLayer<L> {
 /// the inner service alone.
 #[derive(Debug, Clone)]
 pub struct Optional<On, Off> {
-    kind: Kind<On, Off>,
-}
-
-#[derive(Debug, Clone)]
-enum Kind<On, Off> {
-    On { service: On },
-    Off { service: Off },
+    kind: Either<On, Off>,
 }
 
 impl<On, Off> Optional<On, Off> {
     /// Whether the layer is stacked.
     pub fn is_on(&self) -> bool {
-        matches!(self.kind, Kind::On { .. })
+        matches!(self.kind, Either::On { .. })
     }
 }
 
@@ -111,18 +116,18 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match &mut self.kind {
-            Kind::On { service } => service.poll_ready(cx),
-            Kind::Off { service } => service.poll_ready(cx),
+            Either::On { inner } => inner.poll_ready(cx),
+            Either::Off { inner } => inner.poll_ready(cx),
         }
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let kind = match &mut self.kind {
-            Kind::On { service } => FutureKind::On {
-                future: service.call(request),
+            Either::On { inner } => Either::On {
+                inner: inner.call(request),
             },
-            Kind::Off { service } => FutureKind::Off {
-                future: service.call(request),
+            Either::Off { inner } => Either::Off {
+                inner: inner.call(request),
             },
         };
         ResponseFuture { kind }
@@ -133,15 +138,7 @@ pin_project! {
     /// The response future of [`Optional`].
     pub struct ResponseFuture<On, Off> {
         #[pin]
-        kind: FutureKind<On, Off>,
-    }
-}
-
-pin_project! {
-    #[project = FutureProj]
-    enum FutureKind<On, Off> {
-        On { #[pin] future: On },
-        Off { #[pin] future: Off },
+        kind: Either<On, Off>,
     }
 }
 
@@ -154,8 +151,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let response = match self.project().kind.project() {
-            FutureProj::On { future } => ready!(future.poll(cx))?.map(OptionalBody::on),
-            FutureProj::Off { future } => ready!(future.poll(cx))?.map(OptionalBody::off),
+            EitherProj::On { inner } => ready!(inner.poll(cx))?.map(OptionalBody::on),
+            EitherProj::Off { inner } => ready!(inner.poll(cx))?.map(OptionalBody::off),
         };
         Poll::Ready(Ok(response))
     }
@@ -166,15 +163,7 @@ pin_project! {
     /// service's body when it is off. Frames, end of stream and size hints are forwarded.
     pub struct OptionalBody<On, Off> {
         #[pin]
-        kind: BodyKind<On, Off>,
-    }
-}
-
-pin_project! {
-    #[project = BodyProj]
-    enum BodyKind<On, Off> {
-        On { #[pin] body: On },
-        Off { #[pin] body: Off },
+        kind: Either<On, Off>,
     }
 }
 
@@ -182,14 +171,14 @@ impl<On, Off> OptionalBody<On, Off> {
     /// The body of a response that went through the layer.
     pub fn on(body: On) -> Self {
         OptionalBody {
-            kind: BodyKind::On { body },
+            kind: Either::On { inner: body },
         }
     }
 
     /// The body of a response that did not.
     pub fn off(body: Off) -> Self {
         OptionalBody {
-            kind: BodyKind::Off { body },
+            kind: Either::Off { inner: body },
         }
     }
 }
@@ -197,8 +186,8 @@ impl<On, Off> OptionalBody<On, Off> {
 impl<On: std::fmt::Debug, Off: std::fmt::Debug> std::fmt::Debug for OptionalBody<On, Off> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
-            BodyKind::On { body } => f.debug_tuple("OptionalBody::On").field(body).finish(),
-            BodyKind::Off { body } => f.debug_tuple("OptionalBody::Off").field(body).finish(),
+            Either::On { inner } => f.debug_tuple("OptionalBody::On").field(inner).finish(),
+            Either::Off { inner } => f.debug_tuple("OptionalBody::Off").field(inner).finish(),
         }
     }
 }
@@ -216,22 +205,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
-            BodyProj::On { body } => body.poll_frame(cx),
-            BodyProj::Off { body } => body.poll_frame(cx),
+            EitherProj::On { inner } => inner.poll_frame(cx),
+            EitherProj::Off { inner } => inner.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            BodyKind::On { body } => body.is_end_stream(),
-            BodyKind::Off { body } => body.is_end_stream(),
+            Either::On { inner } => inner.is_end_stream(),
+            Either::Off { inner } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            BodyKind::On { body } => body.size_hint(),
-            BodyKind::Off { body } => body.size_hint(),
+            Either::On { inner } => inner.size_hint(),
+            Either::Off { inner } => inner.size_hint(),
         }
     }
 }

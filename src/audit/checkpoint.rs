@@ -123,6 +123,12 @@ fn key_error(text: &str) -> CheckpointKeyError {
     CheckpointKeyError(text.to_owned())
 }
 
+/// The text of a key file; an error names the file.
+fn read_key_file(path: &Path) -> Result<String, CheckpointKeyError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CheckpointKeyError(format!("{}: {e}", path.display())))
+}
+
 #[derive(Clone)]
 enum SignerKey {
     Ed25519(Box<SigningKey>),
@@ -196,10 +202,7 @@ impl CheckpointSigner {
 
     /// [`from_text`](Self::from_text) of a file's content.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CheckpointKeyError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CheckpointKeyError(format!("{}: {e}", path.display())))?;
-        CheckpointSigner::from_text(&text)
+        CheckpointSigner::from_text(&read_key_file(path.as_ref())?)
     }
 
     /// [`from_text`](Self::from_text) of an environment variable's value.
@@ -337,10 +340,7 @@ impl CheckpointVerifier {
 
     /// [`from_text`](Self::from_text) of a file's content.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CheckpointKeyError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CheckpointKeyError(format!("{}: {e}", path.display())))?;
-        CheckpointVerifier::from_text(&text)
+        CheckpointVerifier::from_text(&read_key_file(path.as_ref())?)
     }
 
     fn algorithm(&self) -> &'static str {

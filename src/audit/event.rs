@@ -257,31 +257,31 @@ impl AuditEvent {
     }
     /// `mcp.method.name`.
     pub fn mcp_method(&self) -> Option<&str> {
-        match &self.scrubbed {
-            Some(s) if s.method.is_some() => s.method.as_deref(),
-            _ => self.message()?.method(),
-        }
+        self.scrubbed_or(|s| s.method.as_deref(), McpMessage::method)
     }
     /// `jsonrpc.request.id`.
     pub fn jsonrpc_id(&self) -> Option<&RequestId> {
-        match &self.scrubbed {
-            Some(s) if s.id.is_some() => s.id.as_ref(),
-            _ => self.message()?.id(),
-        }
+        self.scrubbed_or(|s| s.id.as_ref(), McpMessage::id)
     }
     /// The tool, prompt, resource or task the message acts on.
     pub fn target(&self) -> Option<&Target> {
-        match &self.scrubbed {
-            Some(s) if s.target.is_some() => s.target.as_ref(),
-            _ => self.message()?.target(),
-        }
+        self.scrubbed_or(|s| s.target.as_ref(), McpMessage::target)
     }
     /// The client's self-reported name and version (on `initialize`, and on every
     /// 2026-07-28 request that sends it).
     pub fn client_info(&self) -> Option<&ClientInfo> {
-        match &self.scrubbed {
-            Some(s) if s.client_info.is_some() => s.client_info.as_ref(),
-            _ => self.message()?.client_info(),
+        self.scrubbed_or(|s| s.client_info.as_ref(), McpMessage::client_info)
+    }
+
+    /// A field of the message: its scrubbed form when audit replaced it, else the message's.
+    fn scrubbed_or<'a, T: ?Sized>(
+        &'a self,
+        scrubbed: impl FnOnce(&'a Scrubbed) -> Option<&'a T>,
+        message: impl FnOnce(&'a McpMessage) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        match self.scrubbed.as_deref().and_then(scrubbed) {
+            Some(value) => Some(value),
+            None => message(self.message()?),
         }
     }
     /// `mcp.session.id` (legacy era only; never set for 2026-07-28).

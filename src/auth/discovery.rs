@@ -184,12 +184,9 @@ impl Discovery {
     }
 
     fn http(&self) -> reqwest::Client {
-        self.client.clone().unwrap_or_else(|| {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default()
-        })
+        self.client
+            .clone()
+            .unwrap_or_else(super::default_http_client)
     }
 
     /// Reads and checks the issuer's metadata, without fetching keys.

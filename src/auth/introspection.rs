@@ -64,10 +64,7 @@ impl std::fmt::Debug for IntrospectionVerifier {
 impl IntrospectionVerifier {
     /// Introspects at `endpoint`, with a client that times out after 5 s.
     pub fn new(endpoint: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
+        let client = super::default_http_client();
         IntrospectionVerifier {
             inner: Arc::new(Inner {
                 endpoint: endpoint.into(),

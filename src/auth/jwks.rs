@@ -322,11 +322,7 @@ mod http_jwks {
     impl HttpJwks {
         /// Fetches `url` with a client that times out after 5 s.
         pub fn new(url: impl Into<String>) -> Self {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default();
-            HttpJwks::with_client(url, client)
+            HttpJwks::with_client(url, crate::auth::default_http_client())
         }
 
         /// Fetches `url` with your client (proxies, TLS roots, …).

@@ -104,6 +104,15 @@ mod service;
 mod static_tokens;
 mod verifier;
 
+/// The HTTP client auth fetches with when given none: every request times out after 5 s.
+#[cfg(any(feature = "jwks-fetch", feature = "introspection"))]
+fn default_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
 pub use crate::context::Principal;
 pub use body::AuthBody;
 pub use cache::{CachedFuture, CachedVerifier};

@@ -878,6 +878,8 @@ mod tests {
         Reason::Protocol(ProtocolErrorKind::HeaderMismatch),
         Reason::Protocol(ProtocolErrorKind::UnsupportedVersion),
         Reason::Protocol(ProtocolErrorKind::MissingMeta),
+        Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
+        Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
         Reason::MissingToken,
         Reason::InvalidToken,
         Reason::InsufficientScope,
@@ -893,8 +895,6 @@ mod tests {
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::UnsupportedContentEncoding,
-        Reason::Protocol(ProtocolErrorKind::AmbiguousKey),
-        Reason::Protocol(ProtocolErrorKind::ConflictingHeader),
         Reason::BodyTimeout,
         Reason::RateLimited,
         Reason::QuotaExceeded,
@@ -922,24 +922,24 @@ mod tests {
                 ProtocolErrorKind::HeaderMismatch => 11,
                 ProtocolErrorKind::UnsupportedVersion => 12,
                 ProtocolErrorKind::MissingMeta => 13,
-                ProtocolErrorKind::AmbiguousKey => 29,
-                ProtocolErrorKind::ConflictingHeader => 30,
+                ProtocolErrorKind::AmbiguousKey => 14,
+                ProtocolErrorKind::ConflictingHeader => 15,
             },
-            Reason::MissingToken => 14,
-            Reason::InvalidToken => 15,
-            Reason::InsufficientScope => 16,
-            Reason::VerifierUnavailable => 17,
-            Reason::InvalidSessionId => 18,
-            Reason::SessionRequired => 19,
-            Reason::SessionNotFound => 20,
-            Reason::SessionPrincipalMismatch => 21,
-            Reason::SessionLimit => 22,
-            Reason::StoreUnavailable => 23,
-            Reason::NoReplica => 24,
-            Reason::ReplicaGone => 25,
-            Reason::UpstreamUnavailable => 26,
-            Reason::UpstreamTimeout => 27,
-            Reason::UnsupportedContentEncoding => 28,
+            Reason::MissingToken => 16,
+            Reason::InvalidToken => 17,
+            Reason::InsufficientScope => 18,
+            Reason::VerifierUnavailable => 19,
+            Reason::InvalidSessionId => 20,
+            Reason::SessionRequired => 21,
+            Reason::SessionNotFound => 22,
+            Reason::SessionPrincipalMismatch => 23,
+            Reason::SessionLimit => 24,
+            Reason::StoreUnavailable => 25,
+            Reason::NoReplica => 26,
+            Reason::ReplicaGone => 27,
+            Reason::UpstreamUnavailable => 28,
+            Reason::UpstreamTimeout => 29,
+            Reason::UnsupportedContentEncoding => 30,
             Reason::BodyTimeout => 31,
             Reason::RateLimited => 32,
             Reason::QuotaExceeded => 33,
@@ -1016,102 +1016,68 @@ mod tests {
         }
     }
 
-    /// The exact answer of one refusal: who, why, status, JSON-RPC code and message.
-    fn assert_answer(
-        rejection: &Rejection,
-        by: RejectedBy,
-        reason: Reason,
-        status: u16,
-        code: i64,
-        message: &str,
-    ) {
-        assert_eq!(rejection.rejected_by(), by);
-        assert_eq!(rejection.reason(), reason);
-        assert_eq!(rejection.status().as_u16(), status);
-        assert_eq!(rejection.code(), code);
-        assert_eq!(rejection.message(), message);
+    /// The answer of one refusal: who, why, status, JSON-RPC code and message.
+    fn answer(r: &Rejection) -> String {
+        let (by, reason, status, code) = (r.rejected_by(), r.reason(), r.status(), r.code());
+        format!("{by} {reason} {} {code} {}", status.as_u16(), r.message())
     }
 
     #[test]
-    fn session_not_found_is_404_with_legacy_code() {
-        let r = Rejection::session_not_found(RejectedBy::Session, Some(RequestId::from(4)));
-        assert_answer(
-            &r,
-            RejectedBy::Session,
-            Reason::SessionNotFound,
-            404,
-            -32001,
-            "Session not found",
-        );
-        assert_eq!(r.id(), Some(&RequestId::from(4)));
-        assert!(r.headers().is_empty());
+    fn named_constructors_give_their_answers() {
+        use RejectedBy::{Affinity, Proxy, Session};
+        let answers: Vec<String> = [
+            Rejection::session_not_found(Session, None),
+            Rejection::session_foreign(Affinity, None),
+            Rejection::replica_gone(Affinity, None),
+            Rejection::session_required(Session, None),
+            Rejection::invalid_session_id(Session, None),
+            Rejection::store_unavailable(Session, None),
+            Rejection::body_too_large(1000),
+            Rejection::body_timeout(),
+            Rejection::missing_token(),
+            Rejection::invalid_token("unknown token"),
+            // A verifier that cannot decide answers 401, never 5xx.
+            Rejection::verifier_unavailable("no signing keys"),
+            Rejection::unauthorizable(),
+            Rejection::upstream_unavailable(Proxy, None),
+            Rejection::upstream_connection_failed(Proxy, None),
+            Rejection::upstream_timeout(Proxy, None),
+        ]
+        .iter()
+        .map(answer)
+        .collect();
+        let expected = "\
+session session_not_found 404 -32001 Session not found
+affinity session_principal_mismatch 404 -32001 Session not found
+affinity replica_gone 404 -32001 Session not found: its replica is gone; start a new session
+session session_required 400 -32000 Bad Request: Mcp-Session-Id header is required
+session invalid_session_id 400 -32000 Bad Request: invalid Mcp-Session-Id
+session store_unavailable 503 -32603 Service Unavailable: the session store is unavailable
+inspect body_too_large 413 -32600 Payload Too Large: the body exceeds 1000 bytes
+inspect body_timeout 408 -32600 Request Timeout: the request body was not received in time
+auth missing_token 401 -32600 Unauthorized: a bearer token is required
+auth invalid_token 401 -32600 Unauthorized: unknown token
+auth verifier_unavailable 401 -32600 Unauthorized: no signing keys
+auth insufficient_scope 403 -32603 Forbidden: the request could not be authorized (InspectLayer must run before AuthLayer)
+proxy upstream_unavailable 502 -32603 Bad Gateway: the upstream could not be reached
+proxy upstream_unavailable 502 -32603 Bad Gateway: the upstream connection failed
+proxy upstream_timeout 504 -32603 Gateway Timeout: the upstream did not answer in time";
+        assert_eq!(answers.join("\n"), expected);
     }
 
     #[test]
-    fn session_foreign_answers_as_not_found() {
-        let r = Rejection::session_foreign(RejectedBy::Affinity, None);
-        assert_answer(
-            &r,
-            RejectedBy::Affinity,
-            Reason::SessionPrincipalMismatch,
-            404,
-            -32001,
-            "Session not found",
-        );
-    }
-
-    #[test]
-    fn replica_gone_is_404_asking_for_a_new_session() {
-        let r = Rejection::replica_gone(RejectedBy::Affinity, None);
-        assert_answer(
-            &r,
-            RejectedBy::Affinity,
-            Reason::ReplicaGone,
-            404,
-            -32001,
-            "Session not found: its replica is gone; start a new session",
-        );
-    }
-
-    #[test]
-    fn session_required_is_400_with_legacy_code() {
-        let r = Rejection::session_required(RejectedBy::Session, None);
-        assert_answer(
-            &r,
-            RejectedBy::Session,
-            Reason::SessionRequired,
-            400,
-            -32000,
-            "Bad Request: Mcp-Session-Id header is required",
-        );
-    }
-
-    #[test]
-    fn invalid_session_id_is_400_with_legacy_code() {
-        let r = Rejection::invalid_session_id(RejectedBy::Session, None);
-        assert_answer(
-            &r,
-            RejectedBy::Session,
-            Reason::InvalidSessionId,
-            400,
-            -32000,
-            "Bad Request: invalid Mcp-Session-Id",
-        );
-    }
-
-    #[test]
-    fn store_unavailable_is_503_with_retry_after() {
-        let r = Rejection::store_unavailable(RejectedBy::Session, Some(RequestId::from(2)));
-        assert_answer(
-            &r,
-            RejectedBy::Session,
-            Reason::StoreUnavailable,
-            503,
-            -32603,
-            "Service Unavailable: the session store is unavailable",
-        );
-        assert_eq!(r.headers()["retry-after"], "1");
-        assert_eq!(r.id(), Some(&RequestId::from(2)));
+    fn constructors_keep_the_id_and_add_the_headers_of_their_reason() {
+        let id = Some(RequestId::from(4));
+        let not_found = Rejection::session_not_found(RejectedBy::Session, id.clone());
+        assert_eq!(not_found.id(), id.as_ref());
+        assert!(not_found.headers().is_empty());
+        let unavailable = Rejection::store_unavailable(RejectedBy::Session, id.clone());
+        assert_eq!(unavailable.id(), id.as_ref());
+        assert_eq!(unavailable.headers()["retry-after"], "1");
+        let upstream = Rejection::upstream_unavailable(RejectedBy::Proxy, id.clone());
+        assert_eq!(upstream.id(), id.as_ref());
+        let timeout = Rejection::body_timeout();
+        assert_eq!(timeout.headers()[http::header::CONNECTION], "close");
     }
 
     #[test]
@@ -1123,14 +1089,13 @@ mod tests {
         )
         .unwrap_err();
         let r = Rejection::protocol(&err);
-        assert_answer(
-            &r,
-            RejectedBy::Inspect,
-            Reason::Protocol(ProtocolErrorKind::Parse),
-            400,
+        let parse = Reason::Protocol(ProtocolErrorKind::Parse);
+        let expected = format!(
+            "inspect {parse} 400 {} {}",
             code::PARSE_ERROR,
-            err.message(),
+            err.message()
         );
+        assert_eq!(answer(&r), expected);
         assert_eq!(r.id(), err.id());
         assert_eq!(r.data(), err.data());
     }
@@ -1146,13 +1111,9 @@ mod tests {
             "tools/call:deploy_*=10/min per principal",
             "principal=alice",
         );
-        assert_answer(
-            &r,
-            RejectedBy::Limit,
-            Reason::RateLimited,
-            429,
-            -32600,
-            "Too Many Requests: rate limit reached \
+        assert_eq!(
+            answer(&r),
+            "limit rate_limited 429 -32600 Too Many Requests: rate limit reached \
              (rule `tools/call:deploy_*=10/min per principal`, key principal=alice)",
         );
         assert_eq!(r.headers()["retry-after"], "2");
@@ -1177,139 +1138,16 @@ mod tests {
     }
 
     #[test]
-    fn body_timeout_is_408_closing_the_connection() {
-        let r = Rejection::body_timeout();
-        assert_answer(
-            &r,
-            RejectedBy::Inspect,
-            Reason::BodyTimeout,
-            408,
-            -32600,
-            "Request Timeout: the request body was not received in time",
-        );
-        assert_eq!(r.headers()[http::header::CONNECTION], "close");
-    }
-
-    #[test]
-    fn body_too_large_is_413_naming_the_limit() {
-        let r = Rejection::body_too_large(1000);
-        assert_answer(
-            &r,
-            RejectedBy::Inspect,
-            Reason::BodyTooLarge,
-            413,
-            -32600,
-            "Payload Too Large: the body exceeds 1000 bytes",
-        );
-    }
-
-    #[test]
-    fn missing_token_is_401() {
-        let r = Rejection::missing_token();
-        assert_answer(
-            &r,
-            RejectedBy::Auth,
-            Reason::MissingToken,
-            401,
-            -32600,
-            "Unauthorized: a bearer token is required",
-        );
-    }
-
-    #[test]
-    fn invalid_token_is_401_with_the_description() {
-        let r = Rejection::invalid_token("unknown token");
-        assert_answer(
-            &r,
-            RejectedBy::Auth,
-            Reason::InvalidToken,
-            401,
-            -32600,
-            "Unauthorized: unknown token",
-        );
-    }
-
-    #[test]
-    fn verifier_unavailable_is_401_never_5xx() {
-        let r = Rejection::verifier_unavailable("no signing keys");
-        assert_answer(
-            &r,
-            RejectedBy::Auth,
-            Reason::VerifierUnavailable,
-            401,
-            -32600,
-            "Unauthorized: no signing keys",
-        );
-    }
-
-    #[test]
     fn insufficient_scope_is_403_listing_the_scopes() {
         let needed: Vec<Box<str>> = vec!["tools:call".into(), "admin".into()];
         let r = Rejection::insufficient_scope(&needed);
-        assert_answer(
-            &r,
-            RejectedBy::Auth,
-            Reason::InsufficientScope,
-            403,
-            -32600,
-            "Forbidden: insufficient scope",
+        assert_eq!(
+            answer(&r),
+            "auth insufficient_scope 403 -32600 Forbidden: insufficient scope"
         );
         assert_eq!(
             r.data(),
             Some(&serde_json::json!({"requiredScopes": ["tools:call", "admin"]}))
-        );
-    }
-
-    #[test]
-    fn unauthorizable_is_403_with_internal_error() {
-        let r = Rejection::unauthorizable();
-        assert_answer(
-            &r,
-            RejectedBy::Auth,
-            Reason::InsufficientScope,
-            403,
-            -32603,
-            "Forbidden: the request could not be authorized (InspectLayer must run before AuthLayer)",
-        );
-    }
-
-    #[test]
-    fn upstream_unavailable_is_502() {
-        let r = Rejection::upstream_unavailable(RejectedBy::Proxy, Some(RequestId::from(5)));
-        assert_answer(
-            &r,
-            RejectedBy::Proxy,
-            Reason::UpstreamUnavailable,
-            502,
-            -32603,
-            "Bad Gateway: the upstream could not be reached",
-        );
-        assert_eq!(r.id(), Some(&RequestId::from(5)));
-    }
-
-    #[test]
-    fn upstream_connection_failed_is_502() {
-        let r = Rejection::upstream_connection_failed(RejectedBy::Proxy, None);
-        assert_answer(
-            &r,
-            RejectedBy::Proxy,
-            Reason::UpstreamUnavailable,
-            502,
-            -32603,
-            "Bad Gateway: the upstream connection failed",
-        );
-    }
-
-    #[test]
-    fn upstream_timeout_is_504() {
-        let r = Rejection::upstream_timeout(RejectedBy::Proxy, None);
-        assert_answer(
-            &r,
-            RejectedBy::Proxy,
-            Reason::UpstreamTimeout,
-            504,
-            -32603,
-            "Gateway Timeout: the upstream did not answer in time",
         );
     }
 

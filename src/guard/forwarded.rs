@@ -611,6 +611,8 @@ mod tests {
         map
     }
 
+    type Headers<'a> = &'a [(&'static str, &'a str)];
+
     fn forwarded(proxies: &TrustedProxies, pairs: &[(&'static str, &str)]) -> Forwarding {
         proxies
             .forwarding(&headers(pairs), Some(ip("10.0.0.1")))
@@ -618,27 +620,31 @@ mod tests {
             .expect("host is valid")
     }
 
+    /// What a trusted proxy (10.0.0.1) tells in one RFC 7239 `Forwarded` header.
+    fn rfc7239(value: &str) -> Forwarding {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).headers(ProxyHeaders::Forwarded);
+        forwarded(&proxies, &[("forwarded", value)])
+    }
+
     #[test]
     fn cidr_matching() {
         let net: Cidr = "192.168.1.77/24".parse().unwrap();
         assert_eq!(net.to_string(), "192.168.1.0/24");
-        assert!(net.contains(ip("192.168.1.1")));
-        assert!(!net.contains(ip("192.168.2.1")));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains(ip("8.8.8.8")));
-        assert!(!all.contains(ip("::1")));
-        let one: Cidr = "127.0.0.1".parse().unwrap();
-        assert!(one.contains(ip("127.0.0.1")));
-        assert!(!one.contains(ip("127.0.0.2")));
-        let v6: Cidr = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains(ip("2001:db8:ffff::1")));
-        assert!(!v6.contains(ip("2001:db9::1")));
-        let bracketed: Cidr = "[::1]".parse().unwrap();
-        assert!(bracketed.contains(ip("::1")));
-        let v6all: Cidr = "::/0".parse().unwrap();
-        assert!(v6all.contains(ip("fe80::1")));
-        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
-        assert!(mapped.contains(ip("10.9.9.9")));
+        for (cidr, inside, outside) in [
+            ("192.168.1.77/24", "192.168.1.1", Some("192.168.2.1")),
+            ("0.0.0.0/0", "8.8.8.8", Some("::1")),
+            ("127.0.0.1", "127.0.0.1", Some("127.0.0.2")),
+            ("2001:db8::/32", "2001:db8:ffff::1", Some("2001:db9::1")),
+            ("[::1]", "::1", None),
+            ("::/0", "fe80::1", None),
+            ("::ffff:10.0.0.0/104", "10.9.9.9", None),
+        ] {
+            let net: Cidr = cidr.parse().unwrap();
+            assert!(net.contains(ip(inside)), "{cidr} holds {inside}");
+            if let Some(outside) = outside {
+                assert!(!net.contains(ip(outside)), "{cidr} holds {outside}");
+            }
+        }
         for bad in [
             "",
             "10.0.0.0/",
@@ -687,54 +693,47 @@ mod tests {
     }
 
     #[test]
-    fn x_forwarded_single_proxy() {
+    fn x_forwarded_takes_what_our_proxies_appended() {
         let proxies = TrustedProxies::new(["10.0.0.0/8"]);
-        let f = forwarded(
-            &proxies,
-            &[
-                ("x-forwarded-for", "203.0.113.9"),
-                ("x-forwarded-host", "mcp.example.com"),
-                ("x-forwarded-proto", "https"),
-            ],
-        );
-        assert_eq!(f.client_ip, Some(ip("203.0.113.9")));
-        assert_eq!(f.host.unwrap(), "mcp.example.com");
-        assert_eq!(f.https, Some(true));
-    }
-
-    #[test]
-    fn x_forwarded_ignores_what_the_client_wrote_before_our_proxy() {
-        let proxies = TrustedProxies::new(["10.0.0.0/8"]);
-        let f = forwarded(
-            &proxies,
-            &[
-                ("x-forwarded-for", "10.9.9.9, 6.6.6.6, 203.0.113.9"),
-                ("x-forwarded-host", "evil.example.com, mcp.example.com"),
-                ("x-forwarded-proto", "http, https"),
-            ],
-        );
-        assert_eq!(f.client_ip, Some(ip("203.0.113.9")));
-        assert_eq!(f.host.unwrap(), "mcp.example.com");
-        assert_eq!(f.https, Some(true));
-    }
-
-    #[test]
-    fn x_forwarded_multiple_trusted_hops_take_the_outermost_values() {
-        let proxies = TrustedProxies::new(["10.0.0.0/8"]);
-        // CDN (10.2.2.2) then nginx (the peer), each appending.
-        let f = forwarded(
-            &proxies,
-            &[
-                ("x-forwarded-for", "203.0.113.9"),
-                ("x-forwarded-for", "10.2.2.2"),
-                ("x-forwarded-host", "public.example.com, internal.lan"),
-                ("x-forwarded-proto", "https,http"),
-                ("x-forwarded-port", "443"),
-            ],
-        );
-        assert_eq!(f.client_ip, Some(ip("203.0.113.9")));
-        assert_eq!(f.host.unwrap(), "public.example.com:443");
-        assert_eq!(f.https, Some(true));
+        // (case, headers, the host they give)
+        let cases: [(&str, Headers, &str); 3] = [
+            (
+                "a single proxy",
+                &[
+                    ("x-forwarded-for", "203.0.113.9"),
+                    ("x-forwarded-host", "mcp.example.com"),
+                    ("x-forwarded-proto", "https"),
+                ],
+                "mcp.example.com",
+            ),
+            (
+                "what the client wrote before our proxy is ignored",
+                &[
+                    ("x-forwarded-for", "10.9.9.9, 6.6.6.6, 203.0.113.9"),
+                    ("x-forwarded-host", "evil.example.com, mcp.example.com"),
+                    ("x-forwarded-proto", "http, https"),
+                ],
+                "mcp.example.com",
+            ),
+            (
+                // CDN (10.2.2.2) then nginx (the peer), each appending.
+                "multiple trusted hops take the outermost values",
+                &[
+                    ("x-forwarded-for", "203.0.113.9"),
+                    ("x-forwarded-for", "10.2.2.2"),
+                    ("x-forwarded-host", "public.example.com, internal.lan"),
+                    ("x-forwarded-proto", "https,http"),
+                    ("x-forwarded-port", "443"),
+                ],
+                "public.example.com:443",
+            ),
+        ];
+        for (case, pairs, host) in cases {
+            let f = forwarded(&proxies, pairs);
+            assert_eq!(f.client_ip, Some(ip("203.0.113.9")), "{case}");
+            assert_eq!(f.host.unwrap(), host, "{case}");
+            assert_eq!(f.https, Some(true), "{case}");
+        }
     }
 
     #[test]
@@ -799,27 +798,15 @@ mod tests {
 
     #[test]
     fn forwarded_quoted_values_ipv6_and_ports() {
-        let proxies = TrustedProxies::new(["10.0.0.0/8"]).headers(ProxyHeaders::Forwarded);
-        let f = forwarded(
-            &proxies,
-            &[(
-                "forwarded",
-                r#"for="[2001:db8:cafe::17]:4711";proto=https;host="mcp.example.com:8443""#,
-            )],
-        );
+        let f =
+            rfc7239(r#"for="[2001:db8:cafe::17]:4711";proto=https;host="mcp.example.com:8443""#);
         assert_eq!(f.client_ip, Some(ip("2001:db8:cafe::17")));
         assert_eq!(f.host.unwrap(), "mcp.example.com:8443");
         assert_eq!(f.https, Some(true));
-        let f = forwarded(
-            &proxies,
-            &[("forwarded", r#"For="192.0.2.43:47011" ; PROTO=http"#)],
-        );
+        let f = rfc7239(r#"For="192.0.2.43:47011" ; PROTO=http"#);
         assert_eq!(f.client_ip, Some(ip("192.0.2.43")));
         assert_eq!(f.https, Some(false));
-        let f = forwarded(
-            &proxies,
-            &[("forwarded", r#"for="\"quoted\\\"";host="a\.b""#)],
-        );
+        let f = rfc7239(r#"for="\"quoted\\\"";host="a\.b""#);
         assert_eq!(f.client_ip, None);
         assert_eq!(f.host.unwrap(), "a.b");
     }
@@ -845,23 +832,16 @@ mod tests {
 
     #[test]
     fn forwarded_obfuscated_and_unknown_nodes_end_the_walk() {
-        let proxies = TrustedProxies::new(["10.0.0.0/8"]).headers(ProxyHeaders::Forwarded);
-        let f = forwarded(
-            &proxies,
-            &[(
-                "forwarded",
-                "for=192.0.2.1;host=a.example, for=_hidden;host=b.example",
-            )],
-        );
+        let f = rfc7239("for=192.0.2.1;host=a.example, for=_hidden;host=b.example");
         assert_eq!(f.client_ip, None);
         assert_eq!(f.host.unwrap(), "b.example");
-        let f = forwarded(&proxies, &[("forwarded", "for=unknown;proto=https")]);
+        let f = rfc7239("for=unknown;proto=https");
         assert_eq!(f.client_ip, None);
         assert_eq!(f.https, Some(true));
-        let f = forwarded(&proxies, &[("forwarded", "for=\"_gazonk\"")]);
+        let f = rfc7239("for=\"_gazonk\"");
         assert_eq!(f.client_ip, None);
         // No `for` at all: the proxy did not say; the peer is the last address known.
-        let f = forwarded(&proxies, &[("forwarded", "proto=https")]);
+        let f = rfc7239("proto=https");
         assert_eq!(f.client_ip, Some(ip("10.0.0.1")));
     }
 

@@ -221,30 +221,36 @@ mod tests {
 
     #[test]
     fn host_patterns_match_per_port_and_case() {
-        let any: HostPattern = "LocalHost".parse().unwrap();
-        assert!(any.matches("localhost:1234"));
-        assert!(any.matches("LOCALHOST"));
-        assert!(any.matches("localhost."));
-        assert!(!any.matches("localhost.evil.example.com"));
-        let exact: HostPattern = "example.com:8443".parse().unwrap();
-        assert!(exact.matches("example.com:8443"));
-        assert!(!exact.matches("example.com"));
-        assert!(!exact.matches("example.com:443"));
-        let star: HostPattern = "example.com:*".parse().unwrap();
-        assert!(star.matches("example.com:1"));
-        let v6: HostPattern = "::1".parse().unwrap();
-        assert!(v6.matches("[::1]:8080"));
-        assert!(v6.matches("[0:0:0:0:0:0:0:1]"));
-        let v6b: HostPattern = "[::1]:8080".parse().unwrap();
-        assert!(v6b.matches("[::1]:8080"));
-        assert!(!v6b.matches("[::1]:8081"));
-        let v4: HostPattern = "127.0.0.1".parse().unwrap();
-        assert!(v4.matches("127.0.0.1:9"));
-        assert!(!v4.matches("127.0.0.2"));
-        let sub: HostPattern = "*.example.com".parse().unwrap();
-        assert!(sub.matches("a.b.example.com"));
-        assert!(!sub.matches("example.com"));
-        assert!(!sub.matches("badexample.com"));
+        let cases: [(&str, &[&str], &[&str]); 7] = [
+            (
+                "LocalHost",
+                &["localhost:1234", "LOCALHOST", "localhost."],
+                &["localhost.evil.example.com"],
+            ),
+            (
+                "example.com:8443",
+                &["example.com:8443"],
+                &["example.com", "example.com:443"],
+            ),
+            ("example.com:*", &["example.com:1"], &[]),
+            ("::1", &["[::1]:8080", "[0:0:0:0:0:0:0:1]"], &[]),
+            ("[::1]:8080", &["[::1]:8080"], &["[::1]:8081"]),
+            ("127.0.0.1", &["127.0.0.1:9"], &["127.0.0.2"]),
+            (
+                "*.example.com",
+                &["a.b.example.com"],
+                &["example.com", "badexample.com"],
+            ),
+        ];
+        for (pattern, matching, other) in cases {
+            let parsed: HostPattern = pattern.parse().unwrap();
+            for host in matching {
+                assert!(parsed.matches(host), "{pattern} should match {host}");
+            }
+            for host in other {
+                assert!(!parsed.matches(host), "{pattern} should not match {host}");
+            }
+        }
     }
 
     #[test]

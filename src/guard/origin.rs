@@ -250,39 +250,49 @@ mod tests {
     }
 
     #[test]
-    fn default_ports_are_implied_both_ways() {
-        let p: OriginPattern = "https://app.example.com:443".parse().unwrap();
-        assert!(p.matches("https://app.example.com"));
-        let p: OriginPattern = "http://app.example.com".parse().unwrap();
-        assert!(p.matches("http://app.example.com:80"));
-        assert!(!p.matches("http://app.example.com:8080"));
-    }
-
-    #[test]
-    fn null_matches_only_null() {
-        let p: OriginPattern = "null".parse().unwrap();
-        assert!(p.matches("null"));
-        assert!(!p.matches("http://localhost"));
-        let local: OriginPattern = "http://localhost:*".parse().unwrap();
-        assert!(!local.matches("null"));
-    }
-
-    #[test]
-    fn subdomain_and_ipv6_patterns() {
-        let p: OriginPattern = "https://*.example.com".parse().unwrap();
-        assert!(p.matches("https://a.example.com"));
-        assert!(!p.matches("https://example.com"));
-        assert!(!p.matches("https://a.example.com.evil.net"));
-        let p: OriginPattern = "http://[::1]:*".parse().unwrap();
-        assert!(p.matches("http://[::1]:3000"));
+    fn origin_patterns_match() {
+        let cases: [(&str, &[&str], &[&str]); 7] = [
+            // Default ports are implied both ways.
+            (
+                "https://app.example.com:443",
+                &["https://app.example.com"],
+                &[],
+            ),
+            (
+                "http://app.example.com",
+                &["http://app.example.com:80"],
+                &["http://app.example.com:8080"],
+            ),
+            // `null` matches only `null`.
+            ("null", &["null"], &["http://localhost"]),
+            ("http://localhost:*", &[], &["null"]),
+            // Subdomains and IPv6.
+            (
+                "https://*.example.com",
+                &["https://a.example.com"],
+                &["https://example.com", "https://a.example.com.evil.net"],
+            ),
+            ("http://[::1]:*", &["http://[::1]:3000"], &[]),
+            // Custom schemes have no default port.
+            (
+                "chrome-extension://abcdef",
+                &["chrome-extension://abcdef"],
+                &["chrome-extension://abcdef:80"],
+            ),
+        ];
+        for (pattern, matching, other) in cases {
+            let parsed: OriginPattern = pattern.parse().unwrap();
+            for origin in matching {
+                assert!(parsed.matches(origin), "{pattern} should match {origin}");
+            }
+            for origin in other {
+                assert!(
+                    !parsed.matches(origin),
+                    "{pattern} should not match {origin}"
+                );
+            }
+        }
         assert!("http://::1".parse::<OriginPattern>().is_err());
-    }
-
-    #[test]
-    fn custom_schemes_have_no_default_port() {
-        let p: OriginPattern = "chrome-extension://abcdef".parse().unwrap();
-        assert!(p.matches("chrome-extension://abcdef"));
-        assert!(!p.matches("chrome-extension://abcdef:80"));
     }
 
     #[test]

@@ -141,6 +141,22 @@ mod tests {
         builder.body(Full::default()).unwrap()
     }
 
+    /// The outcome of a request for `host` from a page of `origin`.
+    async fn from_origin(layer: &GuardLayer, host: &str, origin: &str) -> Outcome {
+        send(layer.clone(), post(Some(host), &[("origin", origin)])).await
+    }
+
+    /// Requests for `host` from pages of the `good` origins pass, from the `bad` ones are refused.
+    async fn assert_origins(layer: &GuardLayer, host: &str, good: &[&str], bad: &[&str]) {
+        for origin in good {
+            assert_passed(&from_origin(layer, host, origin).await);
+        }
+        for origin in bad {
+            let outcome = from_origin(layer, host, origin).await;
+            assert_refused(&outcome, Reason::OriginNotAllowed);
+        }
+    }
+
     fn from_peer(mut request: Request<Full<Bytes>>, peer: &str) -> Request<Full<Bytes>> {
         let addr: SocketAddr = peer.parse().unwrap();
         request.extensions_mut().insert(PeerAddr(addr));
@@ -182,20 +198,14 @@ mod tests {
 
     #[tokio::test]
     async fn evil_host_gets_403_with_jsonrpc_body() {
-        let outcome = send(GuardLayer::loopback(), post(Some("evil.example.com"), &[])).await;
-        assert_refused(&outcome, Reason::HostNotAllowed);
-        let outcome = send(
-            GuardLayer::loopback(),
-            post(Some("evil.example.com:8080"), &[]),
-        )
-        .await;
-        assert_refused(&outcome, Reason::HostNotAllowed);
-        let outcome = send(
-            GuardLayer::loopback(),
-            post(Some("localhost.evil.com"), &[]),
-        )
-        .await;
-        assert_refused(&outcome, Reason::HostNotAllowed);
+        for host in [
+            "evil.example.com",
+            "evil.example.com:8080",
+            "localhost.evil.com",
+        ] {
+            let outcome = send(GuardLayer::loopback(), post(Some(host), &[])).await;
+            assert_refused(&outcome, Reason::HostNotAllowed);
+        }
     }
 
     #[tokio::test]
@@ -220,10 +230,7 @@ mod tests {
             &send(GuardLayer::loopback(), post(None, &[])).await,
             Reason::HostNotAllowed,
         );
-        let mut request = post(Some("localhost"), &[]);
-        request
-            .headers_mut()
-            .append("host", "evil.example.com".parse().unwrap());
+        let request = post(Some("localhost"), &[("host", "evil.example.com")]);
         assert_refused(
             &send(GuardLayer::loopback(), request).await,
             Reason::HostNotAllowed,
@@ -294,55 +301,33 @@ mod tests {
 
     #[tokio::test]
     async fn evil_origin_gets_403() {
-        let outcome = send(
-            GuardLayer::loopback(),
-            post(
-                Some("localhost:8080"),
-                &[("origin", "http://evil.example.com")],
-            ),
-        )
-        .await;
-        assert_refused(&outcome, Reason::OriginNotAllowed);
-        for bad in [
+        let evil = [
+            "http://evil.example.com",
             "http://evil.example.com:8080",
             "null",
             "garbage",
             "http://localhost:8080 http://evil.example.com",
             "http://localhost.evil.example.com",
-        ] {
-            let outcome = send(
-                GuardLayer::loopback(),
-                post(Some("localhost:8080"), &[("origin", bad)]),
-            )
-            .await;
-            assert_refused(&outcome, Reason::OriginNotAllowed);
-        }
+        ];
+        assert_origins(&GuardLayer::loopback(), "localhost:8080", &[], &evil).await;
     }
 
     #[tokio::test]
     async fn loopback_origins_pass_and_duplicates_do_not() {
-        for good in [
+        let layer = GuardLayer::loopback();
+        let loopback = [
             "http://localhost:8080",
             "http://localhost:6274",
             "https://127.0.0.1",
             "http://[::1]:3000",
-        ] {
-            assert_passed(
-                &send(
-                    GuardLayer::loopback(),
-                    post(Some("localhost:8080"), &[("origin", good)]),
-                )
-                .await,
-            );
-        }
-        let mut request = post(Some("localhost"), &[("origin", "http://localhost")]);
-        request
-            .headers_mut()
-            .append("origin", "http://localhost".parse().unwrap());
-        assert_refused(
-            &send(GuardLayer::loopback(), request).await,
-            Reason::OriginNotAllowed,
-        );
+        ];
+        assert_origins(&layer, "localhost:8080", &loopback, &[]).await;
+        let twice = [
+            ("origin", "http://localhost"),
+            ("origin", "http://localhost"),
+        ];
+        let request = post(Some("localhost"), &twice);
+        assert_refused(&send(layer, request).await, Reason::OriginNotAllowed);
     }
 
     #[tokio::test]
@@ -350,34 +335,18 @@ mod tests {
         let layer = GuardLayer::new()
             .allow_hosts(["mcp.example.com"])
             .allow_origins(["https://app.example.com", "null"]);
-        for good in [
+        let listed_or_same = [
             "https://app.example.com",
             "null",
             "http://mcp.example.com",
             "http://mcp.example.com:80",
-        ] {
-            assert_passed(
-                &send(
-                    layer.clone(),
-                    post(Some("mcp.example.com"), &[("origin", good)]),
-                )
-                .await,
-            );
-        }
-        for bad in [
+        ];
+        let other = [
             "https://mcp.example.com",
             "https://app.example.com:8443",
             "http://app.example.com",
-        ] {
-            assert_refused(
-                &send(
-                    layer.clone(),
-                    post(Some("mcp.example.com"), &[("origin", bad)]),
-                )
-                .await,
-                Reason::OriginNotAllowed,
-            );
-        }
+        ];
+        assert_origins(&layer, "mcp.example.com", &listed_or_same, &other).await;
     }
 
     #[tokio::test]
@@ -388,25 +357,13 @@ mod tests {
             &send(strict.clone(), post(Some("localhost"), &[])).await,
             Reason::OriginRequired,
         );
-        assert_passed(
-            &send(
-                strict,
-                post(Some("localhost"), &[("origin", "http://localhost")]),
-            )
-            .await,
-        );
+        assert_passed(&from_origin(&strict, "localhost", "http://localhost").await);
     }
 
     #[tokio::test]
     async fn any_origin_accepts_everything_present() {
         let layer = GuardLayer::loopback().allow_any_origin();
-        assert_passed(
-            &send(
-                layer,
-                post(Some("localhost"), &[("origin", "https://evil.example.com")]),
-            )
-            .await,
-        );
+        assert_passed(&from_origin(&layer, "localhost", "https://evil.example.com").await);
     }
 
     fn behind_proxy() -> GuardLayer {

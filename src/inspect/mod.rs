@@ -190,39 +190,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_content_type_is_415() {
-        let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
-        request
-            .headers_mut()
-            .insert("content-type", "text/plain".parse().unwrap());
-        let response = echo_service(1024).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert_eq!(
-            response.extensions().get::<Rejection>().unwrap().reason(),
-            Reason::UnsupportedMediaType
-        );
-        assert_eq!(
-            json_body(response.into_body()).await["error"]["code"],
-            -32600
-        );
-    }
-
-    #[tokio::test]
-    async fn encoded_body_is_415() {
-        let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
-        request
-            .headers_mut()
-            .insert("content-encoding", "gzip".parse().unwrap());
-        let response = echo_service(1024).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert_eq!(
-            response.extensions().get::<Rejection>().unwrap().reason(),
-            Reason::UnsupportedContentEncoding
-        );
-        assert_eq!(
-            json_body(response.into_body()).await["error"]["code"],
-            -32600
-        );
+    async fn wrong_content_type_or_encoding_is_415() {
+        for (header, value, reason) in [
+            ("content-type", "text/plain", Reason::UnsupportedMediaType),
+            (
+                "content-encoding",
+                "gzip",
+                Reason::UnsupportedContentEncoding,
+            ),
+        ] {
+            let mut request = post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+            request.headers_mut().insert(header, value.parse().unwrap());
+            let response = echo_service(1024).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert_eq!(
+                response.extensions().get::<Rejection>().unwrap().reason(),
+                reason
+            );
+            assert_eq!(
+                json_body(response.into_body()).await["error"]["code"],
+                -32600
+            );
+        }
     }
 
     #[tokio::test]

@@ -208,6 +208,19 @@ mod tests {
         }
     }
 
+    /// A body of `store`'s place 7 over a stream fed through the sender; `sse` when the
+    /// stream is an event stream.
+    fn limited(
+        store: &Arc<LocalStore>,
+        lifetime: Option<Duration>,
+        idle: Option<Duration>,
+        sse: bool,
+    ) -> (Chunks, Pin<Box<LimitBody<Stream>>>) {
+        let (tx, inner) = stream();
+        let body = LimitBody::new(inner, admission(store, lifetime, idle), sse);
+        (tx, Box::pin(body))
+    }
+
     async fn next(body: &mut Pin<Box<LimitBody<Stream>>>) -> Option<Bytes> {
         body.frame()
             .await
@@ -217,13 +230,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn lifetime_ends_the_stream_after_the_event_in_progress() {
         let store = LocalStore::new();
-        let (tx, inner) = stream();
         let lifetime = Duration::from_secs(10);
-        let mut body = Box::pin(LimitBody::new(
-            inner,
-            admission(&store, Some(lifetime), None),
-            true,
-        ));
+        let (tx, mut body) = limited(&store, Some(lifetime), None, true);
         send(&tx, "data: a\n\n");
         assert_eq!(next(&mut body).await.unwrap(), "data: a\n\n");
         send(&tx, "data: b");
@@ -246,12 +254,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn lifetime_at_a_boundary_ends_the_stream_at_once() {
         let store = LocalStore::new();
-        let (tx, inner) = stream();
-        let mut body = Box::pin(LimitBody::new(
-            inner,
-            admission(&store, Some(Duration::from_secs(5)), None),
-            true,
-        ));
+        let (tx, mut body) = limited(&store, Some(Duration::from_secs(5)), None, true);
         let start = tokio::time::Instant::now();
         send(&tx, "id: 1\ndata: a\n\n");
         assert!(next(&mut body).await.is_some());
@@ -265,13 +268,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_counts_events_not_heartbeats() {
         let store = LocalStore::new();
-        let (tx, inner) = stream();
         let idle = Duration::from_secs(30);
-        let mut body = Box::pin(LimitBody::new(
-            inner,
-            admission(&store, None, Some(idle)),
-            true,
-        ));
+        let (tx, mut body) = limited(&store, None, Some(idle), true);
         let start = tokio::time::Instant::now();
         tokio::time::advance(Duration::from_secs(20)).await;
         send(&tx, "data: x\n\n");
@@ -288,8 +286,7 @@ mod tests {
     #[tokio::test]
     async fn the_place_is_held_until_the_body_ends_or_is_dropped() {
         let store = LocalStore::new();
-        let (tx, inner) = stream();
-        let mut body = Box::pin(LimitBody::new(inner, admission(&store, None, None), true));
+        let (tx, mut body) = limited(&store, None, None, true);
         send(&tx, "data: a\n\n");
         assert!(next(&mut body).await.is_some());
         assert_eq!(store.held(7), 1);
@@ -317,16 +314,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn json_answers_are_not_watched() {
         let store = LocalStore::new();
-        let (tx, inner) = stream();
-        let mut body = Box::pin(LimitBody::new(
-            inner,
-            admission(
-                &store,
-                Some(Duration::from_secs(1)),
-                Some(Duration::from_secs(1)),
-            ),
+        let (tx, mut body) = limited(
+            &store,
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_secs(1)),
             false,
-        ));
+        );
         tokio::time::advance(Duration::from_secs(5)).await;
         send(&tx, "{}");
         assert_eq!(next(&mut body).await.unwrap(), "{}");

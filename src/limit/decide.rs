@@ -108,6 +108,17 @@ impl<'a> Facts<'a> {
             None => f(self.http_method, None),
         }
     }
+    /// The first counted message `rule` meets, if any.
+    fn first_met(&self, rule: &Rule) -> Option<(&'a str, Option<&'a str>)> {
+        let mut first = None;
+        self.for_each_message(|method, tool| {
+            if rule.matches(method, tool) {
+                first = Some((method, tool));
+            }
+            first.is_none()
+        });
+        first
+    }
 }
 
 /// Counters of what the layer decided, for metrics (cheap to read at any time).
@@ -406,21 +417,6 @@ impl Limiter {
         text
     }
 
-    fn refusal(
-        &self,
-        index: usize,
-        facts: &Facts<'_>,
-        method: &str,
-        tool: Option<&str>,
-        reason: Reason,
-        retry_after: Duration,
-    ) -> Rejection {
-        self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        let key = self.key_text(index, facts, method, tool, false, false);
-        Rejection::limited(RejectedBy::Limit, reason, facts.id(), retry_after)
-            .with_limit_rule(&self.names[index], &key)
-    }
-
     /// Decides what it can at once: every budget from the local store, or (with a shared
     /// store) the concurrency places here and the rest handed back as [`Verdict::Remote`].
     pub(crate) fn decide(&self, facts: &Facts<'_>) -> Verdict {
@@ -430,53 +426,37 @@ impl Limiter {
         for (index, rule) in self.rules.iter().enumerate() {
             let mut refused = None;
             let mut met = false;
+            // What the shared store decides for one message.
+            let remote_take = |method: &str, tool: Option<&str>, cost: u32| RemoteTake {
+                rule: index,
+                tag: self.key_text(index, facts, method, tool, true, true),
+                key: self.key_text(index, facts, method, tool, true, false),
+                budget: rule.budget,
+                cost,
+            };
+            let refuse = |method: &str, tool: Option<&str>, (reason, wait): (Reason, Duration)| {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let key = self.key_text(index, facts, method, tool, false, false);
+                Rejection::limited(RejectedBy::Limit, reason, facts.id(), wait)
+                    .with_limit_rule(&self.names[index], &key)
+            };
             match rule.budget {
-                Budget::Concurrent { .. } if self.remote => {
-                    // One place per call in the shared store (a lease), decided with the
-                    // rates and quotas of the same caller.
-                    let mut first = None;
-                    facts.for_each_message(|method, tool| {
-                        if rule.matches(method, tool) {
-                            first = Some((method, tool));
-                            return false;
-                        }
-                        true
-                    });
-                    if let Some((method, tool)) = first {
-                        met = true;
-                        remote.push(RemoteTake {
-                            rule: index,
-                            tag: self.key_text(index, facts, method, tool, true, true),
-                            key: self.key_text(index, facts, method, tool, true, false),
-                            budget: rule.budget,
-                            cost: 1,
-                        });
-                    }
-                }
                 Budget::Concurrent { max } => {
-                    let mut first = None;
-                    facts.for_each_message(|method, tool| {
-                        if rule.matches(method, tool) {
-                            first = Some((method, tool));
-                            return false;
-                        }
-                        true
-                    });
-                    if let Some((method, tool)) = first {
+                    // One place per call: the first message the rule meets.
+                    if let Some((method, tool)) = facts.first_met(rule) {
                         met = true;
-                        let key = self.hash(index, facts, method, tool);
-                        if let Some(permit) = Permit::acquire(&self.local, key, max) {
+                        if self.remote {
+                            // A lease in the shared store, decided with the rates and quotas
+                            // of the same caller.
+                            remote.push(remote_take(method, tool, 1));
+                        } else if let Some(permit) =
+                            Permit::acquire(&self.local, self.hash(index, facts, method, tool), max)
+                        {
                             admission.permits.push(permit);
                         } else {
                             // No way to know when a stream ends: ask for a retry in a second.
-                            refused = Some(self.refusal(
-                                index,
-                                facts,
-                                method,
-                                tool,
-                                Reason::ConcurrencyLimited,
-                                Duration::from_secs(1),
-                            ));
+                            let why = (Reason::ConcurrencyLimited, Duration::from_secs(1));
+                            refused = Some(refuse(method, tool, why));
                         }
                     }
                 }
@@ -484,13 +464,7 @@ impl Limiter {
                     facts.for_each_message(|method, tool| {
                         if rule.matches(method, tool) {
                             met = true;
-                            remote.push(RemoteTake {
-                                rule: index,
-                                tag: self.key_text(index, facts, method, tool, true, true),
-                                key: self.key_text(index, facts, method, tool, true, false),
-                                budget: rule.budget,
-                                cost: rule.cost_of(tool),
-                            });
+                            remote.push(remote_take(method, tool, rule.cost_of(tool)));
                         }
                         true
                     });
@@ -508,9 +482,8 @@ impl Limiter {
                                 taken += 1;
                                 true
                             }
-                            Err((reason, wait)) => {
-                                refused =
-                                    Some(self.refusal(index, facts, method, tool, reason, wait));
+                            Err(why) => {
+                                refused = Some(refuse(method, tool, why));
                                 false
                             }
                         }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use crate::store::redis::RedisConnection;
+use crate::store::redis::{RedisConnection, bounded};
 use redis::Script;
 
 /// The default lease of a concurrency place in Redis: 30 s, renewed every 10 s.
@@ -149,12 +149,8 @@ impl Drop for Lease {
                 let mut command = redis::cmd("ZREM");
                 command.arg(&*key).arg(&member);
                 let removal = command.query_async::<i64>(&mut conn);
-                match tokio::time::timeout(timeout, removal).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "limit: a lease was not given back (it runs out)");
-                    }
-                    Err(_) => tracing::debug!("limit: giving a lease back timed out (it runs out)"),
+                if let Err(error) = bounded(timeout, removal).await {
+                    tracing::debug!(%error, "limit: a lease was not given back (it runs out)");
                 }
             });
         }
@@ -187,16 +183,15 @@ async fn renew<T>(leases: Weak<Leases>, owner: Weak<T>, mut conn: RedisConnectio
             for member in &members {
                 invocation.arg(member);
             }
-            match tokio::time::timeout(lease / 3, invocation.invoke_async::<i64>(&mut conn)).await {
-                Ok(Ok(renewed)) if renewed < members.len() as i64 => {
+            match bounded(lease / 3, invocation.invoke_async::<i64>(&mut conn)).await {
+                Ok(renewed) if renewed < members.len() as i64 => {
                     tracing::debug!(
                         lost = members.len() as i64 - renewed,
                         "limit: leases ran out before renewal"
                     );
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::debug!(%error, "limit: lease renewal failed"),
-                Err(_) => tracing::debug!("limit: lease renewal timed out"),
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "limit: lease renewal failed"),
             }
         }
     }

@@ -53,7 +53,7 @@ use crate::context::LimitNote;
 use crate::error::{RejectedBy, Rejection};
 use crate::protocol::RequestId;
 use crate::store::StoreError;
-use crate::store::redis::{RedisConnection, RedisSource};
+use crate::store::redis::{RedisConnection, RedisSource, bounded};
 
 /// The default bound on one decision.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
@@ -223,13 +223,7 @@ impl RedisLimits {
         invocation.arg(member);
         let mut conn = self.conn.clone();
         let answer: Vec<i64> =
-            match tokio::time::timeout(self.shared.timeout, invocation.invoke_async(&mut conn))
-                .await
-            {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(err)) => return Err(StoreError::unavailable(err)),
-                Err(_) => return Err(StoreError::timeout()),
-            };
+            bounded(self.shared.timeout, invocation.invoke_async(&mut conn)).await?;
         match answer.as_slice() {
             [1, ..] => Ok(None),
             [0, index, wait] => {

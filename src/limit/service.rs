@@ -154,40 +154,43 @@ mod tests {
         )
     }
 
-    async fn status(
-        service: &(
-             impl Service<
-            Request<Full<Bytes>>,
-            Response = Response<impl http_body::Body>,
-            Error = Infallible,
-        > + Clone
-         ),
-        user: Option<&str>,
-        body: String,
-    ) -> StatusCode {
-        service
-            .clone()
-            .oneshot(post(user, body))
-            .await
-            .unwrap()
-            .status()
+    /// Sends `body` as `user` (if any) through `service`.
+    async fn send<S, B>(service: &S, user: Option<&str>, body: String) -> Response<B>
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    {
+        service.clone().oneshot(post(user, body)).await.unwrap()
     }
+
+    /// Sends each `(user, body)` in turn and checks each answer's status.
+    async fn expect<'a, S, B>(
+        service: &S,
+        steps: impl IntoIterator<Item = (Option<&'a str>, String, StatusCode)>,
+    ) where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    {
+        for (step, (user, body, expected)) in steps.into_iter().enumerate() {
+            assert_eq!(
+                send(service, user, body).await.status(),
+                expected,
+                "step {step}"
+            );
+        }
+    }
+
+    const OK: StatusCode = StatusCode::OK;
+    const REFUSED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
     #[tokio::test(start_paused = true)]
     async fn a_refusal_is_429_with_retry_after_and_a_jsonrpc_body_naming_the_rule() {
         let rule: Rule = "tools/call:deploy_*=2/min per principal".parse().unwrap();
         let service = stack(LimitLayer::new().rule(rule));
-        for id in 0..2 {
-            assert_eq!(
-                status(&service, Some("alice"), call(id, "deploy_prod")).await,
-                StatusCode::OK
-            );
-        }
-        let response = service
-            .clone()
-            .oneshot(post(Some("alice"), call(7, "deploy_prod")))
-            .await
-            .unwrap();
+        expect(
+            &service,
+            (0..2).map(|id| (Some("alice"), call(id, "deploy_prod"), OK)),
+        )
+        .await;
+        let response = send(&service, Some("alice"), call(7, "deploy_prod")).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()["retry-after"], "30");
         assert_eq!(response.headers()["content-type"], "application/json");
@@ -209,134 +212,85 @@ mod tests {
         assert!(message.contains("key principal=alice"), "{message}");
         // The retry after the advertised wait passes.
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(
-            status(&service, Some("alice"), call(8, "deploy_prod")).await,
-            StatusCode::OK
-        );
+        expect(&service, [(Some("alice"), call(8, "deploy_prod"), OK)]).await;
     }
 
     #[tokio::test(start_paused = true)]
-    async fn tool_and_principal_rules_isolate_each_other() {
-        let service = stack(
-            LimitLayer::new()
-                .rule("tools/call:deploy_*=1/min per principal".parse().unwrap())
-                .rule("tools/call:echo=3/min per principal".parse().unwrap()),
-        );
-        assert_eq!(
-            status(&service, Some("alice"), call(1, "deploy_a")).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&service, Some("alice"), call(2, "deploy_b")).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        // Bob's deploys and alice's echo are untouched.
-        assert_eq!(
-            status(&service, Some("bob"), call(3, "deploy_a")).await,
-            StatusCode::OK
-        );
-        for id in 4..7 {
-            assert_eq!(
-                status(&service, Some("alice"), call(id, "echo")).await,
-                StatusCode::OK
-            );
-        }
-        // Other methods meet no rule.
-        let list = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#.to_owned();
-        assert_eq!(status(&service, Some("alice"), list).await, StatusCode::OK);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_batch_counts_each_message_and_a_refused_batch_takes_nothing() {
-        let service = stack(LimitLayer::new().rule(Rule::rate(3, Duration::from_secs(60))));
+    async fn each_call_spends_the_budgets_it_meets() {
         let batch = |ids: std::ops::Range<u32>| {
             let calls: Vec<String> = ids.map(|id| call(id, "echo")).collect();
             format!("[{}]", calls.join(","))
         };
-        assert_eq!(
-            status(&service, Some("a"), batch(0..2)).await,
-            StatusCode::OK
-        );
-        // Two more would be four: refused, and the one place left is still there.
-        assert_eq!(
-            status(&service, Some("a"), batch(2..4)).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(5, "echo")).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(6, "echo")).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_call_refused_by_a_later_rule_gives_back_what_earlier_ones_took() {
-        let service = stack(
-            LimitLayer::new()
-                .rule(Rule::rate(2, Duration::from_secs(60)).method("tools/call"))
-                .rule(Rule::quota(1, Duration::from_secs(3600)).tool("deploy_*")),
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(1, "deploy_x")).await,
-            StatusCode::OK
-        );
-        // Refused by the quota: the rate keeps its second place for the echo.
-        assert_eq!(
-            status(&service, Some("a"), call(2, "deploy_x")).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(3, "echo")).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(4, "echo")).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn tool_costs_weigh_on_the_budget() {
-        let service = stack(
-            LimitLayer::new().rule(Rule::rate(10, Duration::from_secs(60)).cost("deploy_*", 5)),
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(1, "deploy_x")).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(2, "deploy_y")).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&service, Some("a"), call(3, "echo")).await,
-            StatusCode::TOO_MANY_REQUESTS
-        );
+        let list = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#.to_owned();
+        let (alice, bob, a) = (Some("alice"), Some("bob"), Some("a"));
+        let cases = [
+            (
+                "tool and principal rules isolate each other",
+                LimitLayer::new()
+                    .rule("tools/call:deploy_*=1/min per principal".parse().unwrap())
+                    .rule("tools/call:echo=3/min per principal".parse().unwrap()),
+                vec![
+                    (alice, call(1, "deploy_a"), OK),
+                    (alice, call(2, "deploy_b"), REFUSED),
+                    // Bob's deploys and alice's echo are untouched.
+                    (bob, call(3, "deploy_a"), OK),
+                    (alice, call(4, "echo"), OK),
+                    (alice, call(5, "echo"), OK),
+                    (alice, call(6, "echo"), OK),
+                    // Other methods meet no rule.
+                    (alice, list, OK),
+                ],
+            ),
+            (
+                "a batch counts each message and a refused batch takes nothing",
+                LimitLayer::new().rule(Rule::rate(3, Duration::from_secs(60))),
+                vec![
+                    (a, batch(0..2), OK),
+                    // Two more would be four: refused, and the one place left is still there.
+                    (a, batch(2..4), REFUSED),
+                    (a, call(5, "echo"), OK),
+                    (a, call(6, "echo"), REFUSED),
+                ],
+            ),
+            (
+                "a call refused by a later rule gives back what earlier ones took",
+                LimitLayer::new()
+                    .rule(Rule::rate(2, Duration::from_secs(60)).method("tools/call"))
+                    .rule(Rule::quota(1, Duration::from_secs(3600)).tool("deploy_*")),
+                vec![
+                    (a, call(1, "deploy_x"), OK),
+                    // Refused by the quota: the rate keeps its second place for the echo.
+                    (a, call(2, "deploy_x"), REFUSED),
+                    (a, call(3, "echo"), OK),
+                    (a, call(4, "echo"), REFUSED),
+                ],
+            ),
+            (
+                "tool costs weigh on the budget",
+                LimitLayer::new().rule(Rule::rate(10, Duration::from_secs(60)).cost("deploy_*", 5)),
+                vec![
+                    (a, call(1, "deploy_x"), OK),
+                    (a, call(2, "deploy_y"), OK),
+                    (a, call(3, "echo"), REFUSED),
+                ],
+            ),
+        ];
+        for (case, layer, steps) in cases {
+            println!("{case}");
+            expect(&stack(layer), steps).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn anonymous_callers_are_limited_per_address() {
         let service = stack(LimitLayer::new().rule(Rule::rate(1, Duration::from_secs(60))));
-        assert_eq!(
-            status(&service, None, call(1, "echo")).await,
-            StatusCode::OK
-        );
-        let response = service
-            .clone()
-            .oneshot(post(None, call(2, "echo")))
-            .await
-            .unwrap();
+        expect(&service, [(None, call(1, "echo"), OK)]).await;
+        let response = send(&service, None, call(2, "echo")).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         let message = response.extensions().get::<Rejection>().unwrap().message();
         assert!(message.contains("key ip=192.0.2.1"), "{message}");
         // A known principal has a budget of its own.
-        assert_eq!(
-            status(&service, Some("a"), call(3, "echo")).await,
-            StatusCode::OK
-        );
+        expect(&service, [(Some("a"), call(3, "echo"), OK)]).await;
     }
 
     #[tokio::test]
@@ -368,18 +322,10 @@ mod tests {
                     Ok::<_, Infallible>(response)
                 }
             });
-        let stream = service
-            .clone()
-            .oneshot(post(None, call(1, "echo")))
-            .await
-            .unwrap();
+        let stream = send(&service, None, call(1, "echo")).await;
         assert_eq!(stream.status(), StatusCode::OK);
         // The head is out, the stream is open: the place is still held.
-        let second = service
-            .clone()
-            .oneshot(post(None, call(2, "echo")))
-            .await
-            .unwrap();
+        let second = send(&service, None, call(2, "echo")).await;
         assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             second.extensions().get::<Rejection>().unwrap().reason(),
@@ -388,7 +334,7 @@ mod tests {
         drop(tx);
         let mut body = stream.into_body();
         assert!(body.frame().await.is_none());
-        let third = service.oneshot(post(None, call(3, "echo"))).await.unwrap();
+        let third = send(&service, None, call(3, "echo")).await;
         assert_eq!(third.status(), StatusCode::OK);
     }
 

@@ -524,6 +524,12 @@ mod tests {
         )
     }
 
+    /// The kind, JSON-RPC code and id of the refusal of a POST.
+    fn refusal(pairs: &[(&str, &str)], body: &str) -> String {
+        let err = post(pairs, body).unwrap_err();
+        format!("{:?} {} {:?}", err.kind(), err.code(), err.id())
+    }
+
     const MODERN_CALL: &str = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
 
     #[test]
@@ -645,15 +651,9 @@ mod tests {
                 ("mcp-name", "echo"),
             ],
         ];
+        let expected = "HeaderMismatch -32020 Some(Number(4))";
         for pairs in cases {
-            let err = post(pairs, MODERN_CALL).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                ProtocolErrorKind::HeaderMismatch,
-                "{pairs:?}: {err}"
-            );
-            assert_eq!(err.code(), -32020);
-            assert_eq!(err.id(), Some(&RequestId::Number(4)));
+            assert_eq!(refusal(pairs, MODERN_CALL), expected, "{pairs:?}");
         }
     }
 
@@ -736,32 +736,24 @@ mod tests {
 
     #[test]
     fn get_and_delete_take_the_header_version() {
-        let r = McpRequest::classify(&Method::GET, &HeaderMap::new(), None).unwrap();
+        let bodiless = |method: &Method, version: Option<&str>| {
+            let pairs: Vec<_> = version
+                .map(|v| ("mcp-protocol-version", v))
+                .into_iter()
+                .collect();
+            McpRequest::classify(method, &headers(&pairs), None)
+        };
+        let r = bodiless(&Method::GET, None).unwrap();
         assert_eq!(
             (r.era(), r.version()),
             (Era::Legacy, ProtocolVersion::V2025_03_26)
         );
         assert!(r.messages().is_empty());
-        let r = McpRequest::classify(
-            &Method::DELETE,
-            &headers(&[("mcp-protocol-version", "2025-11-25")]),
-            None,
-        )
-        .unwrap();
+        let r = bodiless(&Method::DELETE, Some("2025-11-25")).unwrap();
         assert_eq!(r.version(), ProtocolVersion::V2025_11_25);
-        let r = McpRequest::classify(
-            &Method::GET,
-            &headers(&[("mcp-protocol-version", "2026-07-28")]),
-            None,
-        )
-        .unwrap();
+        let r = bodiless(&Method::GET, Some("2026-07-28")).unwrap();
         assert_eq!(r.era(), Era::Modern);
-        let err = McpRequest::classify(
-            &Method::GET,
-            &headers(&[("mcp-protocol-version", "nope")]),
-            None,
-        )
-        .unwrap_err();
+        let err = bodiless(&Method::GET, Some("nope")).unwrap_err();
         assert_eq!(err.code(), -32022);
     }
 
@@ -778,15 +770,9 @@ mod tests {
             &[("mcp-method", "tools/list"), ("mcp-method", "tools/call")],
             &[("mcp-param-region", "eu"), ("mcp-param-region", "us")],
         ];
+        let expected = "ConflictingHeader -32000 Some(Number(3))";
         for pairs in conflicting {
-            let err = post(pairs, list).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                ProtocolErrorKind::ConflictingHeader,
-                "{pairs:?}"
-            );
-            assert_eq!(err.code(), -32000);
-            assert_eq!(err.id(), Some(&RequestId::Number(3)));
+            assert_eq!(refusal(pairs, list), expected, "{pairs:?}");
             let err = McpRequest::classify(&Method::GET, &headers(pairs), None).unwrap_err();
             assert_eq!(
                 err.kind(),

@@ -309,21 +309,10 @@ enum ProbeKey {
 
 impl<'de> Deserialize<'de> for ProbeKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ProbeKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProbeKey, E> {
-                Ok(if v == "isError" {
-                    ProbeKey::IsError
-                } else {
-                    ProbeKey::Other
-                })
-            }
-        }
-        d.deserialize_identifier(V)
+        deserialize_key(d, |v| match v {
+            "isError" => ProbeKey::IsError,
+            _ => ProbeKey::Other,
+        })
     }
 }
 
@@ -337,24 +326,34 @@ enum Key {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(match v {
-                    "id" => Key::Id,
-                    "result" => Key::Result,
-                    "error" => Key::Error,
-                    "method" => Key::Method,
-                    _ => Key::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(V)
+        deserialize_key(d, |v| match v {
+            "id" => Key::Id,
+            "result" => Key::Result,
+            "error" => Key::Error,
+            "method" => Key::Method,
+            _ => Key::Other,
+        })
     }
+}
+
+/// An object key, named by `name` (the keys the readers look for, and `Other`), without
+/// allocating for it.
+fn deserialize_key<'de, D, T, F>(d: D, name: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> T,
+{
+    struct V<T, F>(F, std::marker::PhantomData<T>);
+    impl<T, F: FnOnce(&str) -> T> Visitor<'_> for V<T, F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.0)(v))
+        }
+    }
+    d.deserialize_identifier(V(name, std::marker::PhantomData))
 }
 
 #[cfg(test)]

@@ -590,11 +590,7 @@ impl SseParser {
     /// The whole chunk is consumed even if the iterator is dropped early (the items not
     /// taken are then lost, the parser's state is not).
     pub fn feed<'a>(&'a mut self, chunk: &'a Bytes) -> Feed<'a> {
-        Feed {
-            parser: self,
-            chunk,
-            pos: 0,
-        }
+        Feed(Cursor::new(self, chunk))
     }
 
     /// Parses the next chunk; the returned iterator yields one [`SseBlock`] per blank line
@@ -605,11 +601,7 @@ impl SseParser {
     /// be replaced by a rewritten event. The whole chunk is consumed even if the iterator is
     /// dropped early.
     pub fn feed_blocks<'a>(&'a mut self, chunk: &'a Bytes) -> Blocks<'a> {
-        Blocks {
-            parser: self,
-            chunk,
-            pos: 0,
-        }
+        Blocks(Cursor::new(self, chunk))
     }
 
     /// The end of the stream: the event of an unfinished last block (its partial last line
@@ -910,13 +902,48 @@ impl SseParser {
     }
 }
 
-/// The items one chunk completes; see [`SseParser::feed`].
+/// Where [`Feed`] and [`Blocks`] are in their chunk. Dropped early, it reads the rest of the
+/// chunk so that the parser's state is right for the next one.
 #[derive(Debug)]
-pub struct Feed<'a> {
+struct Cursor<'a> {
     parser: &'a mut SseParser,
     chunk: &'a Bytes,
     pos: usize,
 }
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn new(parser: &'a mut SseParser, chunk: &'a Bytes) -> Self {
+        Cursor {
+            parser,
+            chunk,
+            pos: 0,
+        }
+    }
+
+    #[inline]
+    fn step(&mut self) -> Option<Step> {
+        self.parser.step(self.chunk, &mut self.pos)
+    }
+}
+
+impl Drop for Cursor<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Nothing left when the iterator ran to its end (the usual case).
+        if self.pos < self.chunk.len() {
+            self.parser.skip_rest(self.chunk, &mut self.pos);
+        }
+    }
+}
+
+/// The items one chunk completes; see [`SseParser::feed`].
+#[derive(Debug)]
+pub struct Feed<'a>(Cursor<'a>);
+
+/// The blocks one chunk completes; see [`SseParser::feed_blocks`].
+#[derive(Debug)]
+pub struct Blocks<'a>(Cursor<'a>);
 
 impl Iterator for Feed<'_> {
     type Item = SseItem;
@@ -924,33 +951,15 @@ impl Iterator for Feed<'_> {
     #[inline]
     fn next(&mut self) -> Option<SseItem> {
         loop {
-            match self.parser.step(self.chunk, &mut self.pos)? {
+            match self.0.step()? {
                 Step::Comment(text) => return Some(SseItem::Comment(text)),
-                Step::Boundary if self.parser.fields => {
-                    return Some(SseItem::Event(self.parser.take_event()));
+                Step::Boundary if self.0.parser.fields => {
+                    return Some(SseItem::Event(self.0.parser.take_event()));
                 }
-                Step::Boundary => self.parser.end_block(),
+                Step::Boundary => self.0.parser.end_block(),
             }
         }
     }
-}
-
-impl Drop for Feed<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // Nothing left when the iterator ran to its end (the usual case).
-        if self.pos < self.chunk.len() {
-            self.parser.skip_rest(self.chunk, &mut self.pos);
-        }
-    }
-}
-
-/// The blocks one chunk completes; see [`SseParser::feed_blocks`].
-#[derive(Debug)]
-pub struct Blocks<'a> {
-    parser: &'a mut SseParser,
-    chunk: &'a Bytes,
-    pos: usize,
 }
 
 impl Iterator for Blocks<'_> {
@@ -958,24 +967,12 @@ impl Iterator for Blocks<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<SseBlock> {
-        loop {
-            if let Step::Boundary = self.parser.step(self.chunk, &mut self.pos)? {
-                return Some(SseBlock {
-                    end: self.pos,
-                    event: self.parser.take_block(),
-                });
-            }
-        }
-    }
-}
-
-impl Drop for Blocks<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // Nothing left when the iterator ran to its end (the usual case).
-        if self.pos < self.chunk.len() {
-            self.parser.skip_rest(self.chunk, &mut self.pos);
-        }
+        // Comments are skipped: a block ends at a boundary.
+        while let Step::Comment(_) = self.0.step()? {}
+        Some(SseBlock {
+            end: self.0.pos,
+            event: self.0.parser.take_block(),
+        })
     }
 }
 
@@ -1019,46 +1016,50 @@ mod tests {
         }
     }
 
+    /// Whether a scanner is at an event boundary after each chunk.
+    fn boundaries(chunks: &[&[u8]]) -> Vec<bool> {
+        let mut scanner = SseScanner::new();
+        chunks
+            .iter()
+            .map(|chunk| {
+                scanner.feed(chunk);
+                scanner.at_event_boundary()
+            })
+            .collect()
+    }
+
+    /// An event of only data.
+    fn data(data: &str) -> SseEvent {
+        ev(None, None, Some(data), None)
+    }
+
     #[test]
     fn every_line_ending_ends_lines() {
         for eol in ["\n", "\r", "\r\n"] {
             let input = format!("data: a{eol}data: b{eol}{eol}data:c{eol}{eol}");
             assert_eq!(
                 events(input.as_bytes()),
-                vec![
-                    ev(None, None, Some("a\nb"), None),
-                    ev(None, None, Some("c"), None)
-                ],
+                vec![data("a\nb"), data("c")],
                 "line ending {eol:?}"
             );
         }
         // Mixed in one stream.
         assert_eq!(
             events(b"data: a\r\ndata: b\rdata: c\n\r\n"),
-            vec![ev(None, None, Some("a\nb\nc"), None)]
+            vec![data("a\nb\nc")]
         );
     }
 
     #[test]
     fn cr_at_end_of_chunk_and_lf_at_start_of_next_is_one_line_end() {
         let (items, parser) = parse_chunks(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"], 64);
-        assert_eq!(
-            items,
-            vec![SseItem::Event(ev(None, None, Some("a\nb"), None))]
-        );
+        assert_eq!(items, vec![SseItem::Event(data("a\nb"))]);
         assert!(parser.at_event_boundary());
-        let mut scanner = SseScanner::new();
-        scanner.feed(b"data: a\r");
-        assert!(!scanner.at_event_boundary());
-        scanner.feed(b"\n");
-        assert!(
-            !scanner.at_event_boundary(),
+        assert_eq!(
+            boundaries(&[b"data: a\r", b"\n", b"\r", b"\n"]),
+            [false, false, true, true],
             "a CRLF split in two is one line end, not two"
         );
-        scanner.feed(b"\r");
-        assert!(scanner.at_event_boundary());
-        scanner.feed(b"\n");
-        assert!(scanner.at_event_boundary());
     }
 
     #[test]
@@ -1072,27 +1073,15 @@ mod tests {
             vec![ev(Some("1"), Some("message"), Some("x"), Some(10))]
         );
         // Only one space is removed.
-        assert_eq!(
-            events(b"data:  x\n\n"),
-            vec![ev(None, None, Some(" x"), None)]
-        );
+        assert_eq!(events(b"data:  x\n\n"), vec![data(" x")]);
         // A field name alone: empty value.
-        assert_eq!(events(b"data\n\n"), vec![ev(None, None, Some(""), None)]);
-        assert_eq!(
-            events(b"data\ndata\n\n"),
-            vec![ev(None, None, Some("\n"), None)]
-        );
+        assert_eq!(events(b"data\n\n"), vec![data("")]);
+        assert_eq!(events(b"data\ndata\n\n"), vec![data("\n")]);
         // A colon in the value stays.
-        assert_eq!(
-            events(b"data: {\"a\":1}\n\n"),
-            vec![ev(None, None, Some("{\"a\":1}"), None)]
-        );
+        assert_eq!(events(b"data: {\"a\":1}\n\n"), vec![data("{\"a\":1}")]);
         // Unknown fields are ignored; a block with only unknown fields is no event.
         assert_eq!(events(b"foo: bar\n\n"), vec![]);
-        assert_eq!(
-            events(b"foo: bar\ndata: x\n\n"),
-            vec![ev(None, None, Some("x"), None)]
-        );
+        assert_eq!(events(b"foo: bar\ndata: x\n\n"), vec![data("x")]);
     }
 
     #[test]
@@ -1119,22 +1108,13 @@ mod tests {
 
     #[test]
     fn invalid_retry_and_nul_ids_are_ignored() {
-        assert_eq!(
-            events(b"retry: 10x\ndata: a\n\n"),
-            vec![ev(None, None, Some("a"), None)]
-        );
-        assert_eq!(
-            events(b"retry: \ndata: a\n\n"),
-            vec![ev(None, None, Some("a"), None)]
-        );
+        assert_eq!(events(b"retry: 10x\ndata: a\n\n"), vec![data("a")]);
+        assert_eq!(events(b"retry: \ndata: a\n\n"), vec![data("a")]);
         assert_eq!(
             events(b"retry: 99999999999999999999999\ndata: a\n\n"),
-            vec![ev(None, None, Some("a"), None)]
+            vec![data("a")]
         );
-        assert_eq!(
-            events(b"id: a\0b\ndata: a\n\n"),
-            vec![ev(None, None, Some("a"), None)]
-        );
+        assert_eq!(events(b"id: a\0b\ndata: a\n\n"), vec![data("a")]);
     }
 
     #[test]
@@ -1146,32 +1126,26 @@ mod tests {
                 SseItem::Comment(Bytes::from_static(b" keep-alive")),
                 SseItem::Comment(Bytes::new()),
                 SseItem::Comment(Bytes::from_static(b" inside")),
-                SseItem::Event(ev(None, None, Some("x"), None)),
+                SseItem::Event(data("x")),
             ]
         );
     }
 
     #[test]
     fn leading_bom_is_skipped_once_even_when_split() {
-        assert_eq!(
-            events(b"\xEF\xBB\xBFdata: x\n\n"),
-            vec![ev(None, None, Some("x"), None)]
-        );
+        assert_eq!(events(b"\xEF\xBB\xBFdata: x\n\n"), vec![data("x")]);
         let (items, _) = parse_chunks(&[b"\xEF", b"\xBB", b"\xBFdata: x\n\n"], 64);
-        assert_eq!(items, vec![SseItem::Event(ev(None, None, Some("x"), None))]);
+        assert_eq!(items, vec![SseItem::Event(data("x"))]);
         // A second BOM is content: the field name is then not `data`.
         assert_eq!(events(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n"), vec![]);
         // Not a BOM after all: the bytes are line content.
         let (items, _) = parse_chunks(&[b"\xEF", b"\xBBdata: x\n\ndata: y\n\n"], 64);
-        assert_eq!(items, vec![SseItem::Event(ev(None, None, Some("y"), None))]);
-        let mut scanner = SseScanner::new();
-        scanner.feed(b"\xEF\xBB");
-        assert!(
-            !scanner.at_event_boundary(),
+        assert_eq!(items, vec![SseItem::Event(data("y"))]);
+        assert_eq!(
+            boundaries(&[b"\xEF\xBB", b"\xBF"]),
+            [false, true],
             "half a BOM must not be split by an insertion"
         );
-        scanner.feed(b"\xBF");
-        assert!(scanner.at_event_boundary());
     }
 
     #[test]
@@ -1227,7 +1201,7 @@ mod tests {
         assert!(first.truncated);
         assert_eq!(first.data.as_ref().unwrap().len(), 64 - 6);
         // The parser recovers: the next event is whole.
-        assert_eq!(items[1], SseItem::Event(ev(None, None, Some("ok"), None)));
+        assert_eq!(items[1], SseItem::Event(data("ok")));
     }
 
     #[test]
@@ -1316,7 +1290,7 @@ mod tests {
                 },
                 SseBlock {
                     end: 19,
-                    event: Some(ev(None, None, Some("a"), None))
+                    event: Some(data("a"))
                 },
                 SseBlock {
                     end: 34,
@@ -1327,7 +1301,7 @@ mod tests {
         assert_eq!(&chunk[..8], b": ping\n\n");
         assert!(!parser.at_event_boundary());
         // The unfinished last block, when the stream ends there.
-        assert_eq!(parser.finish(), Some(ev(None, None, Some("c"), None)));
+        assert_eq!(parser.finish(), Some(data("c")));
         assert!(parser.at_event_boundary());
         assert_eq!(parser.finish(), None);
     }
@@ -1340,7 +1314,7 @@ mod tests {
         scanner.feed(b"\0b\ndata: x\n\n");
         assert_eq!(parser.last_event_id(), &Bytes::from_static(b"1"));
         assert!(scanner.has_last_event_id());
-        assert_eq!(items[1], SseItem::Event(ev(None, None, Some("x"), None)));
+        assert_eq!(items[1], SseItem::Event(data("x")));
     }
 
     #[test]
@@ -1386,7 +1360,7 @@ mod tests {
                 "{chunks:?}"
             );
             assert!(scanner.has_last_event_id() && parser.scanner().has_last_event_id());
-            assert_eq!(items[1], SseItem::Event(ev(None, None, Some("y"), None)));
+            assert_eq!(items[1], SseItem::Event(data("y")));
         }
     }
 

@@ -98,6 +98,32 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long the accept loop pauses after an accept error such as `EMFILE`.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A tower service [`Server`] can serve, with responses of body `B`: `Clone` and `Send`, for
+/// `Request<hyper::body::Incoming>`, with a `Send` future and an error that converts to a
+/// boxed error. axum's `Router` is one. Implemented for every such service: there is nothing
+/// to implement.
+pub trait Servable<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Servable<B> for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+}
+
 /// An HTTP/1.1 accept loop with timeouts and a connection cap; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -152,12 +178,8 @@ impl Server {
     /// ends. Accept errors are logged and retried, never returned.
     pub async fn serve<S, B>(self, listener: TcpListener, service: S) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S: Servable<B>,
+        B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
     {
         self.serve_with_shutdown(listener, service, std::future::pending())
             .await
@@ -173,12 +195,8 @@ impl Server {
         signal: F,
     ) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S: Servable<B>,
+        B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
         F: Future<Output = ()> + Send,
     {
         let mut http = http1::Builder::new();
@@ -258,12 +276,8 @@ impl Default for Server {
 /// ```
 pub async fn serve<S, B>(listener: TcpListener, service: S) -> io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: Servable<B>,
+    B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
 {
     Server::new().serve(listener, service).await
 }

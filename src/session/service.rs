@@ -237,10 +237,29 @@ mod tests {
 
     impl Harness<MemorySessionStore> {
         fn new(mode: SessionMode) -> Self {
+            Harness::configured(mode, |layer| layer)
+        }
+
+        /// A harness whose layer (over a memory store, in `mode`) `configure` sets up.
+        fn configured(
+            mode: SessionMode,
+            configure: impl FnOnce(SessionLayer) -> SessionLayer,
+        ) -> Self {
             let store = MemorySessionStore::new();
             Harness {
-                layer: SessionLayer::with_store(store.clone()).mode(mode),
+                layer: configure(SessionLayer::with_store(store.clone()).mode(mode)),
                 store,
+                server: Server::default(),
+            }
+        }
+    }
+
+    impl Harness<()> {
+        /// A harness around `layer`, whose store the tests do not read.
+        fn without_store(layer: SessionLayer) -> Self {
+            Harness {
+                store: (),
+                layer,
                 server: Server::default(),
             }
         }
@@ -256,6 +275,15 @@ mod tests {
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await.unwrap().to_bytes();
             Response::from_parts(parts, bytes)
+        }
+
+        async fn status(&self, request: Request<Full<Bytes>>) -> StatusCode {
+            self.send(request).await.status()
+        }
+
+        /// The status of a `tools/list` in session `id`.
+        async fn list(&self, id: &str) -> StatusCode {
+            self.status(post(Some(id), LIST, None)).await
         }
 
         async fn initialize(&self, principal: Option<&Principal>) -> SessionId {
@@ -285,6 +313,18 @@ mod tests {
         if let Some(p) = principal {
             request.extensions_mut().insert(p.clone());
         }
+        request
+    }
+
+    /// `request` with one more header.
+    fn with(
+        mut request: Request<Full<Bytes>>,
+        name: &'static str,
+        value: &'static str,
+    ) -> Request<Full<Bytes>> {
+        request
+            .headers_mut()
+            .insert(name, http::HeaderValue::from_static(value));
         request
     }
 
@@ -379,11 +419,7 @@ mod tests {
     #[tokio::test]
     async fn session_is_learned_from_an_sse_initialize_response_with_its_replica() {
         let h = Harness::new(SessionMode::Enforce);
-        let mut request = post(None, INIT, None);
-        request.headers_mut().insert("x-sse", "1".parse().unwrap());
-        request
-            .headers_mut()
-            .insert("x-replica", "1".parse().unwrap());
+        let request = with(with(post(None, INIT, None), "x-sse", "1"), "x-replica", "1");
         let response = h.send(request).await;
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let id = response.extensions().get::<SessionId>().unwrap();
@@ -417,14 +453,12 @@ mod tests {
     async fn delete_ends_the_session_once_the_server_accepts() {
         let h = Harness::new(SessionMode::Enforce);
         let id = h.initialize(None).await;
-        let mut refused = bodyless(Method::DELETE, id.as_str(), None);
-        refused
-            .headers_mut()
-            .insert("x-no-delete", "1".parse().unwrap());
-        assert_eq!(
-            h.send(refused).await.status(),
-            StatusCode::METHOD_NOT_ALLOWED
+        let refused = with(
+            bodyless(Method::DELETE, id.as_str(), None),
+            "x-no-delete",
+            "1",
         );
+        assert_eq!(h.status(refused).await, StatusCode::METHOD_NOT_ALLOWED);
         assert!(h.store.get(&id).await.unwrap().is_some());
         let response = h.send(bodyless(Method::DELETE, id.as_str(), None)).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -437,29 +471,21 @@ mod tests {
     async fn server_404_removes_the_record() {
         let h = Harness::new(SessionMode::Enforce);
         let id = h.initialize(None).await;
-        let mut request = post(Some(id.as_str()), LIST, None);
-        request
-            .headers_mut()
-            .insert("x-forget", "1".parse().unwrap());
-        assert_eq!(h.send(request).await.status(), StatusCode::NOT_FOUND);
+        let request = with(post(Some(id.as_str()), LIST, None), "x-forget", "1");
+        assert_eq!(h.status(request).await, StatusCode::NOT_FOUND);
         assert!(h.store.get(&id).await.unwrap().is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_session_expires_after_its_ttl() {
-        let mut h = Harness::new(SessionMode::Enforce);
-        h.layer = h.layer.idle_ttl(Duration::from_secs(60));
+        let h = Harness::configured(SessionMode::Enforce, |layer| {
+            layer.idle_ttl(Duration::from_secs(60))
+        });
         let id = h.initialize(None).await;
         tokio::time::advance(Duration::from_secs(50)).await;
-        assert_eq!(
-            h.send(post(Some(id.as_str()), LIST, None)).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(h.list(id.as_str()).await, StatusCode::OK);
         tokio::time::advance(Duration::from_secs(50)).await;
-        assert_eq!(
-            h.send(post(Some(id.as_str()), LIST, None)).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(h.list(id.as_str()).await, StatusCode::OK);
         tokio::time::advance(Duration::from_secs(61)).await;
         let response = h.send(post(Some(id.as_str()), LIST, None)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -468,34 +494,29 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn busy_session_ends_at_its_absolute_lifetime() {
-        let mut h = Harness::new(SessionMode::Enforce);
-        h.layer = h
-            .layer
-            .idle_ttl(Duration::from_secs(60))
-            .max_lifetime(Duration::from_secs(100));
+        let h = Harness::configured(SessionMode::Enforce, |layer| {
+            layer
+                .idle_ttl(Duration::from_secs(60))
+                .max_lifetime(Duration::from_secs(100))
+        });
         let id = h.initialize(None).await;
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(30)).await;
-            assert_eq!(
-                h.send(post(Some(id.as_str()), LIST, None)).await.status(),
-                StatusCode::OK
-            );
+            assert_eq!(h.list(id.as_str()).await, StatusCode::OK);
         }
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(
-            h.send(post(Some(id.as_str()), LIST, None)).await.status(),
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(h.list(id.as_str()).await, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
     async fn caps_refuse_initialize_with_429_or_503_never_400_404_405() {
+        let alice = Principal::new("alice");
+        let bob = Principal::new("bob");
         // Caps hold in every mode, the default (observe) included.
         for mode in [SessionMode::Observe, SessionMode::Enforce] {
-            let mut h = Harness::new(mode);
-            h.layer = h.layer.max_sessions_per_principal(2).max_sessions(3);
-            let alice = Principal::new("alice");
-            let bob = Principal::new("bob");
+            let h = Harness::configured(mode, |layer| {
+                layer.max_sessions_per_principal(2).max_sessions(3)
+            });
             let first = h.initialize(Some(&alice)).await;
             h.initialize(Some(&alice)).await;
             let response = h.send(post(None, INIT, Some(&alice))).await;
@@ -519,16 +540,13 @@ mod tests {
     async fn observe_mode_records_but_never_refuses() {
         let h = Harness::new(SessionMode::Observe);
         let alice = Principal::new("alice");
-        assert_eq!(
-            h.send(post(None, LIST, None)).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(h.status(post(None, LIST, None)).await, StatusCode::OK);
         let mut invalid = post(None, LIST, None);
         invalid.headers_mut().insert(
             "mcp-session-id",
             http::HeaderValue::from_bytes(b"a b").unwrap(),
         );
-        assert_eq!(h.send(invalid).await.status(), StatusCode::OK);
+        assert_eq!(h.status(invalid).await, StatusCode::OK);
         let id = h.initialize(Some(&alice)).await;
         assert!(h.store.get(&id).await.unwrap().is_some());
         // Binding holds in every mode (R32): another principal's request is refused.
@@ -566,8 +584,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_refused_foreign_request_never_refreshes_the_owners_idle_timer() {
         for mode in [SessionMode::Observe, SessionMode::Enforce] {
-            let mut h = Harness::new(mode);
-            h.layer = h.layer.idle_ttl(Duration::from_secs(60));
+            let h = Harness::configured(mode, |layer| layer.idle_ttl(Duration::from_secs(60)));
             let alice = Principal::new("alice").with_issuer("i");
             let bob = Principal::new("bob").with_issuer("i");
             let id = h.initialize(Some(&alice)).await;
@@ -586,10 +603,11 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_initializes_never_overshoot_the_caps() {
+        let alice = Principal::new("alice");
         for mode in [SessionMode::Observe, SessionMode::Enforce] {
-            let mut h = Harness::new(mode);
-            h.layer = h.layer.max_sessions(5).max_sessions_per_principal(3);
-            let alice = Principal::new("alice");
+            let h = Harness::configured(mode, |layer| {
+                layer.max_sessions(5).max_sessions_per_principal(3)
+            });
             let sends = (0..20).map(|i| {
                 let who = if i % 2 == 0 { Some(&alice) } else { None };
                 h.send(post(None, INIT, who))
@@ -618,13 +636,15 @@ mod tests {
         let h = Harness::new(SessionMode::Enforce);
         let modern = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
         for session in [None, Some("whatever")] {
-            let mut request = post(session, modern, None);
-            request
-                .headers_mut()
-                .insert("mcp-protocol-version", "2026-07-28".parse().unwrap());
-            request
-                .headers_mut()
-                .insert("mcp-method", "tools/list".parse().unwrap());
+            let request = with(
+                with(
+                    post(session, modern, None),
+                    "mcp-protocol-version",
+                    "2026-07-28",
+                ),
+                "mcp-method",
+                "tools/list",
+            );
             let response = h.send(request).await;
             assert_eq!(response.status(), StatusCode::OK);
             assert!(response.headers().get("x-seen-session").is_none());
@@ -637,11 +657,12 @@ mod tests {
     async fn the_version_the_client_then_speaks_is_recorded() {
         let h = Harness::new(SessionMode::Enforce);
         let id = h.initialize(None).await;
-        let mut request = post(Some(id.as_str()), LIST, None);
-        request
-            .headers_mut()
-            .insert("mcp-protocol-version", "2025-06-18".parse().unwrap());
-        assert_eq!(h.send(request).await.status(), StatusCode::OK);
+        let request = with(
+            post(Some(id.as_str()), LIST, None),
+            "mcp-protocol-version",
+            "2025-06-18",
+        );
+        assert_eq!(h.status(request).await, StatusCode::OK);
         let record = h.store.get(&id).await.unwrap().unwrap();
         assert_eq!(record.protocol_version(), ProtocolVersion::V2025_06_18);
     }
@@ -687,40 +708,24 @@ mod tests {
 
     #[tokio::test]
     async fn store_failure_gets_503_in_enforce_and_passes_in_observe() {
-        let h = Harness {
-            store: (),
-            layer: SessionLayer::with_store(DownStore)
+        let h = Harness::without_store(
+            SessionLayer::with_store(DownStore)
                 .enforce()
                 .max_sessions(10),
-            server: Server::default(),
-        };
+        );
         let response = h.send(post(Some("s"), LIST, None)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(reason(&response), Reason::StoreUnavailable);
         assert_eq!(json(&response)["id"], 7);
         let response = h.send(post(None, INIT, None)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let h = Harness {
-            store: (),
-            layer: SessionLayer::with_store(DownStore).enforce(),
-            server: Server::default(),
-        };
+        let h = Harness::without_store(SessionLayer::with_store(DownStore).enforce());
         // Without caps, the initialize reaches the server, but the session cannot be
         // recorded: enforce mode answers 503 rather than 404 the client's next request.
         let response = h.send(post(None, INIT, None)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let h = Harness {
-            store: (),
-            layer: SessionLayer::with_store(DownStore).observe(),
-            server: Server::default(),
-        };
-        assert_eq!(
-            h.send(post(None, INIT, None)).await.status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            h.send(post(Some("s"), LIST, None)).await.status(),
-            StatusCode::OK
-        );
+        let h = Harness::without_store(SessionLayer::with_store(DownStore).observe());
+        assert_eq!(h.status(post(None, INIT, None)).await, StatusCode::OK);
+        assert_eq!(h.list("s").await, StatusCode::OK);
     }
 }

@@ -458,6 +458,13 @@ mod tests {
         StreamKey::new(Some(session.parse().unwrap()), stream)
     }
 
+    /// A memory store with the default limits but what `edit` sets.
+    fn limited(edit: impl FnOnce(&mut EventLogLimits)) -> MemoryEventStore {
+        let mut limits = EventLogLimits::default();
+        edit(&mut limits);
+        MemoryEventStore::with_limits(limits)
+    }
+
     async fn next(tail: &mut EventTail) -> Option<Result<StoredEvent, StoreError>> {
         std::future::poll_fn(|cx| Pin::new(&mut *tail).poll_next(cx)).await
     }
@@ -538,10 +545,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cursor_before_the_kept_window_is_refused() {
-        let store = MemoryEventStore::with_limits(EventLogLimits {
-            max_events_per_stream: 2,
-            ..EventLogLimits::default()
-        });
+        let store = limited(|limits| limits.max_events_per_stream = 2);
         let k = key("s", "a");
         let mut seqs = Vec::new();
         for _ in 0..5 {
@@ -572,10 +576,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn old_events_age_out() {
-        let store = MemoryEventStore::with_limits(EventLogLimits {
-            max_age: Duration::from_secs(10),
-            ..EventLogLimits::default()
-        });
+        let store = limited(|limits| limits.max_age = Duration::from_secs(10));
         let k = key("s", "a");
         let first = store.append(&k, Bytes::from_static(b"old")).await.unwrap();
         tokio::time::advance(Duration::from_secs(11)).await;
@@ -589,10 +590,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_reader_gets_evicted_instead_of_a_silent_hole() {
-        let store = MemoryEventStore::with_limits(EventLogLimits {
-            max_events_per_stream: 2,
-            ..EventLogLimits::default()
-        });
+        let store = limited(|limits| limits.max_events_per_stream = 2);
         let k = key("s", "a");
         store.append(&k, Bytes::from_static(b"1")).await.unwrap();
         let mut tail = store.tail(&k, 0).await.unwrap().unwrap();
@@ -606,10 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn removing_a_session_ends_its_tails_and_bounds_streams() {
-        let store = MemoryEventStore::with_limits(EventLogLimits {
-            max_streams: 2,
-            ..EventLogLimits::default()
-        });
+        let store = limited(|limits| limits.max_streams = 2);
         let seq = store
             .append(&key("s", "a"), Bytes::from_static(b"1"))
             .await
@@ -782,17 +777,27 @@ mod rmcp_resume {
     }
 
     impl<M: SessionManager> SessionBoundResume<M> {
-        fn sealing<S>(&self, session: &SessionId, inner: S) -> Sealing<Pin<Box<S>>>
+        /// The inner manager's stream, its event ids sealed to `session`; or its error.
+        fn sealing<S>(
+            &self,
+            session: &SessionId,
+            stream: Result<S, M::Error>,
+        ) -> Result<Sealing<Pin<Box<S>>>, SessionBoundResumeError<M::Error>>
         where
             S: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
         {
-            Sealing {
-                inner: Box::pin(inner),
+            Ok(Sealing {
+                inner: Box::pin(inner(stream)?),
                 key: Arc::clone(&self.key),
                 session: session.clone(),
                 last: None,
-            }
+            })
         }
+    }
+
+    /// An answer of the inner manager, its error wrapped.
+    fn inner<T, E>(answer: Result<T, E>) -> Result<T, SessionBoundResumeError<E>> {
+        answer.map_err(SessionBoundResumeError::Inner)
     }
 
     impl<M: SessionManager> SessionManager for SessionBoundResume<M> {
@@ -800,10 +805,7 @@ mod rmcp_resume {
         type Transport = M::Transport;
 
         async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-            self.inner
-                .create_session()
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.create_session().await)
         }
 
         async fn initialize_session(
@@ -811,24 +813,15 @@ mod rmcp_resume {
             id: &SessionId,
             message: ClientJsonRpcMessage,
         ) -> Result<ServerJsonRpcMessage, Self::Error> {
-            self.inner
-                .initialize_session(id, message)
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.initialize_session(id, message).await)
         }
 
         async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-            self.inner
-                .has_session(id)
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.has_session(id).await)
         }
 
         async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-            self.inner
-                .close_session(id)
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.close_session(id).await)
         }
 
         async fn create_stream(
@@ -837,12 +830,7 @@ mod rmcp_resume {
             message: ClientJsonRpcMessage,
         ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>
         {
-            let stream = self
-                .inner
-                .create_stream(id, message)
-                .await
-                .map_err(SessionBoundResumeError::Inner)?;
-            Ok(self.sealing(id, stream))
+            self.sealing(id, self.inner.create_stream(id, message).await)
         }
 
         async fn accept_message(
@@ -850,10 +838,7 @@ mod rmcp_resume {
             id: &SessionId,
             message: ClientJsonRpcMessage,
         ) -> Result<(), Self::Error> {
-            self.inner
-                .accept_message(id, message)
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.accept_message(id, message).await)
         }
 
         async fn create_standalone_stream(
@@ -861,12 +846,7 @@ mod rmcp_resume {
             id: &SessionId,
         ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>
         {
-            let stream = self
-                .inner
-                .create_standalone_stream(id)
-                .await
-                .map_err(SessionBoundResumeError::Inner)?;
-            Ok(self.sealing(id, stream))
+            self.sealing(id, self.inner.create_standalone_stream(id).await)
         }
 
         async fn resume(
@@ -883,22 +863,14 @@ mod rmcp_resume {
             if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
                 return Err(foreign);
             }
-            let stream = self
-                .inner
-                .resume(id, inner_id.to_owned())
-                .await
-                .map_err(SessionBoundResumeError::Inner)?;
-            Ok(self.sealing(id, stream))
+            self.sealing(id, self.inner.resume(id, inner_id.to_owned()).await)
         }
 
         async fn restore_session(
             &self,
             id: SessionId,
         ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-            self.inner
-                .restore_session(id)
-                .await
-                .map_err(SessionBoundResumeError::Inner)
+            inner(self.inner.restore_session(id).await)
         }
 
         fn event_store(&self) -> Option<Arc<dyn RmcpEventStore>> {

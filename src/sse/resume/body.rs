@@ -32,8 +32,8 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Passthrough { #[pin] inner: B },
-        Refused { #[pin] inner: EdgeBody<B> },
+        // The server's body untouched, or a refusal.
+        Plain { #[pin] inner: EdgeBody<B> },
         Tracked { tracked: Tracked<B> },
         Replay { replay: Replay<B> },
     }
@@ -182,15 +182,15 @@ impl<B: Body<Data = Bytes>> Replay<B> {
 }
 
 impl<B> ResumeBody<B> {
+    /// The server's body, untouched.
     pub(super) fn passthrough(inner: B) -> Self {
-        ResumeBody {
-            kind: Kind::Passthrough { inner },
-        }
+        ResumeBody::plain(EdgeBody::new(inner))
     }
 
-    pub(super) fn refused(inner: EdgeBody<B>) -> Self {
+    /// A body forwarded as it is: the server's, or a refusal's.
+    pub(super) fn plain(inner: EdgeBody<B>) -> Self {
         ResumeBody {
-            kind: Kind::Refused { inner },
+            kind: Kind::Plain { inner },
         }
     }
 
@@ -229,8 +229,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Passthrough { inner } => inner.poll_frame(cx),
-            KindProj::Refused { inner } => inner.poll_frame(cx),
+            KindProj::Plain { inner } => inner.poll_frame(cx),
             KindProj::Tracked { tracked } => tracked.poll_frame(cx),
             KindProj::Replay { replay } => replay.poll_frame(cx),
         }
@@ -238,8 +237,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Passthrough { inner } => inner.is_end_stream(),
-            Kind::Refused { inner } => inner.is_end_stream(),
+            Kind::Plain { inner } => inner.is_end_stream(),
             Kind::Tracked { tracked } => tracked.state.is_none() && tracked.out.is_empty(),
             Kind::Replay { .. } => false,
         }
@@ -247,8 +245,7 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Passthrough { inner } => inner.size_hint(),
-            Kind::Refused { inner } => inner.size_hint(),
+            Kind::Plain { inner } => inner.size_hint(),
             // Id lines are added: never an exact length.
             Kind::Tracked { .. } | Kind::Replay { .. } => SizeHint::new(),
         }
@@ -258,8 +255,7 @@ where
 impl<B> fmt::Debug for ResumeBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
-            Kind::Passthrough { .. } => "passthrough",
-            Kind::Refused { .. } => "refused",
+            Kind::Plain { .. } => "plain",
             Kind::Tracked { .. } => "recorded",
             Kind::Replay { .. } => "replay",
         };

@@ -126,7 +126,7 @@ impl<F, B> ResponseFuture<F, B> {
         prime: bool,
     ) -> Self {
         let lookup = config.store.tail(&cursor.key, cursor.seq);
-        let settle_until = Instant::now() + config.settle;
+        let settle_until = Instant::now() + config.settings.settle;
         ResponseFuture {
             state: State::Replay {
                 replay: Box::new(Lookup {
@@ -194,7 +194,7 @@ where
             }
             StateProj::Rejected { rejection } => {
                 let rejection = rejection.take().expect("polled after completion");
-                Poll::Ready(Ok(rejection.into_response().map(ResumeBody::refused)))
+                Poll::Ready(Ok(rejection.into_response().map(ResumeBody::plain)))
             }
             StateProj::Replay { replay } => replay.poll(cx),
         }
@@ -232,9 +232,10 @@ where
     let tracker = Tracker::start(Arc::clone(config), sealed);
     // A POST stream carries a request's answer: it goes on being recorded when the client
     // leaves. A GET stream is the server's open channel: it ends with the client.
-    let detach =
-        (kind == StreamKind::Post && config.drain_bytes > 0 && !config.drain_time.is_zero())
-            .then_some(detach::<B> as super::body::Detach<B>);
+    let detach = (kind == StreamKind::Post
+        && config.settings.drain_bytes > 0
+        && !config.settings.drain_time.is_zero())
+    .then_some(detach::<B> as super::body::Detach<B>);
     let mut tracked = Tracked::new(body, tracker, detach);
     if prime {
         tracked.prime();
@@ -251,7 +252,7 @@ where
 {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         // Counted by the drain from now on: a shutdown waits for it (within the grace).
-        let registration = tracker.config.drain.as_ref().map(|d| d.register());
+        let registration = tracker.config.settings.drain.as_ref().map(|d| d.register());
         handle.spawn(drain_detached(inner, tracker, registration));
     }
 }
@@ -263,9 +264,9 @@ async fn drain_detached<B>(
 ) where
     B: Body<Data = Bytes> + Send + 'static,
 {
-    let mut deadline = Instant::now() + tracker.config.drain_time;
-    let mut left = tracker.config.drain_bytes;
-    let grace = tracker.config.drain_grace;
+    let mut deadline = Instant::now() + tracker.config.settings.drain_time;
+    let mut left = tracker.config.settings.drain_bytes;
+    let grace = tracker.config.settings.drain_grace;
     let mut draining = false;
     loop {
         let mut watch = registration.as_mut().filter(|_| !draining);
@@ -420,5 +421,5 @@ fn expired() -> Rejection {
 }
 
 fn refuse<B>(rejection: Rejection) -> Response<ResumeBody<B>> {
-    rejection.into_response().map(ResumeBody::refused)
+    rejection.into_response().map(ResumeBody::plain)
 }

@@ -171,13 +171,7 @@ pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(300);
 pub struct ResumeLayer {
     store: Arc<dyn EventStore>,
     key: Option<[u8; 32]>,
-    drain_bytes: usize,
-    drain_time: Duration,
-    settle: Duration,
-    max_event_bytes: usize,
-    max_queued_bytes: usize,
-    drain: Option<Drain>,
-    drain_grace: Duration,
+    settings: Settings,
     /// Built on first use so that every service of this layer shares one key.
     config: Arc<std::sync::OnceLock<Arc<Config>>>,
 }
@@ -185,9 +179,7 @@ pub struct ResumeLayer {
 impl std::fmt::Debug for ResumeLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResumeLayer")
-            .field("drain_bytes", &self.drain_bytes)
-            .field("drain_time", &self.drain_time)
-            .field("settle", &self.settle)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +188,12 @@ impl std::fmt::Debug for ResumeLayer {
 struct Config {
     store: Arc<dyn EventStore>,
     sealer: Sealer,
+    settings: Settings,
+}
+
+/// The layer's settings, as its streams read them.
+#[derive(Debug, Clone)]
+struct Settings {
     drain_bytes: usize,
     drain_time: Duration,
     settle: Duration,
@@ -218,55 +216,47 @@ impl ResumeLayer {
         ResumeLayer {
             store,
             key: None,
-            drain_bytes: DEFAULT_DRAIN_BYTES,
-            drain_time: DEFAULT_DRAIN_TIME,
-            settle: Duration::from_millis(500),
-            max_event_bytes: crate::protocol::sse::DEFAULT_MAX_EVENT_BYTES,
-            max_queued_bytes: 16 << 20,
-            drain: None,
-            drain_grace: super::DEFAULT_GRACE,
+            settings: Settings {
+                drain_bytes: DEFAULT_DRAIN_BYTES,
+                drain_time: DEFAULT_DRAIN_TIME,
+                settle: Duration::from_millis(500),
+                max_event_bytes: crate::protocol::sse::DEFAULT_MAX_EVENT_BYTES,
+                max_queued_bytes: 16 << 20,
+                drain: None,
+                drain_grace: super::DEFAULT_GRACE,
+            },
             config: Arc::default(),
         }
     }
 
     /// Seals ids with `key` instead of a random one: every gateway instance sharing an event
     /// store must use the same key (derive it from a secret of at least 32 random bytes).
-    pub fn key(mut self, key: [u8; 32]) -> Self {
-        self.key = Some(key);
-        self.config = Arc::default();
-        self
+    pub fn key(self, key: [u8; 32]) -> Self {
+        self.set(|layer| layer.key = Some(key))
     }
 
     /// How many bytes of a POST stream the layer reads on after its client left (default
     /// 8 MiB; 0 turns the drain off, and the server's body is dropped with the client).
-    pub fn drain_bytes(mut self, bytes: usize) -> Self {
-        self.drain_bytes = bytes;
-        self.config = Arc::default();
-        self
+    pub fn drain_bytes(self, bytes: usize) -> Self {
+        self.set(|layer| layer.settings.drain_bytes = bytes)
     }
 
     /// How long the layer reads on a POST stream after its client left (default 5 min).
-    pub fn drain_time(mut self, time: Duration) -> Self {
-        self.drain_time = time;
-        self.config = Arc::default();
-        self
+    pub fn drain_time(self, time: Duration) -> Self {
+        self.set(|layer| layer.settings.drain_time = time)
     }
 
     /// How long a resume waits for a cursor's event to reach the store before answering
     /// [`Reason::EventsExpired`](crate::Reason::EventsExpired) (default 500 ms): the client
     /// may see an event before the store has it.
-    pub fn settle(mut self, settle: Duration) -> Self {
-        self.settle = settle;
-        self.config = Arc::default();
-        self
+    pub fn settle(self, settle: Duration) -> Self {
+        self.set(|layer| layer.settings.settle = settle)
     }
 
     /// The largest event recorded (default 1 MiB): past it, recording of that stream stops
     /// (a resume past that point is answered as expired), the stream itself goes on.
-    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.max_event_bytes = bytes;
-        self.config = Arc::default();
-        self
+    pub fn max_event_bytes(self, bytes: usize) -> Self {
+        self.set(|layer| layer.settings.max_event_bytes = bytes)
     }
 
     /// Attaches the streams read on after their client left to `drain` (the handle given to
@@ -277,16 +267,19 @@ impl ResumeLayer {
     /// resume on another instance ends there instead of waiting). A stream the drain ended
     /// at the client is read on the same way: its client resumes elsewhere, from the shared
     /// log, without losing what the server sent meanwhile.
-    pub fn drain(mut self, drain: Drain) -> Self {
-        self.drain = Some(drain);
-        self.config = Arc::default();
-        self
+    pub fn drain(self, drain: Drain) -> Self {
+        self.set(|layer| layer.settings.drain = Some(drain))
     }
 
     /// How long a stream read on after its client left is still recorded once the
     /// [drain](Self::drain) starts (default 30 s, as the SSE layer's grace).
-    pub fn drain_grace(mut self, grace: Duration) -> Self {
-        self.drain_grace = grace;
+    pub fn drain_grace(self, grace: Duration) -> Self {
+        self.set(|layer| layer.settings.drain_grace = grace)
+    }
+
+    /// Applies one setting; the config the services share is built again with it.
+    fn set(mut self, apply: impl FnOnce(&mut Self)) -> Self {
+        apply(&mut self);
         self.config = Arc::default();
         self
     }
@@ -296,13 +289,7 @@ impl ResumeLayer {
             Arc::new(Config {
                 store: Arc::clone(&self.store),
                 sealer: Sealer::new(self.key.unwrap_or_else(Sealer::random_key)),
-                drain_bytes: self.drain_bytes,
-                drain_time: self.drain_time,
-                settle: self.settle,
-                max_event_bytes: self.max_event_bytes,
-                max_queued_bytes: self.max_queued_bytes,
-                drain: self.drain.clone(),
-                drain_grace: self.drain_grace,
+                settings: self.settings.clone(),
             })
         }))
     }

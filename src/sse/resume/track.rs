@@ -59,7 +59,7 @@ impl Tracker {
             done,
         ));
         Tracker {
-            parser: SseParser::with_max_event_bytes(config.max_event_bytes),
+            parser: SseParser::with_max_event_bytes(config.settings.max_event_bytes),
             config,
             pending: Vec::new(),
             pending_len: 0,
@@ -180,7 +180,7 @@ impl Tracker {
             let rest = chunk.slice(from..);
             self.pending_len += rest.len();
             self.pending.push(rest);
-            if self.pending_len > self.config.max_event_bytes {
+            if self.pending_len > self.config.settings.max_event_bytes {
                 // An event larger than the log takes: what was held goes on, recording
                 // stops here, and a resume past this point is answered as expired.
                 if let Some(out) = out {
@@ -205,7 +205,7 @@ impl Tracker {
         let plain = n >= 3
             && bytes[n - 1] == b'\n'
             && bytes[n - 2] == b'\n'
-            && n <= self.config.max_event_bytes
+            && n <= self.config.settings.max_event_bytes
             && self.pending.is_empty()
             && !self.skip_lf
             && self.parser.at_event_boundary()
@@ -280,7 +280,7 @@ impl Tracker {
         debug_assert!(!data.is_empty(), "an empty event marks a cut");
         let len = data.len();
         let queued = self.queued.fetch_add(len, Ordering::Relaxed) + len;
-        if queued > self.config.max_queued_bytes
+        if queued > self.config.settings.max_queued_bytes
             || writer
                 .send(StoredEvent {
                     seq: self.seq,

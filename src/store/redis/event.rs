@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 use tokio::sync::mpsc;
 
 use super::{RedisConnection, RedisSource, bounded, now_ms};
@@ -136,6 +136,25 @@ struct Keys {
     name: String,
 }
 
+impl Keys {
+    /// An invocation of an append script ([`APPEND`], [`APPEND_BATCH`]) on this stream, with
+    /// what both take first: the keys (stream, seq, fin, session index, base), then the
+    /// maximum length, the max age in ms, the time in ms and the stream's name.
+    fn append<'a>(&self, script: &'a Script, shared: &Shared) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(&self.stream);
+        invocation
+            .key(&self.seq)
+            .key(&self.fin)
+            .key(&self.index)
+            .key(&self.base)
+            .arg(shared.limits.max_events_per_stream.max(1))
+            .arg(shared.max_age_ms())
+            .arg(now_ms())
+            .arg(&self.name);
+        invocation
+    }
+}
+
 impl Shared {
     fn keys(&self, key: &StreamKey) -> Keys {
         let tag = key.session().map_or(key.stream(), SessionId::as_str);
@@ -156,21 +175,18 @@ impl Shared {
     }
 }
 
-// KEYS: stream, seq, fin, session index, base. ARGV: data, maxlen, max age ms, now ms,
-// stream name, base for a new stream.
+// KEYS: stream, seq, fin, session index, base. ARGV: maxlen, max age ms, now ms, stream
+// name, base for a new stream, data.
 const APPEND: &str = r#"
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-if redis.call('SET', KEYS[2], ARGV[6], 'NX') then
-  redis.call('SET', KEYS[5], ARGV[6])
+if redis.call('SET', KEYS[2], ARGV[5], 'NX') then
+  redis.call('SET', KEYS[5], ARGV[5])
 end
 local seq = redis.call('INCR', KEYS[2])
 -- Sequence numbers are above 2^40: format them without Lua's exponent notation.
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. string.format('%.0f', seq), 't', ARGV[4], 'd', ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[4], ARGV[3])
-redis.call('PEXPIRE', KEYS[5], ARGV[3])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '0-' .. string.format('%.0f', seq), 't', ARGV[3], 'd', ARGV[6])
+redis.call('SADD', KEYS[4], ARGV[4])
+for _, key in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5]}) do redis.call('PEXPIRE', key, ARGV[2]) end
 return seq
 "#;
 
@@ -193,10 +209,7 @@ for i = 6, #ARGV do
 end
 redis.call('SET', KEYS[2], string.format('%.0f', seq))
 redis.call('SADD', KEYS[4], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[4], ARGV[2])
-redis.call('PEXPIRE', KEYS[5], ARGV[2])
+for _, key in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5]}) do redis.call('PEXPIRE', key, ARGV[2]) end
 return seq
 "#;
 
@@ -255,18 +268,8 @@ impl EventStore for RedisEventStore {
         let shared = Arc::clone(&self.shared);
         let keys = shared.keys(stream);
         StoreFuture::boxed(async move {
-            let mut invocation = shared.append.key(&keys.stream);
-            invocation
-                .key(&keys.seq)
-                .key(&keys.fin)
-                .key(&keys.index)
-                .key(&keys.base)
-                .arg(&data[..])
-                .arg(shared.limits.max_events_per_stream.max(1))
-                .arg(shared.max_age_ms())
-                .arg(now_ms())
-                .arg(&keys.name)
-                .arg(crate::store::stream_base());
+            let mut invocation = keys.append(&shared.append, &shared);
+            invocation.arg(crate::store::stream_base()).arg(&data[..]);
             let seq: i64 = bounded(shared.timeout, async {
                 invocation.invoke_async(&mut conn).await
             })
@@ -286,17 +289,8 @@ impl EventStore for RedisEventStore {
         let shared = Arc::clone(&self.shared);
         let keys = shared.keys(stream);
         StoreFuture::boxed(async move {
-            let mut invocation = shared.append_batch.key(&keys.stream);
-            invocation
-                .key(&keys.seq)
-                .key(&keys.fin)
-                .key(&keys.index)
-                .key(&keys.base)
-                .arg(shared.limits.max_events_per_stream.max(1))
-                .arg(shared.max_age_ms())
-                .arg(now_ms())
-                .arg(&keys.name)
-                .arg(first);
+            let mut invocation = keys.append(&shared.append_batch, &shared);
+            invocation.arg(first);
             for event in &events {
                 invocation.arg(&event.data[..]);
             }

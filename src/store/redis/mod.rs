@@ -61,7 +61,7 @@ pub use event::{RedisEventStore, RedisEventStoreBuilder};
 pub use session::{RedisSessionStore, RedisSessionStoreBuilder};
 
 /// Runs a Redis call under the timeout, mapping every failure to a [`StoreError`].
-async fn bounded<T, F>(timeout: Duration, future: F) -> Result<T, StoreError>
+pub(crate) async fn bounded<T, F>(timeout: Duration, future: F) -> Result<T, StoreError>
 where
     F: Future<Output = Result<T, RedisError>>,
 {

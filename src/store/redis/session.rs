@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 use sha2::{Digest, Sha256};
 
 use super::{RedisConnection, RedisSource, bounded, from_ms, now_ms, to_ms};
@@ -35,6 +35,24 @@ struct Shared {
     remove: Script,
     set_replica: Script,
     count: Script,
+}
+
+impl Shared {
+    fn session_key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:session", self.base)
+    }
+
+    fn total_key(&self) -> String {
+        format!("{}:sessions", self.base)
+    }
+
+    /// An invocation of `script` on the record of session `id` and the index of all sessions
+    /// (the first two keys of the record scripts), with `id` as its first argument.
+    fn on_record<'a>(&self, script: &'a Script, id: &str) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(self.session_key(id));
+        invocation.key(self.total_key()).arg(id);
+        invocation
+    }
 }
 
 impl std::fmt::Debug for RedisSessionStore {
@@ -143,11 +161,7 @@ impl RedisSessionStore {
 
     /// The key of a session's record.
     pub fn session_key(&self, id: &str) -> String {
-        format!("{}:{{{id}}}:session", self.shared.base)
-    }
-
-    fn total_key(&self) -> String {
-        format!("{}:sessions", self.shared.base)
+        self.shared.session_key(id)
     }
 
     fn principal_key(&self, binding: &str) -> String {
@@ -168,12 +182,10 @@ impl RedisSessionStore {
     ) -> StoreFuture<Option<SessionRecord>> {
         let mut conn = self.conn.clone();
         let shared = Arc::clone(&self.shared);
-        let key = self.session_key(id.as_str());
-        let total = self.total_key();
         let id = id.clone();
         StoreFuture::boxed(async move {
-            let mut invocation = shared.touch.key(&key);
-            invocation.key(&total).arg(id.as_str()).arg(now_ms());
+            let mut invocation = shared.on_record(&shared.touch, id.as_str());
+            invocation.arg(now_ms());
             match &check {
                 Some(Some(binding)) => invocation.arg("1").arg(binding.as_str()),
                 Some(None) => invocation.arg("0").arg(""),
@@ -194,8 +206,6 @@ impl RedisSessionStore {
     fn insert_checked(&self, record: SessionRecord, caps: SessionCaps) -> StoreFuture<Capped> {
         let mut conn = self.conn.clone();
         let shared = Arc::clone(&self.shared);
-        let key = self.session_key(record.id().as_str());
-        let total = self.total_key();
         let principal = record.binding().map(|b| self.principal_key(b.as_str()));
         StoreFuture::boxed(async move {
             let now = now_ms();
@@ -205,12 +215,11 @@ impl RedisSessionStore {
                 // Already past its lifetime: nothing to keep.
                 return Ok(Capped::Inserted);
             }
-            let mut invocation = shared.insert.key(&key);
-            invocation.key(&total);
+            let mut invocation = shared.on_record(&shared.insert, record.id().as_str());
             if let Some(p) = &principal {
                 invocation.key(p);
             }
-            invocation.arg(record.id().as_str()).arg(now).arg(ttl);
+            invocation.arg(now).arg(ttl);
             let cap = |max: Option<u64>| max.map_or_else(String::new, |m| m.to_string());
             invocation.arg(cap(caps.total)).arg(cap(caps.per_principal));
             for (name, value) in encode(&record) {
@@ -428,18 +437,11 @@ impl SessionStore for RedisSessionStore {
     fn remove(&self, id: &SessionId) -> StoreFuture<bool> {
         let mut conn = self.conn.clone();
         let shared = Arc::clone(&self.shared);
-        let key = self.session_key(id.as_str());
-        let total = self.total_key();
         let id = id.clone();
         StoreFuture::boxed(async move {
+            let invocation = shared.on_record(&shared.remove, id.as_str());
             let removed: i64 = bounded(shared.timeout, async {
-                shared
-                    .remove
-                    .key(&key)
-                    .key(&total)
-                    .arg(id.as_str())
-                    .invoke_async(&mut conn)
-                    .await
+                invocation.invoke_async(&mut conn).await
             })
             .await?;
             Ok(removed > 0)
@@ -484,7 +486,7 @@ impl SessionStore for RedisSessionStore {
     fn count(&self, principal: Option<&str>) -> StoreFuture<SessionCount> {
         let mut conn = self.conn.clone();
         let shared = Arc::clone(&self.shared);
-        let total = self.total_key();
+        let total = self.shared.total_key();
         let principal = principal.map(|p| self.principal_key(p));
         StoreFuture::boxed(async move {
             let mut invocation = shared.count.key(&total);
