@@ -136,7 +136,8 @@ fn input_required(requests: Value, state: Option<String>) -> InputRequiredResult
     from_json(result)
 }
 
-fn elicit(message: &str, field: &str, kind: &str) -> Value {
+/// An `elicitation/create` input request for one `field` of type `kind`.
+pub(crate) fn elicit(message: &str, field: &str, kind: &str) -> Value {
     json!({
         "method": "elicitation/create",
         "params": {
@@ -615,16 +616,13 @@ impl Everything {
             }
             other => {
                 // `test_tool_with_task` gathers a name through an InputRequiredResult first.
-                let name_answer = |responses: &Option<InputResponses>| {
-                    answered(responses, &["user_name"])
-                        .map(|r| field(r[0], "name"))
-                        .ok_or_else(|| {
-                            let ask = elicit("What is your name?", "name", "string");
-                            input_required(json!({ "user_name": ask }), None).into()
-                        })
+                let user_name = answered(responses, &["user_name"]).map(|r| field(r[0], "name"));
+                let ask = || {
+                    let ask = elicit("What is your name?", "name", "string");
+                    input_required(json!({ "user_name": ask }), None).into()
                 };
                 if let Some(answer) =
-                    crate::tasks::call(&self.shared.tasks, &request, &ctx, name_answer)
+                    crate::tasks::call(&self.shared.tasks, &request, &ctx, user_name, ask)
                 {
                     return answer;
                 }

@@ -14,65 +14,70 @@ use rmcp::ErrorData;
 use rmcp::RoleServer;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, InputRequest,
-    InputResponses,
 };
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskFuture, TaskManager, TaskOptions};
 use serde_json::{Value, json};
 
+/// The tools: name, description, input properties and `execution.taskSupport`.
+const TOOLS: [(&str, &str, &str, &str); 7] = [
+    (
+        "greet",
+        "Says hello (sync only)",
+        r#"{"name":{"type":"string"}}"#,
+        "forbidden",
+    ),
+    (
+        "slow_compute",
+        "Sleeps `seconds`, then answers; a task when the client supports tasks",
+        r#"{"seconds":{"type":"number"},"label":{"type":"string"}}"#,
+        "optional",
+    ),
+    (
+        "failing_job",
+        "A task whose tool fails after ~1 s",
+        "{}",
+        "required",
+    ),
+    (
+        "protocol_error_job",
+        "A task that fails with a protocol error",
+        "{}",
+        "optional",
+    ),
+    (
+        "confirm_delete",
+        "A task that asks the client to confirm, then answers",
+        "{}",
+        "optional",
+    ),
+    (
+        "multi_input",
+        "A task that asks two questions at once",
+        "{}",
+        "optional",
+    ),
+    (
+        "test_tool_with_task",
+        "Asks for a name (InputRequiredResult), then greets it in a task",
+        "{}",
+        "required",
+    ),
+];
+
 /// The tools, with their `execution.taskSupport`.
 pub fn tools() -> Vec<Value> {
-    let tool = |name: &str, description: &str, input: Value, support: &str| {
-        json!({
-            "name": name, "description": description, "inputSchema": input,
-            "execution": { "taskSupport": support }
+    TOOLS
+        .iter()
+        .map(|(name, description, properties, support)| {
+            let properties: Value = serde_json::from_str(properties).expect("tool properties");
+            json!({
+                "name": name, "description": description,
+                "inputSchema": { "type": "object", "properties": properties },
+                "execution": { "taskSupport": support }
+            })
         })
-    };
-    let object = |properties: Value| json!({ "type": "object", "properties": properties });
-    vec![
-        tool(
-            "greet",
-            "Says hello (sync only)",
-            object(json!({ "name": { "type": "string" } })),
-            "forbidden",
-        ),
-        tool(
-            "slow_compute",
-            "Sleeps `seconds`, then answers; a task when the client supports tasks",
-            object(json!({ "seconds": { "type": "number" }, "label": { "type": "string" } })),
-            "optional",
-        ),
-        tool(
-            "failing_job",
-            "A task whose tool fails after ~1 s",
-            object(json!({})),
-            "required",
-        ),
-        tool(
-            "protocol_error_job",
-            "A task that fails with a protocol error",
-            object(json!({})),
-            "optional",
-        ),
-        tool(
-            "confirm_delete",
-            "A task that asks the client to confirm, then answers",
-            object(json!({})),
-            "optional",
-        ),
-        tool(
-            "multi_input",
-            "A task that asks two questions at once",
-            object(json!({})),
-            "optional",
-        ),
-        tool(
-            "test_tool_with_task",
-            "Asks for a name (InputRequiredResult), then greets it in a task",
-            object(json!({})),
-            "required",
-        ),
-    ]
+        .collect()
 }
 
 /// Whether the request may get a `CreateTaskResult`: the client declared the extension at
@@ -87,19 +92,8 @@ fn text(text: impl Into<String>) -> CallToolResult {
 }
 
 fn elicit(message: &str) -> InputRequest {
-    serde_json::from_value(json!({
-        "method": "elicitation/create",
-        "params": {
-            "mode": "form",
-            "message": message,
-            "requestedSchema": {
-                "type": "object",
-                "properties": { "confirm": { "type": "boolean" } },
-                "required": ["confirm"]
-            }
-        }
-    }))
-    .expect("an elicitation request")
+    let request = crate::everything::elicit(message, "confirm", "boolean");
+    serde_json::from_value(request).expect("an elicitation request")
 }
 
 /// Starts `run` as a task and answers with its `CreateTaskResult`.
@@ -116,14 +110,15 @@ async fn sleep_or_cancel(task: &TaskContext, seconds: f64) -> Result<(), TaskExi
     }
 }
 
-/// A tasks tool's answer, or `None` for another tool. `name_answer` is the `user_name` an
-/// `InputRequiredResult` round already gathered (for `test_tool_with_task`), and `ask` the
-/// `InputRequiredResult` to send when it is missing.
+/// A tasks tool's answer, or `None` for another tool. `user_name` is the name an
+/// `InputRequiredResult` round already gathered (for `test_tool_with_task`), and `ask` makes
+/// the `InputRequiredResult` that asks for it.
 pub fn call(
     manager: &TaskManager,
     request: &CallToolRequestParams,
     ctx: &RequestContext<RoleServer>,
-    name_answer: impl FnOnce(&Option<InputResponses>) -> Result<String, CallToolResponse>,
+    user_name: Option<String>,
+    ask: impl FnOnce() -> CallToolResponse,
 ) -> Option<Result<CallToolResponse, ErrorData>> {
     let args = request.arguments.clone().unwrap_or_default();
     Some(Ok(match request.name.as_ref() {
@@ -182,9 +177,9 @@ pub fn call(
                 )))
             })
         }),
-        "test_tool_with_task" => match name_answer(&request.input_responses) {
-            Err(ask) => ask,
-            Ok(name) => spawn(manager, move |task| {
+        "test_tool_with_task" => match user_name {
+            None => ask(),
+            Some(name) => spawn(manager, move |task| {
                 Box::pin(async move {
                     sleep_or_cancel(&task, 0.2).await?;
                     Ok(text(format!("Hello, {name}! (from a task)")))

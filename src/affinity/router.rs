@@ -685,8 +685,15 @@ mod tests {
     }
 
     fn table_router(store: &Arc<MemorySessionStore>) -> (AffinityRouter<Fake>, Table) {
+        table_router_with(store, replica())
+    }
+
+    fn table_router_with(
+        store: &Arc<MemorySessionStore>,
+        replica: Fake,
+    ) -> (AffinityRouter<Fake>, Table) {
         let set = ReplicaSet::new();
-        set.add(Replica::new("a"), replica());
+        set.add(Replica::new("a"), replica);
         let store: Arc<dyn SessionStore> = Arc::clone(store) as Arc<dyn SessionStore>;
         let table = Table::new(store)
             .idle_ttl(Duration::from_secs(10))
@@ -799,89 +806,59 @@ mod tests {
         }))
     }
 
+    async fn send(
+        router: &AffinityRouter<Fake>,
+        method: Method,
+        session: Option<&'static str>,
+    ) -> Response<EdgeBody<ReplicaBody<Full<Bytes>>>> {
+        let request = request(method, session);
+        router.clone().oneshot(request).await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_404_at_once_and_the_pin_goes_but_a_blip_is_not() {
         let store = Arc::new(MemorySessionStore::new());
         let fail = Arc::new(std::sync::Mutex::new(None));
-        let set = ReplicaSet::new();
-        set.add(Replica::new("a"), failing_replica(Arc::clone(&fail)));
-        let dyn_store: Arc<dyn SessionStore> = Arc::clone(&store) as Arc<dyn SessionStore>;
-        let table = Table::new(dyn_store);
-        let router = AffinityRouter::table(set.clone(), table.clone());
-        router
-            .clone()
-            .oneshot(request(Method::POST, None))
-            .await
-            .unwrap();
+        let (router, table) = table_router_with(&store, failing_replica(Arc::clone(&fail)));
+        let status = || router.replicas().status()[0].clone();
+        send(&router, Method::POST, None).await;
         let id: SessionId = "s1".parse().unwrap();
 
         // A blip (a connect timeout): 502, the replica suspect, the session still tried.
         *fail.lock().unwrap() = Some(std::io::ErrorKind::TimedOut);
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, Some("s1")))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, Some("s1")).await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-        assert!(set.status()[0].is_ejected() && !set.status()[0].is_down());
+        assert!(status().is_ejected() && !status().is_down());
         *fail.lock().unwrap() = None;
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, Some("s1")))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, Some("s1")).await;
         assert_eq!(
             response.status(),
             StatusCode::OK,
             "a suspect replica keeps its sessions"
         );
-        assert!(!set.status()[0].is_ejected());
+        assert!(!status().is_ejected());
 
         // Refused: nothing listens there. 404 from that very request, the pin removed.
         *fail.lock().unwrap() = Some(std::io::ErrorKind::ConnectionRefused);
-        let response = router
-            .clone()
-            .oneshot(request(Method::GET, Some("s1")))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            response.extensions().get::<Rejection>().unwrap().reason(),
-            Reason::ReplicaGone
-        );
-        assert!(
-            store.get(&id).await.unwrap().is_none(),
-            "R28: record removed"
-        );
+        let response = send(&router, Method::GET, Some("s1")).await;
+        assert_replica_gone(&response, &store, &id).await;
         assert!(table.cached_replica(&id).is_none());
-        assert!(set.status()[0].is_down() && set.status()[0].is_ejected());
+        assert!(status().is_down() && status().is_ejected());
     }
 
     #[tokio::test]
     async fn a_pin_to_a_replica_marked_down_is_404_without_trying_it() {
         let store = Arc::new(MemorySessionStore::new());
         let (router, _) = table_router(&store);
-        router
-            .clone()
-            .oneshot(request(Method::POST, None))
-            .await
-            .unwrap();
+        send(&router, Method::POST, None).await;
         assert!(router.replicas().mark_down("a", Backoff::default()));
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, Some("s1")))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, Some("s1")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let id: SessionId = "s1".parse().unwrap();
         assert!(store.get(&id).await.unwrap().is_none());
         // Up again: new sessions reach it.
         assert!(router.replicas().mark_up("a"));
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, None))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, None).await;
         assert_eq!(response.headers()[MCP_SESSION_ID], "s1");
     }
 
@@ -902,13 +879,22 @@ mod tests {
             .oneshot(request(Method::GET, Some("orphan")))
             .await
             .unwrap();
+        assert_replica_gone(&response, &store, &orphan).await;
+    }
+
+    /// 404 from the router because the session's replica is gone, and the record removed.
+    async fn assert_replica_gone<B>(
+        response: &Response<B>,
+        store: &MemorySessionStore,
+        session: &SessionId,
+    ) {
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             response.extensions().get::<Rejection>().unwrap().reason(),
             Reason::ReplicaGone
         );
         assert!(
-            store.get(&orphan).await.unwrap().is_none(),
+            store.get(session).await.unwrap().is_none(),
             "R28: record removed"
         );
     }
