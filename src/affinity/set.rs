@@ -326,26 +326,35 @@ impl<S> ReplicaSet<S> {
         self.fail(load, backoff, true);
     }
 
+    /// One failure: the ejection starts or is renewed (longer with each failure in a row);
+    /// proof of death sticks until the replica answers again.
     fn fail(&self, load: &Load, backoff: Backoff, down: bool) {
-        load.down.store(down, Ordering::Relaxed);
+        if down {
+            load.down.store(true, Ordering::Relaxed);
+        }
+        let now = self.now_ms();
+        let new_ejection = load.is_available(now);
         let failures = load
             .failures
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         let shift = (failures - 1).min(16);
         let period = backoff.base.saturating_mul(1 << shift).min(backoff.max);
-        let until = self
-            .now_ms()
+        let until = now
             .saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
             .max(1);
         load.ejected_until.store(until, Ordering::Relaxed);
-        load.gauges.health(false);
-        tracing::warn!(
-            ?period,
-            failures,
-            down,
-            "replica ejected after a connection failure"
-        );
+        if new_ejection {
+            // Counted and logged once per ejection, not per renewal (a failing health probe
+            // renews it every interval).
+            load.gauges.health(false);
+            tracing::warn!(
+                ?period,
+                failures,
+                down = load.is_down(),
+                "replica ejected after a connection failure"
+            );
+        }
     }
 
     /// Records a response: the failure streak ends.
