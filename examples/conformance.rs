@@ -3,7 +3,8 @@
 //!
 //! An rmcp 3.11 server (`examples/common/everything.rs`) with every tool, prompt and resource
 //! the suite's server scenarios call, in both eras: 2025-11-25 sessions and stateless
-//! 2026-07-28. `.ci/conformance` runs the suite's requirement sets against it bare and behind
+//! 2026-07-28, and the tasks extension (SEP-2663) on rmcp's `TaskManager`
+//! (`examples/common/tasks.rs`). `.ci/conformance` runs the suite's requirement sets against it bare and behind
 //! the full stack (JWT off, everything else on) and fails unless every check passes in both.
 //!
 //! Flags:
@@ -21,6 +22,8 @@ mod audit;
 mod everything;
 #[path = "common/shutdown.rs"]
 mod shutdown;
+#[path = "common/tasks.rs"]
+mod tasks;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

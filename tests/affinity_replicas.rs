@@ -1,6 +1,8 @@
-//! Replica health and load as the affinity router sees it: unreachable replicas answer 502
-//! and are ejected, no replica at all is a 503 with `Retry-After`, an open SSE stream counts
-//! as load until it ends, and sessions of a gone replica can be reassigned consistently.
+//! Replica health and load as the affinity router sees it: a new session that finds its
+//! replica unreachable answers 502 and the replica is ejected, a session whose replica died
+//! answers 404 at once (R28), no replica at all is a 503 with `Retry-After`, an open SSE
+//! stream counts as load until it ends, and sessions of a gone replica can be reassigned
+//! consistently.
 #![cfg(feature = "gateway")]
 
 #[path = "common/affinity.rs"]
@@ -116,7 +118,7 @@ async fn no_replica_available_is_503_with_retry_after_and_jsonrpc_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_whose_replica_died_gets_502_then_503_until_it_is_removed_then_404() {
+async fn a_session_whose_replica_died_gets_404_at_once_and_starts_over_on_a_live_replica() {
     let mut replicas = Replicas::start(2);
     let set = replicas.set();
     let router = AffinityRouter::envelope(set.clone(), envelope());
@@ -124,26 +126,39 @@ async fn a_session_whose_replica_died_gets_502_then_503_until_it_is_removed_then
     let session = raw_legacy_session(&gateway.url).await;
     let home = log.all()[0].replica.clone().unwrap();
     let index = replicas.servers.iter().position(|s| s.url == home).unwrap();
-    // The replica process dies (its sessions with it).
+    // The replica process dies (its sessions with it): its port refuses connections.
     drop(replicas.servers.remove(index));
     let headers = [
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
     let list = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
-    assert_eq!(post_json(&gateway.url, &list, &headers).await.status(), 502);
+    // The very request that finds it dead is told to start over (R28), not 502 then 503.
     let (status, retry_after, body) =
         error_of(post_json(&gateway.url, &list, &headers).await).await;
-    assert_eq!(status, 503, "ejected: try again later");
-    assert!(retry_after.is_some());
+    assert_eq!(status, 404);
+    assert_eq!(retry_after, None);
+    assert_eq!(body["error"]["code"], -32001);
     assert_eq!(body["id"], 5);
-    // The operator removes it: now the client is told to start over (R28).
+    let dead = set.status().into_iter().find(|s| s.replica().id() == home);
+    let dead = dead.unwrap();
+    assert!(dead.is_down() && dead.is_ejected(), "{dead:?}");
+    // Marked down: the next one is 404 without a connection attempt, and so after removal.
+    let (status, _, _) = error_of(post_json(&gateway.url, &list, &headers).await).await;
+    assert_eq!(status, 404);
     set.remove(&home);
     let (status, _, body) = error_of(post_json(&gateway.url, &list, &headers).await).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], -32001);
-    // And a new session works.
+    // And a new session works, on the live replica.
     raw_legacy_session(&gateway.url).await;
+    let rejected: Vec<_> = log.all().into_iter().filter(|s| s.status == 404).collect();
+    assert!(
+        rejected
+            .iter()
+            .all(|s| s.rejected.as_deref() == Some("affinity:replica_gone")),
+        "{rejected:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

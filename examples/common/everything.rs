@@ -23,14 +23,15 @@ use std::time::Duration;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, ClientCapabilities, CompleteRequestParams,
-        CompleteResult, CreateMessageRequestParams, ErrorCode, GetPromptRequestParams,
-        GetPromptResponse, InputRequiredResult, InputResponses, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-        LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
-        ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, SamplingMessage,
-        ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
-        SubscriptionFilter, UnsubscribeRequestParams,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities,
+        CompleteRequestParams, CompleteResult, CreateMessageRequestParams, ErrorCode,
+        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+        InputRequiredResult, InputResponses, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+        PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+        ReadResourceRequestParams, ReadResourceResponse, SamplingMessage, ServerConfig,
+        ServerRequest, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+        UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{RequestContext, SubscriptionContext},
 };
@@ -53,11 +54,18 @@ pub enum Change {
 }
 
 /// State shared by every session of one server (the handler is built per session).
-#[derive(Debug)]
 pub struct Shared {
     changes: broadcast::Sender<Change>,
     /// Keys the SipHash tag that protects `requestState` (random per process).
     state_key: RandomState,
+    /// The tasks (SEP-2663) of every session and stateless request.
+    tasks: rmcp::task_manager::TaskManager,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 impl Default for Shared {
@@ -65,6 +73,7 @@ impl Default for Shared {
         Shared {
             changes: broadcast::channel(64).0,
             state_key: RandomState::new(),
+            tasks: rmcp::task_manager::TaskManager::new(),
         }
     }
 }
@@ -127,7 +136,8 @@ fn input_required(requests: Value, state: Option<String>) -> InputRequiredResult
     from_json(result)
 }
 
-fn elicit(message: &str, field: &str, kind: &str) -> Value {
+/// An `elicitation/create` input request for one `field` of type `kind`.
+pub(crate) fn elicit(message: &str, field: &str, kind: &str) -> Value {
     json!({
         "method": "elicitation/create",
         "params": {
@@ -220,7 +230,7 @@ fn schema_2020_12_tool() -> Value {
     t
 }
 
-fn tools() -> Value {
+fn tools() -> Vec<Value> {
     let e = empty;
     let irr = "Asks for client input through an InputRequiredResult (SEP-2322, 2026-07-28)";
     json!([
@@ -312,6 +322,12 @@ fn tools() -> Value {
         tool("test_input_required_result_tampered_state", irr, e()),
         tool("test_input_required_result_capabilities", irr, e()),
     ])
+    .as_array()
+    .into_iter()
+    .flatten()
+    .cloned()
+    .chain(crate::tasks::tools())
+    .collect()
 }
 
 impl Everything {
@@ -599,6 +615,17 @@ impl Everything {
                 self.input_required_tool(name, &request, &ctx)?
             }
             other => {
+                // `test_tool_with_task` gathers a name through an InputRequiredResult first.
+                let user_name = answered(responses, &["user_name"]).map(|r| field(r[0], "name"));
+                let ask = || {
+                    let ask = elicit("What is your name?", "name", "string");
+                    input_required(json!({ "user_name": ask }), None).into()
+                };
+                if let Some(answer) =
+                    crate::tasks::call(&self.shared.tasks, &request, &ctx, user_name, ask)
+                {
+                    return answer;
+                }
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool `{other}`"),
                     None,
@@ -902,7 +929,8 @@ impl ServerHandler for Everything {
             "resources": { "subscribe": true, "listChanged": true },
             "prompts": { "listChanged": true },
             "logging": {},
-            "completions": {}
+            "completions": {},
+            "extensions": { "io.modelcontextprotocol/tasks": {} }
         }));
         ServerConfig::new(capabilities)
             .with_server_info(rmcp::model::Implementation::new(
@@ -926,6 +954,30 @@ impl ServerHandler for Everything {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.call(request, ctx).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        crate::tasks::methods::get(&self.shared.tasks, request)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        crate::tasks::methods::update(&self.shared.tasks, request)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        crate::tasks::methods::cancel(&self.shared.tasks, request)
     }
 
     async fn list_resources(

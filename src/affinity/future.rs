@@ -235,6 +235,10 @@ where
                         Learned::Reject(rejection) => {
                             return Poll::Ready(Ok(rejection.into_response()));
                         }
+                        Learned::Remove(future, rejection) => {
+                            this.state
+                                .set(ResponseFuture::removing(future, rejection).state);
+                        }
                     }
                 }
                 StateProj::Writing {

@@ -20,8 +20,37 @@
 //!
 //! New sessions and 2026-07-28 (stateless) requests go to the least-loaded replica: power of
 //! two choices on in-flight requests, where an open SSE stream counts until its body ends.
-//! A replica that refuses connections is ejected for a back-off period; with no replica
+//! A replica that fails is ejected for a back-off period (no new work); with no replica
 //! available the answer is `503` with a JSON-RPC body and `Retry-After`.
+//!
+//! # When a replica dies
+//!
+//! A legacy session lives in its replica's memory: when that replica is dead the session is
+//! gone, and the answer that makes the client start over on a live replica is `404` (R27,
+//! R28), not a `502` or `503` that it would retry against the same dead session. The router
+//! answers 404 as soon as it has *proof* that the replica is down, and only then:
+//!
+//! | what happens to the session's replica | the session's next request |
+//! |---|---|
+//! | its connection is refused (nothing listens: the process died or stopped) | `404` `-32001` at once, from that very request (nothing was sent); the table pin removed; the replica marked down |
+//! | marked down (a refused connection, or a failed probe of [`ReplicaSet::health_check`], or [`ReplicaSet::mark_down`]) and still ejected | `404` at once, without trying it |
+//! | removed from the [`ReplicaSet`] | `404` (as before) |
+//! | a connect timeout or another connect error (unreachable host) | `502` with a JSON-RPC error; the replica ejected as *suspect*: no new sessions, but its sessions still try it (a blip proves nothing, and the session lives nowhere else) |
+//! | the connection lost after the request reached it, before a response head (a POST whose call may have run) | `502` with the request's id and a JSON-RPC error, never `404`: the client must not believe the call was refused; the replica suspect, as above |
+//! | the connection lost after the response head (an open SSE stream, a GET stream) | the stream ends; the client's next request carries the session and gets `404` as above |
+//! | it comes back on the same address (health probe or back-off over, then a response) | it takes new sessions again; sessions it lost answer the replica's own `404`, and the table pin goes |
+//!
+//! No retry on a refused connection: a refusal is the kernel saying nothing listens, and a
+//! replica that restarts without a shared session store lost the session anyway. A replica
+//! that restarts *with* a shared session store (rmcp restoring sessions) keeps its sessions
+//! working once it is up: the 404s fall only in the window where it refuses connections,
+//! and [`OnReplicaGone::Reassign`] moves its sessions to a replica that can restore them
+//! instead of answering 404 at all.
+//!
+//! New sessions and 2026-07-28 requests never get 404: one that finds its replica dead gets
+//! a `502` (nothing was sent: safe to retry) and the replica is ejected, so the next ones go
+//! to a live replica. With [`ReplicaSet::health_check`] running, a dead replica is usually
+//! marked down before any request finds it.
 //!
 //! The replica a request went to is put in the request extensions (for the replica service)
 //! and the response extensions (for audit) as [`Replica`].
@@ -87,7 +116,7 @@
 mod body;
 mod envelope;
 mod future;
-
+mod health;
 mod router;
 mod set;
 mod table;
@@ -99,6 +128,7 @@ pub use envelope::{
     SessionKey,
 };
 pub use future::ResponseFuture;
+pub use health::HealthCheck;
 pub use router::{AffinityRouter, Envelope, OnReplicaGone};
 pub use set::{Backoff, ReplicaSet, ReplicaStatus};
 pub use table::Table;

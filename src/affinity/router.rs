@@ -215,6 +215,8 @@ pub(crate) enum Learned {
     Write(super::future::PendingWrite),
     /// Answer with this refusal instead.
     Reject(Rejection),
+    /// Answer with this refusal once the session's record is removed.
+    Remove(crate::store::StoreFuture<bool>, Rejection),
 }
 
 /// Everything the response future needs once the replica answers.
@@ -341,9 +343,10 @@ impl<S> AffinityRouter<S> {
         let found = self.replicas.by_tag(opened.replica_tag());
         let entry = match (found, self.config.on_gone) {
             (Some((entry, true)), _) => entry,
-            (Some(_), OnReplicaGone::NotFound) => {
-                return ResponseFuture::rejected(self.ejected(id));
-            }
+            (Some((entry, false)), OnReplicaGone::NotFound) => match self.ejected_pin(entry, id) {
+                Resolved::Replica(entry, _) => entry,
+                Resolved::Reject(rejection) => return ResponseFuture::rejected(rejection),
+            },
             (None, OnReplicaGone::NotFound) => {
                 return ResponseFuture::rejected(Rejection::replica_gone(RejectedBy::Affinity, id));
             }
@@ -378,7 +381,7 @@ impl<S> AffinityRouter<S> {
         let found = replica.and_then(|replica| self.replicas.by_id(replica));
         match (found, self.config.on_gone) {
             (Some((entry, true)), _) => Resolved::Replica(entry, false),
-            (Some(_), OnReplicaGone::NotFound) => Resolved::Reject(self.ejected(id)),
+            (Some((entry, false)), OnReplicaGone::NotFound) => self.ejected_pin(entry, id),
             (None, OnReplicaGone::NotFound) => {
                 Resolved::Reject(Rejection::replica_gone(RejectedBy::Affinity, id))
             }
@@ -409,8 +412,7 @@ impl<S> AffinityRouter<S> {
                 if let Strategy::Table(table) = &self.config.strategy
                     && gone
                 {
-                    table.forget(&session);
-                    return ResponseFuture::removing(table.resolver().end(&session), rejection);
+                    return ResponseFuture::removing(table.unpin(&session), rejection);
                 }
                 ResponseFuture::rejected(rejection)
             }
@@ -449,29 +451,30 @@ impl<S> AffinityRouter<S> {
             .with_header(RETRY_AFTER, HeaderValue::from(retry_after))
     }
 
-    /// The session's replica is ejected after connection failures: try again later.
-    fn ejected(&self, id: Option<RequestId>) -> Rejection {
-        Rejection::of(RejectedBy::Affinity, Reason::NoReplica)
-            .with_message("Service Unavailable: the session's replica is not reachable")
-            .with_id(id)
-            .with_header(
-                RETRY_AFTER,
-                HeaderValue::from(self.config.backoff.base.as_secs().max(1)),
-            )
+    /// A pinned session whose replica is ejected: 404 when the replica is proven down (its
+    /// sessions are gone, R28), else the replica is tried anyway (a timeout or a connection
+    /// lost mid-request proves nothing, and the session lives nowhere else).
+    fn ejected_pin(&self, entry: Arc<Entry<S>>, id: Option<RequestId>) -> Resolved<S> {
+        if entry.load.is_down() {
+            Resolved::Reject(Rejection::replica_gone(RejectedBy::Affinity, id))
+        } else {
+            Resolved::Replica(entry, false)
+        }
     }
 
     /// Applies what the replica's answer teaches: ejection, the sealed id, a store write to
     /// await for the table strategy.
     pub(crate) fn learn<RB>(&self, call: &Call<S>, response: &mut Response<RB>) -> Learned {
         use super::future::PendingWrite;
-        if response
-            .extensions()
-            .get::<Rejection>()
-            .is_some_and(|r| r.reason() == Reason::UpstreamUnavailable)
-        {
-            self.replicas.eject(&call.entry.load, self.config.backoff);
-        } else {
-            self.replicas.recovered(&call.entry.load);
+        match Failed::of(response) {
+            Failed::Refused => {
+                self.replicas.down(&call.entry.load, self.config.backoff);
+                if let Some(gone) = self.refused_pin(call, response) {
+                    return gone;
+                }
+            }
+            Failed::Other => self.replicas.eject(&call.entry.load, self.config.backoff),
+            Failed::No => self.replicas.recovered(&call.entry.load),
         }
         response.extensions_mut().insert(call.entry.replica.clone());
         let status = response.status();
@@ -562,6 +565,57 @@ impl<S> AffinityRouter<S> {
     }
 }
 
+/// How a replica's answer failed, from its response head.
+enum Failed {
+    /// It answered.
+    No,
+    /// Its connection was refused: nothing listens there, the replica is down. The replica
+    /// service says so with [`io::ErrorKind::ConnectionRefused`](std::io::ErrorKind) in the
+    /// extensions of its `502` (as [`HttpUpstream`](crate::proxy::HttpUpstream) does).
+    Refused,
+    /// It could not be reached, or the connection failed before a response head.
+    Other,
+}
+
+impl Failed {
+    fn of<RB>(response: &Response<RB>) -> Failed {
+        let extensions = response.extensions();
+        if !extensions
+            .get::<Rejection>()
+            .is_some_and(|r| r.reason() == Reason::UpstreamUnavailable)
+        {
+            return Failed::No;
+        }
+        match extensions.get::<std::io::ErrorKind>() {
+            Some(std::io::ErrorKind::ConnectionRefused) => Failed::Refused,
+            _ => Failed::Other,
+        }
+    }
+}
+
+impl<S> AffinityRouter<S> {
+    /// A pinned session's request whose replica refused the connection (nothing was sent):
+    /// 404 at once, the table pin removed, so the client starts over on a live replica (R28).
+    /// `None` when the request had no pin or the policy reassigns sessions.
+    fn refused_pin<RB>(&self, call: &Call<S>, response: &Response<RB>) -> Option<Learned> {
+        if self.config.on_gone != OnReplicaGone::NotFound {
+            return None;
+        }
+        let id = response
+            .extensions()
+            .get::<Rejection>()
+            .and_then(|r| r.id().cloned());
+        let rejection = Rejection::replica_gone(RejectedBy::Affinity, id);
+        match (&self.config.strategy, &call.learn) {
+            (_, Learn::Envelope { .. }) => Some(Learned::Reject(rejection)),
+            (Strategy::Table(table), Learn::Table { session, .. }) => {
+                Some(Learned::Remove(table.unpin(session), rejection))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A valid session id in the response head, if the replica issued one.
 fn new_session_id<RB>(response: &Response<RB>) -> Option<SessionId> {
     let value = response.headers().get(MCP_SESSION_ID)?;
@@ -631,8 +685,15 @@ mod tests {
     }
 
     fn table_router(store: &Arc<MemorySessionStore>) -> (AffinityRouter<Fake>, Table) {
+        table_router_with(store, replica())
+    }
+
+    fn table_router_with(
+        store: &Arc<MemorySessionStore>,
+        replica: Fake,
+    ) -> (AffinityRouter<Fake>, Table) {
         let set = ReplicaSet::new();
-        set.add(Replica::new("a"), replica());
+        set.add(Replica::new("a"), replica);
         let store: Arc<dyn SessionStore> = Arc::clone(store) as Arc<dyn SessionStore>;
         let table = Table::new(store)
             .idle_ttl(Duration::from_secs(10))
@@ -725,6 +786,82 @@ mod tests {
         assert!(store.get(&gone).await.unwrap().is_none());
     }
 
+    /// A replica that answers like [`HttpUpstream`](crate::proxy::HttpUpstream) whose
+    /// connection failed (`502`, refused or not) while `fail` holds a kind, else as
+    /// [`replica`].
+    fn failing_replica(fail: Arc<std::sync::Mutex<Option<std::io::ErrorKind>>>) -> Fake {
+        let alive = replica();
+        BoxCloneService::new(tower::service_fn(move |request: Request<Full<Bytes>>| {
+            let failure = *fail.lock().unwrap();
+            let alive = alive.clone();
+            async move {
+                let Some(kind) = failure else {
+                    return alive.oneshot(request).await;
+                };
+                let rejection = Rejection::upstream_unavailable(RejectedBy::Proxy, None);
+                let (mut parts, _) = rejection.into_response::<Full<Bytes>>().into_parts();
+                parts.extensions.insert(kind);
+                Ok(Response::from_parts(parts, Full::default()))
+            }
+        }))
+    }
+
+    async fn send(
+        router: &AffinityRouter<Fake>,
+        method: Method,
+        session: Option<&'static str>,
+    ) -> Response<EdgeBody<ReplicaBody<Full<Bytes>>>> {
+        let request = request(method, session);
+        router.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_404_at_once_and_the_pin_goes_but_a_blip_is_not() {
+        let store = Arc::new(MemorySessionStore::new());
+        let fail = Arc::new(std::sync::Mutex::new(None));
+        let (router, table) = table_router_with(&store, failing_replica(Arc::clone(&fail)));
+        let status = || router.replicas().status()[0].clone();
+        send(&router, Method::POST, None).await;
+        let id: SessionId = "s1".parse().unwrap();
+
+        // A blip (a connect timeout): 502, the replica suspect, the session still tried.
+        *fail.lock().unwrap() = Some(std::io::ErrorKind::TimedOut);
+        let response = send(&router, Method::POST, Some("s1")).await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert!(status().is_ejected() && !status().is_down());
+        *fail.lock().unwrap() = None;
+        let response = send(&router, Method::POST, Some("s1")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "a suspect replica keeps its sessions"
+        );
+        assert!(!status().is_ejected());
+
+        // Refused: nothing listens there. 404 from that very request, the pin removed.
+        *fail.lock().unwrap() = Some(std::io::ErrorKind::ConnectionRefused);
+        let response = send(&router, Method::GET, Some("s1")).await;
+        assert_replica_gone(&response, &store, &id).await;
+        assert!(table.cached_replica(&id).is_none());
+        assert!(status().is_down() && status().is_ejected());
+    }
+
+    #[tokio::test]
+    async fn a_pin_to_a_replica_marked_down_is_404_without_trying_it() {
+        let store = Arc::new(MemorySessionStore::new());
+        let (router, _) = table_router(&store);
+        send(&router, Method::POST, None).await;
+        assert!(router.replicas().mark_down("a", Backoff::default()));
+        let response = send(&router, Method::POST, Some("s1")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let id: SessionId = "s1".parse().unwrap();
+        assert!(store.get(&id).await.unwrap().is_none());
+        // Up again: new sessions reach it.
+        assert!(router.replicas().mark_up("a"));
+        let response = send(&router, Method::POST, None).await;
+        assert_eq!(response.headers()[MCP_SESSION_ID], "s1");
+    }
+
     #[tokio::test]
     async fn a_pin_to_a_removed_replica_is_404_and_the_record_goes() {
         let store = Arc::new(MemorySessionStore::new());
@@ -742,13 +879,22 @@ mod tests {
             .oneshot(request(Method::GET, Some("orphan")))
             .await
             .unwrap();
+        assert_replica_gone(&response, &store, &orphan).await;
+    }
+
+    /// 404 from the router because the session's replica is gone, and the record removed.
+    async fn assert_replica_gone<B>(
+        response: &Response<B>,
+        store: &MemorySessionStore,
+        session: &SessionId,
+    ) {
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             response.extensions().get::<Rejection>().unwrap().reason(),
             Reason::ReplicaGone
         );
         assert!(
-            store.get(&orphan).await.unwrap().is_none(),
+            store.get(session).await.unwrap().is_none(),
             "R28: record removed"
         );
     }

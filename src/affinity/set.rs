@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -51,6 +51,9 @@ pub(crate) struct Load {
     failures: AtomicU32,
     /// Milliseconds since the set's epoch until which the replica takes no new work; 0 = none.
     ejected_until: AtomicU64,
+    /// The last failure proved the replica down (its connection was refused, or a health
+    /// probe failed), not merely slow or cut off: its sessions are gone.
+    down: AtomicBool,
     gauges: ReplicaGauges,
 }
 
@@ -67,6 +70,11 @@ impl Load {
 
     fn is_available(&self, now_ms: u64) -> bool {
         self.ejected_until.load(Ordering::Relaxed) <= now_ms
+    }
+
+    /// Whether the last failure proved the replica down; see [`ReplicaSet::mark_down`].
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
     }
 }
 
@@ -184,6 +192,7 @@ impl<S> ReplicaSet<S> {
                 replica: entry.replica.clone(),
                 in_flight: entry.load.in_flight(),
                 ejected: !entry.load.is_available(now),
+                down: entry.load.is_down(),
             })
             .collect()
     }
@@ -303,34 +312,77 @@ impl<S> ReplicaSet<S> {
         })
     }
 
-    /// Records a connection failure: the replica takes no new work for a back-off period.
+    /// Records a failure that does not prove the replica down (a connect timeout, a connection
+    /// lost mid-request): it takes no new sessions for a back-off period, and the sessions
+    /// it holds still go to it.
     pub(crate) fn eject(&self, load: &Load, backoff: Backoff) {
+        self.fail(load, backoff, false);
+    }
+
+    /// Records proof that the replica is down (its connection was refused, or a health probe
+    /// failed): it takes no new work for a back-off period, and the sessions it holds answer
+    /// 404 (R28) until it is back.
+    pub(crate) fn down(&self, load: &Load, backoff: Backoff) {
+        self.fail(load, backoff, true);
+    }
+
+    /// One failure: the ejection starts or is renewed (longer with each failure in a row);
+    /// proof of death sticks until the replica answers again.
+    fn fail(&self, load: &Load, backoff: Backoff, down: bool) {
+        if down {
+            load.down.store(true, Ordering::Relaxed);
+        }
+        let now = self.now_ms();
+        let new_ejection = load.is_available(now);
         let failures = load
             .failures
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         let shift = (failures - 1).min(16);
         let period = backoff.base.saturating_mul(1 << shift).min(backoff.max);
-        let until = self
-            .now_ms()
+        let until = now
             .saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
             .max(1);
         load.ejected_until.store(until, Ordering::Relaxed);
-        load.gauges.health(false);
-        tracing::warn!(
-            ?period,
-            failures,
-            "replica ejected after a connection failure"
-        );
+        if new_ejection {
+            // Counted and logged once per ejection, not per renewal (a failing health probe
+            // renews it every interval).
+            load.gauges.health(false);
+            tracing::warn!(
+                ?period,
+                failures,
+                down = load.is_down(),
+                "replica ejected after a connection failure"
+            );
+        }
     }
 
     /// Records a response: the failure streak ends.
     pub(crate) fn recovered(&self, load: &Load) {
         if load.failures.load(Ordering::Relaxed) != 0 {
             load.failures.store(0, Ordering::Relaxed);
+            load.down.store(false, Ordering::Relaxed);
             load.ejected_until.store(0, Ordering::Relaxed);
             load.gauges.health(true);
         }
+    }
+
+    /// Marks the replica with this id down, as a health checker that found it unreachable
+    /// does: it takes no new work for a back-off period (`backoff`, growing while it stays
+    /// down) and its sessions answer 404, so their clients start over on a live replica
+    /// (R28). Returns whether it is in the set.
+    pub fn mark_down(&self, id: &str, backoff: Backoff) -> bool {
+        self.by_id(id)
+            .map(|(entry, _)| self.down(&entry.load, backoff))
+            .is_some()
+    }
+
+    /// Marks the replica with this id up again, as a health checker that reached it does: it
+    /// takes new sessions at once. Returns whether it is in the set.
+    pub fn mark_up(&self, id: &str) -> bool {
+        self.by_id(id)
+            .map(|(entry, _)| self.recovered(&entry.load))
+            .is_some()
     }
 }
 
@@ -375,6 +427,7 @@ pub struct ReplicaStatus {
     replica: Replica,
     in_flight: usize,
     ejected: bool,
+    down: bool,
 }
 
 impl ReplicaStatus {
@@ -389,6 +442,11 @@ impl ReplicaStatus {
     /// Whether it is ejected after connection failures and takes no new work now.
     pub fn is_ejected(&self) -> bool {
         self.ejected
+    }
+    /// Whether its last failure proved it down (connection refused, or a failed health
+    /// probe): while it is also ejected, its sessions answer 404.
+    pub fn is_down(&self) -> bool {
+        self.down
     }
 }
 

@@ -112,6 +112,12 @@ impl Table {
         self.cache.remove(session);
     }
 
+    /// Drops the pin here and ends the record in the store (the session is gone).
+    pub(crate) fn unpin(&self, session: &SessionId) -> StoreFuture<bool> {
+        self.forget(session);
+        self.resolver.end(session)
+    }
+
     pub(crate) fn repin(&self, session: &SessionId, replica: &Replica) {
         self.cache
             .update(session, |pin| pin.replica = replica.clone());

@@ -19,7 +19,9 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Failure
 pin_project! {
     /// The response future of [`HttpUpstream`](super::HttpUpstream): the upstream's response
     /// head, bounded by the response-head timeout (kept by the connection's driver: no timer
-    /// per request), or a `502` / `504` JSON-RPC answer.
+    /// per request), or a `502` / `504` JSON-RPC answer. The `502` for a connection that
+    /// could not be made carries the [`std::io::ErrorKind`] in its extensions
+    /// (`ConnectionRefused`: nothing listens at the upstream address).
     pub struct ResponseFuture {
         future: SendFuture,
         id: Option<RequestId>,
@@ -48,7 +50,13 @@ impl Future for ResponseFuture {
             }
             Err(failure) => {
                 let id = this.id.take();
-                match failure {
+                // A connect failure's kind (refused: nothing listens there) goes in the
+                // extensions, for the affinity router to tell a dead replica from a blip.
+                let connect_error = match &failure {
+                    Failure::Connect(err) => Some(err.kind()),
+                    _ => None,
+                };
+                let mut response = match failure {
                     Failure::Connect(_) => {
                         tracing::warn!(error = %failure, "upstream unreachable");
                         Rejection::upstream_unavailable(RejectedBy::Proxy, id)
@@ -62,7 +70,11 @@ impl Future for ResponseFuture {
                         Rejection::upstream_timeout(RejectedBy::Proxy, id)
                     }
                 }
-                .into_response()
+                .into_response();
+                if let Some(kind) = connect_error {
+                    response.extensions_mut().insert(kind);
+                }
+                response
             }
         }))
     }

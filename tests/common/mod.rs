@@ -11,6 +11,8 @@
 //!   rmcp's default), `*_with_auth` variants taking an `Authorization` header value;
 //! - [`http_client`] and [`post_json`] for raw probing;
 //! - [`handwritten_router`]: a plain-axum MCP endpoint with none of the SSE hygiene (SSE tests);
+//! - [`ExampleProcess`]: an example binary (`server --bare`, …) as an OS process, killed
+//!   with SIGKILL and restarted on the same port at will;
 //! - [`Redis::start`] and [`Nginx::start`]: real `redis-server` / `nginx` processes on free
 //!   ports, killed on drop; `None` with a printed reason when the binary is absent, a panic
 //!   when `MCP_EDGE_REQUIRE_SERVERS=1`.
@@ -22,6 +24,7 @@ pub mod tools;
 #[cfg(feature = "jwt")]
 pub mod auth;
 mod client;
+mod example;
 mod guard;
 mod handwritten;
 mod http;
@@ -33,6 +36,7 @@ mod server;
 mod session;
 
 pub use client::*;
+pub use example::*;
 pub use guard::*;
 pub use handwritten::*;
 pub use http::*;
