@@ -202,6 +202,21 @@ struct Scan<'a> {
     at: usize,
 }
 
+/// How many bytes of string contents come before the first `"` or `\`; `None` when a
+/// control character comes first (serde_json refuses it) or the text ends. Short runs (keys,
+/// most values) take a byte loop; past 32 bytes, memchr's vectorised search.
+fn string_run(rest: &[u8]) -> Option<usize> {
+    let head = rest.len().min(32);
+    if let Some(at) = rest[..head]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return (rest[at] >= 0x20).then_some(at);
+    }
+    let len = head + memchr::memchr2(b'"', b'\\', &rest[head..])?;
+    (!rest[head..len].iter().any(|&b| b < 0x20)).then_some(len)
+}
+
 impl<'a> Scan<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         Scan { bytes, at: 0 }
@@ -229,13 +244,12 @@ impl<'a> Scan<'a> {
     fn plain_str(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let rest = &self.bytes[self.at..];
-        let len = memchr::memchr2(b'"', b'\\', rest)?;
-        let (body, end) = (&rest[..len], rest[len]);
-        if end != b'"' || body.iter().any(|&b| b < 0x20) {
+        let len = string_run(rest)?;
+        if rest[len] != b'"' {
             return None;
         }
         self.at += len + 1;
-        Some(body)
+        Some(&rest[..len])
     }
 
     /// Any string, its escapes checked as serde_json checks an ignored string.
@@ -243,10 +257,7 @@ impl<'a> Scan<'a> {
         self.expect(b'"')?;
         loop {
             let rest = &self.bytes[self.at..];
-            let len = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..len].iter().any(|&b| b < 0x20) {
-                return None;
-            }
+            let len = string_run(rest)?;
             self.at += len + 1;
             if rest[len] == b'"' {
                 return Some(());
