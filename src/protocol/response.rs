@@ -156,13 +156,12 @@ impl ReadResponses {
             return None;
         }
         let mut scan = Scan::new(text.as_bytes());
-        scan.expect(b'{')?;
-        let mut id = None;
-        let mut is_error = None;
-        if scan.peek()? == b'}' {
+        if scan.peek()? != b'{' {
             return None;
         }
-        loop {
+        let mut id = None;
+        let mut is_error = None;
+        scan.members(b'}', |scan| {
             let key = scan.plain_str()?;
             scan.expect(b':')?;
             match key {
@@ -175,12 +174,8 @@ impl ReadResponses {
                 b"error" | b"method" => return None,
                 _ => scan.skip_value(0)?,
             }
-            match scan.peek()? {
-                b',' => scan.at += 1,
-                b'}' => break,
-                _ => return None,
-            }
-        }
+            Some(())
+        })?;
         Some(Some(ResponseMessage {
             id,
             outcome: ResponseOutcome::Result {
@@ -312,46 +307,38 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
+    /// The members of the object or array that opens here, each read by `member`, up to and
+    /// including `close`.
+    fn members(
+        &mut self,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.at += 1;
+        if self.peek()? != close {
+            loop {
+                member(self)?;
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    byte if byte == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.at += 1;
+        Some(())
+    }
+
     fn skip_value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
             b'"' => self.skip_str(),
             b'{' | b'[' if depth >= MAX_SCAN_DEPTH => None,
-            b'{' => {
-                self.at += 1;
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip_str()?;
-                    self.expect(b':')?;
-                    self.skip_value(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b'}' => break,
-                        _ => return None,
-                    }
-                }
-                self.at += 1;
-                Some(())
-            }
-            b'[' => {
-                self.at += 1;
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => break,
-                        _ => return None,
-                    }
-                }
-                self.at += 1;
-                Some(())
-            }
+            b'{' => self.members(b'}', |scan| {
+                scan.skip_str()?;
+                scan.expect(b':')?;
+                scan.skip_value(depth + 1)
+            }),
+            b'[' => self.members(b']', |scan| scan.skip_value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -388,31 +375,21 @@ impl<'a> Scan<'a> {
             self.skip_value(1)?;
             return Some(false);
         }
-        self.at += 1;
         let mut is_error = false;
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(false);
-        }
-        loop {
-            let key = self.plain_str()?;
-            self.expect(b':')?;
+        self.members(b'}', |scan| {
+            let key = scan.plain_str()?;
+            scan.expect(b':')?;
             if key == b"isError" {
-                is_error = match self.peek()? {
-                    b't' => self.literal(b"true").map(|()| true)?,
-                    b'f' => self.literal(b"false").map(|()| false)?,
-                    _ => self.literal(b"null").map(|()| false)?,
+                is_error = match scan.peek()? {
+                    b't' => scan.literal(b"true").map(|()| true)?,
+                    b'f' => scan.literal(b"false").map(|()| false)?,
+                    _ => scan.literal(b"null").map(|()| false)?,
                 };
+                Some(())
             } else {
-                self.skip_value(2)?;
+                scan.skip_value(2)
             }
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        self.at += 1;
+        })?;
         Some(is_error)
     }
 }

@@ -554,18 +554,14 @@ fn push_ip(out: &mut String, ip: std::net::IpAddr) {
 
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+    let mut started = false;
+    for divisor in [10_000, 1_000, 100, 10, 1] {
+        let digit = (n / divisor % 10) as u8;
+        started |= digit != 0 || divisor == 1;
+        if started {
+            out.push(char::from(b'0' + digit));
         }
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn proto_static(proto: &str) -> &'static str {
