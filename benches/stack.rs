@@ -12,7 +12,9 @@
 //! ```
 //!
 //! For instruction counts (reliable on a loaded machine): `STACK_LOOP=<stack>/<answer>` with
-//! `STACK_CALLS=N` runs N calls of one case and exits, without criterion, e.g.
+//! `STACK_CALLS=N` runs N calls of one case and exits, without criterion, e.g. (the answer
+//! `streams` instead opens N legacy GET streams, keeps them open, and prints the heap bytes
+//! each one holds)
 //!
 //! ```text
 //! STACK_LOOP=full/json STACK_CALLS=2000 valgrind --tool=callgrind target/release/deps/stack-HASH
@@ -20,7 +22,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,22 +35,26 @@ use mcp_edge::store::{MemorySessionStore, SessionRecord, SessionStore};
 use mcp_edge::{AuthLayer, McpEdge, Principal, SessionId, SessionLayer, SseLayer};
 use tower::{Layer, Service, ServiceExt};
 
-/// Counts heap allocations (not frees) made by this process.
+/// Counts heap allocations (not frees) made by this process, and the bytes live.
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 // Forwards to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -87,6 +93,73 @@ fn request(body: &Bytes) -> Request<Full<Bytes>> {
         .header("authorization", format!("Bearer {TOKEN}"))
         .body(Full::new(body.clone()))
         .unwrap()
+}
+
+/// A legacy GET stream request on the bench's session.
+fn get_request() -> Request<Full<Bytes>> {
+    Request::get("/mcp")
+        .header("host", "localhost:8080")
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", SESSION)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// An SSE body that stays open and sends nothing: a GET stream with no event yet.
+struct OpenStream;
+
+impl http_body::Body for OpenStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// The trivial MCP service of the streams case: every request gets an open SSE stream.
+fn stream_service<B>()
+-> impl Service<Request<B>, Response = Response<OpenStream>, Error = Infallible, Future: Send>
++ Clone
++ Send {
+    tower::service_fn(|_request: Request<B>| {
+        let response = Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(OpenStream)
+            .unwrap();
+        std::future::ready(Ok::<_, Infallible>(response))
+    })
+}
+
+/// Opens `n` GET streams through `service` and keeps them open (each response body boxed, as
+/// a server's connection task holds it); returns the heap bytes still live per stream.
+fn bytes_per_stream<S, B>(runtime: &tokio::runtime::Runtime, service: &S, n: usize) -> f64
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    runtime.block_on(async {
+        let mut open = Vec::with_capacity(n);
+        let before = LIVE_BYTES.load(Ordering::Relaxed);
+        for _ in 0..n {
+            let response = service.clone().oneshot(get_request()).await.unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            let mut body = Box::new(response.into_body());
+            // What comes at once (the SSE layer's first comment), then the stream waits.
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, body.frame()).await {}
+            open.push(body);
+        }
+        let live = LIVE_BYTES.load(Ordering::Relaxed) - before;
+        drop(open);
+        live as f64 / n as f64
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -205,6 +278,16 @@ fn fixed_loop(case: &str) {
     let store = session_store(&runtime);
     let body = request_body();
     let (stack, answer) = case.split_once('/').expect("STACK_LOOP=<stack>/<answer>");
+    if answer == "streams" {
+        let n = calls as usize;
+        let per_stream = match stack {
+            "bare" => bytes_per_stream(&runtime, &stream_service(), n),
+            "full" => bytes_per_stream(&runtime, &full_edge(&store).layer(stream_service()), n),
+            other => panic!("unknown stack {other}"),
+        };
+        println!("{case}: {n} open GET streams, {per_stream:.0} heap bytes live per stream");
+        return;
+    }
     let answer = match answer {
         "json" => Answer::Json,
         "sse" => Answer::Sse,

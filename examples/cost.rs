@@ -40,6 +40,12 @@
 //!   and, from `--probe-sessions` fresh legacy sessions (initialize, initialized, 3 calls), the
 //!   share that stayed on their replica (a session that lands on the other replica gets 404).
 //!   For the load, legacy sessions that did not stay are re-created until they work.
+//!   Two floor proxies run in the same interleaved rounds, to say what a Rust proxy costs
+//!   here before any layer: `floor` (hyper 1's HTTP/1 server and hyper-util's pooled client)
+//!   and `floor-edge` (the same server with mcp-edge's upstream pool, `HttpUpstream`, as the
+//!   gateway uses it); neither has a layer, both keep sessions on their replica with a map
+//!   learned from `initialize` answers. They are this binary, re-run as
+//!   `cost --floor-proxy hyper|edge BIND UPSTREAM...`.
 //! - `memory`: for bare, default and full in turn, opens `--sessions` legacy sessions, each with
 //!   its own connection holding an open GET SSE stream, and reports the server's RSS growth
 //!   (`VmRSS`) per session.
@@ -87,7 +93,8 @@ const USAGE: &str =
   --sessions N         memory mode: legacy sessions with an open GET stream (default 2000)
   --probe-sessions N   proxy mode: fresh sessions for the stickiness share (default 200)
   --strace             one extra segment per stack (or proxy) under strace -c
-  --proxies LIST       proxy mode: which proxies besides direct (default gateway,nginx)
+  --proxies LIST       proxy mode: which proxies besides direct
+                       (default gateway,floor-edge,floor,nginx)
   --no-pin             do not pin servers to CPU 0 and the load to CPU 1
   --no-build           do not run cargo build for the server and gateway examples
   --bin-dir DIR        where the server and gateway binaries are
@@ -142,7 +149,9 @@ fn parse_options() -> Result<Options, String> {
         sessions: 2000,
         probe_sessions: 200,
         strace: false,
-        proxies: vec!["gateway".to_owned(), "nginx".to_owned()],
+        proxies: ["gateway", "floor-edge", "floor", "nginx"]
+            .map(str::to_owned)
+            .to_vec(),
         pin: true,
         build: true,
         bin_dir: None,
@@ -199,6 +208,10 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--floor-proxy") {
+        floor_proxy_main(&args[2..]);
+    }
     let options = match parse_options() {
         Ok(o) => o,
         Err(message) => {
@@ -1241,9 +1254,18 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
             None
         }
     };
+    let mut floors = Vec::new();
+    for floor in [Floor::Edge, Floor::Hyper] {
+        if options.proxies.iter().any(|p| p == floor.name()) {
+            floors.push((floor.name(), start_floor(env, floor, &replicas).await?));
+        }
+    }
     let mut proxies: Vec<(&str, Option<&Proc>)> = vec![("direct", None)];
     if options.proxies.iter().any(|p| p == "gateway") {
         proxies.push(("gateway", Some(&gateway)));
+    }
+    for (name, floor) in &floors {
+        proxies.push((name, Some(floor)));
     }
     if let Some(nginx) = nginx
         .as_ref()
@@ -1372,7 +1394,9 @@ async fn proxy_mode(options: &Options, env: &Env) -> Result<(), Error> {
     let _ = writeln!(
         out,
         "\ngateway = `gateway --upstream A --upstream B --audit-log FILE` (envelope affinity, one \
-         hash-chained JSON line per call); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
+         hash-chained JSON line per call); floor-edge = hyper 1's HTTP/1 server and mcp-edge's \
+         upstream pool, no layer; floor = hyper 1's server and hyper-util's pooled client, no \
+         layer (both route sessions with a map learned from `initialize` answers); nginx: 1 worker, keepalive 64 upstream connections, proxy_buffering \
          off, `hash $http_mcp_session_id consistent`, access log on. For the load, legacy \
          sessions that did not stay were re-created until a call worked."
     );
@@ -1446,4 +1470,219 @@ async fn memory_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Er
     }
     print!("{out}");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floor proxies: what a Rust hyper proxy with no layers costs here
+
+/// The floor proxies: `hyper` is hyper 1's server with hyper-util's pooled client (TCP_NODELAY
+/// both ways, 90 s pool idle timeout as the gateway); `edge` is the same server with
+/// mcp-edge's own upstream pool (`HttpUpstream`, the gateway's settings) and no layer. Both
+/// keep legacy sessions on their replica with the least that can: a map from the session id
+/// the replica handed out to that replica (learned from the `initialize` answer); anything
+/// else goes round-robin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Floor {
+    Hyper,
+    Edge,
+}
+
+impl Floor {
+    fn name(self) -> &'static str {
+        match self {
+            Floor::Hyper => "floor",
+            Floor::Edge => "floor-edge",
+        }
+    }
+}
+
+/// Session id → replica, and the round-robin counter for the rest.
+#[derive(Clone)]
+struct FloorRoutes {
+    sessions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Bytes, usize>>>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    replicas: usize,
+}
+
+impl FloorRoutes {
+    fn new(replicas: usize) -> Self {
+        FloorRoutes {
+            sessions: Default::default(),
+            next: Default::default(),
+            replicas,
+        }
+    }
+
+    /// The replica for a request, and whether it named a session.
+    fn pick(&self, headers: &http::HeaderMap) -> (usize, bool) {
+        let session = headers.get("mcp-session-id");
+        if let Some(id) = session
+            && let Some(&replica) = self.sessions.lock().unwrap().get(id.as_bytes())
+        {
+            return (replica, true);
+        }
+        let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (next % self.replicas, session.is_some())
+    }
+
+    /// Remembers the session a replica opened.
+    fn learn(&self, replica: usize, headers: &http::HeaderMap) {
+        if let Some(id) = headers.get("mcp-session-id") {
+            self.sessions
+                .lock()
+                .unwrap()
+                .insert(Bytes::copy_from_slice(id.as_bytes()), replica);
+        }
+    }
+}
+
+/// `cost --floor-proxy hyper|edge BIND UPSTREAM_ADDR...`: runs one floor proxy until killed.
+fn floor_proxy_main(args: &[String]) -> ! {
+    let (kind, bind, upstreams) = match args {
+        [kind, bind, upstreams @ ..] if !upstreams.is_empty() => (kind, bind, upstreams),
+        _ => {
+            eprintln!("usage: cost --floor-proxy hyper|edge BIND UPSTREAM_ADDR...");
+            std::process::exit(2);
+        }
+    };
+    let floor = match kind.as_str() {
+        "hyper" => Floor::Hyper,
+        "edge" => Floor::Edge,
+        other => {
+            eprintln!("unknown floor proxy `{other}`");
+            std::process::exit(2);
+        }
+    };
+    let bind: SocketAddr = bind.parse().expect("BIND address");
+    let upstreams: Vec<SocketAddr> = upstreams
+        .iter()
+        .map(|u| u.parse().expect("upstream address"))
+        .collect();
+    // As the gateway example: tokio's multi-thread runtime (one worker per allowed CPU).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match floor {
+            Floor::Hyper => floor_hyper(bind, &upstreams).await,
+            Floor::Edge => floor_edge(bind, &upstreams).await,
+        }
+    });
+    if let Err(error) = result {
+        eprintln!("floor proxy: {error}");
+        std::process::exit(1);
+    }
+    std::process::exit(0)
+}
+
+/// Accepts connections on `bind` (TCP_NODELAY) and serves each with hyper's HTTP/1 server.
+async fn floor_serve<S, B>(bind: SocketAddr, service: S) -> Result<(), Error>
+where
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Error>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Error>,
+{
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn floor_hyper(bind: SocketAddr, upstreams: &[SocketAddr]) -> Result<(), Error> {
+    use hyper_util::client::legacy::{Client as PoolClient, connect::HttpConnector};
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: PoolClient<HttpConnector, hyper::body::Incoming> =
+        PoolClient::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+    let targets: std::sync::Arc<[(http::Uri, http::HeaderValue)]> = upstreams
+        .iter()
+        .map(|a| {
+            (
+                format!("http://{a}/mcp").parse().expect("uri"),
+                http::HeaderValue::from_str(&a.to_string()).expect("host"),
+            )
+        })
+        .collect();
+    let routes = FloorRoutes::new(upstreams.len());
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let (client, targets, routes) = (client.clone(), targets.clone(), routes.clone());
+        async move {
+            let (mut parts, body) = request.into_parts();
+            let (replica, had_session) = routes.pick(&parts.headers);
+            let (uri, host) = &targets[replica];
+            parts.uri = uri.clone();
+            parts.headers.insert(header::HOST, host.clone());
+            let response = client.request(Request::from_parts(parts, body)).await?;
+            if !had_session {
+                routes.learn(replica, response.headers());
+            }
+            Ok::<_, hyper_util::client::legacy::Error>(response)
+        }
+    });
+    floor_serve(bind, service).await
+}
+
+async fn floor_edge(bind: SocketAddr, upstreams: &[SocketAddr]) -> Result<(), Error> {
+    use mcp_edge::proxy::{HttpUpstream, HttpUpstreamBuilder};
+    use tower::Service as _;
+    // The gateway example's settings; one pool for both replicas.
+    let builder = HttpUpstreamBuilder::new()
+        .connect_timeout(Duration::from_secs(1))
+        .response_head_timeout(Duration::from_secs(120));
+    let mut pool: Vec<HttpUpstream<hyper::body::Incoming>> = Vec::new();
+    for addr in upstreams {
+        let url = format!("http://{addr}/mcp");
+        let upstream = match pool.first() {
+            Some(first) => first.to(&url),
+            None => builder.build(&url),
+        }?;
+        pool.push(upstream);
+    }
+    let pool: std::sync::Arc<[HttpUpstream<hyper::body::Incoming>]> = pool.into();
+    let routes = FloorRoutes::new(upstreams.len());
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let (pool, routes) = (pool.clone(), routes.clone());
+        async move {
+            let (replica, had_session) = routes.pick(request.headers());
+            let response = pool[replica].clone().call(request).await?;
+            if !had_session {
+                routes.learn(replica, response.headers());
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    floor_serve(bind, service).await
+}
+
+/// Starts a floor proxy (this binary, `--floor-proxy`) in front of `replicas`.
+async fn start_floor(env: &Env, floor: Floor, replicas: &[Proc]) -> Result<Proc, Error> {
+    let addr = free_addr()?;
+    let mut args = vec![
+        "--floor-proxy".to_owned(),
+        match floor {
+            Floor::Hyper => "hyper",
+            Floor::Edge => "edge",
+        }
+        .to_owned(),
+        addr.to_string(),
+    ];
+    args.extend(replicas.iter().map(|r| r.addr.to_string()));
+    Proc::start(env, floor.name(), &std::env::current_exe()?, &args, addr).await
 }

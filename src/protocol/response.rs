@@ -98,7 +98,12 @@ impl ReadResponses {
         let seed = MessageSeed(self, &stopped);
         // Valid UTF-8 (the usual case) is checked in one pass rather than string by string.
         let read = match std::str::from_utf8(rest) {
-            Ok(text) => seed.deserialize(&mut serde_json::Deserializer::from_str(text)),
+            Ok(text) => {
+                if let Some(fast) = self.read_fast(text) {
+                    return Some(fast.into_iter().collect());
+                }
+                seed.deserialize(&mut serde_json::Deserializer::from_str(text))
+            }
             Err(_) => seed.deserialize(&mut serde_json::Deserializer::from_slice(rest)),
         };
         let Some(wire) = read_wire(read, &stopped)? else {
@@ -109,6 +114,9 @@ impl ReadResponses {
 
     /// `None` when not JSON, `Some(None)` when JSON but not a response.
     fn read_one<'a>(self, text: &'a str) -> Option<Option<ResponseMessage<'a>>> {
+        if let Some(fast) = self.read_fast(text) {
+            return Some(fast);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let stopped = Cell::new(false);
         let Some(wire) = read_wire(MessageSeed(self, &stopped).deserialize(&mut de), &stopped)?
@@ -134,6 +142,255 @@ impl ReadResponses {
             outcome,
             result: wire.result.and_then(|r| r.raw),
         })
+    }
+
+    /// The usual response, read without serde: one object whose keys are plain strings, an
+    /// integer or plain string `id`, a `result` (and for a tool call its `isError` literal),
+    /// every other value skipped and checked as serde_json checks what it ignores. `None`
+    /// (read it with serde) for anything else: an `error` or `method` key, an escaped key,
+    /// a kept result, no result, an id or `isError` of another kind, malformed JSON. So it
+    /// only ever answers as the serde reader would, and answers the common case at a
+    /// fraction of the cost.
+    fn read_fast(self, text: &str) -> Option<Option<ResponseMessage<'_>>> {
+        if self.keep_result {
+            return None;
+        }
+        let mut scan = Scan::new(text.as_bytes());
+        if scan.peek()? != b'{' {
+            return None;
+        }
+        let mut id = None;
+        let mut is_error = None;
+        scan.members(b'}', |scan| {
+            let key = scan.plain_str()?;
+            scan.expect(b':')?;
+            match key {
+                b"id" => id = scan.id()?,
+                b"result" if self.tool_call => is_error = Some(scan.tool_result()?),
+                b"result" => {
+                    scan.skip_value(0)?;
+                    is_error = Some(false);
+                }
+                b"error" | b"method" => return None,
+                _ => scan.skip_value(0)?,
+            }
+            Some(())
+        })?;
+        Some(Some(ResponseMessage {
+            id,
+            outcome: ResponseOutcome::Result {
+                is_error: is_error?,
+            },
+            result: None,
+        }))
+    }
+}
+
+/// The deepest nesting [`Scan::skip_value`] follows before handing over to serde (whose own
+/// limit is 128).
+const MAX_SCAN_DEPTH: u32 = 100;
+
+/// A forward-only reader over JSON text, for [`ReadResponses::read_fast`]: every method
+/// returns `None` where serde_json would fail, or where the fast path does not go.
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// How many bytes of string contents come before the first `"` or `\`; `None` when a
+/// control character comes first (serde_json refuses it) or the text ends. Short runs (keys,
+/// most values) take a byte loop; past 32 bytes, memchr's vectorised search.
+fn string_run(rest: &[u8]) -> Option<usize> {
+    let head = rest.len().min(32);
+    if let Some(at) = rest[..head]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return (rest[at] >= 0x20).then_some(at);
+    }
+    let len = head + memchr::memchr2(b'"', b'\\', &rest[head..])?;
+    (!rest[head..len].iter().any(|&b| b < 0x20)).then_some(len)
+}
+
+impl<'a> Scan<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Scan { bytes, at: 0 }
+    }
+
+    /// The next byte that is not JSON whitespace (not consumed).
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.peek()?;
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A string without escapes, its contents returned.
+    fn plain_str(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let rest = &self.bytes[self.at..];
+        let len = string_run(rest)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// Any string, its escapes checked as serde_json checks an ignored string.
+    fn skip_str(&mut self) -> Option<()> {
+        self.expect(b'"')?;
+        loop {
+            let rest = &self.bytes[self.at..];
+            let len = string_run(rest)?;
+            self.at += len + 1;
+            if rest[len] == b'"' {
+                return Some(());
+            }
+            match *self.bytes.get(self.at)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                b'u' => {
+                    let hex = self.bytes.get(self.at + 1..self.at + 5)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.at += 5;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// A JSON number: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+    fn skip_number(&mut self) -> Option<()> {
+        if self.bytes.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        let first = *self.bytes.get(self.at)?;
+        let int = self.digits();
+        if int == 0 || (first == b'0' && int > 1) {
+            return None;
+        }
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.bytes.get(self.at) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// The members of the object or array that opens here, each read by `member`, up to and
+    /// including `close`.
+    fn members(
+        &mut self,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.at += 1;
+        if self.peek()? != close {
+            loop {
+                member(self)?;
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    byte if byte == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.at += 1;
+        Some(())
+    }
+
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_str(),
+            b'{' | b'[' if depth >= MAX_SCAN_DEPTH => None,
+            b'{' => self.members(b'}', |scan| {
+                scan.skip_str()?;
+                scan.expect(b':')?;
+                scan.skip_value(depth + 1)
+            }),
+            b'[' => self.members(b']', |scan| scan.skip_value(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// An `id`: `null`, an integer that fits `i64`, or a plain string.
+    fn id(&mut self) -> Option<Option<RequestId>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            b'"' => {
+                let text = std::str::from_utf8(self.plain_str()?).ok()?;
+                Some(Some(RequestId::from(text)))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                self.skip_number()?;
+                let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+                // A fraction or exponent makes it no integer, and serde_json reads `-0` as a
+                // float: serde's error, not ours.
+                let n = text.parse::<i64>().ok()?;
+                (n != 0 || !text.starts_with('-')).then_some(Some(RequestId::Number(n)))
+            }
+            _ => None,
+        }
+    }
+
+    /// A tool call's `result`: its `isError` literal (`null` or absent: `false`); a result
+    /// that is not an object is no tool error.
+    fn tool_result(&mut self) -> Option<bool> {
+        if self.peek()? != b'{' {
+            self.skip_value(1)?;
+            return Some(false);
+        }
+        let mut is_error = false;
+        self.members(b'}', |scan| {
+            let key = scan.plain_str()?;
+            scan.expect(b':')?;
+            if key == b"isError" {
+                is_error = match scan.peek()? {
+                    b't' => scan.literal(b"true").map(|()| true)?,
+                    b'f' => scan.literal(b"false").map(|()| false)?,
+                    _ => scan.literal(b"null").map(|()| false)?,
+                };
+                Some(())
+            } else {
+                scan.skip_value(2)
+            }
+        })?;
+        Some(is_error)
     }
 }
 
@@ -398,6 +655,128 @@ mod tests {
                 message: "Method \"x\" not found".into()
             }
         );
+    }
+
+    /// The serde reader alone, for comparison with the fast path.
+    fn by_serde(read: ReadResponses, text: &str) -> Option<Option<ResponseMessage<'_>>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let stopped = Cell::new(false);
+        let wire = read_wire(MessageSeed(read, &stopped).deserialize(&mut de), &stopped)?;
+        Some(wire.and_then(|wire| read.finish(wire)))
+    }
+
+    type Read = Option<Option<(Option<RequestId>, ResponseOutcome, Option<String>)>>;
+
+    fn key(read: Option<Option<ResponseMessage<'_>>>) -> Read {
+        read.map(|m| m.map(|m| (m.id, m.outcome, m.result.map(|r| r.get().to_owned()))))
+    }
+
+    #[test]
+    fn the_fast_path_answers_as_serde_or_not_at_all() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello"}],"isError":false}}"#,
+            r#"{"jsonrpc":"2.0","id":"a-1","result":{"content":[],"isError":true}}"#,
+            r#" { "jsonrpc" : "2.0" , "id" : -7 , "result" : { "isError" : null } } trailing"#,
+            r#"{"id":1,"result":{"isError":true},"result":{}}"#,
+            r#"{"id":1,"id":null,"result":[1,2,{"a":[true,false,null,-1.5e+3]}]}"#,
+            r#"{"id":1,"result":"text","x":{"y":"\u00e9\n\"q\""}}"#,
+            r#"{"id":1,"result":{"isError":true,"isError":false}}"#,
+            r#"{"id":-0,"result":{}}"#,
+            r#"{"id":1.0,"result":{}}"#,
+            r#"{"id":9223372036854775808,"result":{}}"#,
+            r#"{"id":-9223372036854775808,"result":{}}"#,
+            r#"{"id":01,"result":{}}"#,
+            r#"{"id":1,"result":{"isError":"yes"}}"#,
+            r#"{"id":1,"result":{"is\u0045rror":true}}"#,
+            r#"{"i\u0064":1,"result":{}}"#,
+            r#"{"id":1,"result":{},"error":{"code":1,"message":"m"}}"#,
+            r#"{"id":1,"method":"x","result":{}}"#,
+            r#"{"id":1,"result":{"a":"bad \x escape"}}"#,
+            r#"{"id":1,"result":{"a":"\u12G4"}}"#,
+            r#"{"id":1,"result":{"a":1.}}"#,
+            r#"{"id":1,"result":{"a":-}}"#,
+            r#"{"id":1,"result":{"a":1e}}"#,
+            r#"{"id":1,"result":{"a":[1,]}}"#,
+            r#"{"id":1,"result":{"a":{"b":1,}}}"#,
+            r#"{"id":1,"result":{"a":tru}}"#,
+            r#"{"id":1,"result":{}"#,
+            r#"{"id":1,"result":{}} "#,
+            r#"{"id":1}"#,
+            r#"{}"#,
+            r#"[]"#,
+            "{\"id\":1,\"result\":{\"a\":\"ctrl\u{1}\"}}",
+            "{\"id\":\"tab\there\",\"result\":{}}",
+        ];
+        for read in [TOOL, PLAIN] {
+            for text in cases {
+                let fast = read.read_fast(text);
+                if fast.is_some() {
+                    assert_eq!(key(fast), key(by_serde(read, text)), "{text}");
+                }
+                assert_eq!(
+                    key(read.read_one(text)),
+                    key(by_serde(read, text)),
+                    "{text}"
+                );
+            }
+        }
+        // The usual answers take the fast path.
+        assert!(TOOL.read_fast(cases[0]).is_some());
+        assert!(TOOL.read_fast(cases[1]).is_some());
+        assert!(PLAIN.read_fast(cases[4]).is_some());
+    }
+
+    mod fast_path_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                (-1e6f64..1e6).prop_map(serde_json::Value::from),
+                "[a-z\"\\\\\u{e9}\n ]{0,6}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("(isError|id|[a-z]{1,3})", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn fast_path_agrees_with_serde(
+                id in json(),
+                result in json(),
+                extra in json(),
+                cut in any::<prop::sample::Index>(),
+                byte in prop::sample::select(b"{}[],:\"\\ 0-.etnu".to_vec()),
+                mutate in 0u8..3,
+            ) {
+                let mut text = format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{result},"x":{extra}}}"#
+                );
+                let at = cut.index(text.len() + 1);
+                if text.is_char_boundary(at) {
+                    match mutate {
+                        1 => text.insert(at, byte as char),
+                        2 if at < text.len() && text.is_char_boundary(at + 1) => {
+                            text.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                for read in [TOOL, PLAIN] {
+                    if let Some(fast) = read.read_fast(&text) {
+                        prop_assert_eq!(key(Some(fast)), key(by_serde(read, &text)), "{}", text);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
