@@ -175,11 +175,7 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    options.metrics.init_tracing();
     // With --metrics, the Prometheus recorder goes in before any layer records.
     let prometheus = options.metrics.install();
 
@@ -275,6 +271,8 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2)
     });
     println!("auth: {}", auth.description);
+    // With --jwks-url, the key set is fetched now (retried until it answers): not ready before.
+    let keys_fetched = auth.fetch_keys();
     // Rate limits per principal and per tool with --limit (in Redis with --redis).
     let (limits, description) = options
         .limits
@@ -338,7 +336,8 @@ async fn main() -> std::io::Result<()> {
     };
 
     // --metrics: /metrics, /healthz and /readyz on their own listener (outside the guard).
-    // Not ready while draining or while the session store (Redis) does not answer.
+    // Not ready while draining, while the session store (Redis) does not answer, or before
+    // the first JWK set fetch succeeded (with --jwks-url).
     if let Some(metrics_addr) = options.metrics.addr {
         let draining = drain.clone();
         let mut health =
@@ -348,6 +347,9 @@ async fn main() -> std::io::Result<()> {
                 let store = std::sync::Arc::clone(&store);
                 async move { store.count(None).await.is_ok() }
             });
+        }
+        if let Some(flag) = &keys_fetched {
+            health = health.wait_for("jwks", flag);
         }
         let before_scrape = move || {
             let store = session_store.clone();

@@ -225,3 +225,63 @@ async fn prometheus_scrapes_operations_of_both_eras_and_refusals_and_readiness_f
     drop(legacy);
     let _ = server.0.wait();
 }
+
+/// `server --jwks-url … --metrics ADDR`: `/readyz` answers 503 naming `jwks` while the key set
+/// endpoint fails (503), and turns 200 once it answers, with no request needed in between
+/// (the example fetches the keys at start and retries).
+#[cfg(feature = "jwks-fetch")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_first_jwks_fetch() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(server_bin) = example_server() else {
+        skip_or_fail("target/*/examples/server not built (cargo test builds it)");
+        return;
+    };
+    // A JWKS endpoint that fails until `up` is set.
+    let up = Arc::new(AtomicBool::new(false));
+    let answering = up.clone();
+    let jwks = common::serve(axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let up = answering.load(Ordering::SeqCst);
+            async move {
+                if up {
+                    let set = json!({ "keys": [common::auth::ec1().jwk] });
+                    (axum::http::StatusCode::OK, set.to_string())
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                }
+            }
+        }),
+    ));
+    let bind: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = Command::new(&server_bin)
+        .args(["--bind", &bind.to_string()])
+        .args(["--metrics", &metrics.to_string()])
+        .args(["--jwks-url", &jwks.url_for("/jwks")])
+        .args(["--issuer", common::auth::ISSUER])
+        .args(["--audience", common::auth::AUDIENCE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the example server");
+    let _server = Process(server);
+    wait_for("the example server", Duration::from_secs(30), async || {
+        get(&format!("http://{metrics}/healthz")).await.is_some()
+    })
+    .await;
+    let readyz = format!("http://{metrics}/readyz");
+    let (status, body) = get(&readyz).await.unwrap();
+    assert_eq!((status, body.as_str()), (503, "not ready\njwks\n"));
+
+    up.store(true, Ordering::SeqCst);
+    wait_for(
+        "ready once the JWKS endpoint answers",
+        Duration::from_secs(15),
+        async || get(&readyz).await == Some((200, "ready\n".into())),
+    )
+    .await;
+}
