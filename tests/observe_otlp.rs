@@ -10,13 +10,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{TestServer, free_port, post_json, serve, skip_or_fail};
+use common::{KillOnDrop, TestServer, example_binary, free_port, post_json, serve, skip_or_fail};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -27,23 +26,6 @@ use serde_json::json;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `target/<profile>/examples/otlp`, next to this test's `deps/` directory.
-fn example_otlp() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("examples").join("otlp");
-    path.is_file().then_some(path)
-}
 
 /// An OTLP/HTTP traces receiver: keeps every span it is sent.
 fn receiver() -> (TestServer, Arc<Mutex<Vec<Span>>>) {
@@ -92,7 +74,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_otlp_example_exports_message_spans_with_the_callers_parent() {
-    let Some(binary) = example_otlp() else {
+    let Some(binary) = example_binary("otlp") else {
         skip_or_fail("target/*/examples/otlp not built (cargo test --all-features builds it)");
         return;
     };
@@ -106,7 +88,7 @@ async fn the_otlp_example_exports_message_spans_with_the_callers_parent() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the otlp example");
-    let mut server = Process(child);
+    let mut server = KillOnDrop(child);
     let url = format!("http://{bind}/mcp");
 
     // A stateless 2026-07-28 tools/call, sent by a caller with a trace of its own.
