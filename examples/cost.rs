@@ -57,6 +57,11 @@
 //! WARN, so under this filter the `default` stack writes no line per successful call; the
 //! `full` stack's events go to its hash-chained `--audit-log` file.
 //!
+//! Observability: `--observe` adds the stacks `metrics` (`server --metrics 127.0.0.1:0`),
+//! `spans` (`server --otel-noop`) and `observed` (both), and builds every stack with
+//! `--features metrics,otel` too, so their Δ against `default` is what observability adds:
+//! `cargo run --release --features jwks-fetch,gateway,aws-lc-rs --example cost -- --observe`.
+//!
 //! Other flags: `--warmup SECS` (default 1, per stack and era before the first round),
 //! `--bin-dir DIR` (where `server` and `gateway` are; default: next to this binary),
 //! `--no-build` (do not run `cargo build` for them first), `--probe-sessions N` (default 200).

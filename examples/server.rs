@@ -21,7 +21,10 @@
 //!   --limit RULE        e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
 //!                       past it; with --redis the budgets are shared through Redis)
 //!   --metrics ADDR      serve /metrics (Prometheus; build with `--features metrics`),
-//!                       /healthz and /readyz on ADDR, outside the guard
+//!                       /healthz and /readyz on ADDR, outside the guard (not ready while
+//!                       draining, Redis is down, or before the first --jwks-url fetch)
+//!   --otel-noop         spans through tracing-opentelemetry to an exporter that drops
+//!                       them (`--features otel`; what spans cost; examples/otlp.rs exports)
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
 //! `retry:` and close at an event boundary, others may finish for up to 5 s.

@@ -373,7 +373,7 @@ pub fn sessions_active(total: u64) {
     metrics::gauge!(SESSIONS_ACTIVE).set(total as f64);
 }
 
-/// The handle tables (see [Cost](self#cost)).
+/// The handle tables (see "Cost" in the module docs).
 #[cfg(feature = "metrics")]
 mod series {
     use std::collections::{HashMap, HashSet};
