@@ -9,7 +9,9 @@
 //! - `otel_spans_and_metrics`: both.
 //!
 //! `cargo bench --bench observe --features metrics,otel`; without the features, the recorder
-//! rows measure a build where the hooks compile to nothing.
+//! rows measure a build where the hooks compile to nothing. The same cases around the whole
+//! default stack: `benches/stack.rs` (`full`, `full_spans_off`, `full_otel`, `full_metrics`,
+//! `full_observed`).
 
 use std::convert::Infallible;
 
@@ -20,11 +22,11 @@ use http_body_util::{BodyExt, Full};
 use mcp_edge::EdgeBody;
 use mcp_edge::audit::{AuditEvent, AuditLayer, CountingBody};
 use mcp_edge::inspect::InspectLayer;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tower::{ServiceBuilder, ServiceExt};
-use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "common/otel.rs"]
+mod otel;
+use otel::otel_subscriber;
 
 const REQUEST: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
 const RESULT: &[u8] =
@@ -49,25 +51,6 @@ fn json_response() -> Response<Full<Bytes>> {
         .headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     response
-}
-
-/// Takes the spans and drops them.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(std::hint::black_box(batch));
-        Ok(())
-    }
-}
-
-fn otel_subscriber() -> impl tracing::Subscriber + Send + Sync {
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(Discard)
-        .build();
-    tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")))
 }
 
 fn per_call(c: &mut Criterion) {

@@ -19,6 +19,19 @@
 //! ```text
 //! STACK_LOOP=full/json STACK_CALLS=2000 valgrind --tool=callgrind target/release/deps/stack-HASH
 //! ```
+//!
+//! Observability (issue 16), the `full` stack again with (`--features metrics,otel` for the
+//! last three to record anything):
+//! - `full_spans_off`: `AuditLayer::spans(false)`, no recorder (`full` has spans on and no
+//!   subscriber: what users without a tracing subscriber pay);
+//! - `full_otel`: spans exported through tracing-opentelemetry to an exporter that drops them
+//!   (`benches/common/otel.rs`);
+//! - `full_metrics`: a Prometheus recorder (metrics-exporter-prometheus) installed, every hook
+//!   recording;
+//! - `full_observed`: both.
+//!
+//! Criterion runs them in that order (a recorder, once installed, stays for the process);
+//! `STACK_LOOP=full_observed/json` runs one in a process of its own.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
@@ -34,6 +47,9 @@ use mcp_edge::auth::StaticTokens;
 use mcp_edge::store::{MemorySessionStore, SessionRecord, SessionStore};
 use mcp_edge::{AuthLayer, McpEdge, Principal, SessionId, SessionLayer, SseLayer};
 use tower::{Layer, Service, ServiceExt};
+
+#[path = "common/otel.rs"]
+mod otel;
 
 /// Counts heap allocations (not frees) made by this process, and the bytes live.
 struct Counting;
@@ -202,9 +218,13 @@ type FullEdge = McpEdge<
 >;
 
 fn full_edge(store: &MemorySessionStore) -> FullEdge {
+    full_edge_spans(store, true)
+}
+
+fn full_edge_spans(store: &MemorySessionStore, spans: bool) -> FullEdge {
     let noop: fn(AuditEvent) = |_event| {};
     McpEdge::builder()
-        .audit(AuditLayer::new(noop))
+        .audit(AuditLayer::new(noop).spans(spans))
         .auth(AuthLayer::new(
             StaticTokens::new().token(TOKEN, principal()),
         ))
@@ -293,20 +313,54 @@ fn fixed_loop(case: &str) {
         "sse" => Answer::Sse,
         other => panic!("unknown answer {other}"),
     };
+    let full = |spans| full_edge_spans(&store, spans).layer(service(answer));
+    let _subscriber = matches!(stack, "full_otel" | "full_observed")
+        .then(|| tracing::subscriber::set_default(otel::otel_subscriber()));
+    if matches!(stack, "full_metrics" | "full_observed") {
+        install_recorder();
+    }
     let allocs = match stack {
         "bare" => count(&runtime, &service(answer), &body, calls),
-        "full" => count(
-            &runtime,
-            &full_edge(&store).layer(service(answer)),
-            &body,
-            calls,
-        ),
+        "full" | "full_otel" | "full_metrics" | "full_observed" => {
+            count(&runtime, &full(true), &body, calls)
+        }
+        "full_spans_off" => count(&runtime, &full(false), &body, calls),
         other => panic!("unknown stack {other}"),
     };
     println!(
         "{case}: {calls} calls, {} allocs/call",
         allocs as f64 / calls as f64
     );
+}
+
+/// A Prometheus recorder for the rest of the process.
+fn install_recorder() {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("one recorder per process");
+}
+
+/// The observability cases (see the module docs), JSON answers.
+fn observe(c: &mut Criterion, runtime: &tokio::runtime::Runtime, store: &MemorySessionStore) {
+    let body = request_body();
+    let mut group = c.benchmark_group("stack_observe_json");
+    let mut run = |name: &str, spans: bool| {
+        let full = full_edge_spans(store, spans).layer(service(Answer::Json));
+        let allocs = count(runtime, &full, &body, 1000) as f64 / 1000.0;
+        println!("allocs/call {name}: {allocs:.1}");
+        group.bench_function(name, |b| b.to_async(runtime).iter(|| call(&full, &body)));
+    };
+    run("full_spans_off", false);
+    run("full", true);
+    {
+        let _otel = tracing::subscriber::set_default(otel::otel_subscriber());
+        run("full_otel", true);
+    }
+    install_recorder();
+    run("full_metrics", true);
+    let _otel = tracing::subscriber::set_default(otel::otel_subscriber());
+    run("full_observed", true);
+    group.finish();
 }
 
 fn stack(c: &mut Criterion) {
@@ -336,6 +390,7 @@ fn stack(c: &mut Criterion) {
         });
         group.finish();
     }
+    observe(c, &runtime, &store);
 }
 
 criterion_group! {

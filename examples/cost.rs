@@ -63,6 +63,11 @@
 //! WARN, so under this filter the `default` stack writes no line per successful call; the
 //! `full` stack's events go to its hash-chained `--audit-log` file.
 //!
+//! Observability: `--observe` adds the stacks `metrics` (`server --metrics 127.0.0.1:0`),
+//! `spans` (`server --otel-noop`) and `observed` (both), and builds every stack with
+//! `--features metrics,otel` too, so their Δ against `default` is what observability adds:
+//! `cargo run --release --features jwks-fetch,gateway,aws-lc-rs --example cost -- --observe`.
+//!
 //! Other flags: `--warmup SECS` (default 1, per stack and era before the first round),
 //! `--bin-dir DIR` (where `server` and `gateway` are; default: next to this binary),
 //! `--no-build` (do not run `cargo build` for them first), `--probe-sessions N` (default 200).
@@ -99,6 +104,10 @@ const USAGE: &str =
   --no-build           do not run cargo build for the server and gateway examples
   --bin-dir DIR        where the server and gateway binaries are
   --keep               keep the temp dir (logs, audit file, nginx config)
+  --observe            also the stacks `metrics` (default + `--metrics`: a Prometheus
+                       recorder), `spans` (default + `--otel-noop`: spans exported through
+                       tracing-opentelemetry to a no-op batch exporter) and `observed`
+                       (both); builds with `--features metrics,otel` added, for every stack
   --log FILTER         RUST_LOG for the servers and the gateway
                        (default warn,mcp_edge::audit=info)";
 
@@ -136,6 +145,7 @@ struct Options {
     build: bool,
     bin_dir: Option<PathBuf>,
     keep: bool,
+    observe: bool,
     log: String,
 }
 
@@ -156,6 +166,7 @@ fn parse_options() -> Result<Options, String> {
         build: true,
         bin_dir: None,
         keep: false,
+        observe: false,
         log: DEFAULT_LOG.to_owned(),
     };
     let mut args = std::env::args().skip(1);
@@ -196,6 +207,7 @@ fn parse_options() -> Result<Options, String> {
             "--no-build" => o.build = false,
             "--bin-dir" => o.bin_dir = Some(value()?.into()),
             "--keep" => o.keep = true,
+            "--observe" => o.observe = true,
             "--log" => o.log = value()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -246,7 +258,7 @@ async fn run(options: Options, pinned: Option<(usize, usize)>) -> Result<(), Err
             .to_owned(),
     };
     if options.build {
-        build_examples()?;
+        build_examples(options.observe)?;
     }
     let env = Env {
         server: bin_dir.join("server"),
@@ -295,16 +307,16 @@ async fn run(options: Options, pinned: Option<(usize, usize)>) -> Result<(), Err
 }
 
 /// Builds the server and gateway examples (a no-op when they are fresh).
-fn build_examples() -> Result<(), Error> {
+fn build_examples(observe: bool) -> Result<(), Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let features = if observe {
+        "jwks-fetch,gateway,aws-lc-rs,metrics,otel"
+    } else {
+        "jwks-fetch,gateway,aws-lc-rs"
+    };
     let status = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--release",
-            "--features",
-            "jwks-fetch,gateway,aws-lc-rs",
-        ])
+        .args(["build", "--release", "--features", features])
         .args(["--example", "server", "--example", "gateway"])
         .status()?;
     if !status.success() {
@@ -895,8 +907,22 @@ fn full_flags(env: &Env, jwks: &Jwks, name: &str) -> Vec<String> {
 }
 
 /// The three stacks of stack and memory mode: name, server flags, whether it needs tokens.
-fn stacks(env: &Env, jwks: &Jwks, suffix: &str) -> Vec<(&'static str, Vec<String>, bool)> {
-    vec![
+fn stacks(
+    env: &Env,
+    jwks: &Jwks,
+    suffix: &str,
+    observe: bool,
+) -> Vec<(&'static str, Vec<String>, bool)> {
+    let metrics = || vec!["--metrics".to_owned(), "127.0.0.1:0".to_owned()];
+    let spans = || vec!["--otel-noop".to_owned()];
+    let observed = observe.then(|| {
+        [
+            ("metrics", metrics(), false),
+            ("spans", spans(), false),
+            ("observed", [metrics(), spans()].concat(), false),
+        ]
+    });
+    let mut stacks = vec![
         ("bare", vec!["--bare".to_owned()], false),
         ("default", vec![], false),
         (
@@ -904,11 +930,13 @@ fn stacks(env: &Env, jwks: &Jwks, suffix: &str) -> Vec<(&'static str, Vec<String
             full_flags(env, jwks, &format!("full{suffix}")),
             true,
         ),
-    ]
+    ];
+    stacks.extend(observed.into_iter().flatten());
+    stacks
 }
 
 async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Error> {
-    let stacks = stacks(env, jwks, "");
+    let stacks = stacks(env, jwks, "", options.observe);
     let mut servers = Vec::new();
     for (name, flags, _) in &stacks {
         servers.push(start_server(env, name, flags).await?);
@@ -1000,6 +1028,16 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
          scheduler's share, e.g. a server with more runnable threads gets more of it).",
         env.clk_tck
     );
+    if options.observe {
+        let _ = writeln!(
+            out,
+            "\nmetrics = default + `--metrics 127.0.0.1:0` (Prometheus recorder installed, every \
+             hook recording); spans = default + `--otel-noop` (mcp-edge's spans through \
+             tracing-opentelemetry to a batch exporter that drops them); observed = both. \
+             All stacks built with `--features metrics,otel`: what observability adds is \
+             the Δ of these rows against `default`."
+        );
+    }
     print!("{out}");
 
     if options.strace {
@@ -1427,7 +1465,7 @@ async fn memory_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Er
         "| stack | sessions | RSS before MiB | RSS after MiB | KiB per session |\n|---|---:|---:|---:|---:|"
     );
     let mut bare_per_session = None;
-    for (name, flags, auth) in stacks(env, jwks, "-memory") {
+    for (name, flags, auth) in stacks(env, jwks, "-memory", options.observe) {
         let server = start_server(env, &format!("{name}-memory"), &flags).await?;
         // Warm up allocator and caches with a few sessions and calls first.
         let token = |i: usize| auth.then(|| jwks.mint(&format!("mem-{name}-{i}")));

@@ -232,11 +232,7 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    options.metrics.init_tracing();
     // With --metrics, the Prometheus recorder goes in before any layer records.
     let prometheus = options.metrics.install();
     let shutdown = CancellationToken::new();

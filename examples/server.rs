@@ -21,7 +21,10 @@
 //!   --limit RULE        e.g. 'tools/call:deploy_*=10/min per principal' (repeatable; 429
 //!                       past it; with --redis the budgets are shared through Redis)
 //!   --metrics ADDR      serve /metrics (Prometheus; build with `--features metrics`),
-//!                       /healthz and /readyz on ADDR, outside the guard
+//!                       /healthz and /readyz on ADDR, outside the guard (not ready while
+//!                       draining, Redis is down, or before the first --jwks-url fetch)
+//!   --otel-noop         spans through tracing-opentelemetry to an exporter that drops
+//!                       them (`--features otel`; what spans cost; examples/otlp.rs exports)
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
 //! `retry:` and close at an event boundary, others may finish for up to 5 s.
@@ -175,11 +178,7 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    options.metrics.init_tracing();
     // With --metrics, the Prometheus recorder goes in before any layer records.
     let prometheus = options.metrics.install();
 
@@ -275,6 +274,8 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2)
     });
     println!("auth: {}", auth.description);
+    // With --jwks-url, the key set is fetched now (retried until it answers): not ready before.
+    let keys_fetched = auth.fetch_keys();
     // Rate limits per principal and per tool with --limit (in Redis with --redis).
     let (limits, description) = options
         .limits
@@ -338,7 +339,8 @@ async fn main() -> std::io::Result<()> {
     };
 
     // --metrics: /metrics, /healthz and /readyz on their own listener (outside the guard).
-    // Not ready while draining or while the session store (Redis) does not answer.
+    // Not ready while draining, while the session store (Redis) does not answer, or before
+    // the first JWK set fetch succeeded (with --jwks-url).
     if let Some(metrics_addr) = options.metrics.addr {
         let draining = drain.clone();
         let mut health =
@@ -348,6 +350,9 @@ async fn main() -> std::io::Result<()> {
                 let store = std::sync::Arc::clone(&store);
                 async move { store.count(None).await.is_ok() }
             });
+        }
+        if let Some(flag) = &keys_fetched {
+            health = health.wait_for("jwks", flag);
         }
         let before_scrape = move || {
             let store = session_store.clone();

@@ -11,28 +11,13 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Redis, TempDir, call_tool, find_binary, free_port, skip_or_fail};
+use common::{
+    KillOnDrop, Redis, TempDir, call_tool, example_binary, find_binary, free_port, skip_or_fail,
+};
 use serde_json::json;
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `target/<profile>/examples/server`, next to this test's `deps/` directory.
-fn example_server() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("examples").join("server");
-    path.is_file().then_some(path)
-}
 
 async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -67,7 +52,11 @@ async fn prom_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
     value.parse().ok()
 }
 
-fn start_prometheus(binary: &PathBuf, dir: &TempDir, target: SocketAddr) -> (Process, SocketAddr) {
+fn start_prometheus(
+    binary: &PathBuf,
+    dir: &TempDir,
+    target: SocketAddr,
+) -> (KillOnDrop, SocketAddr) {
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -88,7 +77,7 @@ fn start_prometheus(binary: &PathBuf, dir: &TempDir, target: SocketAddr) -> (Pro
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    (Process(child), addr)
+    (KillOnDrop(child), addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +86,7 @@ async fn prometheus_scrapes_operations_of_both_eras_and_refusals_and_readiness_f
     let Some(prometheus_bin) = find_binary("prometheus") else {
         return;
     };
-    let Some(server_bin) = example_server() else {
+    let Some(server_bin) = example_binary("server") else {
         skip_or_fail("target/*/examples/server not built (cargo test builds it)");
         return;
     };
@@ -114,7 +103,7 @@ async fn prometheus_scrapes_operations_of_both_eras_and_refusals_and_readiness_f
         .stderr(Stdio::null())
         .spawn()
         .expect("start the example server");
-    let mut server = Process(server);
+    let mut server = KillOnDrop(server);
     let url = format!("http://{bind}/mcp");
     wait_for("the example server", Duration::from_secs(30), async || {
         get(&format!("http://{metrics}/healthz")).await.is_some()
@@ -224,4 +213,64 @@ async fn prometheus_scrapes_operations_of_both_eras_and_refusals_and_readiness_f
     slow.abort();
     drop(legacy);
     let _ = server.0.wait();
+}
+
+/// `server --jwks-url … --metrics ADDR`: `/readyz` answers 503 naming `jwks` while the key set
+/// endpoint fails (503), and turns 200 once it answers, with no request needed in between
+/// (the example fetches the keys at start and retries).
+#[cfg(feature = "jwks-fetch")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_first_jwks_fetch() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(server_bin) = example_binary("server") else {
+        skip_or_fail("target/*/examples/server not built (cargo test builds it)");
+        return;
+    };
+    // A JWKS endpoint that fails until `up` is set.
+    let up = Arc::new(AtomicBool::new(false));
+    let answering = up.clone();
+    let jwks = common::serve(axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let up = answering.load(Ordering::SeqCst);
+            async move {
+                if up {
+                    let set = json!({ "keys": [common::auth::ec1().jwk] });
+                    (axum::http::StatusCode::OK, set.to_string())
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                }
+            }
+        }),
+    ));
+    let bind: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = Command::new(&server_bin)
+        .args(["--bind", &bind.to_string()])
+        .args(["--metrics", &metrics.to_string()])
+        .args(["--jwks-url", &jwks.url_for("/jwks")])
+        .args(["--issuer", common::auth::ISSUER])
+        .args(["--audience", common::auth::AUDIENCE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the example server");
+    let _server = KillOnDrop(server);
+    wait_for("the example server", Duration::from_secs(30), async || {
+        get(&format!("http://{metrics}/healthz")).await.is_some()
+    })
+    .await;
+    let readyz = format!("http://{metrics}/readyz");
+    let (status, body) = get(&readyz).await.unwrap();
+    assert_eq!((status, body.as_str()), (503, "not ready\njwks\n"));
+
+    up.store(true, Ordering::SeqCst);
+    wait_for(
+        "ready once the JWKS endpoint answers",
+        Duration::from_secs(15),
+        async || get(&readyz).await == Some((200, "ready\n".into())),
+    )
+    .await;
 }

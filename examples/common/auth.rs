@@ -13,6 +13,7 @@ use mcp_edge::auth::{
     CachedVerifier, ProtectedResource, ProtectedResourceMetadata, ScopePolicy, StaticTokens,
     TokenVerifier, VerifyError,
 };
+use mcp_edge::observe::ReadyFlag;
 use mcp_edge::{AuthLayer, GuardLayer, Principal, PublicUrl};
 use tower::Layer;
 
@@ -52,7 +53,15 @@ pub struct AuthSetup {
     metadata: Option<ProtectedResourceMetadata>,
     /// For the start-up banner.
     pub description: String,
+    /// With `--jwks-url`: the issuer's keys, fetched at start by [`AuthSetup::fetch_keys`].
+    keys: Option<Keys>,
 }
+
+/// The keys of `--jwks-url` and the flag set once they are fetched.
+#[cfg(feature = "jwks-fetch")]
+type Keys = (mcp_edge::auth::RemoteKeys, ReadyFlag);
+#[cfg(not(feature = "jwks-fetch"))]
+type Keys = std::convert::Infallible;
 
 impl AuthSetup {
     /// Adds the protected resource metadata at both of its paths when auth is on (it answers
@@ -68,6 +77,29 @@ impl AuthSetup {
         let (root, inserted) = metadata.paths();
         app.route_service(&root, guard.layer(metadata.clone()))
             .route_service(&inserted, guard.layer(metadata.clone()))
+    }
+
+    /// With `--jwks-url`: fetches the key set now, in the background, retrying (1 s, doubling
+    /// up to 30 s) until the endpoint answers, so the first request does not wait for it and
+    /// a readiness probe can wait for the keys: the returned flag is set once they are in
+    /// (give it to `Health::wait_for`). `None` without `--jwks-url`.
+    #[allow(dead_code)] // examples/aggregate.rs and gateway.rs have no use for it
+    pub fn fetch_keys(&self) -> Option<ReadyFlag> {
+        #[cfg(feature = "jwks-fetch")]
+        {
+            let (keys, ready) = self.keys.clone()?;
+            tokio::spawn(async move {
+                let mut pause = std::time::Duration::from_secs(1);
+                while let Err(error) = keys.prefetch().await {
+                    eprintln!("JWKS fetch failed ({error}); retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+            });
+            Some(ready)
+        }
+        #[cfg(not(feature = "jwks-fetch"))]
+        self.keys.map(|never| match never {})
     }
 }
 
@@ -139,7 +171,7 @@ impl AuthOptions {
             policy = policy.tool(tool, needed.iter().map(String::as_str));
         }
         let resource_url = self.resource_url.clone();
-        let (verifier, issuers, description) = match (&self.token, &self.jwks_url) {
+        let (verifier, issuers, description, keys) = match (&self.token, &self.jwks_url) {
             (Some(_), Some(_)) => return Err("use --token or --jwks-url, not both".into()),
             (None, None) => {
                 if !self.require.is_empty() || self.issuer.is_some() || self.audience.is_some() {
@@ -154,6 +186,7 @@ impl AuthOptions {
                     description: "none: this endpoint is OPEN, anyone who can reach it may \
                                   call every tool (use --token or --jwks-url)"
                         .to_owned(),
+                    keys: None,
                 });
             }
             (Some(token), None) => {
@@ -163,6 +196,7 @@ impl AuthOptions {
                     boxed(tokens),
                     vec![],
                     "a static bearer token (--token)".to_owned(),
+                    None,
                 )
             }
             (None, Some(url)) => jwt(url, self, resource_url.as_deref())?,
@@ -181,38 +215,39 @@ impl AuthOptions {
             layer: Some(layer),
             metadata: Some(ProtectedResourceMetadata::new(resource)),
             description: format!("bearer tokens required: {description}"),
+            keys,
         })
     }
 }
 
+/// The verifier, its issuers, a description, and the keys to fetch at start.
+type JwtSetup = (ExampleVerifier, Vec<String>, String, Option<Keys>);
+
 #[cfg(feature = "jwks-fetch")]
-fn jwt(
-    url: &str,
-    options: &AuthOptions,
-    resource_url: Option<&str>,
-) -> Result<(ExampleVerifier, Vec<String>, String), String> {
-    use mcp_edge::auth::{Issuer, JwtVerifier};
+fn jwt(url: &str, options: &AuthOptions, resource_url: Option<&str>) -> Result<JwtSetup, String> {
+    use mcp_edge::auth::{HttpJwks, Issuer, JwtVerifier, RemoteKeys};
     let issuer = options.issuer.clone().ok_or("--jwks-url needs --issuer")?;
     let audience = options
         .audience
         .clone()
         .or(resource_url.map(str::to_owned))
         .ok_or("--jwks-url needs --audience (or --public-url)")?;
-    let verifier = JwtVerifier::new(audience.clone()).issuer(Issuer::jwks_url(issuer.clone(), url));
+    // The keys are fetched at start (`AuthSetup::fetch_keys`), which sets `ready`.
+    let ready = ReadyFlag::new();
+    let keys = RemoteKeys::new(HttpJwks::new(url)).ready_flag(ready.clone());
+    let verifier =
+        JwtVerifier::new(audience.clone()).issuer(Issuer::remote(issuer.clone(), keys.clone()));
     let description = format!("JWTs from {issuer} (keys {url}, audience {audience})");
     Ok((
         boxed(CachedVerifier::new(verifier)),
         vec![issuer],
         description,
+        Some((keys, ready)),
     ))
 }
 
 #[cfg(not(feature = "jwks-fetch"))]
-fn jwt(
-    _: &str,
-    _: &AuthOptions,
-    _: Option<&str>,
-) -> Result<(ExampleVerifier, Vec<String>, String), String> {
+fn jwt(_: &str, _: &AuthOptions, _: Option<&str>) -> Result<JwtSetup, String> {
     let _ = CachedVerifier::<StaticTokens>::new;
     Err("--jwks-url needs the jwks-fetch feature: cargo run --example server --features jwks-fetch -- …".into())
 }

@@ -2,7 +2,9 @@
 //! serves `/metrics` (Prometheus text format, from the `metrics` facade through
 //! `metrics-exporter-prometheus`), `/healthz` and `/readyz` on a listener of their own,
 //! outside the guard, so a probe from a pod address or a scraper is never refused as a
-//! foreign Host.
+//! foreign Host. `--otel-noop` sends mcp-edge's spans through `tracing-opentelemetry` to an
+//! exporter that drops them: what spans cost, without a collector (`examples/otlp.rs` exports
+//! them for real).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,21 +17,28 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const METRICS_USAGE: &str =
     "  --metrics ADDR      serve /metrics (Prometheus), /healthz and /readyz on ADDR, a
-                      listener of their own (metrics need `--features metrics`)";
+                      listener of their own (metrics need `--features metrics`)
+  --otel-noop         export mcp-edge's spans through tracing-opentelemetry to an
+                      exporter that drops them (cost measurements; `--features otel`)";
 
-/// `--metrics ADDR`.
+/// `--metrics ADDR`, `--otel-noop`.
 #[derive(Default)]
 pub struct MetricsOptions {
     pub addr: Option<SocketAddr>,
+    otel_noop: bool,
 }
 
 impl MetricsOptions {
-    /// Takes `--metrics ADDR`; `Ok(false)` for any other flag.
+    /// Takes `--metrics ADDR` and `--otel-noop`; `Ok(false)` for any other flag.
     pub fn parse_flag(
         &mut self,
         flag: &str,
         mut value: impl FnMut() -> Option<String>,
     ) -> Result<bool, String> {
+        if flag == "--otel-noop" {
+            self.otel_noop = true;
+            return Ok(true);
+        }
         if flag != "--metrics" {
             return Ok(false);
         }
@@ -39,6 +48,30 @@ impl MetricsOptions {
             .map_err(|e| format!("invalid --metrics address `{text}`: {e}"))?;
         self.addr = Some(addr);
         Ok(true)
+    }
+
+    /// Installs the tracing subscriber: logs to stderr filtered by `RUST_LOG` (default
+    /// `info`), and with `--otel-noop` mcp-edge's spans (target `mcp_edge::span`, `DEBUG`,
+    /// whatever `RUST_LOG` says) to a batch exporter that drops them.
+    pub fn init_tracing(&self) {
+        let filter = || {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        };
+        #[cfg(feature = "otel")]
+        if self.otel_noop {
+            use tracing_subscriber::Layer as _;
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            tracing_subscriber::registry()
+                .with(tracing_subscriber::fmt::layer().with_filter(filter()))
+                .with(noop_spans::layer())
+                .init();
+            return;
+        }
+        if self.otel_noop {
+            eprintln!("note: --otel-noop needs --features otel; spans stay off");
+        }
+        tracing_subscriber::fmt().with_env_filter(filter()).init();
     }
 
     /// Installs the Prometheus recorder (before any layer records) when `--metrics` was
@@ -106,4 +139,38 @@ where
         }
     });
     Ok(addr)
+}
+
+/// `--otel-noop`: spans exported to nowhere, through the SDK's batch processor as a real
+/// exporter would get them.
+#[cfg(feature = "otel")]
+mod noop_spans {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+
+    #[derive(Debug)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            drop(batch);
+            Ok(())
+        }
+    }
+
+    pub fn layer<S>() -> impl Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(Discard)
+            .build();
+        let spans = Targets::new().with_target("mcp_edge::span", LevelFilter::DEBUG);
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("mcp-edge"))
+            .with_filter(spans)
+    }
 }

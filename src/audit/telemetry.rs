@@ -8,11 +8,11 @@
 //! known, and an OpenTelemetry span ends when the event is emitted, not when a poll last
 //! left it.
 
-use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use http::HeaderMap;
 use tracing::Span;
-use tracing::field::Empty;
+use tracing::field::{Empty, Field, Value};
 
 use super::event::{AuditEvent, Outcome};
 #[cfg(feature = "otel")]
@@ -141,83 +141,139 @@ impl Spans {
     }
 }
 
-/// The event's attributes on its span.
+/// The span's fields, looked up once: every span comes from the one callsite in
+/// [`new_span`], so its `Field`s are the same for the life of the process.
+struct Fields {
+    name: Field,
+    status_code: Field,
+    status_description: Field,
+    method: Field,
+    operation: Field,
+    tool: Field,
+    prompt: Field,
+    resource: Field,
+    session: Field,
+    version: Field,
+    jsonrpc_id: Field,
+    network_version: Field,
+    client_address: Field,
+    client_port: Field,
+    http_status: Field,
+    error_type: Field,
+    rpc_status: Field,
+    outcome: Field,
+    request_id: Field,
+}
+
+fn fields(meta: &'static tracing::Metadata<'static>) -> &'static Fields {
+    static FIELDS: OnceLock<Fields> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let set = meta.fields();
+        let field = |name: &str| set.field(name).expect("declared in new_span");
+        Fields {
+            name: field("otel.name"),
+            status_code: field("otel.status_code"),
+            status_description: field("otel.status_description"),
+            method: field("mcp.method.name"),
+            operation: field("gen_ai.operation.name"),
+            tool: field("gen_ai.tool.name"),
+            prompt: field("gen_ai.prompt.name"),
+            resource: field("mcp.resource.uri"),
+            session: field("mcp.session.id"),
+            version: field("mcp.protocol.version"),
+            jsonrpc_id: field("jsonrpc.request.id"),
+            network_version: field("network.protocol.version"),
+            client_address: field("client.address"),
+            client_port: field("client.port"),
+            http_status: field("http.response.status_code"),
+            error_type: field("error.type"),
+            rpc_status: field("rpc.response.status_code"),
+            outcome: field("mcp_edge.outcome"),
+            request_id: field("mcp_edge.request_id"),
+        }
+    })
+}
+
+/// `otel.name`: `tools/call echo`, `initialize`, or the HTTP method when no MCP message was
+/// read; written straight into the subscriber's buffer.
+struct SpanName<'a>(&'a AuditEvent);
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0.mcp_method(), self.0.target()) {
+            (Some(method), Some(target)) => write!(f, "{method} {}", target.name()),
+            (Some(method), None) => f.write_str(method),
+            (None, _) => write!(f, "{}", self.0.http_method()),
+        }
+    }
+}
+
+/// The event's attributes on its span, in one `record` call: one dispatch to the subscriber
+/// (and one lock of the span's OpenTelemetry data) instead of one per attribute. An absent
+/// value (`None`) records nothing.
 fn record(span: &Span, event: &AuditEvent) {
+    let Some(meta) = span.metadata() else {
+        return;
+    };
+    let f = fields(meta);
+    let (tool, prompt, resource) = match event.target() {
+        Some(Target::Tool(tool)) => (Some(&**tool), None, None),
+        Some(Target::Prompt(prompt)) => (None, Some(&**prompt), None),
+        Some(Target::Resource(uri)) => (None, None, Some(&**uri)),
+        _ => (None, None, None),
+    };
+    let name = tracing::field::display(SpanName(event));
     let method = event.mcp_method();
-    let target = event.target();
-    let mut name = String::with_capacity(32);
-    match (method, target) {
-        (Some(method), Some(target)) => {
-            let _ = write!(name, "{method} {}", target.name());
-        }
-        (Some(method), None) => name.push_str(method),
-        (None, _) => {
-            let _ = write!(name, "{}", event.http_method());
-        }
-    }
-    span.record("otel.name", name.as_str());
-    if let Some(method) = method {
-        span.record("mcp.method.name", method);
-    }
-    match target {
-        Some(Target::Tool(tool)) => {
-            span.record("gen_ai.tool.name", &**tool);
-            span.record("gen_ai.operation.name", "execute_tool");
-        }
-        Some(Target::Prompt(prompt)) => {
-            span.record("gen_ai.prompt.name", &**prompt);
-        }
-        Some(Target::Resource(uri)) => {
-            span.record("mcp.resource.uri", &**uri);
-        }
-        _ => {}
-    }
-    if let Some(session) = event.session_id() {
-        span.record("mcp.session.id", session.as_str());
-    }
-    if let Some(version) = event.protocol_version() {
-        span.record("mcp.protocol.version", version.as_str());
-    }
-    if let Some(id) = event.jsonrpc_id() {
-        span.record("jsonrpc.request.id", tracing::field::display(id));
-    }
-    span.record(
-        "network.protocol.version",
-        match event.http_version() {
-            http::Version::HTTP_2 => "2",
-            http::Version::HTTP_3 => "3",
-            http::Version::HTTP_10 => "1.0",
-            _ => "1.1",
-        },
-    );
-    if let Some(ip) = event.client_addr() {
-        span.record("client.address", tracing::field::display(ip));
-    }
-    if let Some(port) = event.client_port() {
-        span.record("client.port", i64::from(port));
-    }
-    if let Some(status) = event.status() {
-        span.record("http.response.status_code", i64::from(status.as_u16()));
-    }
-    span.record("mcp_edge.request_id", event.request_id());
+    let operation = tool.map(|_| "execute_tool");
+    let session = event.session_id().map(|s| s.as_str());
+    let version = event.protocol_version().map(|v| v.as_str());
+    let jsonrpc_id = event.jsonrpc_id().map(tracing::field::display);
+    let network_version = match event.http_version() {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    let client_address = event.client_addr().map(tracing::field::display);
+    let client_port = event.client_port().map(i64::from);
+    let http_status = event.status().map(|s| i64::from(s.as_u16()));
     let outcome = event.outcome();
-    span.record("mcp_edge.outcome", outcome.as_str());
-    if let Some(code) = outcome.code() {
-        span.record("rpc.response.status_code", code);
-    }
-    if let Some(error) = event.error_type() {
-        span.record("error.type", &*error);
-        match outcome {
-            Outcome::Refused { by, reason, .. } => {
-                let mut description = String::with_capacity(48);
-                let _ = write!(description, "refused by {by}: {reason}");
-                span.record("otel.status_description", description.as_str());
-            }
-            _ => {
-                span.record("otel.status_code", "error");
-            }
+    let rpc_status = outcome.code();
+    // Only for a failure: a success records no error and allocates nothing here.
+    let error_type = event.error_type();
+    let (status_code, status_description) = match (&error_type, outcome) {
+        (None, _) => (None, None),
+        (Some(_), Outcome::Refused { by, reason, .. }) => {
+            (None, Some(format!("refused by {by}: {reason}")))
         }
-    }
+        (Some(_), _) => (Some("error"), None),
+    };
+    let error_type = error_type.as_deref();
+    let status_description = status_description.as_deref();
+    let values: [(&Field, Option<&dyn Value>); 19] = [
+        (&f.name, Some(&name)),
+        (&f.method, Some(&method)),
+        (&f.operation, Some(&operation)),
+        (&f.tool, Some(&tool)),
+        (&f.prompt, Some(&prompt)),
+        (&f.resource, Some(&resource)),
+        (&f.session, Some(&session)),
+        (&f.version, Some(&version)),
+        (&f.jsonrpc_id, Some(&jsonrpc_id)),
+        (&f.network_version, Some(&network_version)),
+        (&f.client_address, Some(&client_address)),
+        (&f.client_port, Some(&client_port)),
+        (&f.http_status, Some(&http_status)),
+        (&f.request_id, Some(&event.request_id())),
+        (&f.outcome, Some(&outcome.as_str())),
+        (&f.rpc_status, Some(&rpc_status)),
+        (&f.error_type, Some(&error_type)),
+        (&f.status_code, Some(&status_code)),
+        (&f.status_description, Some(&status_description)),
+    ];
+    // `value_set` and `record_all` are what tracing's own macros expand to (`Span::record`
+    // is `record_all` of a one-element set): public, hidden from the docs for that reason.
+    span.record_all(&meta.fields().value_set(&values));
 }
 
 /// `mcp.server.operation.duration` for one event, with bounded labels.

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use super::VerifyError;
 use super::jwt::KeySet;
+use crate::observe::ReadyFlag;
 
 /// A JWK set as fetched, with how long it may be cached.
 #[derive(Debug, Clone)]
@@ -84,6 +85,8 @@ struct Inner {
     default_max_age: Duration,
     max_age_bounds: (Duration, Duration),
     fetch_timeout: Duration,
+    /// Set after the first successful fetch (readiness).
+    fetched: Option<ReadyFlag>,
 }
 
 #[derive(Default)]
@@ -120,6 +123,7 @@ impl RemoteKeys {
                 default_max_age: Duration::from_secs(300),
                 max_age_bounds: (Duration::from_secs(30), Duration::from_secs(24 * 3600)),
                 fetch_timeout: Duration::from_secs(5),
+                fetched: None,
             }),
         }
     }
@@ -150,6 +154,14 @@ impl RemoteKeys {
     /// The longest one fetch may take.
     pub fn fetch_timeout(self, timeout: Duration) -> Self {
         self.edit(|i| i.fetch_timeout = timeout)
+    }
+
+    /// Sets `flag` once a fetch has succeeded, for a readiness probe that waits for the
+    /// keys ([`Health::wait_for`](crate::observe::Health::wait_for)). Nothing fetches by
+    /// itself before the first token arrives: call [`prefetch`](RemoteKeys::prefetch) at
+    /// start (and again while it fails) for the flag to be set without traffic.
+    pub fn ready_flag(self, flag: ReadyFlag) -> Self {
+        self.edit(|i| i.fetched = Some(flag))
     }
 
     /// How many fetches have been started.
@@ -250,6 +262,9 @@ impl Inner {
                 let mut state = inner.lock();
                 state.keys = Some(Arc::new(keys));
                 state.stale_at = Some(Instant::now() + age);
+                if let Some(flag) = &inner.fetched {
+                    flag.set();
+                }
                 Ok(())
             }
             Err(err) => {
@@ -488,6 +503,18 @@ mod tests {
         let err = remote.refetch_for(None).await.unwrap_err();
         assert_eq!(err.kind(), crate::auth::VerifyErrorKind::Unavailable);
         assert!(start.elapsed() <= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ready_flag_is_set_by_the_first_successful_fetch_only() {
+        let (fake, keys) = fake(None, None);
+        let flag = ReadyFlag::new();
+        let keys = keys.ready_flag(flag.clone());
+        assert!(keys.prefetch().await.is_err());
+        assert!(!flag.is_set());
+        *fake.kids.lock().unwrap() = Some(vec!["a"]);
+        keys.prefetch().await.unwrap();
+        assert!(flag.is_set());
     }
 
     #[test]

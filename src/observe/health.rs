@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +25,8 @@ type Check = Box<dyn Fn() -> CheckFuture + Send + Sync>;
 /// A check is a name and a function answering "ready?", sync ([`check`](Health::check)) or
 /// async ([`check_async`](Health::check_async)); the usual ones are a draining server
 /// (`!drain.is_draining()`), an unreachable session store (`store.count(None)` fails), no
-/// JWK set fetched yet, and no healthy replica. Checks run on each `/readyz` probe, at the
+/// JWK set fetched yet ([`wait_for`](Health::wait_for) a [`ReadyFlag`]), and no healthy
+/// replica. Checks run on each `/readyz` probe, at the
 /// same time, each bounded by [`timeout`](Health::timeout) (a check that takes longer has
 /// failed). [`Health::service`] answers `GET /healthz` and `GET /readyz`; mount it on its own
 /// listener or before the guard, so a probe from a pod address is not refused.
@@ -116,6 +118,17 @@ impl Health {
         self
     }
 
+    /// Adds a check that fails until `flag` is set: for what must happen once before the
+    /// server can serve, such as the first JWK set fetch
+    /// (`RemoteKeys::ready_flag` in `auth`).
+    ///
+    /// # Panics
+    /// When called on a clone of a `Health` still shared (configure it before cloning).
+    pub fn wait_for(self, name: &'static str, flag: &ReadyFlag) -> Self {
+        let flag = flag.clone();
+        self.check(name, move || flag.is_set())
+    }
+
     /// The longest one check may take (default [`DEFAULT_CHECK_TIMEOUT`]).
     ///
     /// # Panics
@@ -168,6 +181,41 @@ async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
     done.into_iter()
         .map(|d| d.expect("polled to the end"))
         .collect()
+}
+
+/// A one-way switch a component turns on once it can serve (the first JWK set fetched, a cache
+/// warmed), read by a [`Health`] check ([`Health::wait_for`]). Clones share the switch.
+///
+/// ```
+/// use mcp_edge::observe::{Health, ReadyFlag};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let keys_fetched = ReadyFlag::new();
+/// let health = Health::new().wait_for("jwks", &keys_fetched);
+/// assert_eq!(health.ready().await.failing(), ["jwks"]);
+/// keys_fetched.set(); // e.g. by `RemoteKeys::ready_flag` after its first fetch
+/// assert!(health.ready().await.is_ready());
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ReadyFlag(Arc<AtomicBool>);
+
+impl ReadyFlag {
+    /// A flag not set yet.
+    pub fn new() -> Self {
+        ReadyFlag::default()
+    }
+
+    /// Turns the flag on (for good: there is no way back).
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the flag was set.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// The answer of [`Health::ready`].

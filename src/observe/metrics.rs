@@ -13,9 +13,23 @@
 //! # Names
 //! Names follow the OpenTelemetry conventions (dots; a Prometheus exporter writes them with
 //! underscores: `mcp.server.operation.duration` is scraped as
-//! `mcp_server_operation_duration`). Durations are in seconds. Every label value is bounded:
-//! methods outside MCP's list are recorded as `_other`, and a tool name only when the server
-//! answered the call (a name a client made up never becomes a series).
+//! `mcp_server_operation_duration`). Durations are in seconds.
+//!
+//! # Cardinality
+//! Every label value is bounded. Methods outside MCP's list are recorded as `_other`. A tool
+//! name becomes a label only when the server answered the call (a name a client made up never
+//! becomes a series), only up to [`MAX_TOOL_LABEL_LEN`] bytes, and only for the first
+//! [`MAX_TOOL_LABELS`] distinct names of the process; any other tool is recorded as `_other`.
+//! So [`OPERATION_DURATION`] has at most a few thousand series, whatever clients send.
+//!
+//! # Cost
+//! A hook resolves its handle (`metrics::Histogram`, `Counter`, `Gauge`) once per label set
+//! and recorder, and keeps it in a small table keyed by the recorder's address and those of
+//! its `&'static str` label values: a call then costs a read lock, a lookup hashing a few
+//! pointers (and, for a tool name, one string hash) and the recorder's own update, with no
+//! allocation. A recorder installed after the first call, or a thread-local one
+//! (`metrics::with_local_recorder`, in tests), gets handles of its own. Without a recorder
+//! the handles are the no-op ones; without the `metrics` feature nothing is compiled.
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -75,6 +89,13 @@ pub const STORE_ERRORS: &str = "mcp_edge.store.errors";
 /// through by a fail-open rule.
 pub const LIMIT_FAIL_OPEN: &str = "mcp_edge.limit.fail_open";
 
+/// Distinct tool names recorded as a `gen_ai.tool.name` label, per process; later names are
+/// recorded as `_other`.
+pub const MAX_TOOL_LABELS: usize = 256;
+/// The longest tool name recorded as a label (MCP's own limit is 128 characters); a longer one
+/// is recorded as `_other`.
+pub const MAX_TOOL_LABEL_LEN: usize = 128;
+
 /// Buckets for [`OPERATION_DURATION`], in seconds (the OpenTelemetry MCP conventions' advice).
 pub const OPERATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -125,15 +146,20 @@ pub(crate) fn operation(
 ) {
     #[cfg(feature = "metrics")]
     {
-        let tool = metrics::SharedString::from(tool.map(str::to_owned).unwrap_or_default());
-        metrics::histogram!(
-            OPERATION_DURATION,
-            "mcp.method.name" => method,
-            "gen_ai.tool.name" => tool,
-            "outcome" => outcome,
-            "era" => era,
-        )
-        .record(duration.as_secs_f64());
+        let tool = tool.map_or("", series::tool_label);
+        series::HISTOGRAMS.with(
+            [OPERATION_DURATION, method, tool, outcome, era],
+            || {
+                metrics::histogram!(
+                    OPERATION_DURATION,
+                    "mcp.method.name" => method,
+                    "gen_ai.tool.name" => tool,
+                    "outcome" => outcome,
+                    "era" => era,
+                )
+            },
+            |h| h.record(duration.as_secs_f64()),
+        );
     }
 }
 
@@ -144,7 +170,11 @@ pub(crate) fn session_ended(deleted: bool, created: Option<std::time::SystemTime
     #[cfg(feature = "metrics")]
     if let Some(age) = created.and_then(|c| c.elapsed().ok()) {
         let ended = if deleted { "deleted" } else { "server_ended" };
-        metrics::histogram!(SESSION_DURATION, "ended" => ended).record(age.as_secs_f64());
+        series::HISTOGRAMS.with(
+            [SESSION_DURATION, ended, "", "", ""],
+            || metrics::histogram!(SESSION_DURATION, "ended" => ended),
+            |h| h.record(age.as_secs_f64()),
+        );
     }
 }
 
@@ -152,21 +182,26 @@ pub(crate) fn session_ended(deleted: bool, created: Option<std::time::SystemTime
 #[inline]
 pub(crate) fn refused(layer: &'static str, reason: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(REFUSALS, "layer" => layer, "reason" => reason).increment(1);
+    series::count(
+        [REFUSALS, layer, reason],
+        || metrics::counter!(REFUSALS, "layer" => layer, "reason" => reason),
+    );
 }
 
 /// A heartbeat comment sent.
 #[inline]
 pub(crate) fn heartbeat() {
     #[cfg(feature = "metrics")]
-    metrics::counter!(SSE_HEARTBEATS).increment(1);
+    series::count([SSE_HEARTBEATS, "", ""], || {
+        metrics::counter!(SSE_HEARTBEATS)
+    });
 }
 
 /// A stream ended by a drain.
 #[inline]
 pub(crate) fn drained() {
     #[cfg(feature = "metrics")]
-    metrics::counter!(SSE_DRAINED).increment(1);
+    series::count([SSE_DRAINED, "", ""], || metrics::counter!(SSE_DRAINED));
 }
 
 /// A JWK set fetch ended.
@@ -174,14 +209,26 @@ pub(crate) fn drained() {
 #[cfg_attr(not(feature = "jwks-fetch"), allow(dead_code))]
 pub(crate) fn jwks_fetch(ok: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(JWKS_FETCHES, "result" => if ok { "ok" } else { "error" }).increment(1);
+    {
+        let result = if ok { "ok" } else { "error" };
+        series::count(
+            [JWKS_FETCHES, result, ""],
+            || metrics::counter!(JWKS_FETCHES, "result" => result),
+        );
+    }
 }
 
 /// A verified-token cache lookup.
 #[inline]
 pub(crate) fn token_cache(hit: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(TOKEN_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    {
+        let result = if hit { "hit" } else { "miss" };
+        series::count(
+            [TOKEN_CACHE, result, ""],
+            || metrics::counter!(TOKEN_CACHE, "result" => result),
+        );
+    }
 }
 
 /// One replica's series ([`REPLICA_IN_FLIGHT`], [`REPLICA_EJECTIONS`], [`REPLICA_HEALTHY`]),
@@ -249,7 +296,10 @@ impl ReplicaGauges {
 #[inline]
 pub(crate) fn audit_dropped(sink: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(AUDIT_DROPPED, "sink" => sink).increment(1);
+    series::count(
+        [AUDIT_DROPPED, sink, ""],
+        || metrics::counter!(AUDIT_DROPPED, "sink" => sink),
+    );
 }
 
 /// A store operation failed (counted where the [`StoreError`](crate::store::StoreError) is
@@ -257,7 +307,10 @@ pub(crate) fn audit_dropped(sink: &'static str) {
 #[inline]
 pub(crate) fn store_error(kind: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(STORE_ERRORS, "kind" => kind).increment(1);
+    series::count(
+        [STORE_ERRORS, kind, ""],
+        || metrics::counter!(STORE_ERRORS, "kind" => kind),
+    );
 }
 
 /// A limit decision let through because the shared store failed under a fail-open rule.
@@ -265,7 +318,9 @@ pub(crate) fn store_error(kind: &'static str) {
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn limit_fail_open() {
     #[cfg(feature = "metrics")]
-    metrics::counter!(LIMIT_FAIL_OPEN).increment(1);
+    series::count([LIMIT_FAIL_OPEN, "", ""], || {
+        metrics::counter!(LIMIT_FAIL_OPEN)
+    });
 }
 
 /// Holds one unit of a gauge ([`SSE_STREAMS_OPEN`], [`SESSIONS_ACTIVE`]) and gives it back on
@@ -287,8 +342,14 @@ impl GaugeUnit {
     fn of(name: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let gauge = metrics::gauge!(name);
-            gauge.increment(1.0);
+            let gauge = series::GAUGES.with(
+                [name, "", "", "", ""],
+                || metrics::gauge!(name),
+                |g| {
+                    g.increment(1.0);
+                    g.clone()
+                },
+            );
             GaugeUnit { gauge }
         }
         #[cfg(not(feature = "metrics"))]
@@ -310,4 +371,210 @@ impl Drop for GaugeUnit {
 pub fn sessions_active(total: u64) {
     #[cfg(feature = "metrics")]
     metrics::gauge!(SESSIONS_ACTIVE).set(total as f64);
+}
+
+/// The handle tables (see "Cost" in the module docs).
+#[cfg(feature = "metrics")]
+mod series {
+    use std::collections::{HashMap, HashSet};
+    use std::hash::BuildHasherDefault;
+    use std::sync::{LazyLock, RwLock};
+
+    use super::{MAX_TOOL_LABEL_LEN, MAX_TOOL_LABELS};
+
+    /// A metric's name and up to four label values (`""` for none).
+    type Labels<const N: usize> = [&'static str; N];
+
+    pub(super) static HISTOGRAMS: Handles<metrics::Histogram> = Handles::new();
+    pub(super) static COUNTERS: Handles<metrics::Counter> = Handles::new();
+    pub(super) static GAUGES: Handles<metrics::Gauge> = Handles::new();
+
+    /// Adds one to the counter of `labels` (a name and two label values).
+    #[inline]
+    pub(super) fn count(labels: Labels<3>, register: impl FnOnce() -> metrics::Counter) {
+        let [name, a, b] = labels;
+        COUNTERS.with([name, a, b, "", ""], register, |c| c.increment(1));
+    }
+
+    /// The label of tool `name`: the name itself, interned for the process (bounded by
+    /// [`MAX_TOOL_LABELS`] and [`MAX_TOOL_LABEL_LEN`]), or `_other`.
+    pub(super) fn tool_label(name: &str) -> &'static str {
+        const OTHER: &str = "_other";
+        static NAMES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+        if name.len() > MAX_TOOL_LABEL_LEN {
+            return OTHER;
+        }
+        if let Some(label) = NAMES.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return label;
+        }
+        let mut names = NAMES.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(label) = names.get(name) {
+            return label;
+        }
+        if names.len() >= MAX_TOOL_LABELS {
+            return OTHER;
+        }
+        // Kept for the process: at most MAX_TOOL_LABELS × MAX_TOOL_LABEL_LEN bytes.
+        let label: &'static str = Box::leak(name.into());
+        names.insert(label);
+        label
+    }
+
+    /// The recorder now in effect (thread-local, else global, else the no-op one), by address.
+    fn recorder() -> usize {
+        metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+    }
+
+    /// The recorder's address, the name's and each label value's.
+    type Key = [usize; 6];
+
+    /// The handles of one kind, by recorder, name and label values. (A thread-local recorder
+    /// dropped, and another made at the same address, would find the first one's handles:
+    /// tests that swap local recorders should keep them alive.)
+    pub(super) struct Handles<H> {
+        table: RwLock<HashMap<Key, H, BuildHasherDefault<AddressHasher>>>,
+    }
+
+    impl<H> Handles<H> {
+        const fn new() -> Self {
+            Handles {
+                table: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            }
+        }
+
+        /// Runs `f` on the handle of `labels`, registered with `register` on first use (per
+        /// recorder).
+        #[inline]
+        pub(super) fn with<R>(
+            &self,
+            labels: Labels<5>,
+            register: impl FnOnce() -> H,
+            f: impl FnOnce(&H) -> R,
+        ) -> R {
+            // Label values are literals or interned names: their addresses identify them.
+            let [name, a, b, c, d] = labels.map(|l| l.as_ptr() as usize);
+            let key = [recorder(), name, a, b, c, d];
+            if let Some(handle) = self
+                .table
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+            {
+                return f(handle);
+            }
+            let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+            f(table.entry(key).or_insert_with(register))
+        }
+    }
+
+    /// FxHash's multiply-and-rotate over the key's words: they are addresses, not input an
+    /// attacker chooses.
+    #[derive(Default)]
+    struct AddressHasher(u64);
+
+    impl std::hash::Hasher for AddressHasher {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.write_u64(u64::from(b));
+            }
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.write_u64(n as u64);
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::*;
+
+    /// Counts registrations and keeps one counter per key.
+    #[derive(Default)]
+    struct Counting {
+        registered: AtomicU64,
+        counters: Mutex<Vec<(Key, Arc<AtomicU64>)>>,
+    }
+
+    impl Counting {
+        fn value(&self, name: &str, label: &str) -> u64 {
+            let counters = self.counters.lock().unwrap();
+            let found = counters
+                .iter()
+                .find(|(key, _)| key.name() == name && key.labels().any(|l| l.value() == label));
+            found.map_or(0, |(_, value)| value.load(Ordering::Relaxed))
+        }
+    }
+
+    impl Recorder for Counting {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.registered.fetch_add(1, Ordering::Relaxed);
+            let value = Arc::new(AtomicU64::new(0));
+            self.counters
+                .lock()
+                .unwrap()
+                .push((key.clone(), value.clone()));
+            Counter::from_arc(value)
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn a_handle_is_registered_once_per_label_set_and_recorder() {
+        let first = Counting::default();
+        metrics::with_local_recorder(&first, || {
+            for _ in 0..3 {
+                refused("guard", "host_not_allowed");
+                token_cache(true);
+            }
+            token_cache(false);
+        });
+        assert_eq!(first.registered.load(Ordering::Relaxed), 3);
+        assert_eq!(first.value(REFUSALS, "host_not_allowed"), 3);
+        assert_eq!(first.value(TOKEN_CACHE, "hit"), 3);
+        assert_eq!(first.value(TOKEN_CACHE, "miss"), 1);
+
+        // Another recorder gets handles of its own, not the first one's.
+        let second = Counting::default();
+        metrics::with_local_recorder(&second, || token_cache(true));
+        assert_eq!(second.value(TOKEN_CACHE, "hit"), 1);
+        assert_eq!(first.value(TOKEN_CACHE, "hit"), 3);
+    }
+
+    #[test]
+    fn tool_labels_are_bounded_in_length_and_number() {
+        assert_eq!(
+            series::tool_label(&"x".repeat(MAX_TOOL_LABEL_LEN + 1)),
+            "_other"
+        );
+        let echo = series::tool_label("echo");
+        assert_eq!(echo, "echo");
+        // The same name is the same interned label.
+        assert!(std::ptr::eq(echo, series::tool_label("echo")));
+        for i in 0..MAX_TOOL_LABELS {
+            series::tool_label(&format!("tool_{i}"));
+        }
+        assert_eq!(series::tool_label("one_too_many"), "_other");
+        assert_eq!(series::tool_label("echo"), "echo");
+    }
 }

@@ -33,5 +33,7 @@ mod health;
 pub mod metrics;
 mod trace;
 
-pub use health::{DEFAULT_CHECK_TIMEOUT, Health, HealthFuture, HealthService, Readiness};
+pub use health::{
+    DEFAULT_CHECK_TIMEOUT, Health, HealthFuture, HealthService, Readiness, ReadyFlag,
+};
 pub use trace::TraceContext;

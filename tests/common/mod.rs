@@ -41,7 +41,9 @@ pub use guard::*;
 pub use handwritten::*;
 pub use http::*;
 pub use nginx::*;
-pub use process::{REQUIRE_SERVERS_ENV, TempDir, find_binary, free_port, skip_or_fail};
+pub use process::{
+    KillOnDrop, REQUIRE_SERVERS_ENV, TempDir, example_binary, find_binary, free_port, skip_or_fail,
+};
 pub use redis::*;
 pub use resume::*;
 pub use server::*;

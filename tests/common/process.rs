@@ -110,3 +110,21 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
         .unwrap_or(text.len());
     text[start..].to_owned()
 }
+
+/// A child process killed (and reaped) on drop.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `target/<profile>/examples/<name>`, next to the running test's `deps/` directory (`cargo
+/// test` builds the examples its features allow).
+pub fn example_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    path.is_file().then_some(path)
+}
