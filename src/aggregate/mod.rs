@@ -28,6 +28,12 @@
 //!   resource URIs and templates `{namespace}+{uri}` (still a URI, and reversible). When
 //!   upstreams have more pages, the result's `nextCursor` is an opaque cursor holding each
 //!   upstream's own cursor; the next call continues all of them at once.
+//! - **Lists cached per upstream**: each upstream's page is kept as long as its `ttlMs` hint
+//!   says (or [`list_max_age`](AggregatorBuilder::list_max_age); without either, only for an
+//!   upstream that declared `listChanged`, [`DEFAULT_LIST_MAX_AGE`]), served only within the
+//!   authorization context it was fetched in unless marked `cacheScope: "public"` (R64), and
+//!   dropped on `notifications/…/list_changed`, on [`Aggregator::invalidate`] and when a
+//!   request to its upstream fails. A merged list from cache costs a few µs.
 //! - **Tool rules per upstream** (MetaMCP's tool overrides):
 //!   [`include_tools`](Upstream::include_tools) / [`exclude_tools`](Upstream::exclude_tools)
 //!   globs on the upstream's own names, and [`rename_tool`](Upstream::rename_tool). A tool
@@ -57,8 +63,7 @@
 //! `roots` capabilities are not passed on to upstreams, and its answers and notifications are
 //! accepted and dropped), the GET
 //! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
-//! are not resumed (their event ids are not passed on), list results are not cached, and
-//! `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
+//! are not resumed (their event ids are not passed on), and `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
 //!
 //! # In a stack
 //!
@@ -135,6 +140,7 @@
 
 mod body;
 mod builder;
+mod cache;
 mod merge;
 mod message;
 mod names;
@@ -145,6 +151,7 @@ mod upstream;
 
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
+pub use cache::DEFAULT_LIST_MAX_AGE;
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
 pub use pin::{ChangedTool, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -20,6 +21,7 @@ use tower_service::Service;
 
 use super::body::RoutedBody;
 use super::builder::AggregatorBuilder;
+use super::cache::{Audience, Page};
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
 use super::names::Names;
@@ -89,7 +91,25 @@ impl<S> Aggregator<S> {
     /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
     /// rename): it is shown and callable again. False when no change was waiting.
     pub fn approve_tool(&self, upstream: &str, tool: &str) -> bool {
-        self.shared.pins.approve(upstream, tool)
+        let approved = self.shared.pins.approve(upstream, tool);
+        if approved {
+            self.invalidate(upstream, ListKind::Tools);
+        }
+        approved
+    }
+
+    /// Drops the cached pages of list `kind` of upstream `upstream` (what a
+    /// `notifications/…/list_changed` from it means; `ListKind::Resources` drops resource
+    /// templates too). False when no upstream has that name.
+    pub fn invalidate(&self, upstream: &str, kind: ListKind) -> bool {
+        let Some(state) = self.shared.upstreams.iter().find(|u| &*u.name == upstream) else {
+            return false;
+        };
+        state.lists.invalidate(kind);
+        if kind == ListKind::Resources {
+            state.lists.invalidate(ListKind::ResourceTemplates);
+        }
+        true
     }
 
     /// How many aggregator sessions (legacy clients) are open.
@@ -530,7 +550,8 @@ where
         )
     }
 
-    /// A list method: every upstream's page (or those the cursor continues), merged.
+    /// A list method: every upstream's page (or those the cursor continues), merged; each
+    /// page from the upstream's list cache when fresh there (see `cache.rs`).
     async fn list(self: &Arc<Self>, call: Call<'_>, kind: ListKind) -> AggregateResponse<R> {
         let targets: Vec<(usize, Option<String>)> = match param_str(&call.message, "cursor") {
             None => (0..self.upstreams.len())
@@ -551,72 +572,119 @@ where
             },
         };
         let call = &call;
-        let pages = join_all(targets.into_iter().map(|(i, cursor)| {
-            let mut request = call.message.clone();
-            let params = params_mut(&mut request);
-            match cursor {
-                Some(cursor) => params.insert("cursor".into(), Value::String(cursor)),
-                None => params.remove("cursor"),
-            };
-            async move {
-                let page = self.forward(i, call, request, None).await;
-                (i, page.and_then(Answer::into_result))
-            }
-        }))
+        let pages = join_all(
+            targets
+                .into_iter()
+                .map(|(i, cursor)| async move { (i, self.page(i, call, kind, cursor).await) }),
+        )
         .await;
-        let field = kind.result_field();
-        let mut entries = Vec::new();
+        let now = tokio::time::Instant::now();
+        let mut hints = merge::Hints {
+            ttl: Duration::MAX,
+            public: true,
+        };
         let mut next = Vec::new();
+        let mut merged = Vec::with_capacity(pages.len());
         for (i, page) in pages {
             let name = &*self.upstreams[i].name;
-            let mut result = match page {
-                Ok(result) => result,
+            match page {
+                Ok(page) => {
+                    hints.ttl = hints.ttl.min(page.fresh_for(now));
+                    hints.public &= page.public;
+                    if let Some(cursor) = &page.next {
+                        next.push((name.to_owned(), cursor.clone()));
+                    }
+                    merged.push(page);
+                }
                 Err(e) => {
                     tracing::warn!(upstream = name, error = %e, method = kind.method(), "aggregate: upstream left out of the list");
-                    continue;
-                }
-            };
-            if let Some(Value::Array(items)) = result.remove(field) {
-                let rules = &self.upstreams[i].tools;
-                for mut item in items {
-                    if kind == ListKind::Tools {
-                        let own = item.get("name").and_then(Value::as_str);
-                        if let Some(own) = own
-                            && !self.pins.check(&self.upstreams[i].name, own, &item)
-                        {
-                            continue;
-                        }
-                        match own.and_then(|own| rules.shown(own)) {
-                            Some(shown) if Some(shown) != own => {
-                                item["name"] = Value::String(shown.to_owned());
-                            }
-                            Some(_) => {}
-                            None => continue,
-                        }
-                    }
-                    if merge::namespace_entry(kind, &self.names, name, &mut item) {
-                        entries.push(item);
-                    }
                 }
             }
-            if let Some(cursor) = result.get("nextCursor").and_then(Value::as_str) {
-                next.push((name.to_owned(), cursor.to_owned()));
-            }
         }
-        let mut result = Object::new();
-        result.insert(field.into(), Value::Array(entries));
-        if let Some(cursor) = merge::encode_cursor(&next) {
-            result.insert("nextCursor".into(), Value::String(cursor));
+        if merged.is_empty() {
+            hints.ttl = Duration::ZERO;
+            hints.public = false;
         }
-        if call.era == Era::Modern {
-            result.insert("resultType".into(), json!("complete"));
-            result.insert("ttlMs".into(), json!(0));
-            result.insert("cacheScope".into(), json!("private"));
-        }
+        let cursor = merge::encode_cursor(&next);
+        let hints = (call.era == Era::Modern).then_some(hints);
         json_reply(
             StatusCode::OK,
-            message::result(&call.id, Value::Object(result)),
+            merge::list_answer(&call.id, kind, &merged, cursor.as_deref(), hints),
         )
+    }
+
+    /// Upstream `index`'s page of list `kind` at `cursor`: from its cache when fresh there for
+    /// this client's authorization context, otherwise asked (and kept when it may be).
+    async fn page(
+        self: &Arc<Self>,
+        index: usize,
+        call: &Call<'_>,
+        kind: ListKind,
+        cursor: Option<String>,
+    ) -> Result<Arc<Page>, UpstreamError> {
+        let upstream = &self.upstreams[index];
+        let lists = &upstream.lists;
+        // R64: the results of retried requests are never cached.
+        let params = call.message.get("params");
+        let retried = ["inputResponses", "requestState"]
+            .iter()
+            .any(|field| params.and_then(|p| p.get(field)).is_some());
+        let audience =
+            Audience::private(call.principal, call.headers, upstream.forward_authorization);
+        if !retried && let Some(page) = lists.get(kind, call.version, cursor.as_deref(), &audience)
+        {
+            return Ok(page);
+        }
+        let generation = lists.generation(kind);
+        let mut request = call.message.clone();
+        let params = params_mut(&mut request);
+        match &cursor {
+            Some(cursor) => params.insert("cursor".into(), Value::String(cursor.clone())),
+            None => params.remove("cursor"),
+        };
+        let mut result = self
+            .forward(index, call, request, None)
+            .await
+            .and_then(Answer::into_result)?;
+        let items = match result.remove(kind.result_field()) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let complete = result.get("resultType").is_none_or(|t| t == "complete");
+        let ttl = result
+            .get("ttlMs")
+            .and_then(Value::as_i64)
+            .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()));
+        let max_age = lists.max_age(ttl, upstream.announces_changes(capability_of(kind)));
+        let public = result.get("cacheScope").is_some_and(|s| s == "public");
+        let page = Arc::new(Page {
+            entries: merge::write_entries(
+                kind,
+                &self.names,
+                &upstream.name,
+                &upstream.tools,
+                &self.pins,
+                items,
+            ),
+            next: result
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            public,
+            expires: (!retried && complete && !max_age.is_zero())
+                .then(|| tokio::time::Instant::now().checked_add(max_age))
+                .flatten(),
+        });
+        let audience = if public { Audience::Public } else { audience };
+        lists.put(
+            kind,
+            call.version,
+            cursor.as_deref(),
+            audience,
+            Arc::clone(&page),
+            generation,
+        );
+        Ok(page)
     }
 
     /// A request every upstream with `capability` gets (`logging/setLevel`); answered `{}`.

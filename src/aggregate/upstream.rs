@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower_service::Service;
 
+use super::cache::{ListCache, changed_by};
 use super::message::Object;
 use super::names::ToolRules;
 use crate::protocol::sse::{SseItem, SseParser};
@@ -114,10 +115,12 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) tools: ToolRules,
     pub(crate) forward_authorization: bool,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
+    /// Its list pages.
+    pub(crate) lists: ListCache,
 }
 
 impl<S> UpstreamState<S> {
-    pub(crate) fn new(upstream: Upstream<S>) -> Self {
+    pub(crate) fn new(upstream: Upstream<S>, list_max_age: Option<Duration>) -> Self {
         UpstreamState {
             name: upstream.name,
             service: upstream.service,
@@ -125,6 +128,7 @@ impl<S> UpstreamState<S> {
             tools: upstream.tools,
             forward_authorization: upstream.forward_authorization,
             info: Mutex::new(None),
+            lists: ListCache::new(list_max_age),
         }
     }
 
@@ -163,6 +167,18 @@ impl<S> UpstreamState<S> {
     pub(crate) fn may_have(&self, capability: &str) -> bool {
         self.info()
             .is_none_or(|info| info.capabilities.contains_key(capability))
+    }
+
+    /// Whether the upstream declared `listChanged` for `capability` (it promised to say when
+    /// that list changes).
+    pub(crate) fn announces_changes(&self, capability: &str) -> bool {
+        self.info().is_some_and(|info| {
+            info.capabilities
+                .get(capability)
+                .and_then(|c| c.get("listChanged"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
     }
 }
 
@@ -242,24 +258,38 @@ where
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let sent = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Err(e)) => Err(UpstreamError::Unreachable(e.into().to_string())),
             Ok(Ok(response)) => Ok(response),
+        };
+        self.failed_if(sent)
+    }
+
+    /// A failed exchange takes the upstream's cached lists with it: it leaves merged lists
+    /// until it answers again.
+    fn failed_if<T>(&self, outcome: Result<T, UpstreamError>) -> Result<T, UpstreamError> {
+        if let Err(UpstreamError::Timeout | UpstreamError::Unreachable(_)) = &outcome {
+            self.lists.clear();
         }
+        outcome
     }
 
     /// Reads the answer to request `id` from a response (JSON, or the SSE stream up to the
-    /// response), within the timeout. Notifications on the way are dropped.
+    /// response), within the timeout. Notifications on the way are dropped, except that a
+    /// `list_changed` one drops the cached pages of its list.
     pub(crate) async fn read(
         &self,
         response: Response<R>,
         id: i64,
         limit: usize,
     ) -> Result<Answer, UpstreamError> {
-        tokio::time::timeout(self.timeout, read_answer(response, id, limit))
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
+        let read =
+            tokio::time::timeout(self.timeout, read_answer(response, id, limit, &self.lists))
+                .await
+                .map_err(|_| UpstreamError::Timeout)
+                .and_then(|answer| answer);
+        self.failed_if(read)
     }
 }
 
@@ -276,6 +306,7 @@ async fn read_answer<R>(
     response: Response<R>,
     id: i64,
     limit: usize,
+    lists: &ListCache,
 ) -> Result<Answer, UpstreamError>
 where
     R: Body<Data = Bytes>,
@@ -284,7 +315,7 @@ where
     let (parts, body) = response.into_parts();
     let kind = body_kind(&parts.headers);
     let message = match kind {
-        BodyKind::Sse => read_sse(body, id, limit).await?,
+        BodyKind::Sse => read_sse(body, id, limit, lists).await?,
         _ => {
             let bytes = collect(body, limit).await?;
             if !parts.status.is_success() && !parts.status.is_client_error() {
@@ -317,7 +348,12 @@ where
     }
 }
 
-async fn read_sse<B>(body: B, id: i64, limit: usize) -> Result<Object, UpstreamError>
+async fn read_sse<B>(
+    body: B,
+    id: i64,
+    limit: usize,
+    lists: &ListCache,
+) -> Result<Object, UpstreamError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -346,6 +382,11 @@ where
                 && message.get("id").and_then(Value::as_i64) == Some(id)
             {
                 return Ok(message);
+            }
+            if let Some(method) = message.get("method").and_then(Value::as_str) {
+                for kind in changed_by(method) {
+                    lists.invalidate(*kind);
+                }
             }
         }
         if read > limit.saturating_mul(16) {
