@@ -69,7 +69,9 @@
 //!
 //! The aggregator takes the place of your MCP service: put mcp-edge's layers in front of it
 //! ([`McpEdge`](crate::McpEdge)), and they see the namespaced names (a scope policy's tool
-//! globs match `alpha__*`). It reads the `Arc<McpRequest>` the inspect layer left (or
+//! globs match `alpha__*`), and a routed call's response carries
+//! [`Routed`](crate::context::Routed) naming its upstream (audit records it as
+//! `mcp_edge.upstream`). It reads the `Arc<McpRequest>` the inspect layer left (or
 //! classifies the body itself when used alone), binds its sessions to the [`Principal`]
 //! when an auth layer runs in front (a session used by another principal gets 404), and
 //! refuses with a [`Rejection`](crate::Rejection) by [`RejectedBy::Aggregate`](crate::RejectedBy::Aggregate).

@@ -28,7 +28,7 @@ use super::names::Names;
 use super::pin::{ChangedTool, Pins};
 use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
-use crate::context::{BindingKey, Principal};
+use crate::context::{BindingKey, Principal, Routed};
 use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
 use crate::protocol::header::{
     MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
@@ -717,6 +717,22 @@ where
                 ),
             );
         };
+        let mut reply = self.route_to(index, own, call, place).await;
+        // Audit and other outer layers learn the upstream (the namespaced name is the client's).
+        reply
+            .extensions_mut()
+            .insert(Routed::new(Arc::clone(&self.upstreams[index].name)));
+        reply
+    }
+
+    /// Sends a routed request to upstream `index`, where it is named `own`.
+    async fn route_to(
+        self: &Arc<Self>,
+        index: usize,
+        own: String,
+        call: Call<'_>,
+        place: Place,
+    ) -> AggregateResponse<R> {
         let mut request = call.message.clone();
         write_place(&mut request, place, own.clone());
         let mcp_name = matches!(place, Place::Name | Place::Uri).then_some(own.as_str());
