@@ -76,9 +76,12 @@
 //! when an auth layer runs in front (a session used by another principal gets 404), and
 //! refuses with a [`Rejection`](crate::Rejection) by [`RejectedBy::Aggregate`](crate::RejectedBy::Aggregate).
 //! The client's `Authorization` header is never sent to an upstream (R59) unless that upstream
-//! is configured for it ([`Upstream::forward_authorization`]): give each upstream its own
-//! credentials on its service (a static header per upstream with
-//! [`HttpUpstreamBuilder::header`](crate::proxy::HttpUpstreamBuilder::header)).
+//! is configured for it ([`Upstream::forward_authorization`]). Give each upstream its own
+//! credentials instead: static headers ([`Upstream::header`], secrets from the environment
+//! with [`env_secret`]), or with the `aggregator-oauth` feature an OAuth 2.0 token the
+//! aggregator obtains for that upstream (`Upstream::oauth` with an `OAuthClient`: client
+//! credentials, or the client's token exchanged at the authorization server, RFC 8693),
+//! cached until shortly before it expires.
 //!
 //! [`Principal`]: crate::Principal
 //!
@@ -143,6 +146,7 @@
 mod body;
 mod builder;
 mod cache;
+mod credentials;
 mod merge;
 mod message;
 mod names;
@@ -154,6 +158,10 @@ mod upstream;
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
 pub use cache::DEFAULT_LIST_MAX_AGE;
+pub use credentials::{MissingSecret, env_bearer, env_secret};
+#[cfg(feature = "aggregator-oauth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
+pub use credentials::{OAuthClient, OAuthError};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
 pub use pin::{ChangedTool, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};

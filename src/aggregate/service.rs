@@ -572,12 +572,24 @@ where
             },
         };
         let call = &call;
-        let pages = join_all(
-            targets
-                .into_iter()
-                .map(|(i, cursor)| async move { (i, self.page(i, call, kind, cursor).await) }),
-        )
-        .await;
+        // Every page from cache: no upstream to wait for.
+        let cached: Option<Vec<_>> = targets
+            .iter()
+            .map(|(i, cursor)| {
+                let page = self.cached_page(*i, call, kind, cursor.as_deref())?;
+                Some((*i, Ok(page)))
+            })
+            .collect();
+        let pages =
+            match cached {
+                Some(pages) => pages,
+                None => {
+                    join_all(targets.into_iter().map(|(i, cursor)| async move {
+                        (i, self.page(i, call, kind, cursor).await)
+                    }))
+                    .await
+                }
+            };
         let now = tokio::time::Instant::now();
         let mut hints = merge::Hints {
             ttl: Duration::MAX,
@@ -613,6 +625,30 @@ where
         )
     }
 
+    /// Upstream `index`'s page of list `kind` at `cursor`, when its cache has it fresh for this
+    /// client's authorization context.
+    fn cached_page(
+        &self,
+        index: usize,
+        call: &Call<'_>,
+        kind: ListKind,
+        cursor: Option<&str>,
+    ) -> Option<Arc<Page>> {
+        if retried(call) {
+            return None;
+        }
+        let audience = self.audience(index, call);
+        self.upstreams[index]
+            .lists
+            .get(kind, call.version, cursor, &audience)
+    }
+
+    /// The authorization context a private page of upstream `index` belongs to.
+    fn audience(&self, index: usize, call: &Call<'_>) -> Audience {
+        let with_token = self.upstreams[index].forward_authorization;
+        Audience::private(call.principal, call.headers, with_token)
+    }
+
     /// Upstream `index`'s page of list `kind` at `cursor`: from its cache when fresh there for
     /// this client's authorization context, otherwise asked (and kept when it may be).
     async fn page(
@@ -622,19 +658,13 @@ where
         kind: ListKind,
         cursor: Option<String>,
     ) -> Result<Arc<Page>, UpstreamError> {
-        let upstream = &self.upstreams[index];
-        let lists = &upstream.lists;
-        // R64: the results of retried requests are never cached.
-        let params = call.message.get("params");
-        let retried = ["inputResponses", "requestState"]
-            .iter()
-            .any(|field| params.and_then(|p| p.get(field)).is_some());
-        let audience =
-            Audience::private(call.principal, call.headers, upstream.forward_authorization);
-        if !retried && let Some(page) = lists.get(kind, call.version, cursor.as_deref(), &audience)
-        {
+        if let Some(page) = self.cached_page(index, call, kind, cursor.as_deref()) {
             return Ok(page);
         }
+        let upstream = &self.upstreams[index];
+        let lists = &upstream.lists;
+        let retried = retried(call);
+        let audience = self.audience(index, call);
         let generation = lists.generation(kind);
         let mut request = call.message.clone();
         let params = params_mut(&mut request);
@@ -851,7 +881,7 @@ where
                 }
                 None => (self.modern_headers(call, mcp_name), None),
             };
-            let headers = upstream.credentials(headers, call.headers);
+            let headers = upstream.credentials(headers, call.headers).await?;
             let response = upstream.send(post(&call.uri, headers, body)).await?;
             let forgotten = response.status() == StatusCode::NOT_FOUND
                 && session.as_ref().is_some_and(|s| s.id.is_some());
@@ -931,7 +961,7 @@ where
         let body = to_bytes(&json!({
             "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params,
         }));
-        let headers = upstream.credentials(base_headers(), client);
+        let headers = upstream.credentials(base_headers(), client).await?;
         let response = upstream.send(post(&downstream.uri, headers, body)).await?;
         let answer = upstream.read(response, id, self.max_body_bytes).await?;
         if !answer.status.is_success() {
@@ -954,7 +984,9 @@ where
         };
         let initialized =
             Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let headers = upstream.credentials(legacy_headers(&session, client), client);
+        let headers = upstream
+            .credentials(legacy_headers(&session, client), client)
+            .await?;
         let response = upstream
             .send(post(&downstream.uri, headers, initialized))
             .await?;
@@ -1000,7 +1032,15 @@ where
             let mut request = Request::new(Full::new(Bytes::new()));
             *request.method_mut() = http::Method::DELETE;
             *request.uri_mut() = downstream.uri.clone();
-            *request.headers_mut() = legacy_headers(&session, &HeaderMap::new());
+            let none = HeaderMap::new();
+            // The upstream's own credentials (a token exchange has no client token here).
+            *request.headers_mut() = match self.upstreams[i]
+                .credentials(legacy_headers(&session, &none), &none)
+                .await
+            {
+                Ok(headers) => headers,
+                Err(_) => legacy_headers(&session, &none),
+            };
             match self.upstreams[i].send(request).await {
                 Ok(response) => drain(response).await,
                 Err(e) => tracing::debug!(upstream = %self.upstreams[i].name, error = %e, "aggregate: upstream DELETE failed"),
@@ -1008,6 +1048,14 @@ where
         }))
         .await;
     }
+}
+
+/// Whether a request retries one that asked for input (R64: its result is never cached).
+fn retried(call: &Call<'_>) -> bool {
+    let params = call.message.get("params");
+    ["inputResponses", "requestState"]
+        .iter()
+        .any(|field| params.and_then(|p| p.get(field)).is_some())
 }
 
 /// The request target in origin form (`/path?query`), as upstream requests carry it.

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tower_service::Service;
 
 use super::cache::{ListCache, changed_by};
+use super::credentials::Credentials;
 use super::message::Object;
 use super::names::ToolRules;
 use crate::protocol::sse::{SseItem, SseParser};
@@ -34,6 +35,7 @@ pub struct Upstream<S> {
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
     pub(crate) forward_authorization: bool,
+    pub(crate) credentials: Credentials,
 }
 
 impl<S> Upstream<S> {
@@ -47,7 +49,28 @@ impl<S> Upstream<S> {
             timeout: DEFAULT_UPSTREAM_TIMEOUT,
             tools: ToolRules::default(),
             forward_authorization: false,
+            credentials: Credentials::default(),
         }
+    }
+
+    /// Sends `value` as header `name` on every request to this upstream (its API key, a
+    /// static bearer token: see [`env_secret`](super::env_secret) to take it from the
+    /// environment). It is set after the client's forwarded `Authorization`, so it wins.
+    pub fn header(mut self, name: http::HeaderName, mut value: http::HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.credentials.headers.retain(|(n, _)| *n != name);
+        self.credentials.headers.push((name, value));
+        self
+    }
+
+    /// Gets an OAuth 2.0 access token for this upstream from its authorization server (client
+    /// credentials, or the client's token exchanged, RFC 8693), and sends it as
+    /// `Authorization` on every request to it; cached until shortly before it expires.
+    #[cfg(feature = "aggregator-oauth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
+    pub fn oauth(mut self, client: super::OAuthClient) -> Self {
+        self.credentials.oauth = Some(Arc::new(client));
+        self
     }
 
     /// Sends the client's own `Authorization` header on to this upstream (default: never,
@@ -114,6 +137,7 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
     pub(crate) forward_authorization: bool,
+    credentials: Credentials,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
     /// Its list pages.
     pub(crate) lists: ListCache,
@@ -127,6 +151,7 @@ impl<S> UpstreamState<S> {
             timeout: upstream.timeout,
             tools: upstream.tools,
             forward_authorization: upstream.forward_authorization,
+            credentials: upstream.credentials,
             info: Mutex::new(None),
             lists: ListCache::new(list_max_age),
         }
@@ -151,15 +176,24 @@ impl<S> UpstreamState<S> {
         *self.info.lock().expect("info lock") = Some(Arc::new(info));
     }
 
-    /// The client's `Authorization` added to `headers` when this upstream is configured to
-    /// get it ([`Upstream::forward_authorization`]); never otherwise (R59).
-    pub(crate) fn credentials(&self, mut headers: HeaderMap, client: &HeaderMap) -> HeaderMap {
+    /// `headers` with this upstream's credentials: the client's `Authorization` when this
+    /// upstream is configured to get it ([`Upstream::forward_authorization`]; never otherwise,
+    /// R59), then its static headers, then its OAuth token.
+    pub(crate) async fn credentials(
+        &self,
+        mut headers: HeaderMap,
+        client: &HeaderMap,
+    ) -> Result<HeaderMap, UpstreamError> {
         if self.forward_authorization
             && let Some(value) = client.get(http::header::AUTHORIZATION)
         {
             headers.insert(http::header::AUTHORIZATION, value.clone());
         }
-        headers
+        self.credentials
+            .apply(&mut headers, client)
+            .await
+            .map_err(UpstreamError::Credentials)?;
+        Ok(headers)
     }
 
     /// Whether the upstream may serve `capability` (`"tools"`, `"prompts"`, …): yes when it
@@ -197,6 +231,8 @@ pub(crate) enum UpstreamError {
     Refused(String),
     /// The upstream does not speak 2026-07-28.
     NotModern,
+    /// Its credentials could not be had (the token endpoint failed).
+    Credentials(String),
 }
 
 impl fmt::Display for UpstreamError {
@@ -208,6 +244,7 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Invalid(what) => write!(f, "invalid answer ({what})"),
             UpstreamError::Refused(message) => write!(f, "refused ({message})"),
             UpstreamError::NotModern => f.write_str("does not support 2026-07-28"),
+            UpstreamError::Credentials(e) => write!(f, "credentials failed: {e}"),
         }
     }
 }
