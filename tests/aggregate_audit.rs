@@ -9,7 +9,7 @@ mod aggregate;
 mod audit_fixtures;
 mod common;
 
-use aggregate::Fake;
+use aggregate::{Fake, modern_request};
 use audit_fixtures::Recorder;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -32,22 +32,13 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": tool, "arguments": {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-        },
-    }});
-    let request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+    let mut request = modern_request(
+        "tools/call",
+        json!({"name": tool, "arguments": {}}),
+        json!(1),
+    );
+    let value = format!("Bearer {token}").parse().unwrap();
+    request.headers_mut().insert("authorization", value);
     let response = stack.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let bytes = match response.into_body().collect().await {

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aggregate::{Aggregated, Fake};
+use aggregate::{Aggregated, Fake, call_in_both_eras, modern_request};
 use bytes::Bytes;
-use common::{bearer, call_tool, legacy_client_with_auth, modern_client_with_auth};
+use common::bearer;
 use http::{HeaderName, Request};
 use http_body_util::{BodyExt, Full};
 use mcp_edge::aggregate::{Aggregator, OAuthClient, Upstream, env_secret};
@@ -50,17 +50,7 @@ async fn a_static_header_and_a_client_credentials_token_reach_only_their_own_ups
             .upstream(beta.oauth(oauth))
     });
     let token = bearer("client-token");
-    for client in [
-        legacy_client_with_auth(&agg.gateway.url, &token).await,
-        modern_client_with_auth(&agg.gateway.url, &token).await,
-    ] {
-        for tool in ["alpha__echo", "beta__echo"] {
-            call_tool(&client, tool, json!({"text": "x"}))
-                .await
-                .unwrap();
-        }
-        client.cancel().await.unwrap();
-    }
+    call_in_both_eras(&agg.gateway.url, &token, &["alpha__echo", "beta__echo"]).await;
     let alpha = agg.alpha.log.all();
     let beta = agg.beta.log.all();
     assert!(!alpha.is_empty() && !beta.is_empty());
@@ -204,25 +194,11 @@ impl tower::Service<Request<Full<Bytes>>> for Seen {
 }
 
 async fn call_as(aggregator: &Aggregator<Seen>, token: Option<&str>) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "one__t0",
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-        },
-    }});
-    let mut request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "one__t0");
+    let mut request = modern_request("tools/call", json!({"name": "one__t0"}), json!(1));
     if let Some(token) = token {
-        request = request.header("authorization", bearer(token));
+        let value = bearer(token).parse().unwrap();
+        request.headers_mut().insert("authorization", value);
     }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
     let response = aggregator.clone().oneshot(request).await.unwrap();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap()

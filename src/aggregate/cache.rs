@@ -300,39 +300,22 @@ mod tests {
     async fn an_invalidation_drops_pages_and_the_fetch_it_overtook() {
         let cache = ListCache::new(None);
         let a = alice();
+        let put = |generation| {
+            let page = page("{}", false, Duration::from_secs(5));
+            cache.put(ListKind::Tools, V, None, a.clone(), page, generation);
+        };
+        let kept = || cache.get(ListKind::Tools, V, None, &a).is_some();
         let before = cache.generation(ListKind::Tools);
-        cache.put(
-            ListKind::Tools,
-            V,
-            None,
-            a.clone(),
-            page("{}", false, Duration::from_secs(5)),
-            before,
-        );
+        put(before);
         cache.invalidate(ListKind::Tools);
-        assert!(cache.get(ListKind::Tools, V, None, &a).is_none());
+        assert!(!kept());
         // A fetch that started before the invalidation is not kept.
-        cache.put(
-            ListKind::Tools,
-            V,
-            None,
-            a.clone(),
-            page("{}", false, Duration::from_secs(5)),
-            before,
-        );
-        assert!(cache.get(ListKind::Tools, V, None, &a).is_none());
-        let now = cache.generation(ListKind::Tools);
-        cache.put(
-            ListKind::Tools,
-            V,
-            None,
-            a.clone(),
-            page("{}", false, Duration::from_secs(5)),
-            now,
-        );
-        assert!(cache.get(ListKind::Tools, V, None, &a).is_some());
+        put(before);
+        assert!(!kept());
+        put(cache.generation(ListKind::Tools));
+        assert!(kept());
         cache.clear();
-        assert!(cache.get(ListKind::Tools, V, None, &a).is_none());
+        assert!(!kept());
     }
 
     #[test]
