@@ -28,6 +28,7 @@ pub struct AggregatorBuilder<S> {
     max_body_bytes: usize,
     session_idle: Duration,
     pins: Option<PinPolicy>,
+    list_max_age: Option<Duration>,
 }
 
 impl<S> Default for AggregatorBuilder<S> {
@@ -49,6 +50,7 @@ impl<S> AggregatorBuilder<S> {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             session_idle: DEFAULT_SESSION_IDLE,
             pins: Some(PinPolicy::Flag),
+            list_max_age: None,
         }
     }
 
@@ -105,6 +107,20 @@ impl<S> AggregatorBuilder<S> {
         self
     }
 
+    /// How long a list page whose upstream gave no freshness hint (`ttlMs`; no legacy
+    /// upstream does) is served from cache. Unset (the default): [`DEFAULT_LIST_MAX_AGE`](super::DEFAULT_LIST_MAX_AGE) when
+    /// the upstream declared `listChanged` for that list, since it will say when the list
+    /// changes, and no caching otherwise. A hint always wins; `Duration::ZERO` caches only
+    /// hinted pages. A page is dropped earlier on `list_changed`, on
+    /// [`Aggregator::invalidate`], and when a request to its upstream fails.
+    ///
+    /// With tool pins, a changed definition is noticed when a list is fetched: a longer max
+    /// age notices later.
+    pub fn list_max_age(mut self, max_age: Duration) -> Self {
+        self.list_max_age = Some(max_age);
+        self
+    }
+
     /// Records no tool definitions at all.
     pub fn no_tool_pins(mut self) -> Self {
         self.pins = None;
@@ -133,7 +149,11 @@ impl<S> AggregatorBuilder<S> {
             }
         }
         let shared = Shared {
-            upstreams: self.upstreams.into_iter().map(UpstreamState::new).collect(),
+            upstreams: self
+                .upstreams
+                .into_iter()
+                .map(|upstream| UpstreamState::new(upstream, self.list_max_age))
+                .collect(),
             names: Names::new(self.separator),
             sessions: Sessions::new(self.session_idle),
             server_name: self.server_name,

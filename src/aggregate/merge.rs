@@ -1,11 +1,17 @@
 //! Merging what several upstreams answered into one answer: capabilities, instructions, and
 //! list pages (with the opaque cursor that continues every upstream's list at once).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::cache::Page;
 use super::message::Object;
-use super::names::Names;
+use super::names::{Names, ToolRules};
+use super::pin::Pins;
 use crate::protocol::ListKind;
 
 /// The server capabilities the aggregator passes on: those it can serve through its routing.
@@ -65,6 +71,98 @@ pub(crate) fn namespace_entry(
     };
     entry[key] = Value::String(renamed);
     true
+}
+
+/// One upstream's list entries as the merged list shows them, written as JSON separated by
+/// commas: tools filtered by the upstream's rules and the pin policy and renamed, then every
+/// entry namespaced (entries without a name are dropped).
+pub(crate) fn write_entries(
+    kind: ListKind,
+    names: &Names,
+    upstream: &Arc<str>,
+    rules: &ToolRules,
+    pins: &Pins,
+    items: Vec<Value>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(items.len() * 128);
+    for mut item in items {
+        if kind == ListKind::Tools {
+            let own = item.get("name").and_then(Value::as_str);
+            if let Some(own) = own
+                && !pins.check(upstream, own, &item)
+            {
+                continue;
+            }
+            match own.and_then(|own| rules.shown(own)) {
+                Some(shown) if Some(shown) != own => {
+                    item["name"] = Value::String(shown.to_owned());
+                }
+                Some(_) => {}
+                None => continue,
+            }
+        }
+        if namespace_entry(kind, names, upstream, &mut item) {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &item).expect("JSON values always serialize");
+        }
+    }
+    Bytes::from(out)
+}
+
+/// The 2026-07-28 caching hints of a merged list: how long every page stays fresh, and whether
+/// every page was public.
+pub(crate) struct Hints {
+    pub(crate) ttl: Duration,
+    pub(crate) public: bool,
+}
+
+/// The merged list answer, written from the pages' entries without parsing them again:
+/// `{"jsonrpc":"2.0","id":…,"result":{"<field>":[…],"nextCursor"?:…, hints?}}`.
+pub(crate) fn list_answer(
+    id: &Value,
+    kind: ListKind,
+    pages: &[Arc<Page>],
+    cursor: Option<&str>,
+    hints: Option<Hints>,
+) -> Bytes {
+    let entries: usize = pages.iter().map(|p| p.entries.len() + 1).sum();
+    let mut out = Vec::with_capacity(entries + 192);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    put_json(&mut out, id);
+    out.extend_from_slice(br#","result":{""#);
+    out.extend_from_slice(kind.result_field().as_bytes());
+    out.extend_from_slice(br#"":["#);
+    for (i, page) in pages.iter().filter(|p| !p.entries.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&page.entries);
+    }
+    out.push(b']');
+    if let Some(cursor) = cursor {
+        out.extend_from_slice(br#","nextCursor":"#);
+        put_json(&mut out, cursor);
+    }
+    if let Some(hints) = hints {
+        out.extend_from_slice(br#","resultType":"complete","ttlMs":"#);
+        put_json(
+            &mut out,
+            &u64::try_from(hints.ttl.as_millis()).unwrap_or(u64::MAX),
+        );
+        out.extend_from_slice(if hints.public {
+            br#","cacheScope":"public""#
+        } else {
+            br#","cacheScope":"private""#
+        });
+    }
+    out.extend_from_slice(b"}}");
+    Bytes::from(out)
+}
+
+fn put_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("JSON values always serialize");
 }
 
 /// Where each upstream's list continues: `(upstream name, its cursor)`.

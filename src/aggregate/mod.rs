@@ -28,6 +28,12 @@
 //!   resource URIs and templates `{namespace}+{uri}` (still a URI, and reversible). When
 //!   upstreams have more pages, the result's `nextCursor` is an opaque cursor holding each
 //!   upstream's own cursor; the next call continues all of them at once.
+//! - **Lists cached per upstream**: each upstream's page is kept as long as its `ttlMs` hint
+//!   says (or [`list_max_age`](AggregatorBuilder::list_max_age); without either, only for an
+//!   upstream that declared `listChanged`, [`DEFAULT_LIST_MAX_AGE`]), served only within the
+//!   authorization context it was fetched in unless marked `cacheScope: "public"` (R64), and
+//!   dropped on `notifications/…/list_changed`, on [`Aggregator::invalidate`] and when a
+//!   request to its upstream fails. A merged list from cache costs a few µs.
 //! - **Tool rules per upstream** (MetaMCP's tool overrides):
 //!   [`include_tools`](Upstream::include_tools) / [`exclude_tools`](Upstream::exclude_tools)
 //!   globs on the upstream's own names, and [`rename_tool`](Upstream::rename_tool). A tool
@@ -57,21 +63,25 @@
 //! `roots` capabilities are not passed on to upstreams, and its answers and notifications are
 //! accepted and dropped), the GET
 //! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
-//! are not resumed (their event ids are not passed on), list results are not cached, and
-//! `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
+//! are not resumed (their event ids are not passed on), and `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
 //!
 //! # In a stack
 //!
 //! The aggregator takes the place of your MCP service: put mcp-edge's layers in front of it
 //! ([`McpEdge`](crate::McpEdge)), and they see the namespaced names (a scope policy's tool
-//! globs match `alpha__*`). It reads the `Arc<McpRequest>` the inspect layer left (or
+//! globs match `alpha__*`), and a routed call's response carries
+//! [`Routed`](crate::context::Routed) naming its upstream (audit records it as
+//! `mcp_edge.upstream`). It reads the `Arc<McpRequest>` the inspect layer left (or
 //! classifies the body itself when used alone), binds its sessions to the [`Principal`]
 //! when an auth layer runs in front (a session used by another principal gets 404), and
 //! refuses with a [`Rejection`](crate::Rejection) by [`RejectedBy::Aggregate`](crate::RejectedBy::Aggregate).
 //! The client's `Authorization` header is never sent to an upstream (R59) unless that upstream
-//! is configured for it ([`Upstream::forward_authorization`]): give each upstream its own
-//! credentials on its service (a static header per upstream with
-//! [`HttpUpstreamBuilder::header`](crate::proxy::HttpUpstreamBuilder::header)).
+//! is configured for it ([`Upstream::forward_authorization`]). Give each upstream its own
+//! credentials instead: static headers ([`Upstream::header`], secrets from the environment
+//! with [`env_secret`]), or with the `aggregator-oauth` feature an OAuth 2.0 token the
+//! aggregator obtains for that upstream (`Upstream::oauth` with an `OAuthClient`: client
+//! credentials, or the client's token exchanged at the authorization server, RFC 8693),
+//! cached until shortly before it expires.
 //!
 //! [`Principal`]: crate::Principal
 //!
@@ -135,6 +145,8 @@
 
 mod body;
 mod builder;
+mod cache;
+mod credentials;
 mod merge;
 mod message;
 mod names;
@@ -145,6 +157,11 @@ mod upstream;
 
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
+pub use cache::DEFAULT_LIST_MAX_AGE;
+pub use credentials::{MissingSecret, env_bearer, env_secret};
+#[cfg(feature = "aggregator-oauth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
+pub use credentials::{OAuthClient, OAuthError};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
 pub use pin::{ChangedTool, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -20,13 +21,14 @@ use tower_service::Service;
 
 use super::body::RoutedBody;
 use super::builder::AggregatorBuilder;
+use super::cache::{Audience, Page};
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
 use super::names::Names;
 use super::pin::{ChangedTool, Pins};
 use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
-use crate::context::{BindingKey, Principal};
+use crate::context::{BindingKey, Principal, Routed};
 use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
 use crate::protocol::header::{
     MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
@@ -89,7 +91,25 @@ impl<S> Aggregator<S> {
     /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
     /// rename): it is shown and callable again. False when no change was waiting.
     pub fn approve_tool(&self, upstream: &str, tool: &str) -> bool {
-        self.shared.pins.approve(upstream, tool)
+        let approved = self.shared.pins.approve(upstream, tool);
+        if approved {
+            self.invalidate(upstream, ListKind::Tools);
+        }
+        approved
+    }
+
+    /// Drops the cached pages of list `kind` of upstream `upstream` (what a
+    /// `notifications/…/list_changed` from it means; `ListKind::Resources` drops resource
+    /// templates too). False when no upstream has that name.
+    pub fn invalidate(&self, upstream: &str, kind: ListKind) -> bool {
+        let Some(state) = self.shared.upstreams.iter().find(|u| &*u.name == upstream) else {
+            return false;
+        };
+        state.lists.invalidate(kind);
+        if kind == ListKind::Resources {
+            state.lists.invalidate(ListKind::ResourceTemplates);
+        }
+        true
     }
 
     /// How many aggregator sessions (legacy clients) are open.
@@ -530,7 +550,8 @@ where
         )
     }
 
-    /// A list method: every upstream's page (or those the cursor continues), merged.
+    /// A list method: every upstream's page (or those the cursor continues), merged; each
+    /// page from the upstream's list cache when fresh there (see `cache.rs`).
     async fn list(self: &Arc<Self>, call: Call<'_>, kind: ListKind) -> AggregateResponse<R> {
         let targets: Vec<(usize, Option<String>)> = match param_str(&call.message, "cursor") {
             None => (0..self.upstreams.len())
@@ -551,72 +572,149 @@ where
             },
         };
         let call = &call;
-        let pages = join_all(targets.into_iter().map(|(i, cursor)| {
-            let mut request = call.message.clone();
-            let params = params_mut(&mut request);
-            match cursor {
-                Some(cursor) => params.insert("cursor".into(), Value::String(cursor)),
-                None => params.remove("cursor"),
+        // Every page from cache: no upstream to wait for.
+        let cached: Option<Vec<_>> = targets
+            .iter()
+            .map(|(i, cursor)| {
+                let page = self.cached_page(*i, call, kind, cursor.as_deref())?;
+                Some((*i, Ok(page)))
+            })
+            .collect();
+        let pages =
+            match cached {
+                Some(pages) => pages,
+                None => {
+                    join_all(targets.into_iter().map(|(i, cursor)| async move {
+                        (i, self.page(i, call, kind, cursor).await)
+                    }))
+                    .await
+                }
             };
-            async move {
-                let page = self.forward(i, call, request, None).await;
-                (i, page.and_then(Answer::into_result))
-            }
-        }))
-        .await;
-        let field = kind.result_field();
-        let mut entries = Vec::new();
+        let now = tokio::time::Instant::now();
+        let mut hints = merge::Hints {
+            ttl: Duration::MAX,
+            public: true,
+        };
         let mut next = Vec::new();
+        let mut merged = Vec::with_capacity(pages.len());
         for (i, page) in pages {
             let name = &*self.upstreams[i].name;
-            let mut result = match page {
-                Ok(result) => result,
+            match page {
+                Ok(page) => {
+                    hints.ttl = hints.ttl.min(page.fresh_for(now));
+                    hints.public &= page.public;
+                    if let Some(cursor) = &page.next {
+                        next.push((name.to_owned(), cursor.clone()));
+                    }
+                    merged.push(page);
+                }
                 Err(e) => {
                     tracing::warn!(upstream = name, error = %e, method = kind.method(), "aggregate: upstream left out of the list");
-                    continue;
-                }
-            };
-            if let Some(Value::Array(items)) = result.remove(field) {
-                let rules = &self.upstreams[i].tools;
-                for mut item in items {
-                    if kind == ListKind::Tools {
-                        let own = item.get("name").and_then(Value::as_str);
-                        if let Some(own) = own
-                            && !self.pins.check(&self.upstreams[i].name, own, &item)
-                        {
-                            continue;
-                        }
-                        match own.and_then(|own| rules.shown(own)) {
-                            Some(shown) if Some(shown) != own => {
-                                item["name"] = Value::String(shown.to_owned());
-                            }
-                            Some(_) => {}
-                            None => continue,
-                        }
-                    }
-                    if merge::namespace_entry(kind, &self.names, name, &mut item) {
-                        entries.push(item);
-                    }
                 }
             }
-            if let Some(cursor) = result.get("nextCursor").and_then(Value::as_str) {
-                next.push((name.to_owned(), cursor.to_owned()));
-            }
         }
-        let mut result = Object::new();
-        result.insert(field.into(), Value::Array(entries));
-        if let Some(cursor) = merge::encode_cursor(&next) {
-            result.insert("nextCursor".into(), Value::String(cursor));
+        if merged.is_empty() {
+            hints.ttl = Duration::ZERO;
+            hints.public = false;
         }
-        if call.era == Era::Modern {
-            result.insert("resultType".into(), json!("complete"));
-            result.insert("ttlMs".into(), json!(0));
-            result.insert("cacheScope".into(), json!("private"));
-        }
+        let cursor = merge::encode_cursor(&next);
+        let hints = (call.era == Era::Modern).then_some(hints);
         json_reply(
             StatusCode::OK,
-            message::result(&call.id, Value::Object(result)),
+            merge::list_answer(&call.id, kind, &merged, cursor.as_deref(), hints),
         )
+    }
+
+    /// Upstream `index`'s page of list `kind` at `cursor`, when its cache has it fresh for this
+    /// client's authorization context.
+    fn cached_page(
+        &self,
+        index: usize,
+        call: &Call<'_>,
+        kind: ListKind,
+        cursor: Option<&str>,
+    ) -> Option<Arc<Page>> {
+        if retried(call) {
+            return None;
+        }
+        let audience = self.audience(index, call);
+        self.upstreams[index]
+            .lists
+            .get(kind, call.version, cursor, &audience)
+    }
+
+    /// The authorization context a private page of upstream `index` belongs to.
+    fn audience(&self, index: usize, call: &Call<'_>) -> Audience {
+        let with_token = self.upstreams[index].forward_authorization;
+        Audience::private(call.principal, call.headers, with_token)
+    }
+
+    /// Upstream `index`'s page of list `kind` at `cursor`: from its cache when fresh there for
+    /// this client's authorization context, otherwise asked (and kept when it may be).
+    async fn page(
+        self: &Arc<Self>,
+        index: usize,
+        call: &Call<'_>,
+        kind: ListKind,
+        cursor: Option<String>,
+    ) -> Result<Arc<Page>, UpstreamError> {
+        if let Some(page) = self.cached_page(index, call, kind, cursor.as_deref()) {
+            return Ok(page);
+        }
+        let upstream = &self.upstreams[index];
+        let lists = &upstream.lists;
+        let retried = retried(call);
+        let audience = self.audience(index, call);
+        let generation = lists.generation(kind);
+        let mut request = call.message.clone();
+        let params = params_mut(&mut request);
+        match &cursor {
+            Some(cursor) => params.insert("cursor".into(), Value::String(cursor.clone())),
+            None => params.remove("cursor"),
+        };
+        let mut result = self
+            .forward(index, call, request, None)
+            .await
+            .and_then(Answer::into_result)?;
+        let items = match result.remove(kind.result_field()) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let complete = result.get("resultType").is_none_or(|t| t == "complete");
+        let ttl = result
+            .get("ttlMs")
+            .and_then(Value::as_i64)
+            .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()));
+        let max_age = lists.max_age(ttl, upstream.announces_changes(capability_of(kind)));
+        let public = result.get("cacheScope").is_some_and(|s| s == "public");
+        let page = Arc::new(Page {
+            entries: merge::write_entries(
+                kind,
+                &self.names,
+                &upstream.name,
+                &upstream.tools,
+                &self.pins,
+                items,
+            ),
+            next: result
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            public,
+            expires: (!retried && complete && !max_age.is_zero())
+                .then(|| tokio::time::Instant::now().checked_add(max_age))
+                .flatten(),
+        });
+        let audience = if public { Audience::Public } else { audience };
+        lists.put(
+            kind,
+            call.version,
+            cursor.as_deref(),
+            audience,
+            Arc::clone(&page),
+            generation,
+        );
+        Ok(page)
     }
 
     /// A request every upstream with `capability` gets (`logging/setLevel`); answered `{}`.
@@ -649,6 +747,22 @@ where
                 ),
             );
         };
+        let mut reply = self.route_to(index, own, call, place).await;
+        // Audit and other outer layers learn the upstream (the namespaced name is the client's).
+        reply
+            .extensions_mut()
+            .insert(Routed::new(Arc::clone(&self.upstreams[index].name)));
+        reply
+    }
+
+    /// Sends a routed request to upstream `index`, where it is named `own`.
+    async fn route_to(
+        self: &Arc<Self>,
+        index: usize,
+        own: String,
+        call: Call<'_>,
+        place: Place,
+    ) -> AggregateResponse<R> {
         let mut request = call.message.clone();
         write_place(&mut request, place, own.clone());
         let mcp_name = matches!(place, Place::Name | Place::Uri).then_some(own.as_str());
@@ -767,7 +881,7 @@ where
                 }
                 None => (self.modern_headers(call, mcp_name), None),
             };
-            let headers = upstream.credentials(headers, call.headers);
+            let headers = upstream.credentials(headers, call.headers).await?;
             let response = upstream.send(post(&call.uri, headers, body)).await?;
             let forgotten = response.status() == StatusCode::NOT_FOUND
                 && session.as_ref().is_some_and(|s| s.id.is_some());
@@ -847,7 +961,7 @@ where
         let body = to_bytes(&json!({
             "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params,
         }));
-        let headers = upstream.credentials(base_headers(), client);
+        let headers = upstream.credentials(base_headers(), client).await?;
         let response = upstream.send(post(&downstream.uri, headers, body)).await?;
         let answer = upstream.read(response, id, self.max_body_bytes).await?;
         if !answer.status.is_success() {
@@ -870,7 +984,9 @@ where
         };
         let initialized =
             Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let headers = upstream.credentials(legacy_headers(&session, client), client);
+        let headers = upstream
+            .credentials(legacy_headers(&session, client), client)
+            .await?;
         let response = upstream
             .send(post(&downstream.uri, headers, initialized))
             .await?;
@@ -916,7 +1032,15 @@ where
             let mut request = Request::new(Full::new(Bytes::new()));
             *request.method_mut() = http::Method::DELETE;
             *request.uri_mut() = downstream.uri.clone();
-            *request.headers_mut() = legacy_headers(&session, &HeaderMap::new());
+            let none = HeaderMap::new();
+            // The upstream's own credentials (a token exchange has no client token here).
+            *request.headers_mut() = match self.upstreams[i]
+                .credentials(legacy_headers(&session, &none), &none)
+                .await
+            {
+                Ok(headers) => headers,
+                Err(_) => legacy_headers(&session, &none),
+            };
             match self.upstreams[i].send(request).await {
                 Ok(response) => drain(response).await,
                 Err(e) => tracing::debug!(upstream = %self.upstreams[i].name, error = %e, "aggregate: upstream DELETE failed"),
@@ -924,6 +1048,14 @@ where
         }))
         .await;
     }
+}
+
+/// Whether a request retries one that asked for input (R64: its result is never cached).
+fn retried(call: &Call<'_>) -> bool {
+    let params = call.message.get("params");
+    ["inputResponses", "requestState"]
+        .iter()
+        .any(|field| params.and_then(|p| p.get(field)).is_some())
 }
 
 /// The request target in origin form (`/path?query`), as upstream requests carry it.

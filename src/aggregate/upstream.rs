@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower_service::Service;
 
+use super::cache::{ListCache, changed_by};
+use super::credentials::Credentials;
 use super::message::Object;
 use super::names::ToolRules;
 use crate::protocol::sse::{SseItem, SseParser};
@@ -33,6 +35,7 @@ pub struct Upstream<S> {
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
     pub(crate) forward_authorization: bool,
+    pub(crate) credentials: Credentials,
 }
 
 impl<S> Upstream<S> {
@@ -46,7 +49,28 @@ impl<S> Upstream<S> {
             timeout: DEFAULT_UPSTREAM_TIMEOUT,
             tools: ToolRules::default(),
             forward_authorization: false,
+            credentials: Credentials::default(),
         }
+    }
+
+    /// Sends `value` as header `name` on every request to this upstream (its API key, a
+    /// static bearer token: see [`env_secret`](super::env_secret) to take it from the
+    /// environment). It is set after the client's forwarded `Authorization`, so it wins.
+    pub fn header(mut self, name: http::HeaderName, mut value: http::HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.credentials.headers.retain(|(n, _)| *n != name);
+        self.credentials.headers.push((name, value));
+        self
+    }
+
+    /// Gets an OAuth 2.0 access token for this upstream from its authorization server (client
+    /// credentials, or the client's token exchanged, RFC 8693), and sends it as
+    /// `Authorization` on every request to it; cached until shortly before it expires.
+    #[cfg(feature = "aggregator-oauth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
+    pub fn oauth(mut self, client: super::OAuthClient) -> Self {
+        self.credentials.oauth = Some(Arc::new(client));
+        self
     }
 
     /// Sends the client's own `Authorization` header on to this upstream (default: never,
@@ -113,18 +137,23 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) timeout: Duration,
     pub(crate) tools: ToolRules,
     pub(crate) forward_authorization: bool,
+    credentials: Credentials,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
+    /// Its list pages.
+    pub(crate) lists: ListCache,
 }
 
 impl<S> UpstreamState<S> {
-    pub(crate) fn new(upstream: Upstream<S>) -> Self {
+    pub(crate) fn new(upstream: Upstream<S>, list_max_age: Option<Duration>) -> Self {
         UpstreamState {
             name: upstream.name,
             service: upstream.service,
             timeout: upstream.timeout,
             tools: upstream.tools,
             forward_authorization: upstream.forward_authorization,
+            credentials: upstream.credentials,
             info: Mutex::new(None),
+            lists: ListCache::new(list_max_age),
         }
     }
 
@@ -147,15 +176,24 @@ impl<S> UpstreamState<S> {
         *self.info.lock().expect("info lock") = Some(Arc::new(info));
     }
 
-    /// The client's `Authorization` added to `headers` when this upstream is configured to
-    /// get it ([`Upstream::forward_authorization`]); never otherwise (R59).
-    pub(crate) fn credentials(&self, mut headers: HeaderMap, client: &HeaderMap) -> HeaderMap {
+    /// `headers` with this upstream's credentials: the client's `Authorization` when this
+    /// upstream is configured to get it ([`Upstream::forward_authorization`]; never otherwise,
+    /// R59), then its static headers, then its OAuth token.
+    pub(crate) async fn credentials(
+        &self,
+        mut headers: HeaderMap,
+        client: &HeaderMap,
+    ) -> Result<HeaderMap, UpstreamError> {
         if self.forward_authorization
             && let Some(value) = client.get(http::header::AUTHORIZATION)
         {
             headers.insert(http::header::AUTHORIZATION, value.clone());
         }
-        headers
+        self.credentials
+            .apply(&mut headers, client)
+            .await
+            .map_err(UpstreamError::Credentials)?;
+        Ok(headers)
     }
 
     /// Whether the upstream may serve `capability` (`"tools"`, `"prompts"`, …): yes when it
@@ -163,6 +201,18 @@ impl<S> UpstreamState<S> {
     pub(crate) fn may_have(&self, capability: &str) -> bool {
         self.info()
             .is_none_or(|info| info.capabilities.contains_key(capability))
+    }
+
+    /// Whether the upstream declared `listChanged` for `capability` (it promised to say when
+    /// that list changes).
+    pub(crate) fn announces_changes(&self, capability: &str) -> bool {
+        self.info().is_some_and(|info| {
+            info.capabilities
+                .get(capability)
+                .and_then(|c| c.get("listChanged"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
     }
 }
 
@@ -181,6 +231,8 @@ pub(crate) enum UpstreamError {
     Refused(String),
     /// The upstream does not speak 2026-07-28.
     NotModern,
+    /// Its credentials could not be had (the token endpoint failed).
+    Credentials(String),
 }
 
 impl fmt::Display for UpstreamError {
@@ -192,6 +244,7 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Invalid(what) => write!(f, "invalid answer ({what})"),
             UpstreamError::Refused(message) => write!(f, "refused ({message})"),
             UpstreamError::NotModern => f.write_str("does not support 2026-07-28"),
+            UpstreamError::Credentials(e) => write!(f, "credentials failed: {e}"),
         }
     }
 }
@@ -242,24 +295,38 @@ where
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let sent = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Err(e)) => Err(UpstreamError::Unreachable(e.into().to_string())),
             Ok(Ok(response)) => Ok(response),
+        };
+        self.failed_if(sent)
+    }
+
+    /// A failed exchange takes the upstream's cached lists with it: it leaves merged lists
+    /// until it answers again.
+    fn failed_if<T>(&self, outcome: Result<T, UpstreamError>) -> Result<T, UpstreamError> {
+        if let Err(UpstreamError::Timeout | UpstreamError::Unreachable(_)) = &outcome {
+            self.lists.clear();
         }
+        outcome
     }
 
     /// Reads the answer to request `id` from a response (JSON, or the SSE stream up to the
-    /// response), within the timeout. Notifications on the way are dropped.
+    /// response), within the timeout. Notifications on the way are dropped, except that a
+    /// `list_changed` one drops the cached pages of its list.
     pub(crate) async fn read(
         &self,
         response: Response<R>,
         id: i64,
         limit: usize,
     ) -> Result<Answer, UpstreamError> {
-        tokio::time::timeout(self.timeout, read_answer(response, id, limit))
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
+        let read =
+            tokio::time::timeout(self.timeout, read_answer(response, id, limit, &self.lists))
+                .await
+                .map_err(|_| UpstreamError::Timeout)
+                .and_then(|answer| answer);
+        self.failed_if(read)
     }
 }
 
@@ -276,6 +343,7 @@ async fn read_answer<R>(
     response: Response<R>,
     id: i64,
     limit: usize,
+    lists: &ListCache,
 ) -> Result<Answer, UpstreamError>
 where
     R: Body<Data = Bytes>,
@@ -284,7 +352,7 @@ where
     let (parts, body) = response.into_parts();
     let kind = body_kind(&parts.headers);
     let message = match kind {
-        BodyKind::Sse => read_sse(body, id, limit).await?,
+        BodyKind::Sse => read_sse(body, id, limit, lists).await?,
         _ => {
             let bytes = collect(body, limit).await?;
             if !parts.status.is_success() && !parts.status.is_client_error() {
@@ -317,7 +385,12 @@ where
     }
 }
 
-async fn read_sse<B>(body: B, id: i64, limit: usize) -> Result<Object, UpstreamError>
+async fn read_sse<B>(
+    body: B,
+    id: i64,
+    limit: usize,
+    lists: &ListCache,
+) -> Result<Object, UpstreamError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -346,6 +419,11 @@ where
                 && message.get("id").and_then(Value::as_i64) == Some(id)
             {
                 return Ok(message);
+            }
+            if let Some(method) = message.get("method").and_then(Value::as_str) {
+                for kind in changed_by(method) {
+                    lists.invalidate(*kind);
+                }
             }
         }
         if read > limit.saturating_mul(16) {

@@ -13,8 +13,8 @@ use super::cap::{Capped, NAME_CAP, REASON_CAP, TRACE_CAP, cap_display};
 use crate::context::BindingKey;
 use crate::context::LimitNote;
 use crate::context::Principal;
-use crate::context::Replica;
 use crate::context::RequestOrigin;
+use crate::context::{Replica, Routed};
 use crate::error::{Reason, RejectedBy};
 use crate::protocol::{
     ClientInfo, Era, McpMessage, McpRequest, ProtocolVersion, RequestId, SessionId, Target,
@@ -133,6 +133,7 @@ pub struct AuditEvent {
     /// The owner of a session refused to another principal (R32).
     pub(crate) session_owner: Option<BindingKey>,
     pub(crate) replica: Option<Replica>,
+    pub(crate) routed: Option<Routed>,
     pub(crate) limit: Option<LimitNote>,
     pub(crate) request_bytes: u64,
     pub(crate) response_bytes: u64,
@@ -300,6 +301,10 @@ impl AuditEvent {
     /// The replica the request went to, when the affinity router chose one.
     pub fn replica(&self) -> Option<&Replica> {
         self.replica.as_ref()
+    }
+    /// `mcp_edge.upstream`: the upstream an aggregator routed the request to.
+    pub fn routed(&self) -> Option<&Routed> {
+        self.routed.as_ref()
     }
     /// `mcp_edge.limit.note`: what the limit layer noted when it let the call through
     /// without a full decision (its shared store failed under fail-open rules).
@@ -525,6 +530,9 @@ impl Serialize for AuditEvent {
         }
         if let Some(replica) = &self.replica {
             map.serialize_entry("mcp_edge.replica", &capped_name(replica.id()))?;
+        }
+        if let Some(routed) = &self.routed {
+            map.serialize_entry("mcp_edge.upstream", &capped_name(routed.upstream()))?;
         }
         if let Some(note) = self.limit {
             map.serialize_entry("mcp_edge.limit.note", note.as_str())?;

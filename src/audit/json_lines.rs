@@ -713,6 +713,7 @@ mod tests {
             principal: None,
             session_owner: None,
             replica: None,
+            routed: None,
             limit: None,
             request_bytes: 0,
             response_bytes: 0,

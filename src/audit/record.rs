@@ -22,6 +22,7 @@ use crate::context::McpRequestSlot;
 use crate::context::Principal;
 use crate::context::Replica;
 use crate::context::RequestOrigin;
+use crate::context::Routed;
 use crate::error::Rejection;
 use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
@@ -63,6 +64,7 @@ pub(crate) struct Head {
     session_owner: Option<BindingKey>,
     session: Option<SessionId>,
     replica: Option<Replica>,
+    routed: Option<Routed>,
     limit: Option<LimitNote>,
     refused: Option<Outcome>,
 }
@@ -78,6 +80,7 @@ impl Head {
             session_owner: self.session_owner.clone(),
             session: self.session.clone(),
             replica: self.replica.clone(),
+            routed: self.routed.clone(),
             limit: self.limit,
             refused: None,
         }
@@ -302,6 +305,7 @@ impl<K: AuditSink> Record<K> {
         self.spans.on_request(self.head.mcp.as_deref());
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
+        self.head.routed = ext.get::<Routed>().cloned();
         self.head.limit = ext.get::<LimitNote>().copied();
         if let Some(origin) = ext.get::<RequestOrigin>() {
             self.client = ClientAddr::of_origin(origin);
@@ -449,6 +453,7 @@ impl<K: AuditSink> Record<K> {
                 principal: head.principal,
                 session_owner: head.session_owner,
                 replica: head.replica,
+                routed: head.routed,
                 limit: head.limit,
                 request_bytes,
                 response_bytes,

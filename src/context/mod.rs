@@ -16,6 +16,7 @@
 //! | [`PeerAddr`] | your server, per connection | guard, audit, proxy (all through one [`PeerAddrs`] setting) |
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
+//! | [`Routed`] | aggregate (the upstream a call went to) | audit |
 //! | [`LimitNote`] | limit (a call let through when its shared store failed) | audit, metrics |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
 //!
@@ -31,6 +32,7 @@ mod replica;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
+mod routed;
 mod slot;
 
 pub use binding::BindingKey;
@@ -42,4 +44,5 @@ pub use replica::Replica;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use rmcp::Caller;
+pub use routed::Routed;
 pub use slot::McpRequestSlot;

@@ -419,3 +419,41 @@ impl Aggregated {
         }
     }
 }
+
+/// A 2026-07-28 POST of `method` with `params` (the `_meta` the era needs added), with the
+/// `Mcp-Method` / `Mcp-Name` headers (R38).
+pub fn modern_request(method: &str, params: Value, id: Value) -> Request<Full<Bytes>> {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let mut request = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("mcp-name", name);
+    }
+    request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A legacy and a 2026-07-28 rmcp client, both sending `authorization`, each calling every
+/// tool of `tools` (with `{"text": "x"}`) through the aggregator at `url`.
+pub async fn call_in_both_eras(url: &str, authorization: &str, tools: &[&'static str]) {
+    for client in [
+        crate::common::legacy_client_with_auth(url, authorization).await,
+        crate::common::modern_client_with_auth(url, authorization).await,
+    ] {
+        for tool in tools {
+            crate::common::call_tool(&client, tool, json!({"text": "x"}))
+                .await
+                .unwrap();
+        }
+        client.cancel().await.unwrap();
+    }
+}
