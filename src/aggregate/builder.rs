@@ -142,6 +142,7 @@ impl<S> AggregatorBuilder<S> {
             max_body_bytes: self.max_body_bytes,
             next_id: AtomicI64::new(1),
             pins: Pins::new(self.pins),
+            events: super::events::Events::new(),
         };
         Ok(Aggregator {
             shared: Arc::new(shared),

@@ -135,10 +135,12 @@
 
 mod body;
 mod builder;
+mod events;
 mod merge;
 mod message;
 mod names;
 mod pin;
+mod relay;
 mod service;
 mod session;
 mod upstream;
