@@ -463,7 +463,10 @@ mod tests {
         let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged", "params": {"_meta": meta}});
         assert_eq!(relayed.rewrite(ack.to_string().as_bytes()), Rewritten::Drop);
         let done = json!({"jsonrpc": "2.0", "id": 42, "result": {"_meta": meta}});
-        assert_eq!(relayed.rewrite(done.to_string().as_bytes()), Rewritten::Drop);
+        assert_eq!(
+            relayed.rewrite(done.to_string().as_bytes()),
+            Rewritten::Drop
+        );
         let changed = json!({"jsonrpc": "2.0", "method": "notifications/prompts/list_changed", "params": {"_meta": meta}});
         let changed = rewritten(&relayed, changed);
         assert_eq!(changed["params"]["_meta"][SUBSCRIPTION_ID], "client-7");
@@ -473,7 +476,10 @@ mod tests {
     async fn a_merged_stream_ends_when_its_merge_ends() {
         let (merge, mut body) = Merge::new();
         let sender = merge.sender().unwrap();
-        sender.send(Bytes::from_static(b"data: 1\n\n")).await.unwrap();
+        sender
+            .send(Bytes::from_static(b"data: 1\n\n"))
+            .await
+            .unwrap();
         let task = tokio::spawn(std::future::pending::<()>());
         merge.start(0, |_| task.abort_handle());
         // One reader per upstream.
@@ -482,7 +488,11 @@ mod tests {
         drop(sender);
         let got = std::future::poll_fn(|cx| body.poll_next(cx)).await;
         assert_eq!(got.as_deref(), Some(&b"data: 1\n\n"[..]));
-        assert!(std::future::poll_fn(|cx| body.poll_next(cx)).await.is_none());
+        assert!(
+            std::future::poll_fn(|cx| body.poll_next(cx))
+                .await
+                .is_none()
+        );
         assert!(task.await.unwrap_err().is_cancelled());
     }
 }

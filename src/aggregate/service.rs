@@ -672,16 +672,18 @@ where
             .session
             .as_ref()
             .map(|session| Relay::track(session, &call.id, index, upstream_id));
-        let response =
-            match self.exchange(index, &call, &mut request, mcp_name, upstream_id).await {
-                Ok(response) => response,
-                Err(e) => {
-                    return json_reply(
-                        StatusCode::OK,
-                        message::upstream_error(&call.id, &upstream.name, &e),
-                    );
-                }
-            };
+        let response = match self
+            .exchange(index, &call, &mut request, mcp_name, upstream_id)
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                return json_reply(
+                    StatusCode::OK,
+                    message::upstream_error(&call.id, &upstream.name, &e),
+                );
+            }
+        };
         let status = response.status();
         if !status.is_success() {
             // An error answer (JSON-RPC when the upstream wrote one): passed on with the
@@ -921,7 +923,10 @@ where
     /// sessions open now have their GET stream opened now; one opened later, then. It ends
     /// when the client leaves, opens another, or its session ends.
     async fn get(self: &Arc<Self>, parts: &Parts) -> AggregateResponse<R> {
-        let value = parts.headers.get(MCP_SESSION_ID).expect("checked by the caller");
+        let value = parts
+            .headers
+            .get(MCP_SESSION_ID)
+            .expect("checked by the caller");
         let session = match self.lookup(value, parts.extensions.get::<Principal>()) {
             Ok(session) => session,
             Err(refused) => return refused.into_response(),
@@ -1016,7 +1021,11 @@ where
             .and_then(|p| p.get("notifications"))
             .and_then(Value::as_object);
         let mut honoured = Object::new();
-        for flag in ["toolsListChanged", "promptsListChanged", "resourcesListChanged"] {
+        for flag in [
+            "toolsListChanged",
+            "promptsListChanged",
+            "resourcesListChanged",
+        ] {
             if requested.and_then(|r| r.get(flag)) == Some(&Value::Bool(true)) {
                 honoured.insert(flag.into(), Value::Bool(true));
             }
@@ -1075,7 +1084,9 @@ where
         match method {
             "notifications/cancelled" => {
                 let params = params_mut(&mut message);
-                let call = params.get("requestId").and_then(|id| session.relay.call(id));
+                let call = params
+                    .get("requestId")
+                    .and_then(|id| session.relay.call(id));
                 if let Some((index, own)) = call {
                     params.insert("requestId".into(), Value::from(own));
                     self.tell(session, index, &message, client).await;
@@ -1083,10 +1094,8 @@ where
             }
             "notifications/roots/list_changed" => {
                 let message = &message;
-                join_all(
-                    (0..self.upstreams.len()).map(|i| self.tell(session, i, message, client)),
-                )
-                .await;
+                join_all((0..self.upstreams.len()).map(|i| self.tell(session, i, message, client)))
+                    .await;
             }
             _ => {}
         }
@@ -1100,7 +1109,10 @@ where
         };
         let upstream = &self.upstreams[index];
         let headers = upstream.credentials(legacy_headers(&upstream_session, client), client);
-        match upstream.send(post(&session.uri, headers, to_bytes(message))).await {
+        match upstream
+            .send(post(&session.uri, headers, to_bytes(message)))
+            .await
+        {
             Ok(response) => drain(response).await,
             Err(e) => {
                 tracing::warn!(upstream = %upstream.name, error = %e, "aggregate: relaying to the upstream failed");
