@@ -160,11 +160,9 @@ impl ServerHandler for Asker {
         }
     }
 
-    fn accepted_subscription_filter(
-        &self,
-        requested: &SubscriptionFilter,
-    ) -> Option<SubscriptionFilter> {
-        Some(requested.clone())
+    /// Tool list changes only (rmcp intersects this with what was asked for).
+    fn accepted_subscription_filter(&self, _: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        serde_json::from_value(json!({"toolsListChanged": true})).ok()
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {

@@ -69,6 +69,13 @@ fn ts_sdk() -> Option<PathBuf> {
     Some(node)
 }
 
+/// The aggregator over both upstreams, with the interpreter and the path of the client script
+/// (`script`, from the crate's root) to run against it; `None` when the SDK is missing.
+fn start(interpreter: Option<PathBuf>, script: &str) -> Option<(PathBuf, String, Aggregated)> {
+    let script = manifest_dir().join(script).to_str()?.to_owned();
+    Some((interpreter?, script, Aggregated::start()))
+}
+
 /// Runs an SDK client script and reads the JSON line it prints.
 async fn run(program: &Path, args: &[&str]) -> Value {
     let run = tokio::process::Command::new(program)
@@ -123,14 +130,11 @@ fn assert_both_namespaces(seen: &Value) {
 
 #[tokio::test]
 async fn the_python_sdk_client_uses_both_namespaces_in_both_eras() {
-    let Some(python) = python_sdk() else {
+    let Some((python, script, agg)) = start(python_sdk(), "tests/aggregate_py/client.py") else {
         return;
     };
-    let agg = Aggregated::start();
-    let script = manifest_dir().join("tests/aggregate_py/client.py");
-    let script = script.to_str().unwrap();
     for (mode, version) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
-        let seen = run(&python, &[script, &agg.gateway.url, mode]).await;
+        let seen = run(&python, &[&script, &agg.gateway.url, mode]).await;
         assert_eq!(seen["protocolVersion"], version, "{seen}");
         assert_both_namespaces(&seen);
     }
@@ -140,12 +144,10 @@ async fn the_python_sdk_client_uses_both_namespaces_in_both_eras() {
 
 #[tokio::test]
 async fn the_typescript_sdk_client_uses_both_namespaces() {
-    let Some(node) = ts_sdk() else {
+    let Some((node, script, agg)) = start(ts_sdk(), ".ci/ts-sdk-discovery/aggregate.mjs") else {
         return;
     };
-    let agg = Aggregated::start();
-    let script = manifest_dir().join(".ci/ts-sdk-discovery/aggregate.mjs");
-    let seen = run(&node, &[script.to_str().unwrap(), &agg.gateway.url]).await;
+    let seen = run(&node, &[&script, &agg.gateway.url]).await;
     assert_eq!(seen["protocolVersion"], "2025-11-25", "{seen}");
     assert_eq!(seen["errors"], json!([]), "{seen}");
     assert_both_namespaces(&seen);
