@@ -150,6 +150,9 @@ impl ServerHandler for Asker {
             "change" => {
                 // Legacy: on the session's GET stream; 2026-07-28: on each listen stream.
                 let _ = context.peer.notify_tool_list_changed().await;
+                let log = json!({"level": "info", "logger": "asker", "data": "tools changed"});
+                let log = serde_json::from_value(log).unwrap();
+                let _ = context.peer.notify_logging_message(log).await;
                 let sinks = self.log.listeners.lock().unwrap().clone();
                 for sink in sinks {
                     let _ = sink.notify_tool_list_changed().await;
@@ -177,11 +180,12 @@ impl ServerHandler for Asker {
     }
 }
 
-/// The client's side: answers sampling requests, counts `tools/list_changed`.
+/// The client's side: answers sampling requests, hears `tools/list_changed` and log messages.
 #[derive(Clone)]
 struct Answering {
     info: ClientConfig,
     changed: Arc<Notify>,
+    logged: Arc<Notify>,
 }
 
 impl Answering {
@@ -194,6 +198,7 @@ impl Answering {
         Answering {
             info,
             changed: Arc::default(),
+            logged: Arc::default(),
         }
     }
 }
@@ -215,6 +220,16 @@ impl ClientHandler for Answering {
             "model": "test-model",
         });
         Ok(serde_json::from_value(answer).unwrap())
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        if params.data == "tools changed" {
+            self.logged.notify_one();
+        }
     }
 
     async fn on_tool_list_changed(&self, _context: rmcp::service::NotificationContext<RoleClient>) {
@@ -330,10 +345,11 @@ async fn cancellation_reaches_the_upstream_with_its_own_id() {
 }
 
 #[tokio::test]
-async fn list_changed_reaches_a_legacy_client_on_its_get_stream() {
+async fn list_changed_and_log_messages_reach_a_legacy_client_on_its_get_stream() {
     let relayed = Relayed::start();
     let client = connect(&relayed.gateway.url, ProtocolVersion::V_2025_11_25).await;
     let changed = client.service().changed.clone();
+    let logged = client.service().logged.clone();
     let heard = changed.notified();
     // The call opens the upstream session, and with it its GET stream into the client's.
     let result = call_tool_on(&client, "asker__change").await;
@@ -347,6 +363,8 @@ async fn list_changed_reaches_a_legacy_client_on_its_get_stream() {
         call_tool_on(&client, "asker__change").await;
         within("tools/list_changed on the GET stream", heard).await;
     }
+    // `Notify` keeps one permit: the log message arrived once at least.
+    within("notifications/message on the GET stream", logged.notified()).await;
     client.cancel().await.unwrap();
 }
 
