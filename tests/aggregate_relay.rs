@@ -47,10 +47,14 @@ struct AskerLog {
     /// The listen streams open at the upstream (2026-07-28).
     listeners: std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>,
     listening: Notify,
+    /// What the client answered to the request `ask_later` sent after its call.
+    later: std::sync::Mutex<Option<String>>,
+    answered_later: Notify,
 }
 
-/// An upstream whose tools talk back: `ask` samples the client, `wait` waits to be
-/// cancelled, `change` announces that its tool list changed.
+/// An upstream whose tools talk back: `ask` samples the client, `ask_later` too once its call
+/// is over (so the request goes on the session's GET stream), `wait` waits to be cancelled,
+/// `change` announces that its tool list changed.
 #[derive(Clone, Default)]
 struct Asker {
     log: Arc<AskerLog>,
@@ -127,7 +131,8 @@ impl ServerHandler for Asker {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = json!({"tools": [tool("ask"), tool("wait"), tool("change")]});
+        let tools =
+            json!({"tools": [tool("ask"), tool("ask_later"), tool("wait"), tool("change")]});
         Ok(serde_json::from_value(tools).unwrap())
     }
 
@@ -138,6 +143,18 @@ impl ServerHandler for Asker {
     ) -> Result<CallToolResponse, ErrorData> {
         match request.name.as_ref() {
             "ask" => self.ask(request, context).await,
+            "ask_later" => {
+                let (peer, log) = (context.peer.clone(), Arc::clone(&self.log));
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Ok(answer) = peer.create_message(sampling_request("later")).await {
+                        let answer = serde_json::to_value(answer).unwrap();
+                        *log.later.lock().unwrap() = Some(sampled_text(&answer));
+                        log.answered_later.notify_one();
+                    }
+                });
+                Ok(text_result("will ask".into()))
+            }
             "wait" => {
                 tokio::select! {
                     _ = context.ct.cancelled() => {
@@ -345,7 +362,7 @@ async fn cancellation_reaches_the_upstream_with_its_own_id() {
 }
 
 #[tokio::test]
-async fn list_changed_and_log_messages_reach_a_legacy_client_on_its_get_stream() {
+async fn list_changed_log_messages_and_requests_reach_a_legacy_client_on_its_get_stream() {
     let relayed = Relayed::start();
     let client = connect(&relayed.gateway.url, ProtocolVersion::V_2025_11_25).await;
     let changed = client.service().changed.clone();
@@ -365,6 +382,13 @@ async fn list_changed_and_log_messages_reach_a_legacy_client_on_its_get_stream()
     }
     // `Notify` keeps one permit: the log message arrived once at least.
     within("notifications/message on the GET stream", logged.notified()).await;
+
+    // A request after its call is over goes on the GET stream; the answer still gets back.
+    let answered = relayed.asker.log.answered_later.notified();
+    call_tool_on(&client, "asker__ask_later").await;
+    within("the answer to a request on the GET stream", answered).await;
+    let later = relayed.asker.log.later.lock().unwrap().clone();
+    assert_eq!(later.as_deref(), Some("sampled later"));
     client.cancel().await.unwrap();
 }
 
