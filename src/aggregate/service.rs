@@ -701,13 +701,7 @@ where
             return json_reply(StatusCode::OK, body);
         }
         let (parts, body) = response.into_parts();
-        let relayed = Relayed {
-            upstream: index,
-            answer: Some((upstream_id, call.id)),
-            session: call.session,
-            events: self.events.clone(),
-            listen: false,
-        };
+        let relayed = self.relayed(index, Some((upstream_id, call.id)), call.session);
         let routed = match body_kind(&parts.headers) {
             BodyKind::Sse => RoutedBody::sse(body, relayed, tracked),
             _ => RoutedBody::json(body, relayed, self.max_body_bytes),
@@ -996,6 +990,7 @@ where
         });
     }
 
+    /// How upstream `upstream`'s messages for this client are rewritten (see [`Relayed`]).
     fn relayed(
         &self,
         upstream: usize,
