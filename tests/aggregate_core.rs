@@ -191,7 +191,7 @@ async fn unknown_session_gets_404_and_get_gets_405() {
 }
 
 #[tokio::test]
-async fn upstreams_do_not_learn_client_capabilities_the_aggregator_cannot_relay() {
+async fn upstreams_learn_the_client_capabilities_the_aggregator_relays() {
     let agg = Aggregated::start();
     let response = http_client()
         .post(&agg.gateway.url)
@@ -223,7 +223,12 @@ async fn upstreams_do_not_learn_client_capabilities_the_aggregator_cannot_relay(
     let params = &init.body.unwrap()["params"];
     assert_eq!(params["protocolVersion"], "2025-06-18");
     assert_eq!(params["clientInfo"]["name"], "raw");
-    assert_eq!(params["capabilities"], json!({"experimental": {}}));
+    // Sampling, elicitation and roots requests are relayed back to the client, so the
+    // upstream may send them.
+    assert_eq!(
+        params["capabilities"],
+        json!({"sampling": {}, "elicitation": {}, "roots": {}, "experimental": {}})
+    );
     let initialized = agg
         .alpha
         .log

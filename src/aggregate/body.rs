@@ -6,29 +6,44 @@ use std::task::{Context, Poll, ready};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use serde_json::Value;
 
 use super::message::restore_id;
-use crate::protocol::sse::{SseItem, SseParser};
+use super::relay::{CallGuard, MergedBody, Relayed};
+use crate::protocol::sse::SseParser;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// The body of a routed call's answer: the upstream's body, rewritten as it passes.
+    /// The body of a routed call's answer (the upstream's body, rewritten as it passes), or
+    /// of a stream the aggregator merges from several upstreams (a legacy GET stream, a
+    /// 2026-07-28 `subscriptions/listen` stream).
     ///
     /// An SSE answer is forwarded event by event as it arrives: each event's JSON-RPC message
-    /// is read, the response to the aggregator's request gets the client's id back, and the
-    /// event goes out as `data:` alone. The upstream's event ids and `retry:` fields are not
-    /// forwarded (the aggregator does not resume upstream streams), nor are events without
+    /// is read, the response to the aggregator's request gets the client's id back, a request
+    /// to the client (sampling, elicitation, roots) gets an id of the client's session, and
+    /// the event goes out as `data:` alone. The upstream's event ids and `retry:` fields are
+    /// not forwarded (the aggregator does not resume upstream streams), nor are events without
     /// data (priming events, R19); comments are (keep-alives). A JSON answer is read whole
     /// (bounded) and rewritten once.
     pub struct RoutedBody<B> {
         #[pin]
-        inner: B,
-        mode: Mode,
-        upstream_id: i64,
-        client_id: Value,
-        done: bool,
+        source: Source<B>,
+    }
+}
+
+pin_project! {
+    #[project = SourceProj]
+    enum Source<B> {
+        Upstream {
+            #[pin]
+            inner: B,
+            mode: Mode,
+            relayed: Relayed,
+            done: bool,
+            // Keeps the call findable for `notifications/cancelled` until its answer passed.
+            call: Option<CallGuard>,
+        },
+        Merged { merged: MergedBody },
     }
 }
 
@@ -50,28 +65,36 @@ impl std::fmt::Display for AnswerTooLarge {
 impl std::error::Error for AnswerTooLarge {}
 
 impl<B> RoutedBody<B> {
-    /// An SSE answer.
-    pub(crate) fn sse(inner: B, upstream_id: i64, client_id: Value) -> Self {
-        RoutedBody {
-            inner,
-            mode: Mode::Sse(Box::default()),
-            upstream_id,
-            client_id,
-            done: false,
-        }
+    /// An SSE answer, relayed as `relayed` says.
+    pub(crate) fn sse(inner: B, relayed: Relayed, call: Option<CallGuard>) -> Self {
+        Self::upstream(inner, Mode::Sse(Box::default()), relayed, call)
     }
 
     /// A JSON answer, read up to `limit` bytes.
-    pub(crate) fn json(inner: B, upstream_id: i64, client_id: Value, limit: usize) -> Self {
+    pub(crate) fn json(inner: B, relayed: Relayed, limit: usize) -> Self {
+        let mode = Mode::Json {
+            collected: BytesMut::new(),
+            limit,
+        };
+        Self::upstream(inner, mode, relayed, None)
+    }
+
+    fn upstream(inner: B, mode: Mode, relayed: Relayed, call: Option<CallGuard>) -> Self {
         RoutedBody {
-            inner,
-            mode: Mode::Json {
-                collected: BytesMut::new(),
-                limit,
+            source: Source::Upstream {
+                inner,
+                mode,
+                relayed,
+                done: false,
+                call,
             },
-            upstream_id,
-            client_id,
-            done: false,
+        }
+    }
+
+    /// A stream merged from several upstreams (already rewritten).
+    pub(crate) fn merged(merged: MergedBody) -> Self {
+        RoutedBody {
+            source: Source::Merged { merged },
         }
     }
 }
@@ -88,21 +111,33 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        while !*this.done {
-            let Some(frame) = ready!(this.inner.as_mut().poll_frame(cx)) else {
-                *this.done = true;
-                let out = finish(this.mode, *this.upstream_id, this.client_id);
+        let (mut inner, mode, relayed, done, call) = match self.project().source.project() {
+            SourceProj::Merged { merged } => {
+                return merged.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))));
+            }
+            SourceProj::Upstream {
+                inner,
+                mode,
+                relayed,
+                done,
+                call,
+            } => (inner, mode, relayed, done, call),
+        };
+        while !*done {
+            let Some(frame) = ready!(inner.as_mut().poll_frame(cx)) else {
+                *done = true;
+                call.take();
+                let out = finish(mode, relayed);
                 return Poll::Ready(out.map(|b| Ok(Frame::data(b))));
             };
             let Ok(chunk) = frame.map_err(Into::into)?.into_data() else {
                 continue; // trailers: not part of an MCP answer
             };
-            match feed(this.mode, chunk, *this.upstream_id, this.client_id) {
+            match feed(mode, chunk, relayed) {
                 Ok(Some(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                 Ok(None) => {}
                 Err(e) => {
-                    *this.done = true;
+                    *done = true;
                     return Poll::Ready(Some(Err(Box::new(e))));
                 }
             }
@@ -111,7 +146,10 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        match &self.source {
+            Source::Upstream { done, .. } => *done,
+            Source::Merged { .. } => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -120,33 +158,11 @@ where
 }
 
 /// What one upstream chunk gives the client, if anything yet.
-fn feed(
-    mode: &mut Mode,
-    chunk: Bytes,
-    upstream_id: i64,
-    client_id: &Value,
-) -> Result<Option<Bytes>, AnswerTooLarge> {
+fn feed(mode: &mut Mode, chunk: Bytes, relayed: &Relayed) -> Result<Option<Bytes>, AnswerTooLarge> {
     match mode {
         Mode::Sse(parser) => {
             let mut out = BytesMut::new();
-            for item in parser.feed(&chunk) {
-                match item {
-                    SseItem::Event(event) => {
-                        let Some(data) = event.data.filter(|d| !d.is_empty()) else {
-                            continue;
-                        };
-                        let data = restore_id(&data, upstream_id, client_id).unwrap_or(data);
-                        out.put_slice(b"data: ");
-                        out.put_slice(&data);
-                        out.put_slice(b"\n\n");
-                    }
-                    SseItem::Comment(comment) => {
-                        out.put_u8(b':');
-                        out.put_slice(&comment);
-                        out.put_slice(b"\n\n");
-                    }
-                }
-            }
+            relayed.feed_sse(parser, &chunk, true, &mut out);
             Ok((!out.is_empty()).then(|| out.freeze()))
         }
         Mode::Json { collected, limit } => {
@@ -160,13 +176,29 @@ fn feed(
 }
 
 /// What is left to send once the upstream body ended.
-fn finish(mode: &mut Mode, upstream_id: i64, client_id: &Value) -> Option<Bytes> {
+fn finish(mode: &mut Mode, relayed: &Relayed) -> Option<Bytes> {
     match mode {
         Mode::Sse(_) => None,
         Mode::Json { collected, .. } => {
             let data = std::mem::take(collected).freeze();
-            Some(restore_id(&data, upstream_id, client_id).unwrap_or(data))
+            let restored = relayed
+                .answer
+                .as_ref()
+                .and_then(|(own, client)| restore_id(&data, *own, client));
+            Some(restored.unwrap_or(data))
         }
+    }
+}
+
+/// The [`Relayed`] of a plain answer (no session to relay requests through), for tests.
+#[cfg(test)]
+fn answer_only(upstream_id: i64, client_id: serde_json::Value) -> Relayed {
+    Relayed {
+        upstream: 0,
+        answer: Some((upstream_id, client_id)),
+        session: None,
+        events: super::events::Events::new(Default::default()),
+        listen: false,
     }
 }
 
@@ -174,7 +206,7 @@ fn finish(mode: &mut Mode, upstream_id: i64, client_id: &Value) -> Option<Bytes>
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full, StreamBody};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[tokio::test]
     async fn sse_answer_gets_the_client_id_and_loses_upstream_event_ids() {
@@ -187,7 +219,7 @@ mod tests {
         .map(|c| Ok(Frame::data(Bytes::from_static(c))))
         .collect();
         let inner = StreamBody::new(futures_util::stream::iter(chunks));
-        let body = RoutedBody::sse(inner, 42, json!("client-7"));
+        let body = RoutedBody::sse(inner, answer_only(42, json!("client-7")), None);
         let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
         assert!(!text.contains("id: ") && !text.contains("retry"), "{text}");
         assert!(text.starts_with(": keep-alive\n\ndata: {"), "{text}");
@@ -204,7 +236,7 @@ mod tests {
         let inner = Full::new(Bytes::from_static(
             br#"{"jsonrpc":"2.0","id":5,"result":{}}"#,
         ));
-        let out = RoutedBody::json(inner, 5, json!(1), 1024)
+        let out = RoutedBody::json(inner, answer_only(5, json!(1)), 1024)
             .collect()
             .await
             .unwrap();
@@ -213,7 +245,7 @@ mod tests {
 
         let inner = Full::new(Bytes::from(vec![b' '; 2048]));
         assert!(
-            RoutedBody::json(inner, 5, json!(1), 1024)
+            RoutedBody::json(inner, answer_only(5, json!(1)), 1024)
                 .collect()
                 .await
                 .is_err()

@@ -148,12 +148,15 @@ impl<S> AggregatorBuilder<S> {
                 )));
             }
         }
+        let upstreams: Box<[_]> = self
+            .upstreams
+            .into_iter()
+            .map(|upstream| UpstreamState::new(upstream, self.list_max_age))
+            .collect();
+        let events =
+            super::events::Events::new(upstreams.iter().map(|u| u.lists.clone()).collect());
         let shared = Shared {
-            upstreams: self
-                .upstreams
-                .into_iter()
-                .map(|upstream| UpstreamState::new(upstream, self.list_max_age))
-                .collect(),
+            upstreams,
             names: Names::new(self.separator),
             sessions: Sessions::new(self.session_idle),
             server_name: self.server_name,
@@ -162,6 +165,7 @@ impl<S> AggregatorBuilder<S> {
             max_body_bytes: self.max_body_bytes,
             next_id: AtomicI64::new(1),
             pins: Pins::new(self.pins),
+            events,
         };
         Ok(Aggregator {
             shared: Arc::new(shared),

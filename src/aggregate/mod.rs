@@ -20,8 +20,7 @@
 //!   chose in its own `initialize` (`MCP-Protocol-Version` follows it), whatever the client's.
 //! - **Merged `initialize` / `server/discover`**: the union of the upstreams' capabilities
 //!   (`tools`, `prompts`, `resources`, `completions`, `logging`, without sub-flags such as
-//!   `listChanged` that the aggregator does not honour yet), and the instructions of each
-//!   upstream under its namespace.
+//!   `listChanged`), and the instructions of each upstream under its namespace.
 //! - **Merged lists** (`tools/list`, `prompts/list`, `resources/list`,
 //!   `resources/templates/list`): each upstream is asked at once, its entries renamed
 //!   `{namespace}__{name}` (the separator is [configurable](AggregatorBuilder::separator)),
@@ -42,9 +41,35 @@
 //!   `completion/complete` go to the upstream their name's namespace names, with the name it
 //!   knows. Every request to an upstream carries a fresh id from one counter, and the answer
 //!   gets the client's id back, so concurrent calls whose ids collide never cross. A streamed
-//!   (SSE) answer is passed on event by event as it comes: progress notifications reach the
-//!   caller whose call they belong to. In 2026-07-28, closing the stream drops the upstream
-//!   stream, which cancels the upstream request (R12).
+//!   (SSE) answer is passed on event by event as it comes: progress notifications and log
+//!   messages reach the caller whose call they belong to (each call has its own stream, so
+//!   two callers using the same `progressToken` never see each other's progress; tokens are
+//!   not rewritten). In 2026-07-28, closing the stream drops the upstream stream, which
+//!   cancels the upstream request (R12).
+//! - **Relayed messages** (legacy sessions): a request an upstream sends the client
+//!   (`sampling/createMessage`, `elicitation/create`, `roots/list`, on a call's stream or on
+//!   its GET stream) reaches the client under a fresh id of the client's session, and the
+//!   answer the client POSTs goes back to that upstream session with the upstream's own id;
+//!   the upstream cancelling it (`notifications/cancelled`) reaches the client with the id
+//!   the client knows. The client's `notifications/cancelled` reaches the upstream running
+//!   the call, with the id that upstream got; `notifications/roots/list_changed` reaches every
+//!   upstream session. The client's `sampling`, `elicitation` and `roots` capabilities are
+//!   passed on to the upstreams in its `initialize`. In 2026-07-28 there are no such requests
+//!   on streams: an upstream asks with an `InputRequiredResult`, which reaches the client
+//!   unchanged, and the client's retry (`inputResponses`, `requestState`) is routed by name
+//!   to the same upstream like any call.
+//! - **The client's GET stream** (legacy): it merges the GET streams of the client's upstream
+//!   sessions, each opened when the client opens its GET (for the upstream sessions open
+//!   then) or when an upstream session opens while it is open; it carries what upstreams send
+//!   outside calls (`notifications/message`, `notifications/*/list_changed`, requests to the
+//!   client). It ends when the client closes it, opens another, or its session ends (DELETE or
+//!   idle expiry); a GET without a session gets 405.
+//! - **`subscriptions/listen`** (2026-07-28, R15): acknowledged at once with the list changes
+//!   asked for (`toolsListChanged`, `promptsListChanged`, `resourcesListChanged`; resource
+//!   subscriptions are not relayed and left out of the acknowledgement), then each upstream's
+//!   own listen stream for them is opened and merged in, every notification tagged with the
+//!   client's subscription id. An upstream that refuses the method adds nothing.
+//!
 //! - **Failure isolation**: an upstream that fails or is slower than its
 //!   [`timeout`](Upstream::timeout) is left out of merged lists (logged), and a call routed
 //!   to it gets a JSON-RPC error (`-32603`) whose message and `data.upstream` name it, in an
@@ -58,12 +83,11 @@
 //!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
 //!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
 //!
-//! Not yet: server-to-client requests (sampling, elicitation, roots) and
-//! `notifications/cancelled` are not proxied (a legacy client's `sampling`, `elicitation` and
-//! `roots` capabilities are not passed on to upstreams, and its answers and notifications are
-//! accepted and dropped), the GET
-//! stream and `subscriptions/listen` are not offered (405 / `-32601`), upstream SSE streams
-//! are not resumed (their event ids are not passed on), and `tasks/list` is not merged. JSON batches (2025-03-26) are refused with 400.
+//! Not yet: upstream SSE streams are not resumed (their event ids are not passed on, and an
+//! upstream GET or listen stream that ends is not reopened), the client's GET stream cannot
+//! be resumed with `Last-Event-ID`, the `listChanged` sub-flags of the upstreams'
+//! capabilities are not merged into the aggregator's own, and `tasks/list` is not merged.
+//! JSON batches (2025-03-26) are refused with 400.
 //!
 //! # In a stack
 //!
@@ -88,7 +112,8 @@
 //! # Runtime, failure and cancellation
 //!
 //! Needs a Tokio runtime (timers; expired sessions' upstream sessions are ended on a spawned
-//! task). Each request costs one boxed future. Dropping the response future (the client left)
+//! task; each upstream stream merged into a GET or listen stream is read by a spawned task,
+//! stopped when that stream ends). Each request costs one boxed future. Dropping the response future (the client left)
 //! drops the upstream requests in flight; an upstream session being opened then is not
 //! recorded, and the upstream forgets it on its own.
 //!
@@ -147,10 +172,12 @@ mod body;
 mod builder;
 mod cache;
 mod credentials;
+mod events;
 mod merge;
 mod message;
 mod names;
 mod pin;
+mod relay;
 mod service;
 mod session;
 mod upstream;

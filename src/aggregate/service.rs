@@ -22,10 +22,12 @@ use tower_service::Service;
 use super::body::RoutedBody;
 use super::builder::AggregatorBuilder;
 use super::cache::{Audience, Page};
+use super::events::Events;
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
 use super::names::Names;
 use super::pin::{ChangedTool, Pins};
+use super::relay::{Merge, MergedBody, Relay, Relayed, SUBSCRIPTION_ID, put_event};
 use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
 use crate::context::{BindingKey, Principal, Routed};
@@ -129,6 +131,8 @@ pub(crate) struct Shared<S> {
     pub(crate) max_body_bytes: usize,
     pub(crate) next_id: AtomicI64,
     pub(crate) pins: Pins,
+    /// What upstreams announce (list changes), for whoever keeps state about them.
+    pub(crate) events: Events,
 }
 
 impl<S, R, B> Service<Request<B>> for Aggregator<S>
@@ -203,6 +207,15 @@ fn json_reply<R>(status: StatusCode, body: Bytes) -> AggregateResponse<R> {
 fn empty_reply<R>(status: StatusCode) -> AggregateResponse<R> {
     let mut response = Response::new(EdgeBody::empty());
     *response.status_mut() = status;
+    response
+}
+
+/// A stream the aggregator merged: `text/event-stream`, never cached.
+fn sse_reply<R>(body: MergedBody) -> AggregateResponse<R> {
+    let mut response = Response::new(EdgeBody::new(RoutedBody::merged(body)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -281,9 +294,12 @@ where
         match parts.method {
             http::Method::POST => self.post(&parts, body).await,
             http::Method::DELETE => self.delete(&parts).await,
-            // No standalone stream: clients take 405 as "none offered" (R8).
+            http::Method::GET if parts.headers.contains_key(MCP_SESSION_ID) => {
+                self.get(&parts).await
+            }
+            // Without a session there is no stream to offer (R8; 2026-07-28 has none, R1).
             _ => Rejection::of(RejectedBy::Aggregate, Reason::MethodNotAllowed)
-                .with_header(ALLOW, HeaderValue::from_static("POST, DELETE"))
+                .with_header(ALLOW, HeaderValue::from_static("GET, POST, DELETE"))
                 .into_response(),
         }
     }
@@ -324,15 +340,11 @@ where
                 .into_response();
             }
         };
-        let Some(method) = message
+        let method = message
             .get("method")
             .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
-            // A client's answer to a server request: none are proxied yet.
-            return empty_reply(StatusCode::ACCEPTED);
-        };
-        let session = if mcp.era() == Era::Legacy && method != "initialize" {
+            .map(str::to_owned);
+        let session = if mcp.era() == Era::Legacy && method.as_deref() != Some("initialize") {
             match self.session(parts, &mcp) {
                 Ok(session) => Some(session),
                 Err(refused) => return refused.into_response(),
@@ -340,8 +352,18 @@ where
         } else {
             None
         };
+        let Some(method) = method else {
+            // The client's answer to a request an upstream sent it.
+            if let Some(session) = &session {
+                self.relay_answer(session, message, &parts.headers).await;
+            }
+            return empty_reply(StatusCode::ACCEPTED);
+        };
         let Some(id) = message.get("id").cloned() else {
-            // Notifications (`notifications/initialized`: each upstream session got its own).
+            if let Some(session) = &session {
+                self.relay_notification(session, &method, message, &parts.headers)
+                    .await;
+            }
             return empty_reply(StatusCode::ACCEPTED);
         };
         let call = Call {
@@ -395,6 +417,7 @@ where
         match (call.era, call.method.as_str()) {
             (Era::Legacy, "initialize") => return self.initialize(call).await,
             (Era::Modern, "server/discover") => return self.discover(call).await,
+            (Era::Modern, "subscriptions/listen") => return self.listen(call),
             (_, "ping") => return json_reply(StatusCode::OK, message::result(&call.id, json!({}))),
             (_, "logging/setLevel") => return self.broadcast(call, "logging").await,
             _ => {}
@@ -433,16 +456,6 @@ where
         for field in ["capabilities", "clientInfo"] {
             let value = params.and_then(|p| p.get(field)).cloned();
             client.insert(field.into(), value.unwrap_or_else(|| json!({})));
-        }
-        // Upstreams must not send requests the aggregator does not relay yet (a sampling
-        // request would wait for an answer that never comes): those capabilities stay here.
-        if let Some(capabilities) = client
-            .get_mut("capabilities")
-            .and_then(Value::as_object_mut)
-        {
-            for relayed_later in ["sampling", "elicitation", "roots"] {
-                capabilities.remove(relayed_later);
-            }
         }
         let owner = call.principal.map(BindingKey::of);
         let (session, expired) = self.sessions.create(
@@ -767,16 +780,24 @@ where
         write_place(&mut request, place, own.clone());
         let mcp_name = matches!(place, Place::Name | Place::Uri).then_some(own.as_str());
         let upstream = &self.upstreams[index];
-        let (response, upstream_id) =
-            match self.exchange(index, &call, &mut request, mcp_name).await {
-                Ok(sent) => sent,
-                Err(e) => {
-                    return json_reply(
-                        StatusCode::OK,
-                        message::upstream_error(&call.id, &upstream.name, &e),
-                    );
-                }
-            };
+        let upstream_id = self.next_id();
+        // Findable by the client's id (for `notifications/cancelled`) until answered.
+        let tracked = call
+            .session
+            .as_ref()
+            .map(|session| Relay::track(session, &call.id, index, upstream_id));
+        let response = match self
+            .exchange(index, &call, &mut request, mcp_name, upstream_id)
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                return json_reply(
+                    StatusCode::OK,
+                    message::upstream_error(&call.id, &upstream.name, &e),
+                );
+            }
+        };
         let status = response.status();
         if !status.is_success() {
             // An error answer (JSON-RPC when the upstream wrote one): passed on with the
@@ -794,9 +815,10 @@ where
             return json_reply(StatusCode::OK, body);
         }
         let (parts, body) = response.into_parts();
+        let relayed = self.relayed(index, Some((upstream_id, call.id)), call.session);
         let routed = match body_kind(&parts.headers) {
-            BodyKind::Sse => RoutedBody::sse(body, upstream_id, call.id),
-            _ => RoutedBody::json(body, upstream_id, call.id, self.max_body_bytes),
+            BodyKind::Sse => RoutedBody::sse(body, relayed, tracked),
+            _ => RoutedBody::json(body, relayed, self.max_body_bytes),
         };
         let mut reply = Response::new(EdgeBody::new(routed));
         if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
@@ -850,27 +872,31 @@ where
         mut request: Object,
         mcp_name: Option<&str>,
     ) -> Result<Answer, UpstreamError> {
-        let (response, id) = self.exchange(index, call, &mut request, mcp_name).await?;
+        let id = self.next_id();
+        let response = self
+            .exchange(index, call, &mut request, mcp_name, id)
+            .await?;
         self.upstreams[index]
             .read(response, id, self.max_body_bytes)
             .await
     }
 
-    /// Sends a request to upstream `index` under a fresh id: inside this client's upstream
-    /// session (legacy; opened now if needed, and opened again once if the upstream forgot
-    /// it), or with the 2026-07-28 headers (modern). Returns the response head and the id.
+    /// Sends a request to upstream `index` under the fresh id `id`: inside this client's
+    /// upstream session (legacy; opened now if needed, and opened again once if the upstream
+    /// forgot it, which never ran the request), or with the 2026-07-28 headers (modern).
+    /// Returns the response head.
     async fn exchange(
         self: &Arc<Self>,
         index: usize,
         call: &Call<'_>,
         request: &mut Object,
         mcp_name: Option<&str>,
-    ) -> Result<(Response<R>, i64), UpstreamError> {
+        id: i64,
+    ) -> Result<Response<R>, UpstreamError> {
         let upstream = &self.upstreams[index];
         let mut retried = false;
+        request.insert("id".into(), Value::from(id));
         loop {
-            let id = self.next_id();
-            request.insert("id".into(), Value::from(id));
             let body = to_bytes(&*request);
             let (headers, session) = match &call.session {
                 Some(downstream) => {
@@ -898,7 +924,7 @@ where
                 retried = true;
                 continue;
             }
-            return Ok((response, id));
+            return Ok(response);
         }
     }
 
@@ -929,10 +955,11 @@ where
         headers
     }
 
-    /// This client's session with upstream `index`, opened now if it has none.
+    /// This client's session with upstream `index`, opened now if it has none (and, when
+    /// the client's GET stream is open, its GET stream with it).
     async fn upstream_session(
-        &self,
-        downstream: &Downstream,
+        self: &Arc<Self>,
+        downstream: &Arc<Downstream>,
         index: usize,
         client: &HeaderMap,
     ) -> Result<UpstreamSession, UpstreamError> {
@@ -942,6 +969,9 @@ where
         }
         let session = self.open_session(downstream, index, client).await?;
         *slot = Some(session.clone());
+        if let Some(merge) = downstream.relay.listener() {
+            self.stream_upstream(downstream, index, &session, &merge, client);
+        }
         Ok(session)
     }
 
@@ -998,6 +1028,228 @@ where
         Ok(session)
     }
 
+    /// Legacy GET: the client's stream of what its upstream sessions send on their own GET
+    /// streams (requests for the client, logging, `list_changed`), merged. The upstream
+    /// sessions open now have their GET stream opened now; one opened later, then. It ends
+    /// when the client leaves, opens another, or its session ends.
+    async fn get(self: &Arc<Self>, parts: &Parts) -> AggregateResponse<R> {
+        let value = parts
+            .headers
+            .get(MCP_SESSION_ID)
+            .expect("checked by the caller");
+        let session = match self.lookup(value, parts.extensions.get::<Principal>()) {
+            Ok(session) => session,
+            Err(refused) => return refused.into_response(),
+        };
+        let (merge, body) = session.relay.listen();
+        for index in 0..self.upstreams.len() {
+            let slot = session.upstreams[index].lock().await;
+            if let Some(upstream) = slot.as_ref() {
+                self.stream_upstream(&session, index, upstream, &merge, &parts.headers);
+            }
+        }
+        sse_reply(body)
+    }
+
+    /// Opens upstream `index`'s GET stream in `session` and feeds it into `merge` (once per
+    /// upstream). An upstream that offers none (405) or cannot be reached adds nothing.
+    fn stream_upstream(
+        self: &Arc<Self>,
+        session: &Arc<Downstream>,
+        index: usize,
+        upstream: &UpstreamSession,
+        merge: &Merge,
+        client: &HeaderMap,
+    ) {
+        if upstream.id.is_none() {
+            return; // no session upstream: nothing of this client's to stream
+        }
+        let mut headers = legacy_headers(upstream, client);
+        headers.remove(CONTENT_TYPE);
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = http::Method::GET;
+        *request.uri_mut() = session.uri.clone();
+        *request.headers_mut() = headers;
+        let relayed = self.relayed(index, None, Some(Arc::clone(session)));
+        self.spawn_stream(merge, index, request, client.clone(), relayed);
+    }
+
+    /// Sends `request` to upstream `index` on a task tied to `merge`, and passes its SSE
+    /// answer on to the merge as `relayed` says. The upstream's credentials are added on the
+    /// task (an OAuth token may have to be fetched first); `client` is the client's headers,
+    /// for an upstream configured to receive the client's token.
+    fn spawn_stream(
+        self: &Arc<Self>,
+        merge: &Merge,
+        index: usize,
+        mut request: Request<Full<Bytes>>,
+        client: HeaderMap,
+        relayed: Relayed,
+    ) {
+        let shared = Arc::clone(self);
+        merge.start(index, move |sender| {
+            tokio::spawn(async move {
+                let upstream = &shared.upstreams[index];
+                let headers = std::mem::take(request.headers_mut());
+                match upstream.credentials(headers, &client).await {
+                    Ok(headers) => *request.headers_mut() = headers,
+                    Err(e) => {
+                        tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
+                        return;
+                    }
+                }
+                match upstream.send(request).await {
+                    Ok(response)
+                        if response.status().is_success()
+                            && body_kind(response.headers()) == BodyKind::Sse =>
+                    {
+                        relayed.pump(response.into_body(), sender).await;
+                    }
+                    Ok(response) => drain(response).await,
+                    Err(e) => {
+                        tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
+                    }
+                }
+            })
+            .abort_handle()
+        });
+    }
+
+    /// How upstream `upstream`'s messages for this client are rewritten (see [`Relayed`]).
+    fn relayed(
+        &self,
+        upstream: usize,
+        answer: Option<(i64, Value)>,
+        session: Option<Arc<Downstream>>,
+    ) -> Relayed {
+        Relayed {
+            upstream,
+            answer,
+            session,
+            events: self.events.clone(),
+            listen: false,
+        }
+    }
+
+    /// 2026-07-28 `subscriptions/listen` (R15): acknowledged at once with the list changes the
+    /// client asked for (resource subscriptions are not relayed), then every upstream's own
+    /// listen stream for those, merged, each notification tagged with the client's id.
+    fn listen(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
+        let requested = call
+            .message
+            .get("params")
+            .and_then(|p| p.get("notifications"))
+            .and_then(Value::as_object);
+        let mut honoured = Object::new();
+        for flag in [
+            "toolsListChanged",
+            "promptsListChanged",
+            "resourcesListChanged",
+        ] {
+            if requested.and_then(|r| r.get(flag)) == Some(&Value::Bool(true)) {
+                honoured.insert(flag.into(), Value::Bool(true));
+            }
+        }
+        let (merge, body) = Merge::new();
+        let ack = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/subscriptions/acknowledged",
+            "params": { "notifications": honoured, "_meta": { SUBSCRIPTION_ID: call.id } },
+        });
+        let mut first = bytes::BytesMut::new();
+        put_event(&mut first, &to_bytes(&ack));
+        if let Some(sender) = merge.sender() {
+            // A new channel has room: the acknowledgement goes first (R15).
+            let _ = sender.try_send(first.freeze());
+        }
+        if !honoured.is_empty() {
+            let mut request = call.message.clone();
+            params_mut(&mut request).insert("notifications".into(), Value::Object(honoured));
+            for index in 0..self.upstreams.len() {
+                let id = self.next_id();
+                request.insert("id".into(), Value::from(id));
+                let headers = self.modern_headers(&call, None);
+                let upstream_request = post(&call.uri, headers, to_bytes(&request));
+                let mut relayed = self.relayed(index, Some((id, call.id.clone())), None);
+                relayed.listen = true;
+                let client = call.headers.clone();
+                self.spawn_stream(&merge, index, upstream_request, client, relayed);
+            }
+        }
+        sse_reply(body)
+    }
+
+    /// The client answered a request an upstream sent it: the answer goes to that upstream
+    /// session with the upstream's own id. An answer to nothing relayed is dropped.
+    async fn relay_answer(&self, session: &Downstream, mut message: Object, client: &HeaderMap) {
+        let asked = message.get("id").and_then(|id| session.relay.answered(id));
+        let Some((index, own)) = asked else {
+            tracing::debug!("aggregate: an answer to no relayed request, dropped");
+            return;
+        };
+        message.insert("id".into(), own);
+        self.tell(session, index, &message, client).await;
+    }
+
+    /// A client notification: `notifications/cancelled` reaches the upstream running the call
+    /// (with the id it knows), `notifications/roots/list_changed` every upstream session.
+    /// Others stop here (`notifications/initialized`: each upstream session got its own).
+    async fn relay_notification(
+        &self,
+        session: &Downstream,
+        method: &str,
+        mut message: Object,
+        client: &HeaderMap,
+    ) {
+        match method {
+            "notifications/cancelled" => {
+                let params = params_mut(&mut message);
+                let call = params
+                    .get("requestId")
+                    .and_then(|id| session.relay.call(id));
+                if let Some((index, own)) = call {
+                    params.insert("requestId".into(), Value::from(own));
+                    self.tell(session, index, &message, client).await;
+                }
+            }
+            "notifications/roots/list_changed" => {
+                let message = &message;
+                join_all((0..self.upstreams.len()).map(|i| self.tell(session, i, message, client)))
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    /// POSTs one message that expects no answer (a notification, or the client's answer) to
+    /// upstream `index` in the client's session with it, if there is one.
+    async fn tell(&self, session: &Downstream, index: usize, message: &Object, client: &HeaderMap) {
+        let Some(upstream_session) = session.upstreams[index].lock().await.clone() else {
+            return;
+        };
+        let upstream = &self.upstreams[index];
+        let headers = match upstream
+            .credentials(legacy_headers(&upstream_session, client), client)
+            .await
+        {
+            Ok(headers) => headers,
+            Err(e) => {
+                tracing::warn!(upstream = %upstream.name, error = %e, "aggregate: relaying to the upstream failed");
+                return;
+            }
+        };
+        match upstream
+            .send(post(&session.uri, headers, to_bytes(message)))
+            .await
+        {
+            Ok(response) => drain(response).await,
+            Err(e) => {
+                tracing::warn!(upstream = %upstream.name, error = %e, "aggregate: relaying to the upstream failed");
+            }
+        }
+    }
+
     /// DELETE: the client's session ends, and its upstream sessions with it (R29).
     async fn delete(self: &Arc<Self>, parts: &Parts) -> AggregateResponse<R> {
         let Some(value) = parts.headers.get(MCP_SESSION_ID) else {
@@ -1020,8 +1272,9 @@ where
         }
     }
 
-    /// DELETEs every upstream session a client session opened.
+    /// Ends the client's GET stream and DELETEs every upstream session it opened.
     async fn end_sessions(&self, downstream: &Downstream) {
+        downstream.relay.close();
         join_all((0..self.upstreams.len()).map(|i| async move {
             let Some(session) = downstream.upstreams[i].lock().await.take() else {
                 return;

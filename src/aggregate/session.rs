@@ -9,6 +9,7 @@ use http::{HeaderValue, Uri};
 use tokio::time::Instant;
 
 use super::message::Object;
+use super::relay::Relay;
 use crate::context::BindingKey;
 use crate::protocol::ProtocolVersion;
 
@@ -41,6 +42,38 @@ pub(crate) struct Downstream {
     /// One slot per upstream, in the aggregator's order; the lock is held while the session
     /// is opened, so one downstream session never opens two sessions with one upstream.
     pub(crate) upstreams: Box<[tokio::sync::Mutex<Option<UpstreamSession>>]>,
+    /// What is being relayed between the client and its upstream sessions.
+    pub(crate) relay: Relay,
+}
+
+impl Downstream {
+    fn new(
+        version: ProtocolVersion,
+        client: Object,
+        owner: Option<BindingKey>,
+        uri: Uri,
+        upstreams: usize,
+    ) -> Arc<Self> {
+        Arc::new(Downstream {
+            id: new_session_id(),
+            version,
+            client,
+            owner,
+            uri,
+            last_seen: Mutex::new(Instant::now()),
+            upstreams: (0..upstreams)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            relay: Relay::default(),
+        })
+    }
+
+    /// A session in no table, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Arc<Self> {
+        let v = ProtocolVersion::V2025_11_25;
+        Downstream::new(v, Object::new(), None, Uri::from_static("/mcp"), 2)
+    }
 }
 
 /// What a session id led to.
@@ -85,17 +118,7 @@ impl Sessions {
         upstreams: usize,
     ) -> (Arc<Downstream>, Vec<Arc<Downstream>>) {
         let now = Instant::now();
-        let session = Arc::new(Downstream {
-            id: new_session_id(),
-            version,
-            client,
-            owner,
-            uri,
-            last_seen: Mutex::new(now),
-            upstreams: (0..upstreams)
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
-        });
+        let session = Downstream::new(version, client, owner, uri, upstreams);
         let mut table = self.map.lock().expect("session table");
         let mut expired = Vec::new();
         if now.duration_since(table.last_sweep) >= Duration::from_secs(60) {

@@ -139,8 +139,9 @@ pub(crate) struct UpstreamState<S> {
     pub(crate) forward_authorization: bool,
     credentials: Credentials,
     pub(crate) info: Mutex<Option<Arc<UpstreamInfo>>>,
-    /// Its list pages.
-    pub(crate) lists: ListCache,
+    /// Its list pages (shared with the aggregator's [`Events`](super::events::Events), which
+    /// drops them when the upstream announces a change on any stream).
+    pub(crate) lists: Arc<ListCache>,
 }
 
 impl<S> UpstreamState<S> {
@@ -153,7 +154,7 @@ impl<S> UpstreamState<S> {
             forward_authorization: upstream.forward_authorization,
             credentials: upstream.credentials,
             info: Mutex::new(None),
-            lists: ListCache::new(list_max_age),
+            lists: Arc::new(ListCache::new(list_max_age)),
         }
     }
 
