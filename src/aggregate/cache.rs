@@ -231,18 +231,6 @@ impl ListCache {
     }
 }
 
-/// The lists a `notifications/…/list_changed` method says changed.
-pub(crate) fn changed_by(method: &str) -> &'static [ListKind] {
-    match method {
-        "notifications/tools/list_changed" => &[ListKind::Tools],
-        "notifications/prompts/list_changed" => &[ListKind::Prompts],
-        "notifications/resources/list_changed" => {
-            &[ListKind::Resources, ListKind::ResourceTemplates]
-        }
-        _ => &[],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,8 +318,11 @@ mod tests {
         let set = ListCache::new(Some(Duration::from_secs(9)));
         assert_eq!(set.max_age(None, false), Duration::from_secs(9));
         assert_eq!(set.max_age(Some(Duration::ZERO), true), Duration::ZERO);
-        assert_eq!(changed_by("notifications/resources/list_changed").len(), 2);
-        assert!(changed_by("notifications/progress").is_empty());
+        assert_eq!(
+            super::super::events::lists_changed_by("notifications/resources/list_changed").len(),
+            2
+        );
+        assert!(super::super::events::lists_changed_by("notifications/progress").is_empty());
     }
 
     #[test]

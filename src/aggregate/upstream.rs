@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower_service::Service;
 
-use super::cache::{ListCache, changed_by};
+use super::cache::ListCache;
 use super::credentials::Credentials;
+use super::events::lists_changed_by;
 use super::message::Object;
 use super::names::ToolRules;
 use crate::protocol::sse::{SseItem, SseParser};
@@ -422,7 +423,7 @@ where
                 return Ok(message);
             }
             if let Some(method) = message.get("method").and_then(Value::as_str) {
-                for kind in changed_by(method) {
+                for kind in lists_changed_by(method) {
                     lists.invalidate(*kind);
                 }
             }
