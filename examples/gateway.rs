@@ -30,6 +30,10 @@
 //!                           generated and printed when absent; the same on every instance
 //!   --bind ADDR             address to listen on (default 127.0.0.1:8080; env MCP_EDGE_BIND)
 //!   --allow-host NAME       accept this Host (repeatable; default: localhost, 127.0.0.1, [::1])
+//!   --health-interval MS    connect to every replica each MS milliseconds (default 1000; 0: off):
+//!                           one that refuses is marked down at once (its sessions get 404 and
+//!                           start over on a live replica, new work avoids it), and up again
+//!                           when it accepts
 //!   --audit-log PATH        append audit events (each names the replica that served it) to
 //!                           PATH as hash-chained JSON lines (check it with
 //!                           `cargo run --example audit_verify -- PATH`); default: tracing on stderr
@@ -110,7 +114,8 @@ const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [f
   --resume                    record legacy SSE streams and answer Last-Event-ID (any upstream)
   --resume-key HEX            event id key, 32 bytes hex (env MCP_EDGE_RESUME_KEY)
   --bind ADDR                 listen address (default 127.0.0.1:8080; env MCP_EDGE_BIND)
-  --allow-host NAME           accept this Host (repeatable; default loopback names only)";
+  --allow-host NAME           accept this Host (repeatable; default loopback names only)
+  --health-interval MS        TCP health probe of every replica (default 1000; 0: off)";
 
 /// What the gateway hands its replicas: the request as the edge layers pass it on (audit
 /// counts its bytes, inspect has read it once).
@@ -133,6 +138,7 @@ struct Options {
     resume_key: Option<String>,
     bind: SocketAddr,
     allow_hosts: Vec<String>,
+    health_interval: Duration,
     audit_log: Option<PathBuf>,
     audit_key: Option<PathBuf>,
     auth: auth::AuthOptions,
@@ -155,6 +161,7 @@ fn parse_options() -> Result<Options, String> {
             .parse()
             .map_err(|e| format!("invalid MCP_EDGE_BIND: {e}"))?,
         allow_hosts: Vec::new(),
+        health_interval: Duration::from_secs(1),
         audit_log: None,
         audit_key: None,
         auth: auth::AuthOptions::default(),
@@ -199,6 +206,12 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|e| format!("invalid bind address `{bind}`: {e}"))?;
             }
             "--allow-host" => options.allow_hosts.push(value()?),
+            "--health-interval" => {
+                let ms: u64 = value()?
+                    .parse()
+                    .map_err(|e| format!("--health-interval: {e}"))?;
+                options.health_interval = Duration::from_millis(ms);
+            }
             "--audit-log" => options.audit_log = Some(value()?.into()),
             "--audit-key" => options.audit_key = Some(value()?.into()),
             "-h" | "--help" => return Err(String::new()),
@@ -268,6 +281,23 @@ async fn main() -> std::io::Result<()> {
             upstreams.push(url.clone());
         }
     }
+
+    // A TCP probe of every replica each --health-interval: one that stops accepting is marked
+    // down at once (its sessions get 404 and start over on a live replica; new work avoids it),
+    // and up again when it accepts. Dropped (stopped) when main returns.
+    let _health = (!options.health_interval.is_zero()).then(|| {
+        let every = options.health_interval;
+        replicas.health_check(every, move |replica: Replica| async move {
+            let Some(address) = probe_address(replica.id()) else {
+                return false;
+            };
+            let connect = tokio::net::TcpStream::connect(address);
+            matches!(
+                tokio::time::timeout(every.mul_f32(0.8), connect).await,
+                Ok(Ok(_))
+            )
+        })
+    });
 
     let (router, strategy_note) = match options.strategy {
         Strategy::Envelope => {
@@ -389,6 +419,19 @@ async fn main() -> std::io::Result<()> {
     // Write and flush the audit events still queued.
     audit.shutdown().await;
     Ok(())
+}
+
+/// `host:port` of a replica's URL (its id), for the health probe.
+fn probe_address(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    Some(format!("{}:{port}", uri.host()?))
 }
 
 /// Starts a copy of the example MCP server (rmcp, sessions in its own memory) on a free
