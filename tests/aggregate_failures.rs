@@ -10,33 +10,15 @@ mod common;
 use std::time::Duration;
 
 use aggregate::{Aggregated, Fake};
-use bytes::Bytes;
 use common::{bearer, call_tool, legacy_client_with_auth, modern_client_with_auth, text_of};
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use mcp_edge::aggregate::{Aggregator, Upstream};
 use mcp_edge::proxy::HttpUpstreamBuilder;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 async fn modern(aggregator: &Aggregator<Fake>, method: &str, params: Value) -> (u16, Value) {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    let body = json!({"jsonrpc": "2.0", "id": "q", "method": method, "params": params});
-    let mut request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params.get("name").and_then(Value::as_str) {
-        request = request.header("mcp-name", name);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+    let request = aggregate::modern_request(method, params, json!("q"));
     let response = aggregator.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
