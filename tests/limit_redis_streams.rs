@@ -9,7 +9,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
 use http::Request;
 use http_body_util::Full;
 use mcp_edge::auth::StaticTokens;
@@ -18,7 +17,7 @@ use mcp_edge::{AuthLayer, InspectLayer, McpEdge, Principal, SseLayer};
 use serde_json::json;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
-use common::{Redis, TestServer, bearer, post_json, rmcp_service, serve_service};
+use common::{Redis, TestServer, first_progress, rmcp_service, serve_service, slow_stream};
 
 const ALICE: &str = "alice-token";
 const BOB: &str = "bob-token";
@@ -48,50 +47,6 @@ fn instance(url: &str, prefix: &str) -> (TestServer, RedisLimits) {
         // Short heartbeats: a stream whose client left fails its next write within 200 ms.
         .sse(SseLayer::new().heartbeat(Duration::from_millis(200)));
     (serve_service(edge.layer(rmcp_service())), store)
-}
-
-/// A 2026-07-28 `slow_count` call: an SSE stream of `n` progress notifications `delay_ms`
-/// apart, then the result.
-async fn slow_stream(url: &str, token: &str, n: u32, delay_ms: u64) -> reqwest::Response {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {
-            "name": "slow_count", "arguments": {"n": n, "delay_ms": delay_ms},
-            "_meta": {
-                "progressToken": "p",
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }
-        }
-    });
-    let auth = bearer(token);
-    post_json(
-        url,
-        &body,
-        &[
-            ("authorization", &auth),
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "slow_count"),
-        ],
-    )
-    .await
-}
-
-/// Reads a stream until its first progress notification has arrived.
-async fn first_progress(response: reqwest::Response) -> impl futures::Stream {
-    assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("notifications/progress") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("a progress notification within 10 s")
-            .expect("the stream is open")
-            .unwrap();
-        seen.extend_from_slice(&chunk);
-    }
-    stream
 }
 
 /// Retries `attempt` every 100 ms until it answers 200; panics after `within`.

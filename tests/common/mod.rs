@@ -34,6 +34,7 @@ mod redis;
 mod resume;
 mod server;
 mod session;
+mod streams;
 
 pub use client::*;
 pub use example::*;
@@ -48,4 +49,5 @@ pub use redis::*;
 pub use resume::*;
 pub use server::*;
 pub use session::*;
+pub use streams::*;
 pub use tools::DemoTools;
