@@ -405,6 +405,8 @@ impl Drop for MergedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::cache::ListCache;
+    use crate::protocol::ListKind;
     use serde_json::json;
 
     fn relayed(session: Option<Arc<Downstream>>, listen: bool) -> Relayed {
@@ -412,7 +414,7 @@ mod tests {
             upstream: 1,
             answer: Some((42, json!("client-7"))),
             session,
-            events: Events::new(Default::default()),
+            events: Events::new((0..2).map(|_| Arc::new(ListCache::new(None))).collect()),
             listen,
         }
     }
@@ -447,13 +449,14 @@ mod tests {
         assert_eq!(answer["id"], "client-7");
         let other = json!({"jsonrpc": "2.0", "id": 8, "result": {}}).to_string();
         assert_eq!(relayed.rewrite(other.as_bytes()), Rewritten::Keep);
-        let mut heard = relayed.events.subscribe();
         let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
         assert_eq!(
             relayed.rewrite(changed.to_string().as_bytes()),
             Rewritten::Keep
         );
-        assert_eq!(heard.try_recv().unwrap().upstream, 1);
+        // Upstream 1's cached tools list is dropped.
+        assert_eq!(relayed.events.generation(1, ListKind::Tools), 1);
+        assert_eq!(relayed.events.generation(0, ListKind::Tools), 0);
     }
 
     #[test]
