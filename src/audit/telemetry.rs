@@ -250,6 +250,8 @@ fn record(span: &Span, event: &AuditEvent) {
     };
     let error_type = error_type.as_deref();
     let status_description = status_description.as_deref();
+    let request_id = event.request_id();
+    let outcome_name = outcome.as_str();
     let values: [(&Field, Option<&dyn Value>); 19] = [
         (&f.name, Some(&name)),
         (&f.method, Some(&method)),
@@ -264,8 +266,8 @@ fn record(span: &Span, event: &AuditEvent) {
         (&f.client_address, Some(&client_address)),
         (&f.client_port, Some(&client_port)),
         (&f.http_status, Some(&http_status)),
-        (&f.request_id, Some(&event.request_id())),
-        (&f.outcome, Some(&outcome.as_str())),
+        (&f.request_id, Some(&request_id)),
+        (&f.outcome, Some(&outcome_name)),
         (&f.rpc_status, Some(&rpc_status)),
         (&f.error_type, Some(&error_type)),
         (&f.status_code, Some(&status_code)),
