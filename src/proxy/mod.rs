@@ -48,9 +48,17 @@
 //! # }
 //! ```
 
+mod connect;
 mod future;
+#[cfg(feature = "proxy-tls")]
+mod h2;
 mod pool;
+#[cfg(feature = "proxy-tls")]
+mod tls;
 mod upstream;
 
 pub use future::ResponseFuture;
+#[cfg(feature = "proxy-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy-tls")))]
+pub use tls::{TlsConfigError, UpstreamTls};
 pub use upstream::{HttpUpstream, HttpUpstreamBuilder, InvalidUpstreamUrl};
