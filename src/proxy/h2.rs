@@ -99,6 +99,11 @@ where
         }
     }
 
+    /// Drops the HTTP/2 connection's handle: the next request makes a new connection.
+    fn forget(&self) {
+        *self.h2.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Makes a connection offering `h2` (one at a time), unless another request made one
     /// meanwhile; all within the connect timeout.
     async fn connect(&self, offer: &Transport) -> Result<Connected<B>, Failure> {
@@ -205,7 +210,9 @@ where
                 Some(unsent) if !retried => {
                     retried = true;
                     request = unsent;
-                    // The next `current()` sees the closed connection and forgets it.
+                    // The connection refused it: make a new one (it may not know it is
+                    // closed yet).
+                    host.forget();
                 }
                 _ => return Err(Failure::Send(error.into_error())),
             },
