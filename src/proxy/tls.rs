@@ -49,8 +49,9 @@ struct ClientAuth {
 }
 
 impl UpstreamTls {
-    /// Trust the system's root certificates (see the [module docs](self) for where they come
-    /// from). Fails when none could be read.
+    /// Trust the system's root certificates, as the OS keeps them (`rustls-native-certs`: the
+    /// `ca-certificates` bundle on Linux, or the files `SSL_CERT_FILE` / `SSL_CERT_DIR` name;
+    /// the keychain on macOS; the Windows store). Fails when none could be read.
     pub fn system_roots() -> Result<Self, TlsConfigError> {
         UpstreamTls::without_roots().add_system_roots()
     }
