@@ -219,6 +219,39 @@ async fn an_untrusted_certificate_is_a_prompt_502_with_a_jsonrpc_body() {
 }
 
 #[tokio::test]
+async fn the_connect_timeout_covers_a_tls_handshake_that_never_ends() {
+    // Accepts TCP connections and never answers the ClientHello.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/mcp", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let ca = TestCa::new("mcp-edge test CA");
+    let client: HttpUpstream<Full<Bytes>> = trusting(&ca)
+        .connect_timeout(Duration::from_millis(300))
+        .build(&url)
+        .unwrap();
+    let started = Instant::now();
+    let calls = (0..3).map(|id| {
+        client
+            .clone()
+            .oneshot(modern_call("echo", json!({"text": "x"}), id))
+    });
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.unwrap().status(), 502);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}: every request waited at most one connect timeout"
+    );
+    held.abort();
+}
+
+#[tokio::test]
 async fn a_client_certificate_is_presented_when_the_upstream_asks() {
     let ca = TestCa::new("mcp-edge test CA");
     let upstream = TlsServer::start(
