@@ -354,8 +354,12 @@ async fn the_aggregator_reaches_an_https_upstream() {
     let ca = TestCa::new("mcp-edge test CA");
     let upstream = rmcp_over_tls(&ca, Offer::H2AndHttp1);
     let alpha: HttpUpstream<Full<Bytes>> = trusting(&ca).build(&upstream.url).unwrap();
+    // A server whose certificate the aggregator does not trust: it drops out, alone.
+    let untrusted = rmcp_over_tls(&TestCa::new("some other CA"), Offer::H2AndHttp1);
+    let beta: HttpUpstream<Full<Bytes>> = trusting(&ca).build(&untrusted.url).unwrap();
     let aggregator = Aggregator::builder()
         .upstream(Upstream::new("alpha", alpha))
+        .upstream(Upstream::new("beta", beta))
         .build()
         .unwrap();
     let gateway = serve_service(aggregator);
@@ -368,6 +372,10 @@ async fn the_aggregator_reaches_an_https_upstream() {
             tools.iter().any(|tool| tool.name == "alpha__echo"),
             "{tools:?}"
         );
+        assert!(
+            !tools.iter().any(|tool| tool.name.starts_with("beta__")),
+            "{tools:?}"
+        );
         let result = call_tool(&client, "alpha__echo", json!({"text": "aggregated"}))
             .await
             .unwrap();
@@ -377,4 +385,5 @@ async fn the_aggregator_reaches_an_https_upstream() {
     let seen = upstream.seen();
     assert!(seen.iter().all(|v| *v == Version::HTTP_2), "{seen:?}");
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
+    assert!(untrusted.seen().is_empty());
 }
