@@ -11,7 +11,10 @@
 //!   instance, cached locally.
 //!
 //! Flags:
-//!   --upstream URL          a replica's MCP endpoint, e.g. http://10.0.0.5:8080/mcp (repeatable)
+//!   --upstream URL          a replica's MCP endpoint, e.g. http://10.0.0.5:8080/mcp (repeatable);
+//!                           https:// with `--features proxy-tls` (HTTP/2 when the replica offers it)
+//!   --upstream-ca FILE      trust this CA (PEM) for https:// replicas, besides the system's roots
+//!                           (feature `proxy-tls`)
 //!   --spawn-replicas N      also start N copies of the example MCP server in-process on free
 //!                           loopback ports (to see affinity with one command); each accepts
 //!                           only requests carrying this run's random replica secret, which
@@ -104,7 +107,9 @@ const KEY_ENV: &str = "MCP_EDGE_SESSION_KEY";
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const USAGE: &str = "usage: cargo run --example gateway [--features redis] -- [flags]
 
-  --upstream URL              a replica's MCP endpoint, http://host:port/mcp (repeatable)
+  --upstream URL              a replica's MCP endpoint, http://host:port/mcp (repeatable;
+                              https:// with --features proxy-tls)
+  --upstream-ca FILE          also trust this CA (PEM) for https:// replicas (proxy-tls)
   --spawn-replicas N          start N copies of the example MCP server in-process
   --strategy envelope|table   how sessions are pinned (default envelope)
   --session-key HEX           envelope key, 32 bytes hex (env MCP_EDGE_SESSION_KEY);
@@ -129,6 +134,7 @@ enum Strategy {
 
 struct Options {
     upstreams: Vec<String>,
+    upstream_ca: Option<PathBuf>,
     spawn: usize,
     strategy: Strategy,
     session_key: Option<String>,
@@ -149,6 +155,7 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         upstreams: Vec::new(),
+        upstream_ca: None,
         spawn: 0,
         strategy: Strategy::Envelope,
         session_key: std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()),
@@ -182,6 +189,7 @@ fn parse_options() -> Result<Options, String> {
         };
         match flag.as_str() {
             "--upstream" => options.upstreams.push(value()?),
+            "--upstream-ca" => options.upstream_ca = Some(value()?.into()),
             "--spawn-replicas" => {
                 options.spawn = value()?
                     .parse()
@@ -263,6 +271,10 @@ async fn main() -> std::io::Result<()> {
     let template = HttpUpstreamBuilder::new()
         .connect_timeout(Duration::from_secs(1))
         .response_head_timeout(Duration::from_secs(120));
+    let template = match &options.upstream_ca {
+        Some(ca) => with_upstream_ca(template, ca),
+        None => template,
+    };
     let with_secret = replicas::with_replica_secret(template.clone(), &secret);
     let replicas: ReplicaSet<Upstream> = ReplicaSet::new();
     let mut upstreams = Vec::new();
@@ -422,6 +434,23 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// `host:port` of a replica's URL (its id), for the health probe.
+/// `https://` replicas trust the CA in `path` as well as the system's roots (or only it, on a
+/// machine without a CA bundle).
+#[cfg(feature = "proxy-tls")]
+fn with_upstream_ca(builder: HttpUpstreamBuilder, path: &std::path::Path) -> HttpUpstreamBuilder {
+    use mcp_edge::proxy::UpstreamTls;
+    let tls = match UpstreamTls::system_roots() {
+        Ok(system) => system.add_ca_file(path),
+        Err(_) => UpstreamTls::ca_file(path),
+    };
+    builder.tls(tls.unwrap_or_else(|e| fail(&format!("--upstream-ca: {e}"))))
+}
+
+#[cfg(not(feature = "proxy-tls"))]
+fn with_upstream_ca(_: HttpUpstreamBuilder, _: &std::path::Path) -> HttpUpstreamBuilder {
+    fail("--upstream-ca needs https:// support: --features gateway,proxy-tls")
+}
+
 fn probe_address(url: &str) -> Option<String> {
     let uri: http::Uri = url.parse().ok()?;
     let port = uri

@@ -225,7 +225,10 @@ async fn an_unreachable_upstream_is_502_with_jsonrpc_body_and_rejection() {
         .to_bytes();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"]["code"], -32603);
+    // https:// needs the `proxy-tls` feature (tests/proxy_tls.rs); other schemes never work.
+    #[cfg(not(feature = "proxy-tls"))]
     assert!(HttpUpstream::<Incoming>::new("https://example.com/mcp").is_err());
+    assert!(HttpUpstream::<Incoming>::new("ftp://example.com/mcp").is_err());
 }
 
 #[tokio::test]

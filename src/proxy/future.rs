@@ -54,12 +54,20 @@ impl Future for ResponseFuture {
                 // extensions, for the affinity router to tell a dead replica from a blip.
                 let connect_error = match &failure {
                     Failure::Connect(err) => Some(err.kind()),
+                    #[cfg(feature = "proxy-tls")]
+                    Failure::Tls(err) => Some(err.kind()),
                     _ => None,
                 };
                 let mut response = match failure {
                     Failure::Connect(_) => {
                         tracing::warn!(error = %failure, "upstream unreachable");
                         Rejection::upstream_unavailable(RejectedBy::Proxy, id)
+                    }
+                    #[cfg(feature = "proxy-tls")]
+                    Failure::Tls(_) => {
+                        tracing::warn!(error = %failure, "upstream TLS handshake failed");
+                        Rejection::upstream_unavailable(RejectedBy::Proxy, id)
+                            .with_message("Bad Gateway: the TLS handshake with the upstream failed")
                     }
                     Failure::Send(_) => {
                         tracing::warn!(error = %failure, "upstream request failed");

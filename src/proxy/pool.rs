@@ -29,8 +29,9 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+use super::connect::{Stream, Transport};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,6 +40,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) enum Failure {
     /// No connection could be made (refused, unreachable, timed out): the replica is down.
     Connect(io::Error),
+    /// The TLS handshake failed (a certificate not trusted or not for this name, no common
+    /// protocol version).
+    #[cfg(feature = "proxy-tls")]
+    Tls(io::Error),
     /// The connection failed while the request was on it.
     Send(hyper::Error),
     /// No response head within the response-head timeout.
@@ -49,9 +54,17 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Connect(err) => write!(f, "connect: {err}"),
+            #[cfg(feature = "proxy-tls")]
+            Failure::Tls(err) => write!(f, "TLS handshake: {err}"),
             Failure::Send(err) => write!(f, "{err}"),
             Failure::Timeout => f.write_str("no response head in time"),
         }
+    }
+}
+
+impl Failure {
+    pub(crate) fn connect_timed_out() -> Self {
+        Failure::Connect(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
     }
 }
 
@@ -68,6 +81,8 @@ pub(crate) struct Settings {
 pub(crate) struct Host<B> {
     authority: Authority,
     settings: Settings,
+    /// TCP, or TLS for `https://`.
+    transport: Transport,
     /// Handles of connections waiting for a request; the most recently used on top.
     idle: Mutex<Vec<Idle<B>>>,
     epoch: Instant,
@@ -111,9 +126,19 @@ where
     B::Error: Into<BoxError>,
 {
     pub(crate) fn new(authority: Authority, settings: Settings) -> Self {
+        Host::with_transport(authority, settings, Transport::Plain)
+    }
+
+    /// Connections made with `transport` (TLS for an `https://` upstream).
+    pub(crate) fn with_transport(
+        authority: Authority,
+        settings: Settings,
+        transport: Transport,
+    ) -> Self {
         Host {
             authority,
             settings,
+            transport,
             idle: Mutex::new(Vec::new()),
             epoch: Instant::now(),
         }
@@ -151,24 +176,18 @@ where
         None
     }
 
-    /// Opens a new connection (TCP_NODELAY, bounded by the connect timeout) and starts its
-    /// driver.
+    /// Opens a new connection (TCP_NODELAY, and TLS for `https://`, bounded by the connect
+    /// timeout) and starts its driver.
     pub(crate) async fn connect(self: Arc<Self>) -> Result<Checkout<B>, Failure> {
-        let host = self.authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let port = self.authority.port_u16().unwrap_or(80);
-        let connect = TcpStream::connect((host, port));
-        let stream = match self.settings.connect_timeout {
-            Some(timeout) => tokio::time::timeout(timeout, connect)
-                .await
-                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
-            None => connect.await,
-        }
-        .map_err(Failure::Connect)?;
-        stream.set_nodelay(true).map_err(Failure::Connect)?;
+        let stream = self
+            .transport
+            .open(&self.authority, self.settings.connect_timeout)
+            .await?;
+        self.attach(stream).await
+    }
+
+    /// Makes `stream` an HTTP/1.1 connection of this pool and starts its driver.
+    pub(crate) async fn attach(self: Arc<Self>, stream: Stream) -> Result<Checkout<B>, Failure> {
         let (sender, connection) = Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -195,6 +214,12 @@ where
             slot,
             reused: false,
         })
+    }
+
+    /// Puts a connection just made (and not used yet) on the idle list.
+    #[cfg(feature = "proxy-tls")]
+    pub(crate) fn put_fresh(&self, checkout: Checkout<B>) {
+        self.put_idle(checkout.sender, checkout.slot);
     }
 
     /// Puts a handle whose connection waits for its next request on the idle list (or
@@ -270,7 +295,7 @@ pin_project! {
         B: 'static,
     {
         #[pin]
-        connection: Connection<TokioIo<TcpStream>, B>,
+        connection: Connection<TokioIo<Stream>, B>,
         slot: Arc<Slot<B>>,
         host: Weak<Host<B>>,
         idle_timeout: Option<Duration>,

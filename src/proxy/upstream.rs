@@ -13,8 +13,14 @@ use http_body::Body;
 use hyper::body::Incoming;
 use tower_service::Service;
 
+#[cfg(feature = "proxy-tls")]
+use super::connect::Transport;
 use super::future::ResponseFuture;
+#[cfg(feature = "proxy-tls")]
+use super::h2::{self, TlsHost};
 use super::pool::{self, Host, Settings};
+#[cfg(feature = "proxy-tls")]
+use super::tls::{TlsClient, UpstreamTls};
 use crate::context::PeerAddrs;
 use crate::error::EdgeBody;
 use crate::protocol::McpRequest;
@@ -36,23 +42,40 @@ pub struct HttpUpstream<B> {
 
 struct Inner<B> {
     target: Target,
-    /// The keep-alive connections to the target's address.
-    host: Arc<Host<B>>,
+    /// The connections to the target's address.
+    host: Route<B>,
     /// Every address's connections, for [`HttpUpstream::to`].
     pool: Arc<Pool<B>>,
     config: Arc<Config>,
+}
+
+/// The connections to an upstream's address, by kind.
+enum Route<B> {
+    /// `http://`: the HTTP/1.1 pool.
+    Plain(Arc<Host<B>>),
+    /// `https://`: HTTP/2 or HTTP/1.1 over TLS.
+    #[cfg(feature = "proxy-tls")]
+    Tls(Arc<TlsHost<B>>),
 }
 
 /// The connection pools of one builder's upstreams, one per address.
 struct Pool<B> {
     settings: Settings,
     hosts: Mutex<Vec<Weak<Host<B>>>>,
+    #[cfg(feature = "proxy-tls")]
+    tls_hosts: Mutex<Vec<Weak<TlsHost<B>>>>,
+    /// The builder's TLS settings; `None`: the system's roots, read when first needed.
+    #[cfg(feature = "proxy-tls")]
+    tls: Option<Arc<TlsClient>>,
 }
 
 struct Target {
     url: Box<str>,
+    /// `https://`.
+    tls: bool,
     authority: Authority,
-    /// `Host` for the upstream: its authority (the port left out when it is 80).
+    /// `Host` for the upstream: its authority (the port left out when it is the scheme's
+    /// default).
     host_header: HeaderValue,
     /// The endpoint path, when the URL names one.
     path: Option<PathAndQuery>,
@@ -74,6 +97,8 @@ pub struct HttpUpstreamBuilder {
     trust_forwarded: bool,
     peer_addr: PeerAddrs,
     headers: HeaderMap,
+    #[cfg(feature = "proxy-tls")]
+    tls: Option<UpstreamTls>,
 }
 
 impl HttpUpstreamBuilder {
@@ -89,11 +114,14 @@ impl HttpUpstreamBuilder {
             trust_forwarded: false,
             peer_addr: PeerAddrs::default(),
             headers: HeaderMap::new(),
+            #[cfg(feature = "proxy-tls")]
+            tls: None,
         }
     }
 
-    /// How long establishing a TCP connection may take; past it the answer is `502` (and the
-    /// affinity router ejects the replica).
+    /// How long establishing a connection may take (TCP, and for `https://` the TLS
+    /// handshake too); past it the answer is `502` (and the affinity router ejects the
+    /// replica).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -167,7 +195,18 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// An upstream forwarding to `url` (`http://host:port[/path]`), with its own pool.
+    /// TLS settings for `https://` upstreams (feature `proxy-tls`): the roots to trust (a
+    /// given CA instead of or besides the system's), a client certificate, HTTP/2 offered or
+    /// not. Without it they trust the system's roots and offer HTTP/2.
+    #[cfg(feature = "proxy-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proxy-tls")))]
+    pub fn tls(mut self, tls: UpstreamTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// An upstream forwarding to `url` (`http://host:port[/path]`, or `https://` with the
+    /// `proxy-tls` feature), with its own pool.
     pub fn build<B>(&self, url: &str) -> Result<HttpUpstream<B>, InvalidUpstreamUrl>
     where
         B: Body + Send + 'static + Unpin,
@@ -175,6 +214,13 @@ impl HttpUpstreamBuilder {
         B::Error: Into<BoxError>,
     {
         let target = Target::parse(url)?;
+        #[cfg(feature = "proxy-tls")]
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|tls| tls.client().map(Arc::new))
+            .transpose()
+            .map_err(|e| InvalidUpstreamUrl::because(url, e.to_string()))?;
         let pool = Arc::new(Pool {
             settings: Settings {
                 connect_timeout: self.connect_timeout,
@@ -183,13 +229,17 @@ impl HttpUpstreamBuilder {
                 max_idle: self.pool_max_idle,
             },
             hosts: Mutex::new(Vec::new()),
+            #[cfg(feature = "proxy-tls")]
+            tls_hosts: Mutex::new(Vec::new()),
+            #[cfg(feature = "proxy-tls")]
+            tls,
         });
         let config = Arc::new(Config {
             trust_forwarded: self.trust_forwarded,
             peer_addr: self.peer_addr.clone(),
             headers: self.headers.clone(),
         });
-        Ok(HttpUpstream::with(target, pool, config))
+        HttpUpstream::with(target, pool, config)
     }
 }
 
@@ -201,15 +251,17 @@ impl Default for HttpUpstreamBuilder {
 
 impl fmt::Debug for HttpUpstreamBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpUpstreamBuilder")
-            .field("connect_timeout", &self.connect_timeout)
+        let mut f = f.debug_struct("HttpUpstreamBuilder");
+        f.field("connect_timeout", &self.connect_timeout)
             .field("response_head_timeout", &self.response_head_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle", &self.pool_max_idle)
             .field("trust_forwarded", &self.trust_forwarded)
             .field("peer_addr", &self.peer_addr)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .finish()
+            .field("headers", &self.headers.keys().collect::<Vec<_>>());
+        #[cfg(feature = "proxy-tls")]
+        f.field("tls", &self.tls);
+        f.finish()
     }
 }
 
@@ -219,7 +271,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// An upstream forwarding to `url` with the default settings.
+    /// An upstream forwarding to `url` with the default settings (for `https://`, feature
+    /// `proxy-tls`: the system's roots, HTTP/2 when the upstream offers it).
     pub fn new(url: &str) -> Result<Self, InvalidUpstreamUrl> {
         HttpUpstreamBuilder::new().build(url)
     }
@@ -228,23 +281,36 @@ where
     /// (connections to the same address are shared).
     pub fn to(&self, url: &str) -> Result<Self, InvalidUpstreamUrl> {
         let target = Target::parse(url)?;
-        Ok(HttpUpstream::with(
+        HttpUpstream::with(
             target,
             Arc::clone(&self.inner.pool),
             Arc::clone(&self.inner.config),
-        ))
+        )
     }
 
-    fn with(target: Target, pool: Arc<Pool<B>>, config: Arc<Config>) -> Self {
-        let host = pool.host(&target.authority);
-        HttpUpstream {
+    fn with(
+        target: Target,
+        pool: Arc<Pool<B>>,
+        config: Arc<Config>,
+    ) -> Result<Self, InvalidUpstreamUrl> {
+        let host = if target.tls {
+            #[cfg(feature = "proxy-tls")]
+            {
+                Route::Tls(pool.tls_host(&target)?)
+            }
+            #[cfg(not(feature = "proxy-tls"))]
+            return Err(InvalidUpstreamUrl::new(&target.url));
+        } else {
+            Route::Plain(pool.host(&target.authority))
+        };
+        Ok(HttpUpstream {
             inner: Arc::new(Inner {
                 target,
                 host,
                 pool,
                 config,
             }),
-        }
+        })
     }
 }
 
@@ -256,7 +322,11 @@ impl<B> HttpUpstream<B> {
 
     #[cfg(test)]
     pub(crate) fn inner_host(&self) -> &Host<B> {
-        &self.inner.host
+        match &self.inner.host {
+            Route::Plain(host) => host,
+            #[cfg(feature = "proxy-tls")]
+            Route::Tls(_) => panic!("an https upstream"),
+        }
     }
 }
 
@@ -280,6 +350,47 @@ where
         let host = Arc::new(Host::new(authority.clone(), self.settings));
         hosts.push(Arc::downgrade(&host));
         host
+    }
+
+    /// The connections to an `https://` target's address, shared like [`Pool::host`]'s.
+    #[cfg(feature = "proxy-tls")]
+    fn tls_host(&self, target: &Target) -> Result<Arc<TlsHost<B>>, InvalidUpstreamUrl> {
+        let mut hosts = self
+            .tls_hosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        hosts.retain(|host| host.strong_count() > 0);
+        if let Some(host) = hosts
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|host| host.authority() == &target.authority)
+        {
+            return Ok(host);
+        }
+        let client = match &self.tls {
+            Some(client) => Arc::clone(client),
+            None => TlsClient::system()
+                .map_err(|e| InvalidUpstreamUrl::because(&target.url, e.to_string()))?,
+        };
+        let name = target.authority.host();
+        let name = name
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(name);
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|_| InvalidUpstreamUrl::because(&target.url, "not a valid TLS server name"))?;
+        let transport = |config: &Arc<rustls::ClientConfig>| Transport::Tls {
+            config: Arc::clone(config),
+            name: name.clone(),
+        };
+        let host = Arc::new(TlsHost::new(
+            target.authority.clone(),
+            self.settings,
+            transport(&client.h1),
+            client.offer_h2.as_ref().map(transport),
+        ));
+        hosts.push(Arc::downgrade(&host));
+        Ok(host)
     }
 }
 
@@ -354,8 +465,15 @@ where
             .insert(header::HOST, inner.target.host_header.clone());
 
         let request = Request::from_parts(parts, body);
-        let future = Box::pin(pool::send(Arc::clone(&inner.host), request));
-        ResponseFuture::new(future, id)
+        match &inner.host {
+            Route::Plain(host) => {
+                ResponseFuture::new(Box::pin(pool::send(Arc::clone(host), request)), id)
+            }
+            #[cfg(feature = "proxy-tls")]
+            Route::Tls(host) => {
+                ResponseFuture::new(Box::pin(h2::send(Arc::clone(host), request)), id)
+            }
+        }
     }
 }
 
@@ -366,16 +484,26 @@ impl Target {
             .scheme()
             .cloned()
             .ok_or_else(|| InvalidUpstreamUrl::new(url))?;
-        if scheme != Scheme::HTTP {
-            // The upstream client speaks plain HTTP/1.1 (replicas on a private network).
+        let tls = if scheme == Scheme::HTTP {
+            false
+        } else if scheme == Scheme::HTTPS {
+            if cfg!(not(feature = "proxy-tls")) {
+                return Err(InvalidUpstreamUrl::because(
+                    url,
+                    "https:// upstreams need the `proxy-tls` feature",
+                ));
+            }
+            true
+        } else {
             return Err(InvalidUpstreamUrl::new(url));
-        }
+        };
         let authority = uri
             .authority()
             .cloned()
             .ok_or_else(|| InvalidUpstreamUrl::new(url))?;
+        let default_port = if tls { 443 } else { 80 };
         let host = match authority.port_u16() {
-            Some(80) => authority.host(),
+            Some(port) if port == default_port => authority.host(),
             _ => authority.as_str(),
         };
         let host_header = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(host.as_bytes()))
@@ -388,6 +516,7 @@ impl Target {
             .map_err(|_| InvalidUpstreamUrl::new(url))?;
         Ok(Target {
             url: url.into(),
+            tls,
             authority,
             host_header,
             path,
@@ -568,25 +697,45 @@ fn proto_static(proto: &str) -> &'static str {
     if proto == "https" { "https" } else { "http" }
 }
 
-/// The upstream URL is not an absolute `http://` URL.
+/// The upstream URL is not an absolute `http://` (or, with feature `proxy-tls`, `https://`)
+/// URL, or its TLS settings cannot be used.
 #[derive(Debug, Clone)]
 pub struct InvalidUpstreamUrl {
     url: Box<str>,
+    reason: Option<Box<str>>,
 }
 
 impl InvalidUpstreamUrl {
     fn new(url: &str) -> Self {
-        InvalidUpstreamUrl { url: url.into() }
+        InvalidUpstreamUrl {
+            url: url.into(),
+            reason: None,
+        }
+    }
+
+    fn because(url: &str, reason: impl Into<Box<str>>) -> Self {
+        InvalidUpstreamUrl {
+            url: url.into(),
+            reason: Some(reason.into()),
+        }
     }
 }
 
 impl fmt::Display for InvalidUpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid upstream URL {:?}: expected http://host:port[/path]",
-            self.url
-        )
+        match &self.reason {
+            Some(reason) => write!(f, "invalid upstream URL {:?}: {reason}", self.url),
+            None if cfg!(feature = "proxy-tls") => write!(
+                f,
+                "invalid upstream URL {:?}: expected http(s)://host:port[/path]",
+                self.url
+            ),
+            None => write!(
+                f,
+                "invalid upstream URL {:?}: expected http://host:port[/path]",
+                self.url
+            ),
+        }
     }
 }
 
@@ -608,7 +757,14 @@ mod tests {
         assert_eq!(origin.uri_for(&"/mcp".parse().unwrap()), "/mcp");
         let default_port = Target::parse("http://replica.internal:80/mcp").unwrap();
         assert_eq!(default_port.host_header, "replica.internal");
+        #[cfg(not(feature = "proxy-tls"))]
         assert!(Target::parse("https://example.com/mcp").is_err());
+        #[cfg(feature = "proxy-tls")]
+        {
+            let https = Target::parse("https://example.com:443/mcp").unwrap();
+            assert!(https.tls);
+            assert_eq!(https.host_header, "example.com");
+        }
         assert!(Target::parse("/mcp").is_err());
         assert!(Target::parse("not a url").is_err());
     }
