@@ -5,10 +5,13 @@
 //! seen) so that every gateway instance can check, route and expire it. Resumable SSE streams
 //! need a log of the events a client may ask to replay after a reconnect.
 //!
-//! Both come as traits with two backends:
-//! - [`MemorySessionStore`] and [`MemoryEventStore`] (default): bounded, in-process, nothing
-//!   to run.
-//! - `RedisSessionStore` (cargo feature `redis`): many gateway instances share one Redis.
+//! An aggregator pins the hash of each upstream tool definition ([`PinStore`]).
+//!
+//! Each comes as a trait with two backends:
+//! - [`MemorySessionStore`], [`MemoryEventStore`] and [`MemoryPinStore`] (default): in-process,
+//!   nothing to run.
+//! - `RedisSessionStore`, `RedisEventStore` and `RedisPinStore` (cargo feature `redis`): many
+//!   gateway instances share one Redis.
 //!
 //! # Why `dyn` and [`StoreFuture`]
 //!
@@ -45,6 +48,7 @@
 
 mod event;
 mod memory;
+mod pin;
 mod record;
 mod resolve;
 
@@ -67,6 +71,7 @@ pub use event::{
 #[cfg(feature = "rmcp")]
 pub use event::{ForeignEventId, SessionBoundResume, SessionBoundResumeError};
 pub use memory::MemorySessionStore;
+pub use pin::{ChangedTool, MemoryPinStore, PinCheck, PinStore};
 pub use record::{Capped, SessionCaps, SessionCount, SessionRecord};
 pub use resolve::{Presented, Resolution, SessionResolver};
 
