@@ -38,11 +38,11 @@ async fn a_changed_definition_is_hidden_and_refused_until_approved() {
         .build()
         .unwrap();
     assert_eq!(tool_names(&aggregator).await, ["one__t0", "one__t1"]);
-    assert!(aggregator.changed_tools().is_empty());
+    assert!(aggregator.changed_tools().await.unwrap().is_empty());
 
     fake.change_t0();
     assert_eq!(tool_names(&aggregator).await, ["one__t1"]);
-    let changed = aggregator.changed_tools();
+    let changed = aggregator.changed_tools().await.unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(
         (changed[0].upstream.as_str(), changed[0].tool.as_str()),
@@ -54,8 +54,8 @@ async fn a_changed_definition_is_hidden_and_refused_until_approved() {
     let other = modern(&aggregator, "tools/call", json!({"name": "one__t1"})).await;
     assert_eq!(other["result"]["content"][0]["text"], "one:t1");
 
-    assert!(aggregator.approve_tool("one", "t0"));
-    assert!(aggregator.changed_tools().is_empty());
+    assert!(aggregator.approve_tool("one", "t0").await.unwrap());
+    assert!(aggregator.changed_tools().await.unwrap().is_empty());
     assert_eq!(tool_names(&aggregator).await, ["one__t0", "one__t1"]);
     let called = modern(&aggregator, "tools/call", json!({"name": "one__t0"})).await;
     assert_eq!(called["result"]["content"][0]["text"], "one:t0");
@@ -71,7 +71,7 @@ async fn by_default_a_changed_definition_is_flagged_but_still_shown() {
     assert_eq!(tool_names(&aggregator).await, ["one__t0"]);
     fake.change_t0();
     assert_eq!(tool_names(&aggregator).await, ["one__t0"]);
-    assert_eq!(aggregator.changed_tools().len(), 1);
+    assert_eq!(aggregator.changed_tools().await.unwrap().len(), 1);
     let called = modern(&aggregator, "tools/call", json!({"name": "one__t0"})).await;
     assert_eq!(called["result"]["content"][0]["text"], "one:t0");
 }

@@ -190,7 +190,8 @@ pub use credentials::{MissingSecret, env_bearer, env_secret};
 #[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
 pub use credentials::{OAuthClient, OAuthError};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
-pub use pin::{ChangedTool, PinPolicy};
+pub use crate::store::ChangedTool;
+pub use pin::{DEFAULT_PIN_SYNC_INTERVAL, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};
 pub use session::DEFAULT_SESSION_IDLE;
 pub use upstream::{DEFAULT_UPSTREAM_TIMEOUT, Upstream};
