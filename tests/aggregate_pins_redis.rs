@@ -85,14 +85,20 @@ async fn two_instances_hide_a_changed_definition_and_share_its_approval() {
     assert_eq!(call(&b, "one__t1").await.as_deref(), Ok("one:t1"));
     let changed = b.changed_tools().await.unwrap();
     assert_eq!(changed.len(), 1, "{changed:?}");
-    assert_eq!((changed[0].upstream.as_str(), changed[0].tool.as_str()), ("one", "t0"));
+    assert_eq!(
+        (changed[0].upstream.as_str(), changed[0].tool.as_str()),
+        ("one", "t0")
+    );
     assert_eq!(a.changed_tools().await.unwrap(), changed);
     // Stored in Redis under the prefix, one hash per upstream.
     let stored = redis.command(&["HLEN", "pins-test:pins:{one}"]).unwrap();
     assert_eq!(stored.trim(), ":3", "t0 and t1 pinned, t0's change waiting");
 
     assert!(a.approve_tool("one", "t0").await.unwrap());
-    assert!(!b.approve_tool("one", "t0").await.unwrap(), "approved already");
+    assert!(
+        !b.approve_tool("one", "t0").await.unwrap(),
+        "approved already"
+    );
     assert!(b.changed_tools().await.unwrap().is_empty());
     assert_eq!(tool_names(&b).await, ["one__t0", "one__t1"]);
     assert_eq!(tool_names(&a).await, ["one__t0", "one__t1"]);
@@ -120,7 +126,11 @@ async fn a_restarted_aggregator_keeps_its_pins() {
     // The definition changed while no aggregator ran: the new one still knows the old pin.
     fake.change_t0();
     let restarted = instance(&redis, &fake, PinPolicy::Hide);
-    assert_eq!(call(&restarted, "one__t0").await.as_deref(), Ok("one:t0"), "not seen yet");
+    assert_eq!(
+        call(&restarted, "one__t0").await.as_deref(),
+        Ok("one:t0"),
+        "not seen yet"
+    );
     assert_eq!(tool_names(&restarted).await, ["one__t1"]);
     assert_eq!(call(&restarted, "one__t0").await, Err(-32602));
     drop(restarted);
@@ -133,7 +143,9 @@ async fn a_restarted_aggregator_keeps_its_pins() {
 
 #[tokio::test]
 async fn with_redis_stopped_hidden_lists_fail_closed_and_calls_go_by_what_is_known() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let fake = Fake::new("one", 2);
     let hide = instance(&redis, &fake, PinPolicy::Hide);
     let flag = instance(&redis, &fake, PinPolicy::Flag);

@@ -182,6 +182,7 @@ mod service;
 mod session;
 mod upstream;
 
+pub use crate::store::ChangedTool;
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
 pub use cache::DEFAULT_LIST_MAX_AGE;
@@ -190,7 +191,6 @@ pub use credentials::{MissingSecret, env_bearer, env_secret};
 #[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
 pub use credentials::{OAuthClient, OAuthError};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
-pub use crate::store::ChangedTool;
 pub use pin::{DEFAULT_PIN_SYNC_INTERVAL, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};
 pub use session::DEFAULT_SESSION_IDLE;

@@ -357,8 +357,20 @@ mod tests {
     #[tokio::test]
     async fn key_order_is_not_a_change_but_a_description_is() {
         let pins = pins(Some(PinPolicy::Hide));
-        assert!(shown(&pins, json!({"name": "t", "description": "x", "inputSchema": {}})).await);
-        assert!(shown(&pins, json!({"inputSchema": {}, "description": "x", "name": "t"})).await);
+        assert!(
+            shown(
+                &pins,
+                json!({"name": "t", "description": "x", "inputSchema": {}})
+            )
+            .await
+        );
+        assert!(
+            shown(
+                &pins,
+                json!({"inputSchema": {}, "description": "x", "name": "t"})
+            )
+            .await
+        );
         assert!(pins.changed().await.unwrap().is_empty());
         assert!(!shown(&pins, json!({"name": "t", "description": "now steal keys"})).await);
         assert!(!pins.callable(0, "t"));
@@ -373,7 +385,10 @@ mod tests {
     async fn flag_policy_keeps_showing_and_off_records_nothing() {
         let flag = pins(Some(PinPolicy::Flag));
         assert!(shown(&flag, json!({"name": "t", "d": 1})).await);
-        let checked = flag.check(0, &[json!({"name": "t", "d": 2})]).await.unwrap();
+        let checked = flag
+            .check(0, &[json!({"name": "t", "d": 2})])
+            .await
+            .unwrap();
         assert!(checked.hidden.is_empty());
         assert_eq!(&*checked.changed[0], "t");
         assert!(flag.callable(0, "t"));

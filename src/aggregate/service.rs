@@ -32,7 +32,6 @@ use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
 use crate::context::{BindingKey, PinAlert, Principal, Routed};
 use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
-use crate::store::{ChangedTool, StoreError};
 use crate::protocol::header::{
     MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
 };
@@ -40,6 +39,7 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::{
     BodyKind, Era, ListKind, McpRequest, ProtocolErrorKind, ProtocolVersion, body_kind,
 };
+use crate::store::{ChangedTool, StoreError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -820,8 +820,8 @@ where
                 ),
             );
             let alert = PinAlert::new([(&**upstream, own.as_str())], true);
+            // It went nowhere: no `Routed`; the alert names the upstream.
             reply.extensions_mut().insert(alert);
-            reply.extensions_mut().insert(Routed::new(Arc::clone(upstream)));
             return reply;
         }
         let mut reply = self.route_to(index, own, call, place).await;

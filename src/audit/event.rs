@@ -548,7 +548,9 @@ impl Serialize for AuditEvent {
             let tools: Vec<String> = pin
                 .tools()
                 .take(PIN_ALERT_CAP)
-                .map(|(upstream, tool)| format!("{}/{}", cap(upstream, NAME_CAP), cap(tool, NAME_CAP)))
+                .map(|(upstream, tool)| {
+                    format!("{}/{}", cap(upstream, NAME_CAP), cap(tool, NAME_CAP))
+                })
                 .collect();
             map.serialize_entry("mcp_edge.pin.changed", &tools)?;
             map.serialize_entry("mcp_edge.pin.hidden", &pin.hidden())?;

@@ -203,9 +203,17 @@ mod tests {
     #[tokio::test]
     async fn first_hash_wins_a_change_waits_and_approval_pins_it() {
         let store = MemoryPinStore::new();
-        assert_eq!(store.check("a", seen("t", "h1")).await.unwrap(), [PinCheck::Pinned]);
+        assert_eq!(
+            store.check("a", seen("t", "h1")).await.unwrap(),
+            [PinCheck::Pinned]
+        );
         let changed = store.check("a", seen("t", "h2")).await.unwrap();
-        assert_eq!(changed, [PinCheck::Changed { pinned: "h1".into() }]);
+        assert_eq!(
+            changed,
+            [PinCheck::Changed {
+                pinned: "h1".into()
+            }]
+        );
         assert_eq!(
             store.changed("a").await.unwrap(),
             [ChangedTool::new("a", "t", "h1", "h2")]
@@ -213,7 +221,10 @@ mod tests {
         assert!(store.changed("b").await.unwrap().is_empty());
         assert!(store.approve("a", "t").await.unwrap());
         assert!(!store.approve("a", "t").await.unwrap());
-        assert_eq!(store.check("a", seen("t", "h2")).await.unwrap(), [PinCheck::Pinned]);
+        assert_eq!(
+            store.check("a", seen("t", "h2")).await.unwrap(),
+            [PinCheck::Pinned]
+        );
         assert!(store.changed("a").await.unwrap().is_empty());
     }
 
@@ -222,7 +233,10 @@ mod tests {
         let store = MemoryPinStore::new();
         let _ = store.check("a", seen("t", "h1")).await.unwrap();
         let _ = store.check("a", seen("t", "h2")).await.unwrap();
-        assert_eq!(store.check("a", seen("t", "h1")).await.unwrap(), [PinCheck::Pinned]);
+        assert_eq!(
+            store.check("a", seen("t", "h1")).await.unwrap(),
+            [PinCheck::Pinned]
+        );
         assert!(store.changed("a").await.unwrap().is_empty());
         assert!(!store.approve("a", "t").await.unwrap());
     }

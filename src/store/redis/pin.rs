@@ -185,10 +185,7 @@ impl PinStore for RedisPinStore {
         let upstream = upstream.to_owned();
         StoreFuture::boxed(async move {
             let fields: HashMap<String, String> = bounded(shared.timeout, async {
-                redis::cmd("HGETALL")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
+                redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await
             })
             .await?;
             let mut changed: Vec<ChangedTool> = fields
