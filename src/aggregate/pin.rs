@@ -62,14 +62,17 @@ pub(crate) struct Checked {
     pub(crate) changed: Vec<Box<str>>,
 }
 
+/// Per upstream (in the aggregator's order): its changed tools, by name at the upstream, with
+/// the hash seen.
+type View = Box<[HashMap<Box<str>, Box<str>>]>;
+
 /// One aggregator's pins: the policy, the store, and this instance's view of the changes.
 pub(crate) struct Pins {
     policy: Option<PinPolicy>,
     store: Arc<dyn PinStore>,
     upstreams: Box<[Arc<str>]>,
-    /// Per upstream (in the aggregator's order): the changed tools, by name at the upstream,
-    /// with the hash seen.
-    view: Mutex<Box<[HashMap<Box<str>, Box<str>>]>>,
+    /// This instance's view of the changes.
+    view: Mutex<View>,
     sync_every: Duration,
     next_sync: tokio::sync::Mutex<Instant>,
     events: Events,
@@ -111,7 +114,7 @@ impl Pins {
         self.policy == Some(PinPolicy::Hide)
     }
 
-    fn view(&self) -> std::sync::MutexGuard<'_, Box<[HashMap<Box<str>, Box<str>>]>> {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -110,8 +110,11 @@ impl<T: PinStore + ?Sized> PinStore for Arc<T> {
 /// Cloning is cheap and shares the pins.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryPinStore {
-    inner: Arc<Mutex<HashMap<(Box<str>, Box<str>), Pin>>>,
+    inner: Arc<Mutex<Table>>,
 }
+
+/// The pins by `(upstream, tool)`.
+type Table = HashMap<(Box<str>, Box<str>), Pin>;
 
 #[derive(Debug)]
 struct Pin {
@@ -125,7 +128,7 @@ impl MemoryPinStore {
         Self::default()
     }
 
-    fn pins(&self) -> MutexGuard<'_, HashMap<(Box<str>, Box<str>), Pin>> {
+    fn pins(&self) -> MutexGuard<'_, Table> {
         // A panic while holding the lock cannot leave a pin half written.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
