@@ -1,4 +1,5 @@
-//! Shared state: the [`SessionStore`] and [`EventStore`] traits and their backends.
+//! Shared state: the [`SessionStore`], [`EventStore`] and [`PinStore`] traits and their
+//! backends.
 //!
 //! A legacy MCP session lives in one replica's memory; the edge keeps a small record of it
 //! (who owns it, which protocol version it speaks, which replica serves it, when it was last
