@@ -2,7 +2,8 @@
 //! two aggregator instances sharing it agree on the first definition, hide a changed one on
 //! both and show it on both once approved on one; a restarted aggregator keeps its pins; and
 //! with Redis stopped, the hiding policy leaves unchecked tools out of lists (fail closed)
-//! while calls go by the changes already known.
+//! while calls go by the changes already known; instances seeing a new tool at once pin one
+//! definition.
 #![cfg(all(feature = "aggregator", feature = "redis"))]
 
 #[path = "common/aggregate.rs"]
@@ -16,6 +17,7 @@ use common::Redis;
 use http_body_util::BodyExt;
 use mcp_edge::aggregate::{Aggregator, PinPolicy, Upstream};
 use mcp_edge::store::redis::RedisPinStore;
+use mcp_edge::store::{PinCheck, PinStore};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -179,4 +181,46 @@ async fn with_redis_stopped_hidden_lists_fail_closed_and_calls_go_by_what_is_kno
     }
     after_sync().await;
     assert_eq!(call(&hide, "one__t0").await.as_deref(), Ok("one:t0"));
+}
+
+#[tokio::test]
+async fn instances_seeing_a_new_tool_at_once_pin_one_definition() {
+    let Some(redis) = Redis::start() else { return };
+    let stores: Vec<RedisPinStore> = (0..8)
+        .map(|_| {
+            RedisPinStore::builder(redis.url())
+                .prefix("race")
+                .open()
+                .unwrap()
+        })
+        .collect();
+    stores[0].ping().await.unwrap();
+    // Eight instances, each seeing its own definition of the same new tool at once.
+    let checks = futures::future::join_all(
+        stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| store.check("up", vec![("t".to_owned(), format!("hash-{i}"))])),
+    )
+    .await;
+    let checks: Vec<PinCheck> = checks.into_iter().map(|c| c.unwrap().remove(0)).collect();
+    let winners = checks.iter().filter(|c| **c == PinCheck::Pinned).count();
+    assert_eq!(winners, 1, "{checks:?}");
+    let winner = checks.iter().position(|c| *c == PinCheck::Pinned).unwrap();
+    for check in &checks {
+        if let PinCheck::Changed { pinned } = check {
+            assert_eq!(
+                *pinned,
+                format!("hash-{winner}"),
+                "all compare with one pin"
+            );
+        }
+    }
+    let changed = stores[3].changed("up").await.unwrap();
+    assert_eq!(
+        changed.len(),
+        1,
+        "the last definition seen waits for approval"
+    );
+    assert_eq!(changed[0].pinned, format!("hash-{winner}"));
 }

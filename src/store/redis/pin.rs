@@ -106,6 +106,13 @@ impl RedisPinStoreBuilder {
             }),
         })
     }
+
+    /// Builds the store and checks that Redis answers `PING`.
+    pub async fn connect(self) -> Result<RedisPinStore, StoreError> {
+        let store = self.open()?;
+        store.ping().await?;
+        Ok(store)
+    }
 }
 
 impl RedisPinStore {
@@ -123,6 +130,16 @@ impl RedisPinStore {
     /// [`RedisPinStoreBuilder::open`]).
     pub fn open(source: impl Into<RedisSource>) -> Result<Self, StoreError> {
         Self::builder(source).open()
+    }
+
+    /// Checks that Redis answers, within the timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(self.shared.timeout, async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        })
+        .await
+        .map(drop)
     }
 
     /// The key holding upstream `upstream`'s pins.
