@@ -98,9 +98,9 @@ impl<S> Aggregator<S> {
 
     /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
     /// rename): it is shown and callable again, at once on this instance and, with a shared
-    /// pin store, on the others within their
-    /// [`pin_sync_interval`](AggregatorBuilder::pin_sync_interval) (at their next list of
-    /// it). Clients listening for list changes are told. False when no change was waiting.
+    /// pin store, on the others at their next list of it from the upstream and, for calls,
+    /// within their [`pin_sync_interval`](AggregatorBuilder::pin_sync_interval). Clients
+    /// listening for list changes are told. False when no change was waiting.
     ///
     /// # Failure
     ///
