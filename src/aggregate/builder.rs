@@ -7,10 +7,11 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use super::names::{DEFAULT_SEPARATOR, Names, valid_namespace};
-use super::pin::{PinPolicy, Pins};
+use super::pin::{DEFAULT_PIN_SYNC_INTERVAL, PinPolicy, Pins};
 use super::service::{Aggregator, Shared};
 use super::session::{DEFAULT_SESSION_IDLE, Sessions};
 use super::upstream::{Upstream, UpstreamState};
+use crate::store::{MemoryPinStore, PinStore};
 
 /// The default cap on a client's request body and on an upstream answer the aggregator reads
 /// whole: 4 MiB, as the inspect layer's default.
@@ -28,6 +29,8 @@ pub struct AggregatorBuilder<S> {
     max_body_bytes: usize,
     session_idle: Duration,
     pins: Option<PinPolicy>,
+    pin_store: Option<StoreSlot>,
+    pin_sync: Duration,
     list_max_age: Option<Duration>,
 }
 
@@ -50,6 +53,8 @@ impl<S> AggregatorBuilder<S> {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             session_idle: DEFAULT_SESSION_IDLE,
             pins: Some(PinPolicy::Flag),
+            pin_store: None,
+            pin_sync: DEFAULT_PIN_SYNC_INTERVAL,
             list_max_age: None,
         }
     }
@@ -107,6 +112,25 @@ impl<S> AggregatorBuilder<S> {
         self
     }
 
+    /// Where tool pins are kept (default a [`MemoryPinStore`] of this aggregator's own).
+    /// Give every aggregator instance the same `RedisPinStore` (feature `redis`) so they
+    /// agree on the first definition of each tool, share changes and approvals, and keep
+    /// pins across restarts.
+    pub fn pin_store(mut self, store: impl PinStore) -> Self {
+        self.pin_store = Some(StoreSlot(Arc::new(store)));
+        self
+    }
+
+    /// How often, at most, this instance reads from the pin store the changes and approvals
+    /// other instances made, for calls (default [`DEFAULT_PIN_SYNC_INTERVAL`](super::DEFAULT_PIN_SYNC_INTERVAL), 1 s): the
+    /// first `tools/list` or `tools/call` after the interval does it (one store call per
+    /// upstream). Only with [`PinPolicy::Hide`]; a list fetched from an upstream is always
+    /// checked against the store.
+    pub fn pin_sync_interval(mut self, interval: Duration) -> Self {
+        self.pin_sync = interval;
+        self
+    }
+
     /// How long a list page whose upstream gave no freshness hint (`ttlMs`; no legacy
     /// upstream does) is served from cache. Unset (the default): [`DEFAULT_LIST_MAX_AGE`](super::DEFAULT_LIST_MAX_AGE) when
     /// the upstream declared `listChanged` for that list, since it will say when the list
@@ -155,6 +179,14 @@ impl<S> AggregatorBuilder<S> {
             .collect();
         let events =
             super::events::Events::new(upstreams.iter().map(|u| u.lists.clone()).collect());
+        let pins = Pins::new(
+            self.pins,
+            self.pin_store
+                .map_or_else(|| Arc::new(MemoryPinStore::new()) as _, |s| s.0),
+            upstreams.iter().map(|u| Arc::clone(&u.name)).collect(),
+            self.pin_sync,
+            events.clone(),
+        );
         let shared = Shared {
             upstreams,
             names: Names::new(self.separator),
@@ -164,12 +196,21 @@ impl<S> AggregatorBuilder<S> {
             instructions: self.instructions,
             max_body_bytes: self.max_body_bytes,
             next_id: AtomicI64::new(1),
-            pins: Pins::new(self.pins),
+            pins,
             events,
         };
         Ok(Aggregator {
             shared: Arc::new(shared),
         })
+    }
+}
+
+/// The pin store a builder was given (shown by name only).
+struct StoreSlot(Arc<dyn PinStore>);
+
+impl fmt::Debug for StoreSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PinStore")
     }
 }
 

@@ -11,23 +11,29 @@ use serde_json::{Map, Value};
 use super::cache::Page;
 use super::message::Object;
 use super::names::{Names, ToolRules};
-use super::pin::Pins;
 use crate::protocol::ListKind;
 
 /// The server capabilities the aggregator passes on: those it can serve through its routing.
-/// Sub-flags (`listChanged`, `subscribe`) are not promised, since the aggregator does not
-/// forward those notifications.
 const MERGED_CAPABILITIES: [&str; 5] = ["tools", "prompts", "resources", "completions", "logging"];
 
-/// The union of the upstreams' capabilities (see [`MERGED_CAPABILITIES`]).
+/// The union of the upstreams' capabilities (see [`MERGED_CAPABILITIES`]). `listChanged` is
+/// promised for a list when any upstream promises it, since upstreams' `list_changed`
+/// notifications reach listening clients (GET and listen streams); `subscribe` is not, since
+/// resource subscriptions are not relayed.
 pub(crate) fn capabilities<'a>(upstreams: impl IntoIterator<Item = &'a Object>) -> Object {
     let mut merged = Object::new();
     for capabilities in upstreams {
         for name in MERGED_CAPABILITIES {
-            if capabilities.contains_key(name) {
-                merged
-                    .entry(name)
-                    .or_insert_with(|| Value::Object(Map::new()));
+            let Some(declared) = capabilities.get(name) else {
+                continue;
+            };
+            let entry = merged
+                .entry(name)
+                .or_insert_with(|| Value::Object(Map::new()));
+            if declared.get("listChanged") == Some(&Value::Bool(true))
+                && let Some(entry) = entry.as_object_mut()
+            {
+                entry.insert("listChanged".into(), Value::Bool(true));
             }
         }
     }
@@ -74,14 +80,14 @@ pub(crate) fn namespace_entry(
 }
 
 /// One upstream's list entries as the merged list shows them, written as JSON separated by
-/// commas: tools filtered by the upstream's rules and the pin policy and renamed, then every
-/// entry namespaced (entries without a name are dropped).
+/// commas: tools filtered by the upstream's rules and renamed (those `hidden` by the pin
+/// policy left out), then every entry namespaced (entries without a name are dropped).
 pub(crate) fn write_entries(
     kind: ListKind,
     names: &Names,
     upstream: &Arc<str>,
     rules: &ToolRules,
-    pins: &Pins,
+    hidden: &[Box<str>],
     items: Vec<Value>,
 ) -> Bytes {
     let mut out = Vec::with_capacity(items.len() * 128);
@@ -89,7 +95,7 @@ pub(crate) fn write_entries(
         if kind == ListKind::Tools {
             let own = item.get("name").and_then(Value::as_str);
             if let Some(own) = own
-                && !pins.check(upstream, own, &item)
+                && hidden.iter().any(|h| **h == *own)
             {
                 continue;
             }
@@ -193,13 +199,13 @@ mod tests {
     use std::borrow::Cow;
 
     #[test]
-    fn capabilities_are_the_union_without_sub_flags() {
-        let a = json!({"tools": {"listChanged": true}, "logging": {}});
-        let b = json!({"prompts": {}, "experimental": {"x": {}}});
+    fn capabilities_are_the_union_with_list_changed_but_no_subscribe() {
+        let a = json!({"tools": {"listChanged": true}, "logging": {}, "resources": {"subscribe": true}});
+        let b = json!({"tools": {}, "prompts": {"listChanged": false}, "experimental": {"x": {}}});
         let merged = capabilities([a.as_object().unwrap(), b.as_object().unwrap()]);
         assert_eq!(
             Value::Object(merged),
-            json!({"tools": {}, "logging": {}, "prompts": {}})
+            json!({"tools": {"listChanged": true}, "logging": {}, "prompts": {}, "resources": {}})
         );
     }
 

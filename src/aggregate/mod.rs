@@ -19,8 +19,9 @@
 //! - **Versions negotiated per upstream.** An upstream session uses the version the upstream
 //!   chose in its own `initialize` (`MCP-Protocol-Version` follows it), whatever the client's.
 //! - **Merged `initialize` / `server/discover`**: the union of the upstreams' capabilities
-//!   (`tools`, `prompts`, `resources`, `completions`, `logging`, without sub-flags such as
-//!   `listChanged`), and the instructions of each upstream under its namespace.
+//!   (`tools`, `prompts`, `resources`, `completions`, `logging`; `listChanged` for a list when
+//!   an upstream promises it, and for tools when [`PinPolicy::Hide`] may hide some; not
+//!   `subscribe`), and the instructions of each upstream under its namespace.
 //! - **Merged lists** (`tools/list`, `prompts/list`, `resources/list`,
 //!   `resources/templates/list`): each upstream is asked at once, its entries renamed
 //!   `{namespace}__{name}` (the separator is [configurable](AggregatorBuilder::separator)),
@@ -78,16 +79,27 @@
 //!
 //! - **Pinned tool definitions** (against "rug pulls", CVE-2025-54136): the SHA-256 of each
 //!   upstream tool's definition (keys in canonical order) is recorded the first time a list
-//!   shows it; a later different definition is logged (target `mcp_edge::aggregate`) and
-//!   listed by [`Aggregator::changed_tools`] until [`Aggregator::approve_tool`] pins it, and
-//!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
-//!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
+//!   shows it, in a [`PinStore`](crate::store::PinStore)
+//!   ([`pin_store`](AggregatorBuilder::pin_store): this process's memory by default, or
+//!   `RedisPinStore` shared by every aggregator instance, which then agree on the first
+//!   definition and keep pins across restarts). A later different definition is logged
+//!   (target `mcp_edge::aggregate`), flagged in the audit record of the list that met it (a
+//!   [`PinAlert`](crate::context::PinAlert) on the response: `mcp_edge.pin.changed`) and
+//!   listed by [`Aggregator::changed_tools`] until [`Aggregator::approve_tool`] pins it. With
+//!   [`PinPolicy::Hide`] it is also left out of lists and refused when called (a `-32602`
+//!   error naming it, with a `PinAlert`), and clients listening for list changes (the GET
+//!   stream, `subscriptions/listen`) get `notifications/tools/list_changed` when a tool is
+//!   hidden or shown again. Lists fetched from an upstream are checked against the store;
+//!   calls go by this instance's view of the changes, which follows the store (other
+//!   instances' changes and approvals) within [`pin_sync_interval`](AggregatorBuilder::pin_sync_interval).
+//!   When the store fails: with `Hide`, a page of tools that cannot be checked is left out
+//!   (fail closed) and calls are decided from the changes already known; with `Flag`, tools
+//!   are shown unchecked.
 //!
 //! Not yet: upstream SSE streams are not resumed (their event ids are not passed on, and an
 //! upstream GET or listen stream that ends is not reopened), the client's GET stream cannot
-//! be resumed with `Last-Event-ID`, the `listChanged` sub-flags of the upstreams'
-//! capabilities are not merged into the aggregator's own, and `tasks/list` is not merged.
-//! JSON batches (2025-03-26) are refused with 400.
+//! be resumed with `Last-Event-ID`, and `tasks/list` is not merged. JSON batches
+//! (2025-03-26) are refused with 400.
 //!
 //! # In a stack
 //!
@@ -182,6 +194,7 @@ mod service;
 mod session;
 mod upstream;
 
+pub use crate::store::ChangedTool;
 pub use body::{AnswerTooLarge, RoutedBody};
 pub use builder::{AggregatorBuilder, DEFAULT_MAX_BODY_BYTES, InvalidAggregator};
 pub use cache::DEFAULT_LIST_MAX_AGE;
@@ -190,7 +203,7 @@ pub use credentials::{MissingSecret, env_bearer, env_secret};
 #[cfg_attr(docsrs, doc(cfg(feature = "aggregator-oauth")))]
 pub use credentials::{OAuthClient, OAuthError};
 pub use names::{DEFAULT_SEPARATOR, MAX_NAMESPACE_BYTES};
-pub use pin::{ChangedTool, PinPolicy};
+pub use pin::{DEFAULT_PIN_SYNC_INTERVAL, PinPolicy};
 pub use service::{AggregateResponse, Aggregator, ResponseFuture};
 pub use session::DEFAULT_SESSION_IDLE;
 pub use upstream::{DEFAULT_UPSTREAM_TIMEOUT, Upstream};

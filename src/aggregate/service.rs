@@ -26,11 +26,11 @@ use super::events::Events;
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
 use super::names::Names;
-use super::pin::{ChangedTool, Pins};
+use super::pin::Pins;
 use super::relay::{Merge, MergedBody, Relay, Relayed, SUBSCRIPTION_ID, put_event};
 use super::session::{Downstream, Lookup, Sessions, UpstreamSession};
 use super::upstream::{Answer, UpstreamError, UpstreamState, drain, post};
-use crate::context::{BindingKey, Principal, Routed};
+use crate::context::{BindingKey, PinAlert, Principal, Routed};
 use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
 use crate::protocol::header::{
     MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
@@ -39,6 +39,7 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::{
     BodyKind, Era, ListKind, McpRequest, ProtocolErrorKind, ProtocolVersion, body_kind,
 };
+use crate::store::{ChangedTool, StoreError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -85,19 +86,28 @@ impl<S> Aggregator<S> {
         self.shared.upstreams.iter().map(|u| &*u.name)
     }
 
-    /// The tools whose definition changed since it was pinned, waiting for approval.
-    pub fn changed_tools(&self) -> Vec<ChangedTool> {
-        self.shared.pins.changed()
+    /// The tools whose definition changed since it was pinned, waiting for approval, as the
+    /// pin store has them (every instance's findings when the store is shared).
+    ///
+    /// # Failure
+    ///
+    /// Fails when the pin store does (Redis down or slow: within its timeout).
+    pub async fn changed_tools(&self) -> Result<Vec<ChangedTool>, StoreError> {
+        self.shared.pins.changed().await
     }
 
     /// Pins the changed definition of `tool` (its name at upstream `upstream`, before any
-    /// rename): it is shown and callable again. False when no change was waiting.
-    pub fn approve_tool(&self, upstream: &str, tool: &str) -> bool {
-        let approved = self.shared.pins.approve(upstream, tool);
-        if approved {
-            self.invalidate(upstream, ListKind::Tools);
-        }
-        approved
+    /// rename): it is shown and callable again, at once on this instance and, with a shared
+    /// pin store, on the others at their next list of it from the upstream and, for calls,
+    /// within their [`pin_sync_interval`](AggregatorBuilder::pin_sync_interval). Clients
+    /// listening for list changes are told. False when no change was waiting.
+    ///
+    /// # Failure
+    ///
+    /// Fails when the pin store does; nothing was approved then, or (the answer lost) the
+    /// approval was recorded and a retry answers false.
+    pub async fn approve_tool(&self, upstream: &str, tool: &str) -> Result<bool, StoreError> {
+        self.shared.pins.approve(upstream, tool).await
     }
 
     /// Drops the cached pages of list `kind` of upstream `upstream` (what a
@@ -171,6 +181,8 @@ struct Call<'a> {
     headers: &'a HeaderMap,
     uri: Uri,
     principal: Option<&'a Principal>,
+    /// Tools found changed since pinned while answering: `(upstream, names)`.
+    pins_noticed: std::sync::Mutex<Vec<(usize, Vec<Box<str>>)>>,
 }
 
 /// Where a routed request names its target.
@@ -376,6 +388,7 @@ where
             headers: &parts.headers,
             uri: origin_form(&parts.uri),
             principal: parts.extensions.get::<Principal>(),
+            pins_noticed: std::sync::Mutex::default(),
         };
         self.dispatch(call).await
     }
@@ -420,6 +433,7 @@ where
             (Era::Modern, "subscriptions/listen") => return self.listen(call),
             (_, "ping") => return json_reply(StatusCode::OK, message::result(&call.id, json!({}))),
             (_, "logging/setLevel") => return self.broadcast(call, "logging").await,
+            (_, "tools/list" | "tools/call") => self.pins.sync_if_due().await,
             _ => {}
         }
         if let Some(place) = Place::of(&call.method) {
@@ -544,7 +558,11 @@ where
     fn capabilities(&self) -> Value {
         let infos: Vec<_> = self.upstreams.iter().filter_map(|u| u.info()).collect();
         let mut merged = merge::capabilities(infos.iter().map(|i| &i.capabilities));
-        merged.entry("tools").or_insert_with(|| json!({}));
+        let tools = merged.entry("tools").or_insert_with(|| json!({}));
+        if self.pins.hides() {
+            // Pins may hide and show tools again: the client is told (`list_changed`).
+            tools["listChanged"] = Value::Bool(true);
+        }
         Value::Object(merged)
     }
 
@@ -632,10 +650,21 @@ where
         }
         let cursor = merge::encode_cursor(&next);
         let hints = (call.era == Era::Modern).then_some(hints);
-        json_reply(
+        let mut reply = json_reply(
             StatusCode::OK,
             merge::list_answer(&call.id, kind, &merged, cursor.as_deref(), hints),
-        )
+        );
+        let noticed = std::mem::take(&mut *call.pins_noticed.lock().expect("pins noticed"));
+        if !noticed.is_empty() {
+            let tools = noticed.iter().flat_map(|(i, tools)| {
+                let upstream = &*self.upstreams[*i].name;
+                tools.iter().map(move |tool| (upstream, &**tool))
+            });
+            reply
+                .extensions_mut()
+                .insert(PinAlert::new(tools, self.pins.hides()));
+        }
+        reply
     }
 
     /// Upstream `index`'s page of list `kind` at `cursor`, when its cache has it fresh for this
@@ -700,13 +729,31 @@ where
             .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()));
         let max_age = lists.max_age(ttl, upstream.announces_changes(capability_of(kind)));
         let public = result.get("cacheScope").is_some_and(|s| s == "public");
+        let checked = match kind {
+            ListKind::Tools => self.pins.check(index, &items).await,
+            _ => Ok(Default::default()),
+        };
+        let Ok(checked) = checked else {
+            // The pins could not be checked and the policy hides changes: nothing of this
+            // page is shown (fail closed), nor kept.
+            return Ok(Arc::new(Page {
+                entries: Bytes::new(),
+                next: None,
+                public: false,
+                expires: None,
+            }));
+        };
+        if !checked.changed.is_empty() {
+            let mut noticed = call.pins_noticed.lock().expect("pins noticed");
+            noticed.push((index, checked.changed));
+        }
         let page = Arc::new(Page {
             entries: merge::write_entries(
                 kind,
                 &self.names,
                 &upstream.name,
                 &upstream.tools,
-                &self.pins,
+                &checked.hidden,
                 items,
             ),
             next: result
@@ -760,6 +807,23 @@ where
                 ),
             );
         };
+        if call.method == "tools/call" && !self.pins.callable(index, &own) {
+            // A changed definition hidden by the pin policy is not callable either.
+            let upstream = &self.upstreams[index].name;
+            let mut reply = json_reply(
+                StatusCode::OK,
+                message::error(
+                    &call.id,
+                    code::INVALID_PARAMS,
+                    "Tool definition changed since it was pinned: hidden until approved",
+                    Some(json!({ "upstream": &**upstream, "tool": own })),
+                ),
+            );
+            let alert = PinAlert::new([(&**upstream, own.as_str())], true);
+            // It went nowhere: no `Routed`; the alert names the upstream.
+            reply.extensions_mut().insert(alert);
+            return reply;
+        }
         let mut reply = self.route_to(index, own, call, place).await;
         // Audit and other outer layers learn the upstream (the namespaced name is the client's).
         reply
@@ -854,11 +918,7 @@ where
         };
         let index = self.index_of(namespace)?;
         let own = match message.get("method").and_then(Value::as_str) {
-            Some("tools/call") => {
-                let own = self.upstreams[index].tools.own(own)?;
-                // A changed definition hidden by the pin policy is not callable either.
-                self.pins.callable(namespace, own).then_some(own)?
-            }
+            Some("tools/call") => self.upstreams[index].tools.own(own)?,
             _ => own,
         };
         Some((index, own.to_owned()))
@@ -1048,6 +1108,7 @@ where
                 self.stream_upstream(&session, index, upstream, &merge, &parts.headers);
             }
         }
+        self.pins.listen(&merge, None);
         sse_reply(body)
     }
 
@@ -1162,6 +1223,9 @@ where
         if let Some(sender) = merge.sender() {
             // A new channel has room: the acknowledgement goes first (R15).
             let _ = sender.try_send(first.freeze());
+        }
+        if honoured.contains_key("toolsListChanged") {
+            self.pins.listen(&merge, Some(call.id.clone()));
         }
         if !honoured.is_empty() {
             let mut request = call.message.clone();

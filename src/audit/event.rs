@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderValue, Method, StatusCode, Version};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::cap::{Capped, NAME_CAP, REASON_CAP, TRACE_CAP, cap_display};
+use super::cap::{Capped, NAME_CAP, REASON_CAP, TRACE_CAP, cap, cap_display};
 use crate::context::BindingKey;
 use crate::context::LimitNote;
+use crate::context::PinAlert;
 use crate::context::Principal;
 use crate::context::RequestOrigin;
 use crate::context::{Replica, Routed};
@@ -134,6 +135,7 @@ pub struct AuditEvent {
     pub(crate) session_owner: Option<BindingKey>,
     pub(crate) replica: Option<Replica>,
     pub(crate) routed: Option<Routed>,
+    pub(crate) pin: Option<PinAlert>,
     pub(crate) limit: Option<LimitNote>,
     pub(crate) request_bytes: u64,
     pub(crate) response_bytes: u64,
@@ -306,6 +308,11 @@ impl AuditEvent {
     pub fn routed(&self) -> Option<&Routed> {
         self.routed.as_ref()
     }
+    /// `mcp_edge.pin.changed` / `mcp_edge.pin.hidden`: tool definitions an aggregator found
+    /// changed since pinned while answering (see [`PinAlert`]).
+    pub fn pin_alert(&self) -> Option<&PinAlert> {
+        self.pin.as_ref()
+    }
     /// `mcp_edge.limit.note`: what the limit layer noted when it let the call through
     /// without a full decision (its shared store failed under fail-open rules).
     pub fn limit_note(&self) -> Option<LimitNote> {
@@ -443,6 +450,9 @@ impl fmt::Display for Rfc3339 {
     }
 }
 
+/// At most this many tools of a [`PinAlert`] are recorded.
+const PIN_ALERT_CAP: usize = 16;
+
 fn capped_name(s: &str) -> Capped<'_, NAME_CAP> {
     Capped(s)
 }
@@ -533,6 +543,17 @@ impl Serialize for AuditEvent {
         }
         if let Some(routed) = &self.routed {
             map.serialize_entry("mcp_edge.upstream", &capped_name(routed.upstream()))?;
+        }
+        if let Some(pin) = &self.pin {
+            let tools: Vec<String> = pin
+                .tools()
+                .take(PIN_ALERT_CAP)
+                .map(|(upstream, tool)| {
+                    format!("{}/{}", cap(upstream, NAME_CAP), cap(tool, NAME_CAP))
+                })
+                .collect();
+            map.serialize_entry("mcp_edge.pin.changed", &tools)?;
+            map.serialize_entry("mcp_edge.pin.hidden", &pin.hidden())?;
         }
         if let Some(note) = self.limit {
             map.serialize_entry("mcp_edge.limit.note", note.as_str())?;

@@ -714,6 +714,7 @@ mod tests {
             session_owner: None,
             replica: None,
             routed: None,
+            pin: None,
             limit: None,
             request_bytes: 0,
             response_bytes: 0,

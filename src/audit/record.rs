@@ -19,6 +19,7 @@ use super::telemetry::Spans;
 use crate::context::BindingKey;
 use crate::context::LimitNote;
 use crate::context::McpRequestSlot;
+use crate::context::PinAlert;
 use crate::context::Principal;
 use crate::context::Replica;
 use crate::context::RequestOrigin;
@@ -65,6 +66,7 @@ pub(crate) struct Head {
     session: Option<SessionId>,
     replica: Option<Replica>,
     routed: Option<Routed>,
+    pin: Option<PinAlert>,
     limit: Option<LimitNote>,
     refused: Option<Outcome>,
 }
@@ -81,6 +83,7 @@ impl Head {
             session: self.session.clone(),
             replica: self.replica.clone(),
             routed: self.routed.clone(),
+            pin: self.pin.clone(),
             limit: self.limit,
             refused: None,
         }
@@ -306,6 +309,7 @@ impl<K: AuditSink> Record<K> {
         self.head.principal = ext.get::<Principal>().cloned();
         self.head.replica = ext.get::<Replica>().cloned();
         self.head.routed = ext.get::<Routed>().cloned();
+        self.head.pin = ext.get::<PinAlert>().cloned();
         self.head.limit = ext.get::<LimitNote>().copied();
         if let Some(origin) = ext.get::<RequestOrigin>() {
             self.client = ClientAddr::of_origin(origin);
@@ -454,6 +458,7 @@ impl<K: AuditSink> Record<K> {
                 session_owner: head.session_owner,
                 replica: head.replica,
                 routed: head.routed,
+                pin: head.pin,
                 limit: head.limit,
                 request_bytes,
                 response_bytes,

@@ -17,6 +17,7 @@
 //! | [`RequestOrigin`] / [`PublicUrl`] | guard | auth (metadata, challenges), audit |
 //! | [`Replica`] | affinity | audit |
 //! | [`Routed`] | aggregate (the upstream a call went to) | audit |
+//! | [`PinAlert`] | aggregate (tool definitions changed since pinned) | audit |
 //! | [`LimitNote`] | limit (a call let through when its shared store failed) | audit, metrics |
 //! | [`Rejection`](crate::Rejection) | any layer that refuses | audit |
 //!
@@ -26,6 +27,7 @@
 mod binding;
 mod limit;
 mod peer;
+mod pinned;
 mod principal;
 mod public_url;
 mod replica;
@@ -38,6 +40,7 @@ mod slot;
 pub use binding::BindingKey;
 pub use limit::LimitNote;
 pub use peer::{PeerAddr, PeerAddrSource, PeerAddrs};
+pub use pinned::PinAlert;
 pub use principal::Principal;
 pub use public_url::{PublicUrl, RequestOrigin, public_url};
 pub use replica::Replica;

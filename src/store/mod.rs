@@ -1,14 +1,18 @@
-//! Shared state: the [`SessionStore`] and [`EventStore`] traits and their backends.
+//! Shared state: the [`SessionStore`], [`EventStore`] and [`PinStore`] traits and their
+//! backends.
 //!
 //! A legacy MCP session lives in one replica's memory; the edge keeps a small record of it
 //! (who owns it, which protocol version it speaks, which replica serves it, when it was last
 //! seen) so that every gateway instance can check, route and expire it. Resumable SSE streams
 //! need a log of the events a client may ask to replay after a reconnect.
 //!
-//! Both come as traits with two backends:
-//! - [`MemorySessionStore`] and [`MemoryEventStore`] (default): bounded, in-process, nothing
-//!   to run.
-//! - `RedisSessionStore` (cargo feature `redis`): many gateway instances share one Redis.
+//! An aggregator pins the hash of each upstream tool definition ([`PinStore`]).
+//!
+//! Each comes as a trait with two backends:
+//! - [`MemorySessionStore`], [`MemoryEventStore`] and [`MemoryPinStore`] (default): in-process,
+//!   nothing to run.
+//! - `RedisSessionStore`, `RedisEventStore` and `RedisPinStore` (cargo feature `redis`): many
+//!   gateway instances share one Redis.
 //!
 //! # Why `dyn` and [`StoreFuture`]
 //!
@@ -45,6 +49,7 @@
 
 mod event;
 mod memory;
+mod pin;
 mod record;
 mod resolve;
 
@@ -67,6 +72,7 @@ pub use event::{
 #[cfg(feature = "rmcp")]
 pub use event::{ForeignEventId, SessionBoundResume, SessionBoundResumeError};
 pub use memory::MemorySessionStore;
+pub use pin::{ChangedTool, MemoryPinStore, PinCheck, PinStore};
 pub use record::{Capped, SessionCaps, SessionCount, SessionRecord};
 pub use resolve::{Presented, Resolution, SessionResolver};
 

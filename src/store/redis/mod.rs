@@ -1,5 +1,6 @@
-//! Redis backends (feature `redis`): [`RedisSessionStore`] for session records and
-//! [`RedisEventStore`] for SSE event logs, shared by every gateway instance.
+//! Redis backends (feature `redis`): [`RedisSessionStore`] for session records,
+//! [`RedisEventStore`] for SSE event logs and [`RedisPinStore`] for an aggregator's pinned
+//! tool definitions, shared by every gateway instance.
 //!
 //! # Sessions
 //!
@@ -47,6 +48,7 @@
 
 mod connection;
 mod event;
+mod pin;
 mod session;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,6 +60,7 @@ use crate::store::{StoreError, StoreErrorKind};
 pub(crate) use connection::RedisConnection;
 pub use connection::RedisSource;
 pub use event::{RedisEventStore, RedisEventStoreBuilder};
+pub use pin::{RedisPinStore, RedisPinStoreBuilder};
 pub use session::{RedisSessionStore, RedisSessionStoreBuilder};
 
 /// Runs a Redis call under the timeout, mapping every failure to a [`StoreError`].
