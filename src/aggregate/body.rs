@@ -23,8 +23,8 @@ pin_project! {
     /// is read, the response to the aggregator's request gets the client's id back, a request
     /// to the client (sampling, elicitation, roots) gets an id of the client's session, and
     /// the event goes out as `data:` alone. The upstream's event ids and `retry:` fields are
-    /// not forwarded (the aggregator does not resume upstream streams), nor are events without
-    /// data (priming events, R19); comments are (keep-alives). A JSON answer is read whole
+    /// not forwarded (they are the upstream's, not the client's), nor are events without data
+    /// (priming events, R19); comments are (keep-alives). A JSON answer is read whole
     /// (bounded) and rewritten once.
     pub struct RoutedBody<B> {
         #[pin]

@@ -83,9 +83,13 @@
 //!   with [`PinPolicy::Hide`] it is also left out of lists and refused when called
 //!   ([`pin_tools`](AggregatorBuilder::pin_tools); pins live in this process's memory).
 //!
-//! Not yet: upstream SSE streams are not resumed (their event ids are not passed on, and an
-//! upstream GET or listen stream that ends is not reopened), the client's GET stream cannot
-//! be resumed with `Last-Event-ID`, the `listChanged` sub-flags of the upstreams'
+//! - **Upstream streams reopened**: an upstream GET or listen stream merged into a client's
+//!   stream that ends or breaks is opened again while the client's stream lives (a GET with
+//!   `Last-Event-ID` when the upstream gave event ids; a listen request under a fresh id),
+//!   after the upstream's `retry:` or a bounded backoff.
+//!
+//! Not yet: the upstreams' event ids are not passed on to the client, the client's GET
+//! stream cannot be resumed with `Last-Event-ID`, the `listChanged` sub-flags of the upstreams'
 //! capabilities are not merged into the aggregator's own, and `tasks/list` is not merged.
 //! JSON batches (2025-03-26) are refused with 400.
 //!
