@@ -46,6 +46,16 @@
 //!   gateway uses it); neither has a layer, both keep sessions on their replica with a map
 //!   learned from `initialize` answers. They are this binary, re-run as
 //!   `cost --floor-proxy hyper|edge BIND UPSTREAM...`.
+//! - `aggregate`: two bare replicas (as in `proxy`) reached directly, through the gateway
+//!   example (as in `proxy`: `--audit-log FILE`) and through the aggregator example
+//!   (`aggregate --upstream a=URL_A --upstream b=URL_B --audit-log FILE`: the same layers in
+//!   front, audit to a hash-chained file, then `Aggregator` routing each `tools/call` by its
+//!   namespace), in the same interleaved rounds. The aggregator's clients call `a__echo` or
+//!   `b__echo` (alternating by connection), so every call is routed: its name and id
+//!   rewritten on the way in, its answer's id on the way out, and in the legacy era one
+//!   upstream session per client session per replica. Reported: each path's CPU per call,
+//!   the latency it adds over direct, and the aggregator's CPU per call against the
+//!   gateway's. Builds the three examples with `--features …,aggregator`.
 //! - `memory`: for bare, default and full in turn, opens `--sessions` legacy sessions, each with
 //!   its own connection holding an open GET SSE stream, and reports the server's RSS growth
 //!   (`VmRSS`) per session.
@@ -90,7 +100,8 @@ use tokio::net::TcpStream;
 const USAGE: &str =
     "usage: cargo run --release --features jwks-fetch,gateway,aws-lc-rs --example cost -- [flags]
 
-  --mode M             stack (default), proxy, memory or all
+  --mode M             stack (default), proxy, memory, all, or aggregate (the aggregator
+                       example against the gateway example, both over two bare replicas)
   --connections N      keep-alive connections per stack and era (default 32)
   --seconds S          length of one measured segment (default 5)
   --rounds R           interleaved rounds (default 3)
@@ -129,6 +140,7 @@ enum Mode {
     Proxy,
     Memory,
     All,
+    Aggregate,
 }
 
 struct Options {
@@ -192,6 +204,7 @@ fn parse_options() -> Result<Options, String> {
                     "proxy" => Mode::Proxy,
                     "memory" => Mode::Memory,
                     "all" => Mode::All,
+                    "aggregate" => Mode::Aggregate,
                     other => return Err(format!("unknown mode `{other}`")),
                 }
             }
@@ -257,7 +270,9 @@ async fn run(options: Options, pinned: Option<(usize, usize)>) -> Result<(), Err
             .ok_or("no directory for this binary")?
             .to_owned(),
     };
-    if options.build {
+    if options.build && options.mode == Mode::Aggregate {
+        build_aggregate_examples()?;
+    } else if options.build {
         build_examples(options.observe)?;
     }
     let env = Env {
@@ -297,6 +312,9 @@ async fn run(options: Options, pinned: Option<(usize, usize)>) -> Result<(), Err
     }
     if matches!(options.mode, Mode::Memory | Mode::All) {
         memory_mode(&options, &env, &jwks).await?;
+    }
+    if options.mode == Mode::Aggregate {
+        aggregate_mode(&options, &env).await?;
     }
     println!("\nload average at end: {}", load_average());
     if options.keep {
@@ -611,6 +629,8 @@ struct Client {
     token: Option<String>,
     session: Option<String>,
     next_id: u64,
+    /// The tool `call` calls (`echo`; through the aggregator, a namespaced one).
+    tool: &'static str,
 }
 
 struct Answer {
@@ -639,6 +659,7 @@ impl Client {
             token,
             session: None,
             next_id: 1,
+            tool: "echo",
         };
         if era == Era::Legacy {
             client.initialize().await?;
@@ -680,7 +701,7 @@ impl Client {
                     builder = builder.header("mcp-method", method);
                 }
                 if mcp == Some("tools/call") {
-                    builder = builder.header("mcp-name", "echo");
+                    builder = builder.header("mcp-name", self.tool);
                 }
             }
         }
@@ -748,12 +769,13 @@ impl Client {
     async fn call(&mut self) -> Result<bool, Error> {
         let id = self.next_id;
         self.next_id += 1;
+        let tool = self.tool;
         let body = match self.era {
             Era::Legacy => format!(
-                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello"}}}}}}"#
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hello"}}}}}}"#
             ),
             Era::Modern => format!(
-                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{MODERN_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"cost","version":"0"}}}}}}}}"#
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hello"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{MODERN_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"cost","version":"0"}}}}}}}}"#
             ),
         };
         let answer = self.send(Bytes::from(body), Some("tools/call")).await?;
@@ -1723,4 +1745,226 @@ async fn start_floor(env: &Env, floor: Floor, replicas: &[Proc]) -> Result<Proc,
     ];
     args.extend(replicas.iter().map(|r| r.addr.to_string()));
     Proc::start(env, floor.name(), &std::env::current_exe()?, &args, addr).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregate mode: the aggregator example against the gateway example
+
+/// Builds the server, gateway and aggregate examples with the aggregator feature (a no-op
+/// when they are fresh); all three with the same features, so the gateway is the same binary
+/// it is in proxy mode but for the aggregator's module.
+fn build_aggregate_examples() -> Result<(), Error> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--release", "--features"])
+        .arg("jwks-fetch,gateway,aws-lc-rs,aggregator")
+        .args(["--example", "server", "--example", "gateway"])
+        .args(["--example", "aggregate"])
+        .status()?;
+    if !status.success() {
+        return Err("cargo build of the server, gateway and aggregate examples failed".into());
+    }
+    Ok(())
+}
+
+/// Two bare replicas, reached directly, through the gateway and through the aggregator, in
+/// interleaved rounds; the aggregator's clients call the namespaced `a__echo` / `b__echo`.
+async fn aggregate_mode(options: &Options, env: &Env) -> Result<(), Error> {
+    let aggregate = env.server.with_file_name("aggregate");
+    if !aggregate.exists() {
+        return Err(format!(
+            "{} not found (build it with --features aggregator, or pass --bin-dir)",
+            aggregate.display()
+        )
+        .into());
+    }
+    let replicas = [
+        start_server(env, "agg-replica-a", &["--bare".to_owned()]).await?,
+        start_server(env, "agg-replica-b", &["--bare".to_owned()]).await?,
+    ];
+    let gateway_addr = free_addr()?;
+    let mut gateway_args = vec![
+        "--bind".to_owned(),
+        gateway_addr.to_string(),
+        "--audit-log".to_owned(),
+        env.dir
+            .path()
+            .join("agg-gateway-audit.jsonl")
+            .display()
+            .to_string(),
+    ];
+    for replica in &replicas {
+        gateway_args.push("--upstream".to_owned());
+        gateway_args.push(format!("http://{}/mcp", replica.addr));
+    }
+    let gateway = Proc::start(
+        env,
+        "agg-gateway",
+        &env.gateway,
+        &gateway_args,
+        gateway_addr,
+    )
+    .await?;
+    let aggregator_addr = free_addr()?;
+    let mut aggregator_args = vec![
+        "--bind".to_owned(),
+        aggregator_addr.to_string(),
+        "--audit-log".to_owned(),
+        env.dir
+            .path()
+            .join("aggregator-audit.jsonl")
+            .display()
+            .to_string(),
+    ];
+    for (name, replica) in ["a", "b"].iter().zip(&replicas) {
+        aggregator_args.push("--upstream".to_owned());
+        aggregator_args.push(format!("{name}=http://{}/mcp", replica.addr));
+    }
+    let aggregator = Proc::start(
+        env,
+        "aggregator",
+        &aggregate,
+        &aggregator_args,
+        aggregator_addr,
+    )
+    .await?;
+    let paths: [(&str, Option<&Proc>); 3] = [
+        ("direct", None),
+        ("gateway", Some(&gateway)),
+        ("aggregator", Some(&aggregator)),
+    ];
+
+    let eras = [Era::Legacy, Era::Modern];
+    let mut clients: Vec<Vec<Vec<Client>>> = Vec::new();
+    for (name, proxy) in &paths {
+        let mut per_era = Vec::new();
+        for era in eras {
+            let mut set = Vec::new();
+            match (*name, proxy) {
+                ("aggregator", Some(proxy)) => {
+                    for i in 0..options.connections {
+                        let mut client = Client::open(proxy.addr, era, None).await?;
+                        client.tool = if i % 2 == 0 { "a__echo" } else { "b__echo" };
+                        if !client.call().await? {
+                            return Err(
+                                format!("{era:?} call through the aggregator failed").into()
+                            );
+                        }
+                        set.push(client);
+                    }
+                }
+                (_, Some(proxy)) => {
+                    set = working_clients(proxy.addr, era, options.connections).await?
+                }
+                (_, None) => {
+                    for i in 0..options.connections {
+                        set.push(Client::open(replicas[i % 2].addr, era, None).await?);
+                    }
+                }
+            }
+            per_era.push(set);
+        }
+        clients.push(per_era);
+    }
+    fn watched<'a>(proxy: Option<&'a Proc>, replicas: &'a [Proc]) -> Vec<&'a Proc> {
+        proxy.into_iter().chain(replicas).collect()
+    }
+    for (per_era, (_, proxy)) in clients.iter_mut().zip(&paths) {
+        let watched = watched(*proxy, &replicas);
+        for set in per_era.iter_mut() {
+            *set = segment(
+                std::mem::take(set),
+                options.warmup,
+                &watched,
+                env.clk_tck,
+                None,
+            )
+            .await;
+        }
+    }
+    let mut tallies: Vec<Vec<Tally>> = (0..paths.len())
+        .map(|_| eras.iter().map(|_| Tally::default()).collect())
+        .collect();
+    for round in 0..options.rounds {
+        eprintln!("aggregate: round {}/{}", round + 1, options.rounds);
+        for e in 0..eras.len() {
+            for (p, (_, proxy)) in paths.iter().enumerate() {
+                let c = std::mem::take(&mut clients[p][e]);
+                clients[p][e] = segment(
+                    c,
+                    options.seconds,
+                    &watched(*proxy, &replicas),
+                    env.clk_tck,
+                    Some(&mut tallies[p][e]),
+                )
+                .await;
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## Aggregator vs gateway: two bare replicas, {} connections, {} rounds × {} s, interleaved\n",
+        options.connections, options.rounds, options.seconds
+    );
+    let _ = writeln!(
+        out,
+        "| era | path | calls/s | proxy CPU µs/call | replicas CPU µs/call | p50 µs | p99 µs | added p50 µs | added p99 µs | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut versus = Vec::new();
+    for (e, era) in eras.iter().enumerate() {
+        let direct_p50 = tallies[0][e].percentile_us(0.50);
+        let direct_p99 = tallies[0][e].percentile_us(0.99);
+        for (p, (name, proxy)) in paths.iter().enumerate() {
+            let t = &mut tallies[p][e];
+            let (proxy_cpu, replica_from) = match proxy {
+                Some(_) => (format!("{:.1}", t.cpu_us_per_call(0)), 1),
+                None => ("–".to_owned(), 0),
+            };
+            let replicas_cpu =
+                t.cpu_us_per_call(replica_from) + t.cpu_us_per_call(replica_from + 1);
+            let (p50, p99) = (t.percentile_us(0.50), t.percentile_us(0.99));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {:.1} | {:.0} | {:.0} | {:+.0} | {:+.0} | {} |",
+                era.name(),
+                name,
+                t.rate(),
+                proxy_cpu,
+                replicas_cpu,
+                p50,
+                p99,
+                p50 - direct_p50,
+                p99 - direct_p99,
+                t.errors
+            );
+        }
+        let (gateway, aggregator) = (
+            tallies[1][e].cpu_us_per_call(0),
+            tallies[2][e].cpu_us_per_call(0),
+        );
+        versus.push(format!(
+            "- {}: aggregator {aggregator:.1} µs, gateway {gateway:.1} µs per call ({:+.1} µs, {:.2}×)",
+            era.name(),
+            aggregator - gateway,
+            aggregator / gateway.max(1e-9)
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "\nAggregator CPU per routed call against the gateway's:\n{}",
+        versus.join("\n")
+    );
+    let _ = writeln!(
+        out,
+        "\ngateway = `gateway --upstream A --upstream B --audit-log FILE` (as in proxy mode); \
+         aggregator = `aggregate --upstream a=A --upstream b=B --audit-log FILE` (audit, guard, \
+         inspect, SSE layers, then `Aggregator`; the load calls `a__echo` and `b__echo`, one \
+         name per connection). CPU = the proxy process's utime+stime over all rounds ÷ calls; \
+         replicas CPU is both replicas'."
+    );
+    print!("{out}");
+    Ok(())
 }

@@ -14,16 +14,17 @@ use crate::protocol::sse::SseParser;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// The body of a routed call's answer (the upstream's body, rewritten as it passes), or
-    /// of a stream the aggregator merges from several upstreams (a legacy GET stream, a
-    /// 2026-07-28 `subscriptions/listen` stream).
+    /// The body of a routed call's answer (the upstream's body, rewritten as it passes), of
+    /// a stream the aggregator merges from several upstreams (a legacy GET stream, a
+    /// 2026-07-28 `subscriptions/listen` stream), or of an answer the aggregator wrote in
+    /// parts (a merged list from cache: its shared bytes go out as they are kept, not copied).
     ///
     /// An SSE answer is forwarded event by event as it arrives: each event's JSON-RPC message
     /// is read, the response to the aggregator's request gets the client's id back, a request
     /// to the client (sampling, elicitation, roots) gets an id of the client's session, and
     /// the event goes out as `data:` alone. The upstream's event ids and `retry:` fields are
-    /// not forwarded (the aggregator does not resume upstream streams), nor are events without
-    /// data (priming events, R19); comments are (keep-alives). A JSON answer is read whole
+    /// not forwarded (they are the upstream's, not the client's), nor are events without data
+    /// (priming events, R19); comments are (keep-alives). A JSON answer is read whole
     /// (bounded) and rewritten once.
     pub struct RoutedBody<B> {
         #[pin]
@@ -44,6 +45,7 @@ pin_project! {
             call: Option<CallGuard>,
         },
         Merged { merged: MergedBody },
+        Parts { parts: std::array::IntoIter<Bytes, 3> },
     }
 }
 
@@ -97,6 +99,15 @@ impl<B> RoutedBody<B> {
             source: Source::Merged { merged },
         }
     }
+
+    /// A whole answer in three parts, sent as three frames.
+    pub(crate) fn parts(parts: [Bytes; 3]) -> Self {
+        RoutedBody {
+            source: Source::Parts {
+                parts: parts.into_iter(),
+            },
+        }
+    }
 }
 
 impl<B> Body for RoutedBody<B>
@@ -114,6 +125,13 @@ where
         let (mut inner, mode, relayed, done, call) = match self.project().source.project() {
             SourceProj::Merged { merged } => {
                 return merged.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))));
+            }
+            SourceProj::Parts { parts } => {
+                return Poll::Ready(
+                    parts
+                        .find(|part| !part.is_empty())
+                        .map(|b| Ok(Frame::data(b))),
+                );
             }
             SourceProj::Upstream {
                 inner,
@@ -149,11 +167,17 @@ where
         match &self.source {
             Source::Upstream { done, .. } => *done,
             Source::Merged { .. } => false,
+            Source::Parts { parts } => parts.as_slice().iter().all(Bytes::is_empty),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
+        match &self.source {
+            Source::Parts { parts } => {
+                SizeHint::with_exact(parts.as_slice().iter().map(|p| p.len() as u64).sum())
+            }
+            _ => SizeHint::default(),
+        }
     }
 }
 

@@ -22,10 +22,20 @@
 //! it was fetched in (R64): the same principal (issuer and subject), and for an upstream that
 //! gets the client's own token, the same token. Results of retried requests
 //! (`inputResponses` / `requestState`) are never cached (R64).
+//!
+//! # Merged answers
+//!
+//! A merged list answered from every upstream's cached page is itself kept ([`MergedCache`]),
+//! written up to its id and freshness hints, so the next one costs a lookup and one copy. It
+//! is served while no upstream's lists changed since (each cache counts its changes: a page
+//! kept or dropped, an invalidation, new capabilities learned) and until its first page
+//! expires; to everyone when every page was public, otherwise only within the authorization
+//! context of the request that merged it (its principal, and its token when any upstream gets
+//! the client's token).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -107,6 +117,9 @@ pub(crate) struct ListCache {
     /// One generation per list kind, bumped by every invalidation: a page fetched before an
     /// invalidation is not stored after it.
     generations: [AtomicU64; 4],
+    /// One count per list kind of the changes to its pages (kept, dropped), for the merged
+    /// answers built from them.
+    changes: [AtomicU64; 4],
     /// The max age of a page without a hint, when configured.
     max_age: Option<Duration>,
 }
@@ -125,6 +138,7 @@ impl ListCache {
         ListCache {
             pages: Mutex::new(HashMap::new()),
             generations: Default::default(),
+            changes: Default::default(),
             max_age,
         }
     }
@@ -132,6 +146,39 @@ impl ListCache {
     /// The generation to hand back to [`ListCache::put`] with a page fetched from now on.
     pub(crate) fn generation(&self, kind: ListKind) -> u64 {
         self.generations[slot(kind)].load(Ordering::Acquire)
+    }
+
+    /// How many times the pages of list `kind` changed (see [`MergedCache`]).
+    pub(crate) fn changes(&self, kind: ListKind) -> u64 {
+        self.changes[slot(kind)].load(Ordering::Acquire)
+    }
+
+    /// Every list counts as changed (what the upstream serves may differ now).
+    pub(crate) fn touch(&self) {
+        for changes in &self.changes {
+            changes.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A fresh public page (what [`ListCache::get`] looks at first), without an audience.
+    pub(crate) fn get_public(
+        &self,
+        kind: ListKind,
+        version: ProtocolVersion,
+        cursor: Option<&str>,
+    ) -> Option<std::sync::Arc<Page>> {
+        let now = Instant::now();
+        let key = Key {
+            kind,
+            version,
+            cursor: cursor.map(Box::from),
+            audience: Audience::Public,
+        };
+        let pages = self.pages.lock().expect("list cache");
+        pages
+            .get(&key)
+            .filter(|page| page.expires.is_some_and(|at| at > now))
+            .cloned()
     }
 
     /// A fresh page for `audience` (a public page first, then the private one).
@@ -208,6 +255,7 @@ impl ListCache {
             audience,
         };
         pages.insert(key, page);
+        self.changes[slot(kind)].fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drops every page of list `kind` (`resources/list_changed` covers resource templates
@@ -215,6 +263,7 @@ impl ListCache {
     pub(crate) fn invalidate(&self, kind: ListKind) {
         let mut pages = self.pages.lock().expect("list cache");
         self.generations[slot(kind)].fetch_add(1, Ordering::AcqRel);
+        self.changes[slot(kind)].fetch_add(1, Ordering::AcqRel);
         pages.retain(|key, _| key.kind != kind);
     }
 
@@ -227,7 +276,136 @@ impl ListCache {
         for generation in &self.generations {
             generation.fetch_add(1, Ordering::AcqRel);
         }
+        self.touch();
         pages.clear();
+    }
+}
+
+/// The most merged answers kept (private ones are kept per authorization context); past it,
+/// stale ones are dropped, and new ones are not kept until there is room.
+const MAX_MERGED: usize = 1024;
+
+/// A merged list answer kept whole: what follows its id, up to the freshness hints, so a
+/// merged list from cache is the id and the hints written around one shared buffer.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    /// `,"result":{"<field>":[…]`, then `,"nextCursor":"…"` when there is one.
+    pub(crate) body: Bytes,
+    /// Whether every page was public.
+    pub(crate) public: bool,
+    /// When its first page expires.
+    pub(crate) expires: Instant,
+    /// Every upstream's change count when its pages were read: a change to any upstream's
+    /// lists since (a page kept or dropped, its capabilities learned anew) makes it stale.
+    seen: Box<[u64]>,
+}
+
+impl Merged {
+    /// A merged answer of pages read while the upstreams' change counts were `seen`.
+    pub(crate) fn new(body: Bytes, public: bool, expires: Instant, seen: Box<[u64]>) -> Self {
+        Merged {
+            body,
+            public,
+            expires,
+            seen,
+        }
+    }
+
+    fn valid(&self, caches: &[Arc<ListCache>], kind: ListKind, now: Instant) -> bool {
+        self.expires > now
+            && self.seen.len() == caches.len()
+            && caches
+                .iter()
+                .zip(&self.seen)
+                .all(|(cache, seen)| cache.changes(kind) == *seen)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MergedKey {
+    kind: ListKind,
+    version: ProtocolVersion,
+    cursor: Option<Box<str>>,
+    audience: Audience,
+}
+
+/// The merged answers of the list methods, kept beside the upstreams' [`ListCache`]s: one is
+/// served while no upstream's list changed since it was merged and none of its pages expired.
+/// It is kept for everyone when every page was public, otherwise for the authorization
+/// context of the request that merged it (R64).
+#[derive(Debug, Default)]
+pub(crate) struct MergedCache {
+    entries: Mutex<HashMap<MergedKey, Arc<Merged>>>,
+}
+
+impl MergedCache {
+    /// The merged answer for the request's context (`audience`, asked only when no public
+    /// answer is kept), if still valid.
+    pub(crate) fn get(
+        &self,
+        caches: &[Arc<ListCache>],
+        kind: ListKind,
+        version: ProtocolVersion,
+        cursor: Option<&str>,
+        audience: impl FnOnce() -> Audience,
+        now: Instant,
+    ) -> Option<Arc<Merged>> {
+        let mut key = MergedKey {
+            kind,
+            version,
+            cursor: cursor.map(Box::from),
+            audience: Audience::Public,
+        };
+        let mut entries = self.entries.lock().expect("merged cache");
+        if let Some(merged) = entries.get(&key) {
+            if merged.valid(caches, kind, now) {
+                return Some(Arc::clone(merged));
+            }
+            entries.remove(&key);
+        }
+        drop(entries);
+        key.audience = audience();
+        let mut entries = self.entries.lock().expect("merged cache");
+        match entries.get(&key) {
+            Some(merged) if merged.valid(caches, kind, now) => Some(Arc::clone(merged)),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `merged` for `audience` (ignored when every page was public: then for everyone).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put(
+        &self,
+        caches: &[Arc<ListCache>],
+        kind: ListKind,
+        version: ProtocolVersion,
+        cursor: Option<&str>,
+        audience: Audience,
+        merged: Arc<Merged>,
+        now: Instant,
+    ) {
+        let mut entries = self.entries.lock().expect("merged cache");
+        if entries.len() >= MAX_MERGED {
+            entries.retain(|key, merged| merged.valid(caches, key.kind, now));
+            if entries.len() >= MAX_MERGED {
+                return;
+            }
+        }
+        let key = MergedKey {
+            kind,
+            version,
+            cursor: cursor.map(Box::from),
+            audience: if merged.public {
+                Audience::Public
+            } else {
+                audience
+            },
+        };
+        entries.insert(key, merged);
     }
 }
 
@@ -304,6 +482,47 @@ mod tests {
         assert!(kept());
         cache.clear();
         assert!(!kept());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_merged_answer_lasts_until_a_page_changes_or_expires() {
+        let caches: Vec<Arc<ListCache>> = (0..2).map(|_| Arc::new(ListCache::new(None))).collect();
+        let merged = MergedCache::default();
+        let now = Instant::now();
+        let seen: Box<[u64]> = caches.iter().map(|c| c.changes(ListKind::Tools)).collect();
+        let keep = |public, seen: Box<[u64]>, audience| {
+            let answer = Merged::new(Bytes::new(), public, now + Duration::from_secs(5), seen);
+            merged.put(
+                &caches,
+                ListKind::Tools,
+                V,
+                None,
+                audience,
+                Arc::new(answer),
+                now,
+            );
+        };
+        let get = |audience: Audience| {
+            let now = Instant::now();
+            merged.get(&caches, ListKind::Tools, V, None, || audience, now)
+        };
+        // Private: only alice's context; public: everyone's.
+        keep(false, seen.clone(), alice());
+        assert!(get(alice()).is_some());
+        assert!(get(bob()).is_none());
+        keep(true, seen.clone(), alice());
+        assert!(get(bob()).is_some());
+        // Another list's change leaves it; a change to one of its upstreams' tools does not.
+        caches[1].invalidate(ListKind::Prompts);
+        assert!(get(bob()).is_some());
+        caches[1].invalidate(ListKind::Tools);
+        assert!(get(bob()).is_none() && get(alice()).is_none());
+        // Kept again, it expires with its first page.
+        let seen: Box<[u64]> = caches.iter().map(|c| c.changes(ListKind::Tools)).collect();
+        keep(true, seen, alice());
+        assert!(get(bob()).is_some());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(get(bob()).is_none());
     }
 
     #[test]

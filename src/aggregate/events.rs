@@ -4,27 +4,50 @@
 //! Every `notifications/{tools,prompts,resources}/list_changed` an upstream sends (on a
 //! routed call's stream, on a legacy GET stream, or on a 2026-07-28 `subscriptions/listen`
 //! stream) drops the cached pages of that list of that upstream at once, whoever the client
-//! is, so the next merged list asks the upstream again.
+//! is, so the next merged list asks the upstream again (and the merged answers built from
+//! them go stale with it).
 
 use std::sync::Arc;
 
-use super::cache::ListCache;
+use super::cache::{ListCache, MergedCache};
 use crate::protocol::ListKind;
 
-/// The list caches of one aggregator's upstreams, in its order (cheap to clone: one `Arc`).
+/// The list caches of one aggregator's upstreams, in its order, and the merged answers built
+/// from them (cheap to clone: one `Arc`).
 #[derive(Debug, Clone)]
 pub(crate) struct Events {
+    lists: Arc<Lists>,
+}
+
+#[derive(Debug)]
+struct Lists {
     caches: Arc<[Arc<ListCache>]>,
+    merged: MergedCache,
 }
 
 impl Events {
     pub(crate) fn new(caches: Arc<[Arc<ListCache>]>) -> Self {
-        Events { caches }
+        Events {
+            lists: Arc::new(Lists {
+                caches,
+                merged: MergedCache::default(),
+            }),
+        }
+    }
+
+    /// Each upstream's list cache, in the aggregator's order.
+    pub(crate) fn caches(&self) -> &[Arc<ListCache>] {
+        &self.lists.caches
+    }
+
+    /// The merged answers.
+    pub(crate) fn merged(&self) -> &MergedCache {
+        &self.lists.merged
     }
 
     /// Upstream `upstream`'s list of `kind` changed: its cached pages of that list go.
     pub(crate) fn list_changed(&self, upstream: usize, kind: ListKind) {
-        if let Some(cache) = self.caches.get(upstream) {
+        if let Some(cache) = self.lists.caches.get(upstream) {
             cache.invalidate(kind);
         }
     }
@@ -32,7 +55,7 @@ impl Events {
     /// The generation of upstream `upstream`'s list `kind` (bumped by each change).
     #[cfg(test)]
     pub(crate) fn generation(&self, upstream: usize, kind: ListKind) -> u64 {
-        self.caches[upstream].generation(kind)
+        self.lists.caches[upstream].generation(kind)
     }
 
     /// Acts on what a notification from upstream `upstream` says changed, if anything.

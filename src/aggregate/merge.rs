@@ -7,8 +7,9 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
-use super::cache::Page;
+use super::cache::{Merged, Page};
 use super::message::Object;
 use super::names::{Names, ToolRules};
 use crate::protocol::ListKind;
@@ -124,19 +125,12 @@ pub(crate) struct Hints {
     pub(crate) public: bool,
 }
 
-/// The merged list answer, written from the pages' entries without parsing them again:
-/// `{"jsonrpc":"2.0","id":…,"result":{"<field>":[…],"nextCursor"?:…, hints?}}`.
-pub(crate) fn list_answer(
-    id: &Value,
-    kind: ListKind,
-    pages: &[Arc<Page>],
-    cursor: Option<&str>,
-    hints: Option<Hints>,
-) -> Bytes {
+/// What follows the id in a merged list answer, up to its freshness hints, written from the
+/// pages' entries without parsing them again: `,"result":{"<field>":[…]`, then
+/// `,"nextCursor":…` when there is one.
+pub(crate) fn merged_body(kind: ListKind, pages: &[Arc<Page>], cursor: Option<&str>) -> Bytes {
     let entries: usize = pages.iter().map(|p| p.entries.len() + 1).sum();
-    let mut out = Vec::with_capacity(entries + 192);
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    put_json(&mut out, id);
+    let mut out = Vec::with_capacity(entries + 64 + cursor.map_or(0, str::len));
     out.extend_from_slice(br#","result":{""#);
     out.extend_from_slice(kind.result_field().as_bytes());
     out.extend_from_slice(br#"":["#);
@@ -151,20 +145,58 @@ pub(crate) fn list_answer(
         out.extend_from_slice(br#","nextCursor":"#);
         put_json(&mut out, cursor);
     }
+    Bytes::from(out)
+}
+
+/// The merged list answer: `{"jsonrpc":"2.0","id":…` and `body` (see [`merged_body`]), then
+/// the 2026-07-28 hints when given, and `}}`.
+pub(crate) fn answer(id: &Value, body: &[u8], hints: Option<Hints>) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + 128);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    put_json(&mut out, id);
+    out.extend_from_slice(body);
     if let Some(hints) = hints {
-        out.extend_from_slice(br#","resultType":"complete","ttlMs":"#);
-        put_json(
-            &mut out,
-            &u64::try_from(hints.ttl.as_millis()).unwrap_or(u64::MAX),
-        );
-        out.extend_from_slice(if hints.public {
-            br#","cacheScope":"public""#
-        } else {
-            br#","cacheScope":"private""#
-        });
+        put_hints(&mut out, &hints);
     }
     out.extend_from_slice(b"}}");
     Bytes::from(out)
+}
+
+/// A merged answer from the merged cache, with its hints as of `now` (2026-07-28 only), in
+/// three parts: what goes before the kept bytes, the kept bytes themselves (shared, not
+/// copied), and what follows them.
+pub(crate) fn merged_answer(id: &Value, merged: &Merged, now: Option<Instant>) -> [Bytes; 3] {
+    let mut head = Vec::with_capacity(48);
+    head.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    put_json(&mut head, id);
+    let tail = match now {
+        None => Bytes::from_static(b"}}"),
+        Some(now) => {
+            let hints = Hints {
+                ttl: merged.expires.saturating_duration_since(now),
+                public: merged.public,
+            };
+            let mut tail = Vec::with_capacity(80);
+            put_hints(&mut tail, &hints);
+            tail.extend_from_slice(b"}}");
+            Bytes::from(tail)
+        }
+    };
+    [Bytes::from(head), merged.body.clone(), tail]
+}
+
+/// `,"resultType":"complete","ttlMs":…,"cacheScope":…`.
+fn put_hints(out: &mut Vec<u8>, hints: &Hints) {
+    out.extend_from_slice(br#","resultType":"complete","ttlMs":"#);
+    put_json(
+        out,
+        &u64::try_from(hints.ttl.as_millis()).unwrap_or(u64::MAX),
+    );
+    out.extend_from_slice(if hints.public {
+        br#","cacheScope":"public""#
+    } else {
+        br#","cacheScope":"private""#
+    });
 }
 
 fn put_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {

@@ -96,10 +96,14 @@
 //!   (fail closed) and calls are decided from the changes already known; with `Flag`, tools
 //!   are shown unchecked.
 //!
-//! Not yet: upstream SSE streams are not resumed (their event ids are not passed on, and an
-//! upstream GET or listen stream that ends is not reopened), the client's GET stream cannot
-//! be resumed with `Last-Event-ID`, and `tasks/list` is not merged. JSON batches
-//! (2025-03-26) are refused with 400.
+//! - **Upstream streams reopened**: an upstream GET or listen stream merged into a client's
+//!   stream that ends or breaks is opened again while the client's stream lives (a GET with
+//!   `Last-Event-ID` when the upstream gave event ids; a listen request under a fresh id),
+//!   after the upstream's `retry:` or a bounded backoff.
+//!
+//! Not yet: the upstreams' event ids are not passed on to the client, the client's GET
+//! stream cannot be resumed with `Last-Event-ID`, and `tasks/list` is not merged.
+//! JSON batches (2025-03-26) are refused with 400.
 //!
 //! # In a stack
 //!

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::events::Events;
-use super::message::{Object, is_response, to_bytes};
+use super::message::{Envelope, Object, is_response, to_bytes};
 use super::session::Downstream;
 use crate::protocol::sse::{SseItem, SseParser};
 
@@ -178,6 +178,40 @@ pub(crate) struct Relayed {
 impl Relayed {
     /// Rewrites one message (an SSE event's data) for the client.
     pub(crate) fn rewrite(&self, data: &[u8]) -> Rewritten {
+        // The usual messages (the answer, progress, log messages, list changes) are read
+        // without a tree, and only the answer's id bytes change.
+        if let Some(envelope) = Envelope::read(data) {
+            if envelope.is_response() {
+                let own = envelope.id_i64();
+                return match &self.answer {
+                    Some((id, _)) if self.listen && own == Some(*id) => Rewritten::Drop,
+                    Some((id, client)) if own == Some(*id) => {
+                        match envelope.with_id(data, client) {
+                            Some(data) => Rewritten::Replace(data),
+                            None => self.rewrite_parsed(data),
+                        }
+                    }
+                    _ => Rewritten::Keep,
+                };
+            }
+            if !self.listen
+                && !envelope.has_id()
+                && let Some(method) = envelope.method()
+                && method != "notifications/cancelled"
+            {
+                self.events.notification(self.upstream, &method);
+                return Rewritten::Keep;
+            }
+            if !envelope.has_method() {
+                return Rewritten::Keep;
+            }
+        }
+        self.rewrite_parsed(data)
+    }
+
+    /// [`Relayed::rewrite`] on the parsed message: requests for the client, cancellations,
+    /// listen streams, and what the envelope could not read.
+    fn rewrite_parsed(&self, data: &[u8]) -> Rewritten {
         let Ok(mut message) = serde_json::from_slice::<Object>(data) else {
             return Rewritten::Keep;
         };
@@ -262,18 +296,22 @@ impl Relayed {
 
     /// Reads one upstream chunk of SSE and writes what the client gets of it to `out`: each
     /// event's message rewritten, as `data:` alone (the upstream's event ids and `retry:`
-    /// are not the client's: the aggregator does not resume upstream streams), events
-    /// without data left out (priming, R19), comments kept when `comments` (keep-alives).
+    /// are not the client's: the aggregator resumes the upstream streams it merges itself),
+    /// events without data left out (priming, R19), comments kept when `comments`
+    /// (keep-alives). Returns what the chunk said of the stream (its events, its `retry:`).
     pub(crate) fn feed_sse(
         &self,
         parser: &mut SseParser,
         chunk: &Bytes,
         comments: bool,
         out: &mut BytesMut,
-    ) {
+    ) -> Fed {
+        let mut fed = Fed::default();
         for item in parser.feed(chunk) {
             match item {
                 SseItem::Event(event) => {
+                    fed.events = true;
+                    fed.retry = event.retry.or(fed.retry);
                     let Some(data) = event.data.filter(|d| !d.is_empty()) else {
                         continue;
                     };
@@ -291,31 +329,60 @@ impl Relayed {
                 SseItem::Comment(_) => {}
             }
         }
+        fed
     }
 
-    /// Passes an upstream's SSE stream on to a merged stream until either ends.
-    pub(crate) async fn pump<B>(self, body: B, merged: mpsc::Sender<Bytes>)
+    /// Passes an upstream's SSE stream on to a merged stream until either ends, and says how
+    /// it ended.
+    pub(crate) async fn pump<B>(&self, body: B, merged: &mpsc::Sender<Bytes>) -> Ended
     where
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let mut body = std::pin::pin!(body);
         let mut parser = SseParser::default();
+        let mut ended = Ended::default();
         loop {
             // An error ends the stream like its end does (and is not kept across an await).
             let Some(frame) = body.frame().await.and_then(Result::ok) else {
-                return;
+                ended.last_event_id = parser.last_event_id().clone();
+                return ended;
             };
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
             let mut out = BytesMut::new();
-            self.feed_sse(&mut parser, &chunk, false, &mut out);
+            let fed = self.feed_sse(&mut parser, &chunk, false, &mut out);
+            ended.events |= fed.events;
+            ended.retry = fed.retry.or(ended.retry);
             if !out.is_empty() && merged.send(out.freeze()).await.is_err() {
-                return; // the client's stream is gone
+                ended.client_gone = true; // the client's stream is gone
+                return ended;
             }
         }
     }
+}
+
+/// What one chunk of an upstream stream said about the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Fed {
+    /// It completed at least one event (a priming event included).
+    pub(crate) events: bool,
+    /// The last `retry:` it carried, in milliseconds.
+    pub(crate) retry: Option<u64>,
+}
+
+/// How an upstream stream merged into a client's ended.
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    /// The client's stream is gone (nothing to reopen for).
+    pub(crate) client_gone: bool,
+    /// At least one event came.
+    pub(crate) events: bool,
+    /// The upstream's last event id (empty: none), for `Last-Event-ID`.
+    pub(crate) last_event_id: Bytes,
+    /// The upstream's last `retry:` (ms): how long to wait before reopening (R20).
+    pub(crate) retry: Option<u64>,
 }
 
 /// One SSE event carrying `data`.
@@ -372,6 +439,14 @@ impl Merge {
 
     fn is_ended(&self) -> bool {
         self.sender.lock().expect("merge sender").is_none()
+    }
+
+    /// The reader of upstream `upstream`'s stream stopped on its own: another may start.
+    pub(crate) fn finished(&self, upstream: usize) {
+        self.tasks
+            .lock()
+            .expect("merge tasks")
+            .retain(|(u, _)| *u != upstream);
     }
 
     /// Stops every reader; the client's stream ends once it has what was already sent.

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tower_service::Service;
 
 use super::body::RoutedBody;
 use super::builder::AggregatorBuilder;
-use super::cache::{Audience, Page};
+use super::cache::{Audience, Merged, Page};
 use super::events::Events;
 use super::merge;
 use super::message::{self, Object, param_str, params_mut, to_bytes};
@@ -35,9 +35,9 @@ use crate::error::{EdgeBody, Reason, RejectedBy, Rejection};
 use crate::protocol::header::{
     MCP_METHOD, MCP_NAME, MCP_PARAM_PREFIX, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, encode_value,
 };
-use crate::protocol::jsonrpc::code;
+use crate::protocol::jsonrpc::{RequestId, code};
 use crate::protocol::{
-    BodyKind, Era, ListKind, McpRequest, ProtocolErrorKind, ProtocolVersion, body_kind,
+    BodyKind, Era, ListKind, McpRequest, ProtocolErrorKind, ProtocolVersion, Target, body_kind,
 };
 use crate::store::{ChangedTool, StoreError};
 
@@ -174,15 +174,100 @@ where
 struct Call<'a> {
     era: Era,
     version: ProtocolVersion,
-    method: String,
+    method: &'a str,
     id: Value,
-    message: Object,
+    /// The message as the client sent it.
+    body: &'a Bytes,
+    /// The message parsed whole, when first needed (routed calls and lists from cache never
+    /// need it: they read the few fields they use without a tree).
+    parsed: OnceLock<Object>,
+    /// The name or URI the request targets, as inspect read it.
+    target: Option<&'a str>,
     session: Option<Arc<Downstream>>,
     headers: &'a HeaderMap,
     uri: Uri,
     principal: Option<&'a Principal>,
     /// Tools found changed since pinned while answering: `(upstream, names)`.
     pins_noticed: std::sync::Mutex<Vec<(usize, Vec<Box<str>>)>>,
+}
+
+impl Call<'_> {
+    /// The client's message, parsed whole.
+    fn message(&self) -> &Object {
+        self.parsed.get_or_init(|| {
+            // The body was read as one JSON object already (inspect, or `post`).
+            serde_json::from_slice(self.body).unwrap_or_default()
+        })
+    }
+}
+
+/// What a list request asks for: where to continue, and whether it retries a request that
+/// asked for input (R64: its result is never cached).
+struct ListParams {
+    cursor: Option<String>,
+    retried: bool,
+}
+
+impl ListParams {
+    /// Read without building a tree (usually a scan of the body finds none of them); from
+    /// the parsed message when that does not work.
+    fn of(call: &Call<'_>) -> ListParams {
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(default, borrow)]
+            params: Option<&'a serde_json::value::RawValue>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Params<'a> {
+            #[serde(default, borrow)]
+            cursor: Option<&'a serde_json::value::RawValue>,
+            #[serde(default, deserialize_with = "present")]
+            input_responses: bool,
+            #[serde(default, deserialize_with = "present")]
+            request_state: bool,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+            serde::de::IgnoredAny::deserialize(d).map(|_| true)
+        }
+        use serde::Deserialize as _;
+        // None of the three names in the body (and no `\u` escape that could spell one):
+        // nothing to read. The usual first page costs a scan, not a parse.
+        static NAMES: LazyLock<[memchr::memmem::Finder<'static>; 4]> = LazyLock::new(|| {
+            [&b"cursor"[..], b"inputResponses", b"requestState", b"\\u"]
+                .map(memchr::memmem::Finder::new)
+        });
+        if NAMES.iter().all(|name| name.find(call.body).is_none()) {
+            return ListParams {
+                cursor: None,
+                retried: false,
+            };
+        }
+        // `params` read as an object only (serde would read an array by position).
+        let read = serde_json::from_slice::<Envelope<'_>>(call.body)
+            .ok()
+            .and_then(|envelope| match envelope.params {
+                None => Some(None),
+                Some(raw) if message::is_object(raw.get().as_bytes()) => {
+                    serde_json::from_str::<Params<'_>>(raw.get()).ok().map(Some)
+                }
+                Some(raw) => (raw.get() == "null").then_some(None),
+            });
+        match read {
+            Some(params) => ListParams {
+                // A cursor that is not a string is no cursor (as `param_str` reads it).
+                cursor: params
+                    .as_ref()
+                    .and_then(|p| p.cursor)
+                    .and_then(|c| serde_json::from_str::<String>(c.get()).ok()),
+                retried: params.is_some_and(|p| p.input_responses || p.request_state),
+            },
+            None => ListParams {
+                cursor: param_str(call.message(), "cursor").map(str::to_owned),
+                retried: retried(call.message()),
+            },
+        }
+    }
 }
 
 /// Where a routed request names its target.
@@ -210,6 +295,15 @@ impl Place {
 fn json_reply<R>(status: StatusCode, body: Bytes) -> AggregateResponse<R> {
     let mut response = Response::new(EdgeBody::full(body));
     *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A 200 JSON answer written in parts (see [`RoutedBody::parts`]).
+fn parts_reply<R>(parts: [Bytes; 3]) -> AggregateResponse<R> {
+    let mut response = Response::new(EdgeBody::new(RoutedBody::parts(parts)));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -339,24 +433,35 @@ where
                 Err(e) => return Rejection::protocol(&e).into_response(),
             },
         };
-        let message = match serde_json::from_slice::<Object>(&bytes) {
-            Ok(message) if !mcp.is_batch() => message,
-            _ => {
-                return Rejection::new(
-                    RejectedBy::Aggregate,
-                    Reason::Protocol(ProtocolErrorKind::BatchNotAllowed),
-                    StatusCode::BAD_REQUEST,
-                    code::INVALID_REQUEST,
-                    "Bad Request: the aggregator takes one JSON-RPC message per POST",
-                )
-                .into_response();
-            }
+        let batch = || {
+            Rejection::new(
+                RejectedBy::Aggregate,
+                Reason::Protocol(ProtocolErrorKind::BatchNotAllowed),
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                "Bad Request: the aggregator takes one JSON-RPC message per POST",
+            )
+            .into_response()
         };
-        let method = message
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let session = if mcp.era() == Era::Legacy && method.as_deref() != Some("initialize") {
+        let Some(single) = mcp.message().filter(|_| !mcp.is_batch()) else {
+            return batch();
+        };
+        let method = single.method();
+        // Routed calls and lists read the few fields they need without a tree; anything
+        // else is parsed whole now.
+        let parsed = OnceLock::new();
+        let light = method
+            .is_some_and(|m| Place::of(m).is_some() || ListKind::for_method(m).is_some())
+            && single.id().is_some();
+        if !light {
+            match serde_json::from_slice::<Object>(&bytes) {
+                Ok(message) => {
+                    let _ = parsed.set(message);
+                }
+                Err(_) => return batch(),
+            }
+        }
+        let session = if mcp.era() == Era::Legacy && method != Some("initialize") {
             match self.session(parts, &mcp) {
                 Ok(session) => Some(session),
                 Err(refused) => return refused.into_response(),
@@ -366,14 +471,14 @@ where
         };
         let Some(method) = method else {
             // The client's answer to a request an upstream sent it.
-            if let Some(session) = &session {
+            if let (Some(session), Some(message)) = (&session, parsed.into_inner()) {
                 self.relay_answer(session, message, &parts.headers).await;
             }
             return empty_reply(StatusCode::ACCEPTED);
         };
-        let Some(id) = message.get("id").cloned() else {
-            if let Some(session) = &session {
-                self.relay_notification(session, &method, message, &parts.headers)
+        let Some(id) = single.id() else {
+            if let (Some(session), Some(message)) = (&session, parsed.into_inner()) {
+                self.relay_notification(session, method, message, &parts.headers)
                     .await;
             }
             return empty_reply(StatusCode::ACCEPTED);
@@ -382,8 +487,13 @@ where
             era: mcp.era(),
             version: session.as_ref().map_or(mcp.version(), |s| s.version),
             method,
-            id,
-            message,
+            id: match id {
+                RequestId::Number(n) => Value::from(*n),
+                RequestId::String(s) => Value::String(s.to_string()),
+            },
+            body: &bytes,
+            parsed,
+            target: single.target().map(Target::name),
             session,
             headers: &parts.headers,
             uri: origin_form(&parts.uri),
@@ -427,7 +537,7 @@ where
     }
 
     async fn dispatch(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
-        match (call.era, call.method.as_str()) {
+        match (call.era, call.method) {
             (Era::Legacy, "initialize") => return self.initialize(call).await,
             (Era::Modern, "server/discover") => return self.discover(call).await,
             (Era::Modern, "subscriptions/listen") => return self.listen(call),
@@ -436,10 +546,10 @@ where
             (_, "tools/list" | "tools/call") => self.pins.sync_if_due().await,
             _ => {}
         }
-        if let Some(place) = Place::of(&call.method) {
+        if let Some(place) = Place::of(call.method) {
             return self.route(call, place).await;
         }
-        match ListKind::for_method(&call.method) {
+        match ListKind::for_method(call.method) {
             Some(kind) if kind != ListKind::Tasks => self.list(call, kind).await,
             _ => {
                 // R43: 2026-07-28 answers an unknown method with 404.
@@ -459,7 +569,7 @@ where
     /// Upstreams not yet known are asked now, through this session's own upstream sessions;
     /// the others' sessions open when first needed.
     async fn initialize(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
-        let params = call.message.get("params").and_then(Value::as_object);
+        let params = call.message().get("params").and_then(Value::as_object);
         let version = params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str)
@@ -514,7 +624,7 @@ where
         join_all((0..self.upstreams.len()).map(|i| async move {
             let upstream = &self.upstreams[i];
             let found = self
-                .forward(i, call, call.message.clone(), None)
+                .forward(i, call, call.message().clone(), None)
                 .await
                 .and_then(Answer::into_result)
                 .and_then(|result| {
@@ -582,9 +692,33 @@ where
     }
 
     /// A list method: every upstream's page (or those the cursor continues), merged; each
-    /// page from the upstream's list cache when fresh there (see `cache.rs`).
+    /// page from the upstream's list cache when fresh there (see `cache.rs`), and the merged
+    /// answer itself from the merged cache while none of its pages changed.
     async fn list(self: &Arc<Self>, call: Call<'_>, kind: ListKind) -> AggregateResponse<R> {
-        let targets: Vec<(usize, Option<String>)> = match param_str(&call.message, "cursor") {
+        let ListParams { cursor, retried } = ListParams::of(&call);
+        let caches = self.events.caches();
+        let now = tokio::time::Instant::now();
+        let modern = call.era == Era::Modern;
+        if !retried
+            && let Some(merged) = self.events.merged().get(
+                caches,
+                kind,
+                call.version,
+                cursor.as_deref(),
+                || self.merged_audience(&call),
+                now,
+            )
+        {
+            return parts_reply(merge::merged_answer(
+                &call.id,
+                &merged,
+                modern.then_some(now),
+            ));
+        }
+        // Each upstream's change count before its page is read: a merged answer kept below
+        // goes stale with any change after this.
+        let seen: Box<[u64]> = caches.iter().map(|cache| cache.changes(kind)).collect();
+        let targets: Vec<(usize, Option<String>)> = match cursor.as_deref() {
             None => (0..self.upstreams.len())
                 .filter(|&i| self.upstreams[i].may_have(capability_of(kind)))
                 .map(|i| (i, None))
@@ -607,20 +741,20 @@ where
         let cached: Option<Vec<_>> = targets
             .iter()
             .map(|(i, cursor)| {
-                let page = self.cached_page(*i, call, kind, cursor.as_deref())?;
+                let page = self.cached_page(*i, call, kind, cursor.as_deref(), retried)?;
                 Some((*i, Ok(page)))
             })
             .collect();
-        let pages =
-            match cached {
-                Some(pages) => pages,
-                None => {
-                    join_all(targets.into_iter().map(|(i, cursor)| async move {
-                        (i, self.page(i, call, kind, cursor).await)
-                    }))
-                    .await
-                }
-            };
+        let from_cache = cached.is_some();
+        let pages = match cached {
+            Some(pages) => pages,
+            None => {
+                join_all(targets.into_iter().map(|(i, cursor)| async move {
+                    (i, self.page(i, call, kind, cursor, retried).await)
+                }))
+                .await
+            }
+        };
         let now = tokio::time::Instant::now();
         let mut hints = merge::Hints {
             ttl: Duration::MAX,
@@ -648,12 +782,33 @@ where
             hints.ttl = Duration::ZERO;
             hints.public = false;
         }
-        let cursor = merge::encode_cursor(&next);
-        let hints = (call.era == Era::Modern).then_some(hints);
-        let mut reply = json_reply(
-            StatusCode::OK,
-            merge::list_answer(&call.id, kind, &merged, cursor.as_deref(), hints),
-        );
+        let next_cursor = merge::encode_cursor(&next);
+        let body = merge::merged_body(kind, &merged, next_cursor.as_deref());
+        // Pages all read from cache (so all kept, none retried): the merged answer is kept too.
+        let expires = merged.iter().filter_map(|page| page.expires).min();
+        if from_cache
+            && !retried
+            && let Some(expires) = expires
+        {
+            let kept = Arc::new(Merged::new(body, hints.public, expires, seen));
+            let audience = if kept.public {
+                Audience::Public
+            } else {
+                self.merged_audience(call)
+            };
+            self.events.merged().put(
+                caches,
+                kind,
+                call.version,
+                cursor.as_deref(),
+                audience,
+                Arc::clone(&kept),
+                now,
+            );
+            return parts_reply(merge::merged_answer(&call.id, &kept, modern.then_some(now)));
+        }
+        let hints = modern.then_some(hints);
+        let mut reply = json_reply(StatusCode::OK, merge::answer(&call.id, &body, hints));
         let noticed = std::mem::take(&mut *call.pins_noticed.lock().expect("pins noticed"));
         if !noticed.is_empty() {
             let tools = noticed.iter().flat_map(|(i, tools)| {
@@ -667,22 +822,30 @@ where
         reply
     }
 
+    /// The authorization context of a merged answer that is not public: the principal, and
+    /// the client's token when any upstream gets it (so it covers every page's context).
+    fn merged_audience(&self, call: &Call<'_>) -> Audience {
+        let with_token = self.upstreams.iter().any(|u| u.forward_authorization);
+        Audience::private(call.principal, call.headers, with_token)
+    }
+
     /// Upstream `index`'s page of list `kind` at `cursor`, when its cache has it fresh for this
-    /// client's authorization context.
+    /// client's authorization context (never for a retried request).
     fn cached_page(
         &self,
         index: usize,
         call: &Call<'_>,
         kind: ListKind,
         cursor: Option<&str>,
+        retried: bool,
     ) -> Option<Arc<Page>> {
-        if retried(call) {
+        if retried {
             return None;
         }
-        let audience = self.audience(index, call);
-        self.upstreams[index]
-            .lists
-            .get(kind, call.version, cursor, &audience)
+        let lists = &self.upstreams[index].lists;
+        lists
+            .get_public(kind, call.version, cursor)
+            .or_else(|| lists.get(kind, call.version, cursor, &self.audience(index, call)))
     }
 
     /// The authorization context a private page of upstream `index` belongs to.
@@ -699,16 +862,16 @@ where
         call: &Call<'_>,
         kind: ListKind,
         cursor: Option<String>,
+        retried: bool,
     ) -> Result<Arc<Page>, UpstreamError> {
-        if let Some(page) = self.cached_page(index, call, kind, cursor.as_deref()) {
+        if let Some(page) = self.cached_page(index, call, kind, cursor.as_deref(), retried) {
             return Ok(page);
         }
         let upstream = &self.upstreams[index];
         let lists = &upstream.lists;
-        let retried = retried(call);
         let audience = self.audience(index, call);
         let generation = lists.generation(kind);
-        let mut request = call.message.clone();
+        let mut request = call.message().clone();
         let params = params_mut(&mut request);
         match &cursor {
             Some(cursor) => params.insert("cursor".into(), Value::String(cursor.clone())),
@@ -784,7 +947,7 @@ where
             (0..self.upstreams.len())
                 .filter(|&i| self.upstreams[i].may_have(capability))
                 .map(|i| async move {
-                    if let Err(e) = self.forward(i, call, call.message.clone(), None).await {
+                    if let Err(e) = self.forward(i, call, call.message().clone(), None).await {
                         tracing::warn!(upstream = %self.upstreams[i].name, error = %e, "aggregate: broadcast failed");
                     }
                 }),
@@ -796,7 +959,7 @@ where
     /// A request for one upstream's tool, prompt or resource: sent with the upstream's own
     /// name, its answer streamed back with the client's id.
     async fn route(self: &Arc<Self>, call: Call<'_>, place: Place) -> AggregateResponse<R> {
-        let Some((index, own)) = self.resolve(&call.message, place) else {
+        let Some((index, own)) = self.resolve(&call, place) else {
             return json_reply(
                 StatusCode::OK,
                 message::error(
@@ -840,20 +1003,30 @@ where
         call: Call<'_>,
         place: Place,
     ) -> AggregateResponse<R> {
-        let mut request = call.message.clone();
-        write_place(&mut request, place, own.clone());
         let mcp_name = matches!(place, Place::Name | Place::Uri).then_some(own.as_str());
         let upstream = &self.upstreams[index];
         let upstream_id = self.next_id();
+        // The client's message with only its id and target name replaced; edited as a tree
+        // when it does not read that way (and for completions, whose name is deeper).
+        let field = match place {
+            Place::Name => Some("name"),
+            Place::Uri => Some("uri"),
+            Place::Ref => None,
+        };
+        let spliced =
+            field.and_then(|field| message::splice_request(call.body, field, upstream_id, &own));
+        let body = spliced.unwrap_or_else(|| {
+            let mut request = call.message().clone();
+            write_place(&mut request, place, own.clone());
+            request.insert("id".into(), Value::from(upstream_id));
+            to_bytes(&request)
+        });
         // Findable by the client's id (for `notifications/cancelled`) until answered.
         let tracked = call
             .session
             .as_ref()
             .map(|session| Relay::track(session, &call.id, index, upstream_id));
-        let response = match self
-            .exchange(index, &call, &mut request, mcp_name, upstream_id)
-            .await
-        {
+        let response = match self.exchange(index, &call, body, mcp_name).await {
             Ok(response) => response,
             Err(e) => {
                 return json_reply(
@@ -897,28 +1070,35 @@ where
     }
 
     /// The upstream a routed request is for, and the name (or URI) it knows the target by.
-    fn resolve(&self, message: &Object, place: Place) -> Option<(usize, String)> {
-        let params = message.get("params")?;
-        let (field, value) = match place {
-            Place::Name => ("name", params.get("name")?),
-            Place::Uri => ("uri", params.get("uri")?),
-            Place::Ref => {
-                let reference = params.get("ref")?;
-                match reference.get("type")?.as_str()? {
-                    "ref/prompt" => ("name", reference.get("name")?),
-                    "ref/resource" => ("uri", reference.get("uri")?),
-                    _ => return None,
-                }
+    fn resolve(&self, call: &Call<'_>, place: Place) -> Option<(usize, String)> {
+        let (field, value) = match (place, call.target) {
+            // As inspect read `params.name` / `params.uri`.
+            (Place::Name, Some(name)) => ("name", name),
+            (Place::Uri, Some(uri)) => ("uri", uri),
+            _ => {
+                let params = call.message().get("params")?;
+                let (field, value) = match place {
+                    Place::Name => ("name", params.get("name")?),
+                    Place::Uri => ("uri", params.get("uri")?),
+                    Place::Ref => {
+                        let reference = params.get("ref")?;
+                        match reference.get("type")?.as_str()? {
+                            "ref/prompt" => ("name", reference.get("name")?),
+                            "ref/resource" => ("uri", reference.get("uri")?),
+                            _ => return None,
+                        }
+                    }
+                };
+                (field, value.as_str()?)
             }
         };
-        let value = value.as_str()?;
         let (namespace, own) = match field {
             "uri" => self.names.split_uri(value)?,
             _ => self.names.split(value)?,
         };
         let index = self.index_of(namespace)?;
-        let own = match message.get("method").and_then(Value::as_str) {
-            Some("tools/call") => self.upstreams[index].tools.own(own)?,
+        let own = match call.method {
+            "tools/call" => self.upstreams[index].tools.own(own)?,
             _ => own,
         };
         Some((index, own.to_owned()))
@@ -933,31 +1113,30 @@ where
         mcp_name: Option<&str>,
     ) -> Result<Answer, UpstreamError> {
         let id = self.next_id();
+        request.insert("id".into(), Value::from(id));
         let response = self
-            .exchange(index, call, &mut request, mcp_name, id)
+            .exchange(index, call, to_bytes(&request), mcp_name)
             .await?;
         self.upstreams[index]
             .read(response, id, self.max_body_bytes)
             .await
     }
 
-    /// Sends a request to upstream `index` under the fresh id `id`: inside this client's
-    /// upstream session (legacy; opened now if needed, and opened again once if the upstream
-    /// forgot it, which never ran the request), or with the 2026-07-28 headers (modern).
-    /// Returns the response head.
+    /// Sends a request (`body`, already under a fresh id) to upstream `index`: inside this
+    /// client's upstream session (legacy; opened now if needed, and opened again once if the
+    /// upstream forgot it, which never ran the request), or with the 2026-07-28 headers
+    /// (modern). Returns the response head.
     async fn exchange(
         self: &Arc<Self>,
         index: usize,
         call: &Call<'_>,
-        request: &mut Object,
+        body: Bytes,
         mcp_name: Option<&str>,
-        id: i64,
     ) -> Result<Response<R>, UpstreamError> {
         let upstream = &self.upstreams[index];
         let mut retried = false;
-        request.insert("id".into(), Value::from(id));
         loop {
-            let body = to_bytes(&*request);
+            let body = body.clone();
             let (headers, session) = match &call.session {
                 Some(downstream) => {
                     let session = self
@@ -995,7 +1174,7 @@ where
             MCP_PROTOCOL_VERSION,
             HeaderValue::from_static(call.version.as_str()),
         );
-        if let Ok(method) = HeaderValue::from_str(&call.method) {
+        if let Ok(method) = HeaderValue::from_str(call.method) {
             headers.insert(MCP_METHOD, method);
         }
         if let Some(name) = mcp_name
@@ -1113,68 +1292,160 @@ where
     }
 
     /// Opens upstream `index`'s GET stream in `session` and feeds it into `merge` (once per
-    /// upstream). An upstream that offers none (405) or cannot be reached adds nothing.
+    /// upstream), reopened when it ends (see [`Shared::spawn_stream`]). An upstream that
+    /// offers none (405) adds nothing.
     fn stream_upstream(
         self: &Arc<Self>,
         session: &Arc<Downstream>,
         index: usize,
         upstream: &UpstreamSession,
-        merge: &Merge,
+        merge: &Arc<Merge>,
         client: &HeaderMap,
     ) {
         if upstream.id.is_none() {
             return; // no session upstream: nothing of this client's to stream
         }
-        let mut headers = legacy_headers(upstream, client);
-        headers.remove(CONTENT_TYPE);
-        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-        let mut request = Request::new(Full::new(Bytes::new()));
-        *request.method_mut() = http::Method::GET;
-        *request.uri_mut() = session.uri.clone();
-        *request.headers_mut() = headers;
         let relayed = self.relayed(index, None, Some(Arc::clone(session)));
-        self.spawn_stream(merge, index, request, client.clone(), relayed);
+        let opener = Opener::Get(Arc::clone(session));
+        self.spawn_stream(merge, index, opener, client.clone(), relayed);
     }
 
-    /// Sends `request` to upstream `index` on a task tied to `merge`, and passes its SSE
-    /// answer on to the merge as `relayed` says. The upstream's credentials are added on the
-    /// task (an OAuth token may have to be fetched first); `client` is the client's headers,
-    /// for an upstream configured to receive the client's token.
+    /// Opens upstream `index`'s stream (as `opener` says) on a task tied to `merge`, and
+    /// passes what it sends on to the merge as `relayed` says. The upstream's credentials are
+    /// added on the task (an OAuth token may have to be fetched first); `client` is the
+    /// client's headers, for an upstream configured to receive the client's token.
+    ///
+    /// While the client's stream lives, an upstream stream that ends or breaks is opened
+    /// again: after the upstream's `retry:` when it gave one (R20), otherwise after a backoff
+    /// that doubles from [`REOPEN_MIN`] to [`REOPEN_MAX`] (reset by a stream that lasted). A
+    /// legacy GET stream resumes with `Last-Event-ID` when the upstream gave event ids (a
+    /// resume that brings nothing back is followed by a fresh stream); a listen stream is
+    /// sent again under a fresh id (2026-07-28 has no resumption, R21). It stops for good when
+    /// the upstream refuses the stream (a 4xx: no GET stream, the session ended, the method
+    /// unknown), or when the upstream session is gone; a new upstream session opens its own.
     fn spawn_stream(
         self: &Arc<Self>,
-        merge: &Merge,
+        merge: &Arc<Merge>,
         index: usize,
-        mut request: Request<Full<Bytes>>,
+        opener: Opener,
         client: HeaderMap,
-        relayed: Relayed,
+        mut relayed: Relayed,
     ) {
         let shared = Arc::clone(self);
+        let owner = Arc::downgrade(merge);
         merge.start(index, move |sender| {
             tokio::spawn(async move {
                 let upstream = &shared.upstreams[index];
-                let headers = std::mem::take(request.headers_mut());
-                match upstream.credentials(headers, &client).await {
-                    Ok(headers) => *request.headers_mut() = headers,
-                    Err(e) => {
-                        tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
-                        return;
+                let mut backoff = REOPEN_MIN;
+                let mut resume: Option<(HeaderValue, HeaderValue)> = None;
+                loop {
+                    let Some((request, session)) =
+                        shared.open_request(&opener, index, &mut relayed, resume.take()).await
+                    else {
+                        break;
+                    };
+                    let mut request = request;
+                    let headers = std::mem::take(request.headers_mut());
+                    match upstream.credentials(headers, &client).await {
+                        Ok(headers) => *request.headers_mut() = headers,
+                        Err(e) => {
+                            tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
+                            break;
+                        }
                     }
+                    let resuming = request.headers().contains_key(LAST_EVENT_ID);
+                    let mut wait = backoff;
+                    match upstream.send(request).await {
+                        Ok(response)
+                            if response.status().is_success()
+                                && body_kind(response.headers()) == BodyKind::Sse =>
+                        {
+                            let opened = tokio::time::Instant::now();
+                            let ended = relayed.pump(response.into_body(), &sender).await;
+                            if ended.client_gone {
+                                break;
+                            }
+                            if opened.elapsed() >= REOPEN_MAX {
+                                backoff = REOPEN_MIN;
+                            }
+                            // Resume after the last event id, unless a resume just brought
+                            // nothing back (the upstream could not resume: start afresh).
+                            resume = session
+                                .filter(|_| ended.events || !resuming)
+                                .zip(HeaderValue::from_maybe_shared(ended.last_event_id).ok())
+                                .filter(|(_, id)| !id.is_empty());
+                            if let Some(retry) = ended.retry {
+                                wait = Duration::from_millis(retry);
+                            }
+                            tracing::debug!(upstream = %upstream.name, "aggregate: upstream stream ended, reopening");
+                        }
+                        Ok(response) => {
+                            let status = response.status();
+                            drain(response).await;
+                            if status.is_client_error() {
+                                tracing::debug!(upstream = %upstream.name, status = status.as_u16(), "aggregate: upstream stream refused");
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
+                        }
+                    }
+                    if sender.is_closed() {
+                        break;
+                    }
+                    tokio::time::sleep(wait.clamp(REOPEN_MIN, REOPEN_MAX)).await;
+                    backoff = (backoff * 2).min(REOPEN_MAX);
                 }
-                match upstream.send(request).await {
-                    Ok(response)
-                        if response.status().is_success()
-                            && body_kind(response.headers()) == BodyKind::Sse =>
-                    {
-                        relayed.pump(response.into_body(), sender).await;
-                    }
-                    Ok(response) => drain(response).await,
-                    Err(e) => {
-                        tracing::debug!(upstream = %upstream.name, error = %e, "aggregate: upstream stream not opened");
-                    }
+                if let Some(merge) = owner.upgrade() {
+                    merge.finished(index);
                 }
             })
             .abort_handle()
         });
+    }
+
+    /// The request that (re)opens a stream, and for a legacy GET stream the upstream session
+    /// it is in; `None` when there is nothing to open any more (the upstream session ended).
+    /// `resume`: the session and the last event id seen on the stream before.
+    async fn open_request(
+        &self,
+        opener: &Opener,
+        index: usize,
+        relayed: &mut Relayed,
+        resume: Option<(HeaderValue, HeaderValue)>,
+    ) -> Option<(Request<Full<Bytes>>, Option<HeaderValue>)> {
+        match opener {
+            Opener::Get(downstream) => {
+                // The session's current upstream session (it may have been replaced).
+                let session = downstream.upstreams[index].lock().await.clone()?;
+                let id = session.id.clone()?;
+                let none = HeaderMap::new();
+                let mut headers = legacy_headers(&session, &none);
+                headers.remove(CONTENT_TYPE);
+                headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+                if let Some((_, last)) = resume.filter(|(of, _)| *of == id) {
+                    headers.insert(LAST_EVENT_ID, last);
+                }
+                let mut request = Request::new(Full::new(Bytes::new()));
+                *request.method_mut() = http::Method::GET;
+                *request.uri_mut() = downstream.uri.clone();
+                *request.headers_mut() = headers;
+                Some((request, Some(id)))
+            }
+            Opener::Listen {
+                uri,
+                headers,
+                request,
+            } => {
+                let id = self.next_id();
+                let client = relayed.answer.as_ref().map(|(_, client)| client.clone());
+                relayed.answer = client.map(|client| (id, client));
+                let mut request = request.clone();
+                request.insert("id".into(), Value::from(id));
+                Some((post(uri, headers.clone(), to_bytes(&request)), None))
+            }
+        }
     }
 
     /// How upstream `upstream`'s messages for this client are rewritten (see [`Relayed`]).
@@ -1198,7 +1469,7 @@ where
     /// listen stream for those, merged, each notification tagged with the client's id.
     fn listen(self: &Arc<Self>, call: Call<'_>) -> AggregateResponse<R> {
         let requested = call
-            .message
+            .message()
             .get("params")
             .and_then(|p| p.get("notifications"))
             .and_then(Value::as_object);
@@ -1228,17 +1499,19 @@ where
             self.pins.listen(&merge, Some(call.id.clone()));
         }
         if !honoured.is_empty() {
-            let mut request = call.message.clone();
+            let mut request = call.message().clone();
             params_mut(&mut request).insert("notifications".into(), Value::Object(honoured));
             for index in 0..self.upstreams.len() {
-                let id = self.next_id();
-                request.insert("id".into(), Value::from(id));
-                let headers = self.modern_headers(&call, None);
-                let upstream_request = post(&call.uri, headers, to_bytes(&request));
-                let mut relayed = self.relayed(index, Some((id, call.id.clone())), None);
+                // Each opening sends it under a fresh id (see `open_request`).
+                let opener = Opener::Listen {
+                    uri: call.uri.clone(),
+                    headers: self.modern_headers(&call, None),
+                    request: request.clone(),
+                };
+                let mut relayed = self.relayed(index, Some((0, call.id.clone())), None);
                 relayed.listen = true;
                 let client = call.headers.clone();
-                self.spawn_stream(&merge, index, upstream_request, client, relayed);
+                self.spawn_stream(&merge, index, opener, client, relayed);
             }
         }
         sse_reply(body)
@@ -1367,9 +1640,31 @@ where
     }
 }
 
+/// The shortest wait before an upstream stream merged into a client's is opened again.
+const REOPEN_MIN: Duration = Duration::from_millis(100);
+
+/// The longest wait before an upstream stream is opened again (the backoff's bound, and the
+/// most of an upstream's `retry:` honoured).
+const REOPEN_MAX: Duration = Duration::from_secs(30);
+
+/// `Last-Event-ID`.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// How an upstream stream merged into a client's stream is (re)opened.
+enum Opener {
+    /// The GET stream of the client's session (legacy), in its current upstream session.
+    Get(Arc<Downstream>),
+    /// `subscriptions/listen` (2026-07-28): the request, sent under a fresh id each time.
+    Listen {
+        uri: Uri,
+        headers: HeaderMap,
+        request: Object,
+    },
+}
+
 /// Whether a request retries one that asked for input (R64: its result is never cached).
-fn retried(call: &Call<'_>) -> bool {
-    let params = call.message.get("params");
+fn retried(message: &Object) -> bool {
+    let params = message.get("params");
     ["inputResponses", "requestState"]
         .iter()
         .any(|field| params.and_then(|p| p.get(field)).is_some())

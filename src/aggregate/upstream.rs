@@ -175,7 +175,15 @@ impl<S> UpstreamState<S> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         };
-        *self.info.lock().expect("info lock") = Some(Arc::new(info));
+        let mut known = self.info.lock().expect("info lock");
+        if known
+            .as_ref()
+            .is_none_or(|known| known.capabilities != info.capabilities)
+        {
+            // Which lists it serves may differ now: merged answers are built again.
+            self.lists.touch();
+        }
+        *known = Some(Arc::new(info));
     }
 
     /// `headers` with this upstream's credentials: the client's `Authorization` when this
