@@ -463,7 +463,7 @@ impl<K: AuditSink> Record<K> {
                 result,
                 scrubbed,
             };
-            self.spans.finish(&event);
+            self.spans.finish(&event, &self.config);
             self.sink.emit(event);
         }
     }

@@ -31,9 +31,16 @@
 
 mod health;
 pub mod metrics;
+#[cfg(feature = "otel")]
+mod otel;
 mod trace;
 
 pub use health::{
     DEFAULT_CHECK_TIMEOUT, Health, HealthFuture, HealthService, Readiness, ReadyFlag,
 };
+#[cfg(feature = "otel")]
+pub(crate) use otel::MessageSpan;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use otel::OtelSpans;
 pub use trace::TraceContext;
