@@ -5,13 +5,24 @@
 //!   subscriber for `mcp_edge::span` pays; equal to the baseline within noise);
 //! - `otel_spans`: spans exported through tracing-opentelemetry to an exporter that discards
 //!   them (the span's own cost: created, attributed, closed and handed to the SDK);
+//! - `otel_direct` (feature `otel`): the same spans handed straight to the SDK tracer by
+//!   `AuditLayer::otel_spans` (`observe::OtelSpans`), same exporter;
+//! - `otel_direct_unsampled`: that path, the caller's `traceparent` not sampled (flags `00`):
+//!   the span is dropped before any attribute work;
 //! - `metrics` (feature `metrics`): a Prometheus recorder installed, every hook recording;
-//! - `otel_spans_and_metrics`: both.
+//! - `otel_spans_and_metrics`, `otel_direct_and_metrics`: both.
 //!
 //! `cargo bench --bench observe --features metrics,otel`; without the features, the recorder
 //! rows measure a build where the hooks compile to nothing. The same cases around the whole
 //! default stack: `benches/stack.rs` (`full`, `full_spans_off`, `full_otel`, `full_metrics`,
 //! `full_observed`).
+//!
+//! For instruction counts: `OBSERVE_LOOP=<case>` with `OBSERVE_CALLS=N` (default 1000) runs N
+//! calls of one case and exits, without criterion:
+//!
+//! ```text
+//! OBSERVE_LOOP=otel_direct OBSERVE_CALLS=2000 valgrind --tool=callgrind target/release/deps/observe-HASH
+//! ```
 
 use std::convert::Infallible;
 
@@ -22,7 +33,7 @@ use http_body_util::{BodyExt, Full};
 use mcp_edge::EdgeBody;
 use mcp_edge::audit::{AuditEvent, AuditLayer, CountingBody};
 use mcp_edge::inspect::InspectLayer;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 #[path = "common/otel.rs"]
 mod otel;
@@ -31,16 +42,15 @@ use otel::otel_subscriber;
 const REQUEST: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
 const RESULT: &[u8] =
     br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello"}],"isError":false}}"#;
+const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 
-fn request() -> Request<Full<Bytes>> {
+fn request(traceparent: &'static str) -> Request<Full<Bytes>> {
     Request::post("/mcp")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
+        .header("traceparent", traceparent)
         .body(Full::new(Bytes::from_static(REQUEST)))
         .unwrap()
 }
@@ -53,45 +63,133 @@ fn json_response() -> Response<Full<Bytes>> {
     response
 }
 
+/// How the case's spans are exported.
+#[derive(Clone, Copy)]
+enum Spans {
+    Off,
+    /// `tracing` spans (exported when a subscriber is installed).
+    Tracing,
+    /// `AuditLayer::otel_spans` to the discarding tracer.
+    Direct,
+}
+
+type Audited = AuditLayer<fn(AuditEvent)>;
+
+fn audit(spans: Spans) -> Audited {
+    let sink: fn(AuditEvent) = |event| drop(std::hint::black_box(event));
+    let layer = AuditLayer::new(sink);
+    match spans {
+        Spans::Off => layer.spans(false),
+        Spans::Tracing => layer,
+        #[cfg(feature = "otel")]
+        Spans::Direct => {
+            layer.otel_spans(mcp_edge::observe::OtelSpans::new(otel::discard_tracer()))
+        }
+        #[cfg(not(feature = "otel"))]
+        Spans::Direct => layer,
+    }
+}
+
+fn stack(
+    spans: Spans,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<impl http_body::Body<Data = Bytes, Error: std::fmt::Debug>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(audit(spans))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Request<EdgeBody<CountingBody<Full<Bytes>>>>| async {
+            Ok::<_, Infallible>(json_response())
+        })
+}
+
+/// A case by name: its spans, whether a tracing subscriber and a recorder are installed, and
+/// the `traceparent` it sends.
+fn case(name: &str) -> (Spans, bool, bool, &'static str) {
+    match name {
+        "spans_off" => (Spans::Off, false, false, SAMPLED),
+        "no_subscriber" => (Spans::Tracing, false, false, SAMPLED),
+        "otel_spans" => (Spans::Tracing, true, false, SAMPLED),
+        "otel_direct" => (Spans::Direct, false, false, SAMPLED),
+        "otel_direct_unsampled" => (Spans::Direct, false, false, UNSAMPLED),
+        "metrics" => (Spans::Off, false, true, SAMPLED),
+        "otel_spans_and_metrics" => (Spans::Tracing, true, true, SAMPLED),
+        "otel_direct_and_metrics" => (Spans::Direct, false, true, SAMPLED),
+        other => panic!("unknown case {other}"),
+    }
+}
+
+fn install_recorder() {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    std::mem::forget(handle);
+}
+
+/// `OBSERVE_LOOP=<case>`: N calls of one case, then exit (for callgrind).
+fn fixed_loop(name: &str) {
+    let calls: u64 = std::env::var("OBSERVE_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let (spans, subscriber, recorder, traceparent) = case(name);
+    if recorder {
+        install_recorder();
+    }
+    let _guard = subscriber.then(|| tracing::subscriber::set_default(otel_subscriber()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let service = stack(spans);
+    runtime.block_on(async {
+        for _ in 0..calls {
+            let response = service.clone().oneshot(request(traceparent)).await.unwrap();
+            std::hint::black_box(response.into_body().collect().await.unwrap());
+        }
+    });
+    println!("{name}: {calls} calls");
+}
+
 fn per_call(c: &mut Criterion) {
+    if let Ok(name) = std::env::var("OBSERVE_LOOP") {
+        fixed_loop(&name);
+        std::process::exit(0);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let mut group = c.benchmark_group("observe_per_call");
-    let stack = |spans: bool| {
-        ServiceBuilder::new()
-            .layer(
-                AuditLayer::new(|event: AuditEvent| drop(std::hint::black_box(event))).spans(spans),
-            )
-            .layer(InspectLayer::new())
-            .service_fn(|_: Request<EdgeBody<CountingBody<Full<Bytes>>>>| async {
-                Ok::<_, Infallible>(json_response())
-            })
-    };
-    let run = |group: &mut criterion::BenchmarkGroup<'_, _>, name: &str, spans: bool| {
+    let mut run = |name: &str| {
+        let (spans, subscriber, _, traceparent) = case(name);
+        let _guard = subscriber.then(|| tracing::subscriber::set_default(otel_subscriber()));
         let service = stack(spans);
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| {
-                let call = service.clone().oneshot(request());
+                let call = service.clone().oneshot(request(traceparent));
                 async move { call.await.unwrap().into_body().collect().await.unwrap() }
             })
         });
     };
-
-    run(&mut group, "spans_off", false);
-    run(&mut group, "no_subscriber", true);
-    {
-        let _guard = tracing::subscriber::set_default(otel_subscriber());
-        run(&mut group, "otel_spans", true);
+    for name in [
+        "spans_off",
+        "no_subscriber",
+        "otel_spans",
+        "otel_direct",
+        "otel_direct_unsampled",
+    ] {
+        run(name);
     }
     // From here on a recorder is installed for the rest of the process.
-    let _handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .unwrap();
-    run(&mut group, "metrics", false);
-    {
-        let _guard = tracing::subscriber::set_default(otel_subscriber());
-        run(&mut group, "otel_spans_and_metrics", true);
+    install_recorder();
+    for name in [
+        "metrics",
+        "otel_spans_and_metrics",
+        "otel_direct_and_metrics",
+    ] {
+        run(name);
     }
     group.finish();
 }

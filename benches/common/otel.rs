@@ -18,6 +18,16 @@ impl SpanExporter for Discard {
     }
 }
 
+/// An SDK tracer with a simple (synchronous) processor in front of [`Discard`]: what
+/// `AuditLayer::otel_spans` hands its spans to in the benches.
+#[allow(dead_code)]
+pub fn discard_tracer() -> opentelemetry_sdk::trace::SdkTracer {
+    SdkTracerProvider::builder()
+        .with_simple_exporter(Discard)
+        .build()
+        .tracer("bench")
+}
+
 /// The subscriber: the registry and tracing-opentelemetry's layer with its defaults, a simple
 /// (synchronous) processor in front of [`Discard`].
 pub fn otel_subscriber() -> impl tracing::Subscriber + Send + Sync {
