@@ -7,6 +7,9 @@
 //!   them (the span's own cost: created, attributed, closed and handed to the SDK);
 //! - `otel_direct` (feature `otel`): the same spans handed straight to the SDK tracer by
 //!   `AuditLayer::otel_spans` (`observe::OtelSpans`), same exporter;
+//! - `otel_direct_noop_tracer`: that path to the API's `NoopTracer`: mcp-edge's own share
+//!   (the parent context, the name and the attribute `Vec` built, then dropped), without the
+//!   SDK's;
 //! - `otel_direct_unsampled`: that path, the caller's `traceparent` not sampled (flags `00`):
 //!   the span is dropped before any attribute work;
 //! - `metrics` (feature `metrics`): a Prometheus recorder installed, every hook recording;
@@ -21,7 +24,8 @@
 //! calls of one case and exits, without criterion:
 //!
 //! ```text
-//! OBSERVE_LOOP=otel_direct OBSERVE_CALLS=2000 valgrind --tool=callgrind target/release/deps/observe-HASH
+//! OBSERVE_LOOP=otel_direct OBSERVE_CALLS=2000 valgrind --tool=callgrind \
+//!     --toggle-collect='*measured_calls*' target/release/deps/observe-HASH
 //! ```
 
 use std::convert::Infallible;
@@ -71,6 +75,8 @@ enum Spans {
     Tracing,
     /// `AuditLayer::otel_spans` to the discarding tracer.
     Direct,
+    /// `AuditLayer::otel_spans` to the API's no-op tracer.
+    DirectNoop,
 }
 
 type Audited = AuditLayer<fn(AuditEvent)>;
@@ -85,8 +91,12 @@ fn audit(spans: Spans) -> Audited {
         Spans::Direct => {
             layer.otel_spans(mcp_edge::observe::OtelSpans::new(otel::discard_tracer()))
         }
+        #[cfg(feature = "otel")]
+        Spans::DirectNoop => layer.otel_spans(mcp_edge::observe::OtelSpans::new(
+            opentelemetry::trace::noop::NoopTracer::new(),
+        )),
         #[cfg(not(feature = "otel"))]
-        Spans::Direct => layer,
+        Spans::Direct | Spans::DirectNoop => layer,
     }
 }
 
@@ -114,6 +124,7 @@ fn case(name: &str) -> (Spans, bool, bool, &'static str) {
         "no_subscriber" => (Spans::Tracing, false, false, SAMPLED),
         "otel_spans" => (Spans::Tracing, true, false, SAMPLED),
         "otel_direct" => (Spans::Direct, false, false, SAMPLED),
+        "otel_direct_noop_tracer" => (Spans::DirectNoop, false, false, SAMPLED),
         "otel_direct_unsampled" => (Spans::Direct, false, false, UNSAMPLED),
         "metrics" => (Spans::Off, false, true, SAMPLED),
         "otel_spans_and_metrics" => (Spans::Tracing, true, true, SAMPLED),
@@ -129,7 +140,9 @@ fn install_recorder() {
     std::mem::forget(handle);
 }
 
-/// `OBSERVE_LOOP=<case>`: N calls of one case, then exit (for callgrind).
+/// `OBSERVE_LOOP=<case>`: N calls of one case, then exit (for callgrind). 100 calls first
+/// warm up (handles registered, the recorder's clock calibrated), outside
+/// [`measured_calls`], so `--toggle-collect=*measured_calls*` counts only the N calls.
 fn fixed_loop(name: &str) {
     let calls: u64 = std::env::var("OBSERVE_CALLS")
         .ok()
@@ -144,13 +157,39 @@ fn fixed_loop(name: &str) {
         .build()
         .unwrap();
     let service = stack(spans);
+    measured_calls_of(&runtime, &service, traceparent, 100);
+    measured_calls(&runtime, &service, traceparent, calls);
+    println!("{name}: {calls} calls");
+}
+
+#[inline(never)]
+fn measured_calls<S, B>(
+    runtime: &tokio::runtime::Runtime,
+    service: &S,
+    traceparent: &'static str,
+    calls: u64,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes, Error: std::fmt::Debug>,
+{
+    measured_calls_of(runtime, service, traceparent, calls)
+}
+
+fn measured_calls_of<S, B>(
+    runtime: &tokio::runtime::Runtime,
+    service: &S,
+    traceparent: &'static str,
+    calls: u64,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes, Error: std::fmt::Debug>,
+{
     runtime.block_on(async {
         for _ in 0..calls {
             let response = service.clone().oneshot(request(traceparent)).await.unwrap();
             std::hint::black_box(response.into_body().collect().await.unwrap());
         }
     });
-    println!("{name}: {calls} calls");
 }
 
 fn per_call(c: &mut Criterion) {
@@ -178,6 +217,7 @@ fn per_call(c: &mut Criterion) {
         "no_subscriber",
         "otel_spans",
         "otel_direct",
+        "otel_direct_noop_tracer",
         "otel_direct_unsampled",
     ] {
         run(name);

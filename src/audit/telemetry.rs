@@ -345,6 +345,7 @@ fn operation_metric(event: &AuditEvent) {
 #[cfg(feature = "otel")]
 mod direct {
     use std::borrow::Cow;
+    use std::fmt::Write as _;
 
     use opentelemetry::{KeyValue, StringValue, Value};
 
@@ -406,7 +407,14 @@ mod direct {
     /// `tools/call echo`, `initialize`, or the HTTP method when no MCP message was read.
     fn name(event: &AuditEvent) -> Cow<'static, str> {
         match (event.mcp_method(), event.target()) {
-            (Some(method), Some(target)) => Cow::Owned(format!("{method} {}", target.name())),
+            (Some(method), Some(target)) => {
+                let target = target.name();
+                let mut name = String::with_capacity(method.len() + 1 + target.len());
+                name.push_str(method);
+                name.push(' ');
+                name.push_str(target);
+                Cow::Owned(name)
+            }
             (Some(method), None) => match known_method(method) {
                 Some(known) => Cow::Borrowed(known),
                 None => Cow::Owned(method.to_owned()),
@@ -464,7 +472,10 @@ mod direct {
         out.push(KeyValue::new("network.protocol.version", network_version));
         out.push(KeyValue::new("network.transport", "tcp"));
         if let Some(address) = event.client_addr() {
-            out.push(string("client.address", address.to_string().into()));
+            // Sized once: the longest IPv6 text is 39 bytes.
+            let mut text = String::with_capacity(39);
+            let _ = write!(text, "{address}");
+            out.push(string("client.address", text.into()));
         }
         if let Some(port) = event.client_port() {
             out.push(KeyValue::new("client.port", i64::from(port)));
