@@ -20,6 +20,11 @@
 //! default stack: `benches/stack.rs` (`full`, `full_spans_off`, `full_otel`, `full_metrics`,
 //! `full_observed`).
 //!
+//! With `OBSERVE_BATCH=1`, the loop's spans go through the SDK's batch processor (a thread of
+//! its own, as `examples/server.rs --otel-noop` exports them) and it prints the process's CPU
+//! time per call, the batch thread's included (from `/proc/self/stat`: run enough calls for
+//! its 10 ms ticks; without valgrind).
+//!
 //! For instruction counts: `OBSERVE_LOOP=<case>` with `OBSERVE_CALLS=N` (default 1000) runs N
 //! calls of one case and exits, without criterion:
 //!
@@ -80,6 +85,11 @@ enum Spans {
 }
 
 type Audited = AuditLayer<fn(AuditEvent)>;
+
+/// `OBSERVE_BATCH=1`: the batch processor instead of the simple one.
+fn batch() -> bool {
+    std::env::var_os("OBSERVE_BATCH").is_some_and(|v| v == "1")
+}
 
 fn audit(spans: Spans) -> Audited {
     let sink: fn(AuditEvent) = |event| drop(std::hint::black_box(event));
@@ -152,14 +162,40 @@ fn fixed_loop(name: &str) {
     if recorder {
         install_recorder();
     }
-    let _guard = subscriber.then(|| tracing::subscriber::set_default(otel_subscriber()));
+    let _guard = subscriber.then(|| {
+        if batch() {
+            tracing::subscriber::set_default(otel::otel_batch_subscriber())
+        } else {
+            tracing::subscriber::set_default(otel_subscriber())
+        }
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let service = stack(spans);
     measured_calls_of(&runtime, &service, traceparent, 100);
+    let before = process_cpu_ticks();
     measured_calls(&runtime, &service, traceparent, calls);
-    println!("{name}: {calls} calls");
+    let ticks = process_cpu_ticks().zip(before).map(|(after, before)| after - before);
+    match ticks {
+        // Linux counts CPU time in ticks of 10 ms.
+        Some(ticks) => println!(
+            "{name}: {calls} calls, {:.2} µs of process CPU per call",
+            ticks as f64 * 10_000.0 / calls as f64
+        ),
+        None => println!("{name}: {calls} calls"),
+    }
+}
+
+/// The process's user + system CPU time so far, in clock ticks (`/proc/self/stat`).
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 #[inline(never)]
