@@ -176,7 +176,9 @@ fn fixed_loop(name: &str) {
     measured_calls_of(&runtime, &service, traceparent, 100);
     let before = process_cpu_ticks();
     measured_calls(&runtime, &service, traceparent, calls);
-    let ticks = process_cpu_ticks().zip(before).map(|(after, before)| after - before);
+    let ticks = process_cpu_ticks()
+        .zip(before)
+        .map(|(after, before)| after - before);
     match ticks {
         // Linux counts CPU time in ticks of 10 ms.
         Some(ticks) => println!(
