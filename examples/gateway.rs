@@ -382,7 +382,7 @@ async fn main() -> std::io::Result<()> {
     // Tokens are checked here, before a replica is picked (`auth_opt`: one stack type with or
     // without --token / --jwks-url).
     let edge = McpEdge::builder()
-        .audit(audit.layer.clone())
+        .audit(options.metrics.audit(audit.layer.clone()))
         .guard(guard.clone())
         .inspect(InspectLayer::new())
         .auth_opt(auth.layer.clone())

@@ -2,7 +2,7 @@
 //! OpenTelemetry collector (Jaeger, Tempo, the OpenTelemetry Collector, …).
 //!
 //! ```text
-//! cargo run --features otel --example otlp -- [--bind ADDR] [--endpoint URL]
+//! cargo run --features otel --example otlp -- [--bind ADDR] [--endpoint URL] [--direct]
 //! ```
 //!
 //! `--endpoint` is the collector's OTLP/HTTP traces URL (default
@@ -22,6 +22,12 @@
 //! a `tracing-opentelemetry` layer that only takes mcp-edge's spans (target
 //! `mcp_edge::span`, level `DEBUG`), so the server's logging filter (`RUST_LOG`) stays
 //! independent of what is traced.
+//!
+//! `--direct` exports the same spans without `tracing`: `AuditLayer::otel_spans` hands each
+//! message's span straight to the provider's tracer when its outcome is known (a fraction of
+//! the cost per message; see README "Observe it"), and no tracing-opentelemetry layer is
+//! installed. `--root-ratio R` (with `--direct`) keeps that share of the spans that have no
+//! caller's trace context; a caller's `sampled` flag decides for the others.
 
 #[path = "common/tools.rs"]
 mod tools;
@@ -29,6 +35,7 @@ mod tools;
 use std::net::SocketAddr;
 
 use axum::Router;
+use mcp_edge::observe::OtelSpans;
 use mcp_edge::serve::Server;
 use mcp_edge::{AuditLayer, McpEdge};
 use opentelemetry::trace::TracerProvider as _;
@@ -44,12 +51,23 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318/v1/traces";
-const USAGE: &str =
-    "usage: cargo run --features otel --example otlp -- [--bind ADDR] [--endpoint URL]";
+const USAGE: &str = "usage: cargo run --features otel --example otlp -- [--bind ADDR] \
+                     [--endpoint URL] [--direct [--root-ratio R]]";
+
+struct Options {
+    bind: SocketAddr,
+    endpoint: String,
+    /// `--direct`: spans through `AuditLayer::otel_spans`, with this root ratio.
+    direct: Option<f64>,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (bind, endpoint) = parse_args().unwrap_or_else(|error| {
+    let Options {
+        bind,
+        endpoint,
+        direct,
+    } = parse_args().unwrap_or_else(|error| {
         eprintln!("error: {error}\n{USAGE}");
         std::process::exit(2)
     });
@@ -70,22 +88,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .build();
     // OTLP (3/3): mcp-edge's spans (and only those) through tracing-opentelemetry; logs to
-    // stderr as usual, filtered by RUST_LOG.
+    // stderr as usual, filtered by RUST_LOG. With --direct, no such layer: audit hands the
+    // spans to the tracer itself (below).
     let spans = Targets::new().with_target("mcp_edge::span", LevelFilter::DEBUG);
+    let via_tracing = direct.is_none().then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("mcp-edge"))
+            .with_filter(spans)
+    });
     tracing_subscriber::registry()
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer("mcp-edge"))
-                .with_filter(spans),
-        )
+        .with(via_tracing)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())),
         )
         .init();
+    let audit = AuditLayer::new(|_event| {});
+    let audit = match direct {
+        Some(ratio) => {
+            audit.otel_spans(OtelSpans::new(provider.tracer("mcp-edge")).root_ratio(ratio))
+        }
+        None => audit,
+    };
 
-    // The MCP server behind the stack, as in `examples/server.rs`. Audit opens the spans; its
+    // The MCP server behind the stack, as in `examples/server.rs`. Audit makes the spans; its
     // events go nowhere here (`AuditLayer::new(|_| {})`): spans alone.
     let rmcp_config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
@@ -95,7 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         LocalSessionManager::default().into(),
         rmcp_config,
     );
-    let edge = McpEdge::builder().audit(AuditLayer::new(|_event| {}));
+    let edge = McpEdge::builder().audit(audit);
     let app = Router::new().nest_service("/mcp", mcp).layer(edge);
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -113,21 +140,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn parse_args() -> Result<(SocketAddr, String), String> {
-    let mut bind: SocketAddr = "127.0.0.1:8080".parse().expect("a valid address");
-    let mut endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        bind: "127.0.0.1:8080".parse().expect("a valid address"),
+        endpoint: std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned()),
+        direct: None,
+    };
+    let mut ratio = 1.0;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--bind" => {
                 let text = value()?;
-                bind = text.parse().map_err(|e| format!("--bind `{text}`: {e}"))?;
+                options.bind = text.parse().map_err(|e| format!("--bind `{text}`: {e}"))?;
             }
-            "--endpoint" => endpoint = value()?,
+            "--endpoint" => options.endpoint = value()?,
+            "--direct" => options.direct = Some(1.0),
+            "--root-ratio" => {
+                let text = value()?;
+                ratio = text
+                    .parse()
+                    .map_err(|e| format!("--root-ratio `{text}`: {e}"))?;
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok((bind, endpoint))
+    options.direct = options.direct.map(|_| ratio);
+    Ok(options)
 }

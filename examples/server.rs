@@ -23,8 +23,10 @@
 //!   --metrics ADDR      serve /metrics (Prometheus; build with `--features metrics`),
 //!                       /healthz and /readyz on ADDR, outside the guard (not ready while
 //!                       draining, Redis is down, or before the first --jwks-url fetch)
-//!   --otel-noop         spans through tracing-opentelemetry to an exporter that drops
-//!                       them (`--features otel`; what spans cost; examples/otlp.rs exports)
+//!   --otel-noop         spans straight to the OpenTelemetry SDK (`AuditLayer::otel_spans`),
+//!                       batched to an exporter that drops them (`--features otel`; what
+//!                       spans cost; examples/otlp.rs exports); `--otel-noop-tracing` the
+//!                       same through tracing-opentelemetry
 //!
 //! Ctrl-C drains open SSE streams first (SseLayer + Drain): resumable 2025-11-25 streams get
 //! `retry:` and close at an event boundary, others may finish for up to 5 s.
@@ -323,7 +325,7 @@ async fn main() -> std::io::Result<()> {
         // whether auth is configured or not (`auth_opt`), so one router.
         session_store = Some(std::sync::Arc::clone(session.session_store()));
         let edge = McpEdge::builder()
-            .audit(audit.layer.clone())
+            .audit(options.metrics.audit(audit.layer.clone()))
             .guard(guard.clone())
             // Bodies are read once and bounded: 4 MiB by default, `.max_body_bytes(n)` to
             // change.

@@ -2,7 +2,8 @@
 //! (protobuf) to a receiver this test runs (an axum route decoding
 //! `ExportTraceServiceRequest` with `opentelemetry-proto`), after real traffic: a stateless
 //! `tools/call` whose `traceparent` header must become the span's parent, and a request the
-//! guard refuses. SIGINT flushes the batch. It runs `target/<profile>/examples/otlp`:
+//! guard refuses; on both span paths (`tracing-opentelemetry`, and `--direct`:
+//! `AuditLayer::otel_spans`). SIGINT flushes the batch. It runs `target/<profile>/examples/otlp`:
 //! `cargo test --all-features` builds it; for a filtered run,
 //! `cargo build --all-features --example otlp` first.
 #![cfg(feature = "otel")]
@@ -74,6 +75,17 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_otlp_example_exports_message_spans_with_the_callers_parent() {
+    exports_message_spans_with_the_callers_parent(&[]).await;
+}
+
+#[tokio::test]
+async fn with_direct_the_otlp_example_exports_the_same_spans_without_tracing() {
+    exports_message_spans_with_the_callers_parent(&["--direct"]).await;
+}
+
+/// Runs the example with `flags`, sends a traced call and a refused one, and checks what the
+/// receiver got.
+async fn exports_message_spans_with_the_callers_parent(flags: &[&str]) {
     let Some(binary) = example_binary("otlp") else {
         skip_or_fail("target/*/examples/otlp not built (cargo test --all-features builds it)");
         return;
@@ -83,6 +95,7 @@ async fn the_otlp_example_exports_message_spans_with_the_callers_parent() {
     let child = Command::new(&binary)
         .args(["--bind", &bind.to_string()])
         .args(["--endpoint", &collector.url_for("/v1/traces")])
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

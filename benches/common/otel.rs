@@ -18,6 +18,33 @@ impl SpanExporter for Discard {
     }
 }
 
+/// An SDK tracer with a simple (synchronous) processor in front of [`Discard`]: what
+/// `AuditLayer::otel_spans` hands its spans to in the benches.
+#[allow(dead_code)]
+pub fn discard_tracer() -> opentelemetry_sdk::trace::SdkTracer {
+    SdkTracerProvider::builder()
+        .with_simple_exporter(Discard)
+        .build()
+        .tracer("bench")
+}
+
+/// [`discard_tracer`] with the SDK's batch processor instead (its own thread, as
+/// `examples/server.rs --otel-noop` runs it).
+#[allow(dead_code)]
+pub fn discard_batch_tracer() -> opentelemetry_sdk::trace::SdkTracer {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build()
+        .tracer("bench")
+}
+
+/// [`otel_subscriber`] with the SDK's batch processor.
+#[allow(dead_code)]
+pub fn otel_batch_subscriber() -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(discard_batch_tracer()))
+}
+
 /// The subscriber: the registry and tracing-opentelemetry's layer with its defaults, a simple
 /// (synchronous) processor in front of [`Discard`].
 pub fn otel_subscriber() -> impl tracing::Subscriber + Send + Sync {

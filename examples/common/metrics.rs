@@ -2,15 +2,17 @@
 //! serves `/metrics` (Prometheus text format, from the `metrics` facade through
 //! `metrics-exporter-prometheus`), `/healthz` and `/readyz` on a listener of their own,
 //! outside the guard, so a probe from a pod address or a scraper is never refused as a
-//! foreign Host. `--otel-noop` sends mcp-edge's spans through `tracing-opentelemetry` to an
-//! exporter that drops them: what spans cost, without a collector (`examples/otlp.rs` exports
-//! them for real).
+//! foreign Host. `--otel-noop` hands mcp-edge's spans straight to the OpenTelemetry SDK
+//! (`AuditLayer::otel_spans`) whose batch exporter drops them, and `--otel-noop-tracing` sends
+//! the same spans through `tracing` and `tracing-opentelemetry` instead: what spans cost on
+//! each path, without a collector (`examples/otlp.rs` exports them for real).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use mcp_edge::audit::AuditLayer;
 use mcp_edge::observe::Health;
 use mcp_edge::observe::metrics::{OPERATION_BUCKETS, OPERATION_DURATION, SESSION_DURATION};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -18,25 +20,42 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const METRICS_USAGE: &str =
     "  --metrics ADDR      serve /metrics (Prometheus), /healthz and /readyz on ADDR, a
                       listener of their own (metrics need `--features metrics`)
-  --otel-noop         export mcp-edge's spans through tracing-opentelemetry to an
-                      exporter that drops them (cost measurements; `--features otel`)";
+  --otel-noop         hand mcp-edge's spans straight to the OpenTelemetry SDK
+                      (AuditLayer::otel_spans), batched to an exporter that drops
+                      them (cost measurements; `--features otel`)
+  --otel-noop-tracing the same through tracing and tracing-opentelemetry";
 
-/// `--metrics ADDR`, `--otel-noop`.
+/// `--metrics ADDR`, `--otel-noop`, `--otel-noop-tracing`.
 #[derive(Default)]
 pub struct MetricsOptions {
     pub addr: Option<SocketAddr>,
-    otel_noop: bool,
+    otel_noop: Option<SpanPath>,
+}
+
+/// Which way `--otel-noop*` exports the spans.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SpanPath {
+    /// `AuditLayer::otel_spans`: built once per message, straight to the SDK.
+    Direct,
+    /// `tracing` spans through `tracing-opentelemetry`.
+    Tracing,
 }
 
 impl MetricsOptions {
-    /// Takes `--metrics ADDR` and `--otel-noop`; `Ok(false)` for any other flag.
+    /// Takes `--metrics ADDR`, `--otel-noop` and `--otel-noop-tracing`; `Ok(false)` for any
+    /// other flag.
     pub fn parse_flag(
         &mut self,
         flag: &str,
         mut value: impl FnMut() -> Option<String>,
     ) -> Result<bool, String> {
-        if flag == "--otel-noop" {
-            self.otel_noop = true;
+        let path = match flag {
+            "--otel-noop" => Some(SpanPath::Direct),
+            "--otel-noop-tracing" => Some(SpanPath::Tracing),
+            _ => None,
+        };
+        if path.is_some() {
+            self.otel_noop = path;
             return Ok(true);
         }
         if flag != "--metrics" {
@@ -51,14 +70,14 @@ impl MetricsOptions {
     }
 
     /// Installs the tracing subscriber: logs to stderr filtered by `RUST_LOG` (default
-    /// `info`), and with `--otel-noop` mcp-edge's spans (target `mcp_edge::span`, `DEBUG`,
-    /// whatever `RUST_LOG` says) to a batch exporter that drops them.
+    /// `info`), and with `--otel-noop-tracing` mcp-edge's spans (target `mcp_edge::span`,
+    /// `DEBUG`, whatever `RUST_LOG` says) to a batch exporter that drops them.
     pub fn init_tracing(&self) {
         let filter = || {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
         };
         #[cfg(feature = "otel")]
-        if self.otel_noop {
+        if self.otel_noop == Some(SpanPath::Tracing) {
             use tracing_subscriber::Layer as _;
             use tracing_subscriber::layer::SubscriberExt as _;
             use tracing_subscriber::util::SubscriberInitExt as _;
@@ -68,10 +87,20 @@ impl MetricsOptions {
                 .init();
             return;
         }
-        if self.otel_noop {
+        if self.otel_noop.is_some() && !cfg!(feature = "otel") {
             eprintln!("note: --otel-noop needs --features otel; spans stay off");
         }
         tracing_subscriber::fmt().with_env_filter(filter()).init();
+    }
+
+    /// The audit layer, with `--otel-noop` handing its spans straight to the SDK
+    /// (`AuditLayer::otel_spans`) and a batch exporter that drops them.
+    pub fn audit<K>(&self, layer: AuditLayer<K>) -> AuditLayer<K> {
+        #[cfg(feature = "otel")]
+        if self.otel_noop == Some(SpanPath::Direct) {
+            return layer.otel_spans(mcp_edge::observe::OtelSpans::new(noop_spans::tracer()));
+        }
+        layer
     }
 
     /// Installs the Prometheus recorder (before any layer records) when `--metrics` was
@@ -96,6 +125,16 @@ impl MetricsOptions {
                 std::process::exit(2)
             });
         mcp_edge::observe::metrics::describe();
+        // The recorder keeps every histogram sample until upkeep sorts it into buckets: run
+        // it every few seconds (as the exporter's own `install()` does), so memory stays flat
+        // between scrapes and its cost shows up where it is paid.
+        let upkeep = handle.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
         Some(handle)
     }
 }
@@ -141,7 +180,7 @@ where
     Ok(addr)
 }
 
-/// `--otel-noop`: spans exported to nowhere, through the SDK's batch processor as a real
+/// `--otel-noop*`: spans exported to nowhere, through the SDK's batch processor as a real
 /// exporter would get them.
 #[cfg(feature = "otel")]
 mod noop_spans {
@@ -161,16 +200,23 @@ mod noop_spans {
         }
     }
 
+    /// A tracer whose batch processor hands the spans to [`Discard`].
+    pub fn tracer() -> opentelemetry_sdk::trace::SdkTracer {
+        SdkTracerProvider::builder()
+            .with_batch_exporter(Discard)
+            .build()
+            .tracer("mcp-edge")
+    }
+
+    /// `--otel-noop-tracing`: tracing-opentelemetry's layer over [`tracer`], for mcp-edge's
+    /// spans only.
     pub fn layer<S>() -> impl Layer<S>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(Discard)
-            .build();
         let spans = Targets::new().with_target("mcp_edge::span", LevelFilter::DEBUG);
         tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("mcp-edge"))
+            .with_tracer(tracer())
             .with_filter(spans)
     }
 }

@@ -468,7 +468,7 @@ impl<K: AuditSink> Record<K> {
                 result,
                 scrubbed,
             };
-            self.spans.finish(&event);
+            self.spans.finish(&event, &self.config);
             self.sink.emit(event);
         }
     }

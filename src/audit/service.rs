@@ -96,7 +96,7 @@ where
         // Inspect fills it, so the event names the request even if no head comes back.
         let mcp_slot = McpRequestSlot::new();
         parts.extensions.insert(mcp_slot.clone());
-        let spans = Spans::start(self.config.spans, &parts.headers);
+        let spans = Spans::start(&self.config, &parts.headers);
         let record = Box::new(Record {
             sink: Arc::clone(&self.sink),
             config: Arc::clone(&self.config),

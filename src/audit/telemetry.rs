@@ -15,10 +15,11 @@ use tracing::Span;
 use tracing::field::{Empty, Field, Value};
 
 use super::event::{AuditEvent, Outcome};
-#[cfg(feature = "otel")]
-use crate::observe::TraceContext;
+use super::layer::Config;
 #[cfg(feature = "metrics")]
 use crate::observe::metrics;
+#[cfg(feature = "otel")]
+use crate::observe::{OtelSpans, TraceContext};
 #[cfg(feature = "metrics")]
 use crate::protocol::Era;
 use crate::protocol::{McpRequest, Target};
@@ -37,6 +38,10 @@ pub(crate) struct Spans {
     header_parent: Option<TraceContext>,
     /// Whether a subscriber wanted the first span (then it wants the others).
     enabled: bool,
+    /// The spans go to the configured [`OtelSpans`] when each message ends, not through
+    /// `tracing`.
+    #[cfg(feature = "otel")]
+    direct: bool,
 }
 
 fn new_span() -> Span {
@@ -69,10 +74,25 @@ fn new_span() -> Span {
 }
 
 impl Spans {
-    /// Opens the first message's span (when `on` and a subscriber wants it) and reads the
-    /// trace context headers.
-    pub(crate) fn start(on: bool, headers: &HeaderMap) -> Self {
-        let first = if on { new_span() } else { Span::none() };
+    /// Opens the first message's span (when spans are on and a subscriber wants it) and reads
+    /// the trace context headers; with [`OtelSpans`] configured, opens nothing and only reads
+    /// the headers.
+    pub(crate) fn start(config: &Config, headers: &HeaderMap) -> Self {
+        #[cfg(feature = "otel")]
+        if config.spans && config.otel.is_some() {
+            return Spans {
+                first: Span::none(),
+                rest: Vec::new(),
+                header_parent: TraceContext::from_headers(headers),
+                enabled: false,
+                direct: true,
+            };
+        }
+        let first = if config.spans {
+            new_span()
+        } else {
+            Span::none()
+        };
         let enabled = !first.is_disabled();
         #[cfg(not(feature = "otel"))]
         let _ = headers;
@@ -86,6 +106,8 @@ impl Spans {
                 None
             },
             enabled,
+            #[cfg(feature = "otel")]
+            direct: false,
         }
     }
 
@@ -100,8 +122,17 @@ impl Spans {
 
     /// Records the operation metric and closes message `event.index`'s span with the
     /// event's attributes.
-    pub(crate) fn finish(&mut self, event: &AuditEvent) {
+    pub(crate) fn finish(&mut self, event: &AuditEvent, config: &Config) {
         operation_metric(event);
+        #[cfg(feature = "otel")]
+        if self.direct {
+            if let Some(otel) = &config.otel {
+                direct::export(otel, self.header_parent.as_ref(), event);
+            }
+            return;
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = config;
         let span = match event.index {
             0 => std::mem::replace(&mut self.first, Span::none()),
             i => match self.rest.get_mut(i - 1) {
@@ -307,4 +338,167 @@ fn operation_metric(event: &AuditEvent) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = event;
+}
+
+/// The [`OtelSpans`] path: the event's attributes in one `Vec`, static values wherever the
+/// value is one of a known set, and the span built, ended and handed to the tracer at once.
+#[cfg(feature = "otel")]
+mod direct {
+    use std::borrow::Cow;
+    use std::fmt::Write as _;
+
+    use opentelemetry::{KeyValue, StringValue, Value};
+
+    use super::{AuditEvent, OtelSpans, Outcome, Target, TraceContext};
+    use crate::observe::MessageSpan;
+    use crate::protocol::{RequestId, known_method};
+
+    /// The most attributes one span carries (see [`export`]).
+    const MAX_ATTRIBUTES: usize = 17;
+
+    pub(super) fn export(otel: &OtelSpans, header: Option<&TraceContext>, event: &AuditEvent) {
+        let from_meta;
+        let parent = match header {
+            Some(parent) => Some(parent),
+            None => {
+                from_meta = event
+                    .traceparent()
+                    .and_then(|tp| TraceContext::parse(tp, event.tracestate()));
+                from_meta.as_ref()
+            }
+        };
+        // Before any attribute work: a dropped span costs nothing more.
+        if !otel.sampled(parent) {
+            return;
+        }
+        let outcome = event.outcome();
+        let error_type = event.error_type();
+        let error = match (&error_type, outcome) {
+            (None, _) => None,
+            (Some(_), Outcome::Refused { by, reason, .. }) => {
+                Some(Cow::Owned(format!("refused by {by}: {reason}")))
+            }
+            (Some(_), _) => Some(Cow::Borrowed("")),
+        };
+        let refused = match outcome {
+            Outcome::Refused { by, reason, .. } => Some((by.as_str(), reason.as_str())),
+            _ => None,
+        };
+        let end = event.start + event.duration();
+        otel.export(MessageSpan {
+            name: name(event),
+            parent,
+            start: event.start,
+            end,
+            attributes: attributes(event, error_type),
+            error,
+            refused,
+        });
+    }
+
+    /// A method name: static when MCP knows it (no copy), else owned.
+    fn method_value(method: &str) -> StringValue {
+        match known_method(method) {
+            Some(known) => known.into(),
+            None => method.to_owned().into(),
+        }
+    }
+
+    /// `tools/call echo`, `initialize`, or the HTTP method when no MCP message was read.
+    fn name(event: &AuditEvent) -> Cow<'static, str> {
+        match (event.mcp_method(), event.target()) {
+            (Some(method), Some(target)) => {
+                let target = target.name();
+                let mut name = String::with_capacity(method.len() + 1 + target.len());
+                name.push_str(method);
+                name.push(' ');
+                name.push_str(target);
+                Cow::Owned(name)
+            }
+            (Some(method), None) => match known_method(method) {
+                Some(known) => Cow::Borrowed(known),
+                None => Cow::Owned(method.to_owned()),
+            },
+            (None, _) => match *event.http_method() {
+                http::Method::GET => Cow::Borrowed("GET"),
+                http::Method::POST => Cow::Borrowed("POST"),
+                http::Method::DELETE => Cow::Borrowed("DELETE"),
+                ref other => Cow::Owned(other.as_str().to_owned()),
+            },
+        }
+    }
+
+    /// The attributes the `tracing` path records (see `record`), under the same keys.
+    fn attributes(event: &AuditEvent, error_type: Option<Cow<'static, str>>) -> Vec<KeyValue> {
+        let string =
+            |key: &'static str, value: StringValue| KeyValue::new(key, Value::String(value));
+        let mut out = Vec::with_capacity(MAX_ATTRIBUTES);
+        if let Some(method) = event.mcp_method() {
+            out.push(string("mcp.method.name", method_value(method)));
+        }
+        match event.target() {
+            Some(Target::Tool(tool)) => {
+                out.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+                out.push(string("gen_ai.tool.name", String::from(&**tool).into()));
+            }
+            Some(Target::Prompt(prompt)) => {
+                out.push(string("gen_ai.prompt.name", String::from(&**prompt).into()));
+            }
+            Some(Target::Resource(uri)) => {
+                out.push(string("mcp.resource.uri", String::from(&**uri).into()));
+            }
+            _ => {}
+        }
+        if let Some(session) = event.session_id() {
+            out.push(string("mcp.session.id", session.as_str().to_owned().into()));
+        }
+        if let Some(version) = event.protocol_version() {
+            out.push(KeyValue::new("mcp.protocol.version", version.as_str()));
+        }
+        if let Some(id) = event.jsonrpc_id() {
+            let id: StringValue = match id {
+                RequestId::String(id) => id.clone().into(),
+                RequestId::Number(n) => n.to_string().into(),
+            };
+            out.push(string("jsonrpc.request.id", id));
+        }
+        out.push(KeyValue::new("network.protocol.name", "http"));
+        let network_version = match event.http_version() {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            http::Version::HTTP_10 => "1.0",
+            _ => "1.1",
+        };
+        out.push(KeyValue::new("network.protocol.version", network_version));
+        out.push(KeyValue::new("network.transport", "tcp"));
+        if let Some(address) = event.client_addr() {
+            // Sized once: the longest IPv6 text is 39 bytes.
+            let mut text = String::with_capacity(39);
+            let _ = write!(text, "{address}");
+            out.push(string("client.address", text.into()));
+        }
+        if let Some(port) = event.client_port() {
+            out.push(KeyValue::new("client.port", i64::from(port)));
+        }
+        if let Some(status) = event.status() {
+            out.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        }
+        out.push(string(
+            "mcp_edge.request_id",
+            event.request_id().to_owned().into(),
+        ));
+        let outcome = event.outcome();
+        out.push(KeyValue::new("mcp_edge.outcome", outcome.as_str()));
+        if let Some(code) = outcome.code() {
+            out.push(KeyValue::new("rpc.response.status_code", code));
+        }
+        if let Some(error_type) = error_type {
+            out.push(string("error.type", error_type.into()));
+        }
+        debug_assert!(out.len() <= MAX_ATTRIBUTES);
+        out
+    }
 }

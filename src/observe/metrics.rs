@@ -24,12 +24,19 @@
 //!
 //! # Cost
 //! A hook resolves its handle (`metrics::Histogram`, `Counter`, `Gauge`) once per label set
-//! and recorder, and keeps it in a small table keyed by the recorder's address and those of
-//! its `&'static str` label values: a call then costs a read lock, a lookup hashing a few
-//! pointers (and, for a tool name, one string hash) and the recorder's own update, with no
-//! allocation. A recorder installed after the first call, or a thread-local one
-//! (`metrics::with_local_recorder`, in tests), gets handles of its own. Without a recorder
-//! the handles are the no-op ones; without the `metrics` feature nothing is compiled.
+//! and recorder for the process, and keeps it in a small table keyed by the recorder's
+//! address and those of its `&'static str` label values; each thread keeps a copy of the
+//! entries it used. A call then costs a lookup in its own thread's table hashing a few
+//! pointers (and, for a tool name, one string hash in the thread's copy of the interned
+//! names) and the recorder's own update: no lock, no allocation, and no write to memory
+//! another core shares except the recorder's. A recorder installed after the first call, or
+//! a thread-local one (`metrics::with_local_recorder`, in tests), gets handles of its own.
+//! Without a recorder the handles are the no-op ones; without the `metrics` feature nothing
+//! is compiled.
+//!
+//! What the recorder then costs is its own: `metrics-exporter-prometheus` adds one to an
+//! atomic per counter and, per histogram sample, reads a clock and pushes the sample into a
+//! lock-free bucket (its upkeep, every few seconds, sorts the samples into the buckets).
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -147,9 +154,8 @@ pub(crate) fn operation(
     #[cfg(feature = "metrics")]
     {
         let tool = tool.map_or("", series::tool_label);
-        series::HISTOGRAMS.with(
-            [OPERATION_DURATION, method, tool, outcome, era],
-            || {
+        series::HISTOGRAMS
+            .get([OPERATION_DURATION, method, tool, outcome, era], || {
                 metrics::histogram!(
                     OPERATION_DURATION,
                     "mcp.method.name" => method,
@@ -157,9 +163,8 @@ pub(crate) fn operation(
                     "outcome" => outcome,
                     "era" => era,
                 )
-            },
-            |h| h.record(duration.as_secs_f64()),
-        );
+            })
+            .record(duration.as_secs_f64());
     }
 }
 
@@ -170,11 +175,12 @@ pub(crate) fn session_ended(deleted: bool, created: Option<std::time::SystemTime
     #[cfg(feature = "metrics")]
     if let Some(age) = created.and_then(|c| c.elapsed().ok()) {
         let ended = if deleted { "deleted" } else { "server_ended" };
-        series::HISTOGRAMS.with(
-            [SESSION_DURATION, ended, "", "", ""],
-            || metrics::histogram!(SESSION_DURATION, "ended" => ended),
-            |h| h.record(age.as_secs_f64()),
-        );
+        series::HISTOGRAMS
+            .get(
+                [SESSION_DURATION, ended, "", "", ""],
+                || metrics::histogram!(SESSION_DURATION, "ended" => ended),
+            )
+            .record(age.as_secs_f64());
     }
 }
 
@@ -328,7 +334,7 @@ pub(crate) fn limit_fail_open() {
 #[derive(Debug)]
 pub(crate) struct GaugeUnit {
     #[cfg(feature = "metrics")]
-    gauge: metrics::Gauge,
+    gauge: &'static metrics::Gauge,
 }
 
 impl GaugeUnit {
@@ -342,14 +348,8 @@ impl GaugeUnit {
     fn of(name: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let gauge = series::GAUGES.with(
-                [name, "", "", "", ""],
-                || metrics::gauge!(name),
-                |g| {
-                    g.increment(1.0);
-                    g.clone()
-                },
-            );
+            let gauge = series::GAUGES.get([name, "", "", "", ""], || metrics::gauge!(name));
+            gauge.increment(1.0);
             GaugeUnit { gauge }
         }
         #[cfg(not(feature = "metrics"))]
@@ -376,47 +376,68 @@ pub fn sessions_active(total: u64) {
 /// The handle tables (see "Cost" in the module docs).
 #[cfg(feature = "metrics")]
 mod series {
+    use std::cell::RefCell;
     use std::collections::{HashMap, HashSet};
     use std::hash::BuildHasherDefault;
     use std::sync::{LazyLock, RwLock};
+    use std::thread::LocalKey;
 
     use super::{MAX_TOOL_LABEL_LEN, MAX_TOOL_LABELS};
 
     /// A metric's name and up to four label values (`""` for none).
     type Labels<const N: usize> = [&'static str; N];
 
-    pub(super) static HISTOGRAMS: Handles<metrics::Histogram> = Handles::new();
-    pub(super) static COUNTERS: Handles<metrics::Counter> = Handles::new();
-    pub(super) static GAUGES: Handles<metrics::Gauge> = Handles::new();
+    /// One table of handles by key: the process's, and each thread's copy of what it used.
+    type Table<H> = HashMap<Key, &'static H, BuildHasherDefault<AddressHasher>>;
+
+    thread_local! {
+        static LOCAL_HISTOGRAMS: RefCell<Table<metrics::Histogram>> = RefCell::default();
+        static LOCAL_COUNTERS: RefCell<Table<metrics::Counter>> = RefCell::default();
+        static LOCAL_GAUGES: RefCell<Table<metrics::Gauge>> = RefCell::default();
+        static LOCAL_TOOLS: RefCell<HashSet<&'static str>> = RefCell::default();
+    }
+
+    pub(super) static HISTOGRAMS: Handles<metrics::Histogram> = Handles::new(&LOCAL_HISTOGRAMS);
+    pub(super) static COUNTERS: Handles<metrics::Counter> = Handles::new(&LOCAL_COUNTERS);
+    pub(super) static GAUGES: Handles<metrics::Gauge> = Handles::new(&LOCAL_GAUGES);
 
     /// Adds one to the counter of `labels` (a name and two label values).
     #[inline]
     pub(super) fn count(labels: Labels<3>, register: impl FnOnce() -> metrics::Counter) {
         let [name, a, b] = labels;
-        COUNTERS.with([name, a, b, "", ""], register, |c| c.increment(1));
+        COUNTERS.get([name, a, b, "", ""], register).increment(1);
     }
 
     /// The label of tool `name`: the name itself, interned for the process (bounded by
-    /// [`MAX_TOOL_LABELS`] and [`MAX_TOOL_LABEL_LEN`]), or `_other`.
+    /// [`MAX_TOOL_LABELS`] and [`MAX_TOOL_LABEL_LEN`]), or `_other`. Found in the thread's
+    /// copy of the set first, so a name seen before takes no lock.
     pub(super) fn tool_label(name: &str) -> &'static str {
         const OTHER: &str = "_other";
         static NAMES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
         if name.len() > MAX_TOOL_LABEL_LEN {
             return OTHER;
         }
-        if let Some(label) = NAMES.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Ok(Some(label)) = LOCAL_TOOLS.try_with(|l| l.borrow().get(name).copied()) {
             return label;
         }
-        let mut names = NAMES.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(label) = names.get(name) {
-            return label;
-        }
-        if names.len() >= MAX_TOOL_LABELS {
-            return OTHER;
-        }
-        // Kept for the process: at most MAX_TOOL_LABELS × MAX_TOOL_LABEL_LEN bytes.
-        let label: &'static str = Box::leak(name.into());
-        names.insert(label);
+        let label = 'global: {
+            if let Some(label) = NAMES.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+                break 'global *label;
+            }
+            let mut names = NAMES.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(label) = names.get(name) {
+                break 'global *label;
+            }
+            if names.len() >= MAX_TOOL_LABELS {
+                return OTHER;
+            }
+            // Kept for the process: at most MAX_TOOL_LABELS × MAX_TOOL_LABEL_LEN bytes.
+            let label: &'static str = Box::leak(name.into());
+            names.insert(label);
+            label
+        };
+        // Interned names only: a thread's copy is bounded like the set.
+        let _ = LOCAL_TOOLS.try_with(|l| l.borrow_mut().insert(label));
         label
     }
 
@@ -428,42 +449,59 @@ mod series {
     /// The recorder's address, the name's and each label value's.
     type Key = [usize; 6];
 
-    /// The handles of one kind, by recorder, name and label values. (A thread-local recorder
-    /// dropped, and another made at the same address, would find the first one's handles:
-    /// tests that swap local recorders should keep them alive.)
-    pub(super) struct Handles<H> {
-        table: RwLock<HashMap<Key, H, BuildHasherDefault<AddressHasher>>>,
+    /// The handles of one kind, by recorder, name and label values. A handle is registered
+    /// once per key for the process and kept for its life (label values are bounded, so are
+    /// the keys), and each thread keeps its own copy of the keys it used: a call then reads
+    /// only memory of its own thread, and the only shared memory it writes is the
+    /// recorder's. (A thread-local recorder dropped, and another made at the same address,
+    /// would find the first one's handles: tests that swap local recorders should keep them
+    /// alive.)
+    pub(super) struct Handles<H: 'static> {
+        table: RwLock<Table<H>>,
+        local: &'static LocalKey<RefCell<Table<H>>>,
     }
 
     impl<H> Handles<H> {
-        const fn new() -> Self {
+        const fn new(local: &'static LocalKey<RefCell<Table<H>>>) -> Self {
             Handles {
                 table: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+                local,
             }
         }
 
-        /// Runs `f` on the handle of `labels`, registered with `register` on first use (per
-        /// recorder).
+        /// The handle of `labels`, registered with `register` on first use (per recorder).
         #[inline]
-        pub(super) fn with<R>(
-            &self,
-            labels: Labels<5>,
-            register: impl FnOnce() -> H,
-            f: impl FnOnce(&H) -> R,
-        ) -> R {
+        pub(super) fn get(&self, labels: Labels<5>, register: impl FnOnce() -> H) -> &'static H {
             // Label values are literals or interned names: their addresses identify them.
             let [name, a, b, c, d] = labels.map(|l| l.as_ptr() as usize);
             let key = [recorder(), name, a, b, c, d];
-            if let Some(handle) = self
+            // `try_with`: while a thread's locals are torn down (a body dropped then), the
+            // process's table still answers.
+            if let Ok(Some(handle)) = self.local.try_with(|l| l.borrow().get(&key).copied()) {
+                return handle;
+            }
+            self.get_slow(key, register)
+        }
+
+        #[cold]
+        fn get_slow(&self, key: Key, register: impl FnOnce() -> H) -> &'static H {
+            let found = self
                 .table
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&key)
-            {
-                return f(handle);
-            }
-            let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
-            f(table.entry(key).or_insert_with(register))
+                .copied();
+            let handle = match found {
+                Some(handle) => handle,
+                None => {
+                    let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+                    *table
+                        .entry(key)
+                        .or_insert_with(|| Box::leak(Box::new(register())))
+                }
+            };
+            let _ = self.local.try_with(|l| l.borrow_mut().insert(key, handle));
+            handle
         }
     }
 

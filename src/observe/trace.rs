@@ -1,6 +1,11 @@
 //! The W3C trace context (`traceparent`, `tracestate`) a caller sends, read once.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+/// `traceparent` (W3C Trace Context).
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate` (W3C Trace Context).
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// A caller's W3C trace context: the `traceparent` of the span that sent the message, and
 /// its `tracestate`.
@@ -58,8 +63,9 @@ impl TraceContext {
     /// From the `traceparent` and `tracestate` headers, when `traceparent` is present and
     /// valid.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let parent = headers.get("traceparent")?.to_str().ok()?;
-        let state = headers.get("tracestate").and_then(|v| v.to_str().ok());
+        // Looked up by `HeaderName`: a `&str` key would be parsed as a header name first.
+        let parent = headers.get(TRACEPARENT)?.to_str().ok()?;
+        let state = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
         TraceContext::parse(parent, state)
     }
 
@@ -117,21 +123,35 @@ impl TraceContext {
 
 /// `N` bytes from `2 * N` lowercase hex digits (W3C: uppercase is invalid).
 fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
-    fn nibble(d: u8) -> Option<u8> {
-        match d {
-            b'0'..=b'9' => Some(d - b'0'),
-            b'a'..=b'f' => Some(d - b'a' + 10),
-            _ => None,
+    /// A digit's value, or `INVALID`.
+    const INVALID: u8 = 0xff;
+    const NIBBLES: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut d = 0;
+        while d < 10 {
+            table[b'0' as usize + d] = d as u8;
+            d += 1;
         }
-    }
+        let mut d = 0;
+        while d < 6 {
+            table[b'a' as usize + d] = 10 + d as u8;
+            d += 1;
+        }
+        table
+    };
     if digits.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in digits.chunks_exact(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    // Any invalid digit sets the high bits of `bad`: one test at the end instead of one per
+    // digit.
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        bad |= high | low;
+        *byte = high << 4 | low;
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,421 @@
+//! The span of each MCP message handed straight to the SDK by `AuditLayer::otel_spans`
+//! (`observe::OtelSpans`, no `tracing`), checked with the SDK's in-memory exporter: the same
+//! tree as the `tracing` path's (tests/observe_spans.rs): the parent from the W3C trace
+//! context (header, or `_meta`), the MCP attributes, an error status and an event on a
+//! refusal, one span per batch element, a span that ends only once the SSE stream carried the
+//! result; and sampling decided before the span is built.
+#![cfg(feature = "otel")]
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::channel::mpsc;
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
+use mcp_edge::audit::{AuditLayer, AuditSink, CountingBody};
+use mcp_edge::observe::OtelSpans;
+use mcp_edge::{EdgeBody, GuardLayer, InspectLayer};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId, TracerProvider as _};
+use opentelemetry::{Key, Value};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tower::{ServiceBuilder, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+type Inner = Request<EdgeBody<CountingBody<Full<Bytes>>>>;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// An SDK tracer over the in-memory exporter, and the exporter. A tracing-opentelemetry
+/// subscriber to a second exporter is installed for this thread as well (the tests run on
+/// tokio's current-thread runtime): with `otel_spans`, audit opens no `tracing` span, so that
+/// one must stay empty (no span is exported twice).
+struct Exporters {
+    direct: InMemorySpanExporter,
+    tracing: InMemorySpanExporter,
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+fn exporters() -> Exporters {
+    let direct = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(direct.clone())
+        .build();
+    let tracing = InMemorySpanExporter::default();
+    let via_tracing = SdkTracerProvider::builder()
+        .with_simple_exporter(tracing.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(via_tracing.tracer("tracing")));
+    Exporters {
+        direct,
+        tracing,
+        tracer: provider.tracer("test"),
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Exporters {
+    fn audit<K: AuditSink>(&self, sink: K) -> AuditLayer<K> {
+        AuditLayer::new(sink).otel_spans(OtelSpans::new(self.tracer.clone()))
+    }
+
+    fn spans(&self) -> Vec<SpanData> {
+        let spans = self.direct.get_finished_spans().unwrap();
+        assert!(
+            self.tracing.get_finished_spans().unwrap().is_empty(),
+            "no tracing span alongside"
+        );
+        spans
+    }
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == Key::from(key.to_owned()))
+        .map(|kv| &kv.value)
+}
+
+fn str_attr(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(|v| v.as_str().into_owned())
+}
+
+fn post(body: &'static str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut request = Request::post("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+fn json(body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
+#[tokio::test]
+async fn a_call_span_takes_its_parent_from_traceparent_and_carries_the_mcp_attributes() {
+    let exporter = exporters();
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}))
+        .layer(GuardLayer::loopback())
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(
+                r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":false}}"#,
+            ))
+        });
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let response = service
+        .oneshot(post(
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
+            &[
+                ("traceparent", traceparent.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap();
+
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "tools/call echo");
+    assert_eq!(span.span_kind, SpanKind::Server);
+    assert_eq!(
+        span.span_context.trace_id(),
+        TraceId::from_hex(TRACE).unwrap()
+    );
+    assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT).unwrap());
+    assert!(span.parent_span_is_remote);
+    assert_eq!(
+        str_attr(span, "mcp.method.name").as_deref(),
+        Some("tools/call")
+    );
+    assert_eq!(str_attr(span, "gen_ai.tool.name").as_deref(), Some("echo"));
+    assert_eq!(
+        str_attr(span, "gen_ai.operation.name").as_deref(),
+        Some("execute_tool")
+    );
+    assert_eq!(str_attr(span, "jsonrpc.request.id").as_deref(), Some("7"));
+    assert_eq!(
+        str_attr(span, "mcp.protocol.version").as_deref(),
+        Some("2025-11-25")
+    );
+    assert_eq!(
+        str_attr(span, "network.protocol.name").as_deref(),
+        Some("http")
+    );
+    assert_eq!(
+        str_attr(span, "mcp_edge.outcome").as_deref(),
+        Some("success")
+    );
+    assert_eq!(
+        attr(span, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
+    assert_eq!(attr(span, "error.type"), None);
+    assert_eq!(span.status, Status::Unset);
+}
+
+#[tokio::test]
+async fn without_a_header_the_parent_comes_from_meta() {
+    let exporter = exporters();
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
+        });
+    let response = service
+        .oneshot(post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet","_meta":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}}"#,
+            &[("mcp-protocol-version", "2025-11-25")],
+        ))
+        .await
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].name, "prompts/get greet");
+    assert_eq!(
+        spans[0].span_context.trace_id(),
+        TraceId::from_hex(TRACE).unwrap()
+    );
+    assert_eq!(spans[0].parent_span_id, SpanId::from_hex(PARENT).unwrap());
+    assert_eq!(
+        str_attr(&spans[0], "gen_ai.prompt.name").as_deref(),
+        Some("greet")
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_gives_an_error_status_and_a_refused_event_naming_the_layer() {
+    let exporter = exporters();
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}))
+        .layer(GuardLayer::loopback())
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
+        });
+    let response = service
+        .oneshot(post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            &[("origin", "https://evil.example")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    response.into_body().collect().await.unwrap();
+
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    assert!(
+        matches!(&span.status, Status::Error { description } if description.contains("refused by guard")),
+        "{:?}",
+        span.status
+    );
+    assert_eq!(
+        str_attr(span, "mcp_edge.outcome").as_deref(),
+        Some("refused")
+    );
+    assert!(attr(span, "error.type").is_some());
+    assert_eq!(
+        attr(span, "http.response.status_code"),
+        Some(&Value::I64(403))
+    );
+    let refused: Vec<_> = span.events.iter().filter(|e| e.name == "refused").collect();
+    assert_eq!(refused.len(), 1, "{:?}", span.events);
+    let layer = refused[0]
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "mcp_edge.layer")
+        .map(|kv| kv.value.as_str().into_owned());
+    assert_eq!(layer.as_deref(), Some("guard"));
+}
+
+#[tokio::test]
+async fn each_batch_element_gets_its_own_span_under_one_parent() {
+    let exporter = exporters();
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(
+                r#"[{"jsonrpc":"2.0","id":"a","result":{}},{"jsonrpc":"2.0","id":"b","error":{"code":-32601,"message":"no"}}]"#,
+            ))
+        });
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let response = service
+        .oneshot(post(
+            r#"[{"jsonrpc":"2.0","id":"a","method":"tools/list"},{"jsonrpc":"2.0","id":"b","method":"nope"}]"#,
+            &[
+                ("traceparent", traceparent.as_str()),
+                ("mcp-protocol-version", "2025-03-26"),
+            ],
+        ))
+        .await
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    let mut spans = exporter.spans();
+    spans.sort_by_key(|s| str_attr(s, "jsonrpc.request.id"));
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    assert_eq!(spans[0].name, "tools/list");
+    assert_eq!(spans[0].status, Status::Unset);
+    assert_eq!(spans[1].name, "nope");
+    assert!(matches!(spans[1].status, Status::Error { .. }));
+    assert_eq!(
+        attr(&spans[1], "rpc.response.status_code"),
+        Some(&Value::I64(-32601))
+    );
+    for span in &spans {
+        assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn an_sse_span_ends_only_after_the_stream_carried_the_result() {
+    let exporter = exporters();
+    let (tx, rx) = mpsc::unbounded::<Result<Frame<Bytes>, Infallible>>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}))
+        .layer(InspectLayer::new())
+        .service_fn(move |_: Inner| {
+            let rx = rx.lock().unwrap().take().expect("one call");
+            async move {
+                let mut response = Response::new(StreamBody::new(rx));
+                response
+                    .headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                Ok::<_, Infallible>(response)
+            }
+        });
+    let response = service
+        .oneshot(post(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"slow"}}"#,
+            &[("mcp-protocol-version", "2025-11-25")],
+        ))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let event = |text: &str| Ok(Frame::data(Bytes::from(format!("data: {text}\n\n"))));
+
+    tx.unbounded_send(event(
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#,
+    ))
+    .unwrap();
+    body.frame().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(exporter.spans().is_empty(), "no span before the result");
+
+    let result_sent = SystemTime::now();
+    tx.unbounded_send(event(
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true}}"#,
+    ))
+    .unwrap();
+    drop(tx);
+    while body.frame().await.is_some() {}
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1);
+    assert!(spans[0].end_time >= result_sent);
+    assert!(
+        spans[0]
+            .end_time
+            .duration_since(spans[0].start_time)
+            .unwrap()
+            >= Duration::from_millis(20)
+    );
+    assert_eq!(
+        str_attr(&spans[0], "mcp_edge.outcome").as_deref(),
+        Some("tool_error")
+    );
+    assert_eq!(
+        str_attr(&spans[0], "error.type").as_deref(),
+        Some("tool_error")
+    );
+    assert!(matches!(spans[0].status, Status::Error { .. }));
+}
+
+#[tokio::test]
+async fn spans_off_exports_nothing() {
+    let exporter = exporters();
+    let service = ServiceBuilder::new()
+        .layer(exporter.audit(|_| {}).spans(false))
+        .layer(InspectLayer::new())
+        .service_fn(|_: Inner| async {
+            Ok::<_, Infallible>(json(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
+        });
+    let response = service
+        .oneshot(post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[]))
+        .await
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    assert!(exporter.spans().is_empty());
+}
+
+#[tokio::test]
+async fn sampling_follows_the_caller_and_the_root_ratio() {
+    let exporter = exporters();
+    let service = |ratio: f64| {
+        ServiceBuilder::new()
+            .layer(
+                AuditLayer::new(|_| {})
+                    .otel_spans(OtelSpans::new(exporter.tracer.clone()).root_ratio(ratio)),
+            )
+            .layer(InspectLayer::new())
+            .service_fn(|_: Inner| async {
+                Ok::<_, Infallible>(json(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
+            })
+    };
+    let call = |ratio: f64, traceparent: Option<String>| {
+        let service = service(ratio);
+        async move {
+            let mut headers = vec![("mcp-protocol-version", "2025-11-25")];
+            if let Some(tp) = traceparent.as_deref() {
+                headers.push(("traceparent", tp));
+            }
+            let response = service
+                .oneshot(post(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+                    &headers,
+                ))
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+    };
+    // The caller did not sample its trace: no span, whatever the ratio.
+    call(1.0, Some(format!("00-{TRACE}-{PARENT}-00"))).await;
+    assert!(exporter.spans().is_empty());
+    // No root is kept at ratio 0 ...
+    call(0.0, None).await;
+    assert!(exporter.spans().is_empty());
+    // ... but a sampled caller's trace is.
+    call(0.0, Some(format!("00-{TRACE}-{PARENT}-01"))).await;
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].parent_span_id, SpanId::from_hex(PARENT).unwrap());
+    // Every root at ratio 1 (the default).
+    call(1.0, None).await;
+    let spans = exporter.spans();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(spans[1].parent_span_id, SpanId::INVALID);
+    assert_eq!(spans[1].name, "ping");
+}
