@@ -27,7 +27,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write as _};
 
 use sha2::{Digest, Sha256};
 
@@ -97,22 +97,11 @@ impl ChainState {
         if !empty {
             line.push(b',');
         }
-        // Written piece by piece: no formatter, no allocation beyond the line's own.
+        // Written piece by piece: no allocation beyond the line's own.
         line.push(b'"');
         line.extend_from_slice(SEQ_KEY.as_bytes());
         line.extend_from_slice(b"\":");
-        let mut digits = [0u8; 20];
-        let mut n = self.seq;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        line.extend_from_slice(&digits[at..]);
+        let _ = write!(line, "{}", self.seq);
         line.extend_from_slice(b",\"");
         line.extend_from_slice(PREV_KEY.as_bytes());
         line.extend_from_slice(b"\":\"");
