@@ -32,6 +32,10 @@
 //!
 //! Criterion runs them in that order (a recorder, once installed, stays for the process);
 //! `STACK_LOOP=full_observed/json` runs one in a process of its own.
+//!
+//! `STACK_LOOP=full_lines/json` is the `full` stack auditing to a hash-chained
+//! `JsonLinesSink` on `/dev/null` (the gateway example's `--audit-log`): under callgrind, the
+//! difference with `full/json` is what the writer thread spends per call.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
@@ -42,7 +46,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use mcp_edge::audit::{AuditEvent, AuditLayer};
+use mcp_edge::audit::{AuditEvent, AuditLayer, JsonLinesSink};
 use mcp_edge::auth::StaticTokens;
 use mcp_edge::store::{MemorySessionStore, SessionRecord, SessionStore};
 use mcp_edge::{AuthLayer, McpEdge, Principal, SessionId, SessionLayer, SseLayer};
@@ -208,9 +212,9 @@ fn principal() -> Principal {
     Principal::new("alice")
 }
 
-/// Every layer: audit (no-op sink), guard, inspect, auth, session, SSE.
-type FullEdge = McpEdge<
-    AuditLayer<fn(AuditEvent)>,
+/// Every layer: audit (no-op sink unless said otherwise), guard, inspect, auth, session, SSE.
+type FullEdge<K = fn(AuditEvent)> = McpEdge<
+    AuditLayer<K>,
     AuthLayer<StaticTokens>,
     tower::layer::util::Identity,
     SessionLayer,
@@ -223,8 +227,12 @@ fn full_edge(store: &MemorySessionStore) -> FullEdge {
 
 fn full_edge_spans(store: &MemorySessionStore, spans: bool) -> FullEdge {
     let noop: fn(AuditEvent) = |_event| {};
+    full_edge_audit(store, AuditLayer::new(noop).spans(spans))
+}
+
+fn full_edge_audit<K>(store: &MemorySessionStore, audit: AuditLayer<K>) -> FullEdge<K> {
     McpEdge::builder()
-        .audit(AuditLayer::new(noop).spans(spans))
+        .audit(audit)
         .auth(AuthLayer::new(
             StaticTokens::new().token(TOKEN, principal()),
         ))
@@ -325,6 +333,18 @@ fn fixed_loop(case: &str) {
             count(&runtime, &full(true), &body, calls)
         }
         "full_spans_off" => count(&runtime, &full(false), &body, calls),
+        "full_lines" => {
+            // The gateway's audit: a hash-chained JSON-lines file (here `/dev/null`), written
+            // by its own thread; shut down before the count so that every line is written.
+            let sink = runtime
+                .block_on(JsonLinesSink::builder().hash_chain(true).open("/dev/null"))
+                .expect("/dev/null opens");
+            let edge = full_edge_audit(&store, AuditLayer::new(sink.clone()));
+            let allocs = count(&runtime, &edge.layer(service(answer)), &body, calls);
+            runtime.block_on(sink.shutdown());
+            assert_eq!(sink.written(), calls + 1);
+            allocs
+        }
         other => panic!("unknown stack {other}"),
     };
     println!(

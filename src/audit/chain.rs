@@ -27,7 +27,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write as _};
 
 use sha2::{Digest, Sha256};
 
@@ -97,25 +97,40 @@ impl ChainState {
         if !empty {
             line.push(b',');
         }
-        line.extend_from_slice(
-            format!(r#""{SEQ_KEY}":{},"{PREV_KEY}":"{}""#, self.seq, self.prev).as_bytes(),
-        );
-        let hash = hex(&Sha256::digest(&line[..]));
+        // Written piece by piece: no allocation beyond the line's own.
+        line.push(b'"');
+        line.extend_from_slice(SEQ_KEY.as_bytes());
+        line.extend_from_slice(b"\":");
+        let _ = write!(line, "{}", self.seq);
+        line.extend_from_slice(b",\"");
+        line.extend_from_slice(PREV_KEY.as_bytes());
+        line.extend_from_slice(b"\":\"");
+        line.extend_from_slice(self.prev.as_bytes());
+        line.push(b'"');
+        let mut hash = [0u8; 64];
+        hex_into(&Sha256::digest(&line[..]), &mut hash);
         line.extend_from_slice(HASH_MARK);
-        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(&hash);
         line.extend_from_slice(b"\"}\n");
-        self.prev = hash;
+        self.prev.clear();
+        self.prev
+            .push_str(std::str::from_utf8(&hash).expect("hex digits"));
+    }
+}
+
+/// Writes `bytes` as lowercase hex into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).expect("hex digits")
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {

@@ -423,8 +423,9 @@ pub(crate) fn http_version_str(version: Version) -> &'static str {
 /// A `SystemTime` as RFC 3339 UTC with microseconds, e.g. `2026-07-28T10:00:00.123456Z`.
 pub(crate) struct Rfc3339(pub(crate) SystemTime);
 
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rfc3339 {
+    /// Year, month, day, seconds into the day, microseconds.
+    fn civil(&self) -> (i64, i64, i64, i64, u32) {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs() as i64;
         let days = secs.div_euclid(86_400);
@@ -439,14 +440,57 @@ impl fmt::Display for Rfc3339 {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
+        (year, month, day, rem, since.subsec_micros())
+    }
+
+    /// The text, written without the formatting machinery (the JSON-lines writer formats one
+    /// per line); `None` past the year 9999, which four digits do not hold.
+    fn text(&self) -> Option<[u8; 27]> {
+        let (year, month, day, rem, micros) = self.civil();
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut n: u64| {
+            for slot in out[at..at + width].iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        // Each value is non-negative and fits its width.
+        put(0, 4, year as u64);
+        put(5, 2, month as u64);
+        put(8, 2, day as u64);
+        put(11, 2, (rem / 3600) as u64);
+        put(14, 2, ((rem % 3600) / 60) as u64);
+        put(17, 2, (rem % 60) as u64);
+        put(20, 6, u64::from(micros));
+        Some(out)
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.text() {
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
+        let (year, month, day, rem, micros) = self.civil();
         write!(
             f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
             rem / 3600,
             (rem % 3600) / 60,
             rem % 60,
-            since.subsec_micros()
         )
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.text() {
+            Some(text) => s.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -476,7 +520,7 @@ impl<T: fmt::Display> Serialize for Display<T> {
 impl Serialize for AuditEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("timestamp", &Display(Rfc3339(self.start)))?;
+        map.serialize_entry("timestamp", &Rfc3339(self.start))?;
         map.serialize_entry("mcp_edge.request_id", &capped_name(self.request_id()))?;
         if let Some(method) = self.mcp_method() {
             map.serialize_entry("mcp.method.name", &capped_name(method))?;

@@ -8,7 +8,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 
 use super::body::AuditBody;
-use super::record::{End, Record, Watch};
+use super::record::{BeforeHead, End, Record};
 use super::sink::AuditSink;
 
 pin_project! {
@@ -20,23 +20,24 @@ pin_project! {
     pub struct ResponseFuture<F, K: AuditSink> {
         #[pin]
         future: F,
-        record: Option<Box<Record<K>>>,
+        // Both taken at the head, or when no head comes.
+        record: Option<(Box<Record<K>>, BeforeHead)>,
     }
 
     impl<F, K: AuditSink> PinnedDrop for ResponseFuture<F, K> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(record) = this.project().record.take() {
-                record.finish(End::Dropped, Watch::Nothing, 0);
+            if let Some((record, before)) = this.project().record.take() {
+                record.finish_without_head(before, End::Dropped);
             }
         }
     }
 }
 
 impl<F, K: AuditSink> ResponseFuture<F, K> {
-    pub(crate) fn new(future: F, record: Box<Record<K>>) -> Self {
+    pub(crate) fn new(future: F, record: Box<Record<K>>, before: BeforeHead) -> Self {
         ResponseFuture {
             future,
-            record: Some(record),
+            record: Some((record, before)),
         }
     }
 }
@@ -52,20 +53,20 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx));
-        let Some(mut record) = this.record.take() else {
+        let Some((mut record, before)) = this.record.take() else {
             panic!("ResponseFuture polled after completion");
         };
         match result {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
-                let watch = record.on_head(&mut parts);
+                let watch = record.on_head(&mut parts, before);
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
                     AuditBody::new(body, record, watch),
                 )))
             }
             Err(error) => {
-                record.finish(End::ServiceError, Watch::Nothing, 0);
+                record.finish_without_head(before, End::ServiceError);
                 Poll::Ready(Err(error))
             }
         }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::response::Parts;
@@ -27,7 +27,7 @@ use crate::context::Routed;
 use crate::error::Rejection;
 use crate::protocol::ReadResponses;
 use crate::protocol::header::MCP_SESSION_ID;
-use crate::protocol::sse::{SseItem, SseParser};
+use crate::protocol::sse::{SseEventCounter, SseItem, SseParser};
 use crate::protocol::{
     BodyKind, Era, McpMessage, McpRequest, MessageKind, RequestId, ResponseOutcome, SessionId,
     Target, body_kind,
@@ -62,13 +62,22 @@ pub(crate) struct Head {
     time_to_head: Option<Duration>,
     mcp: Option<Arc<McpRequest>>,
     principal: Option<Principal>,
-    session_owner: Option<BindingKey>,
     session: Option<SessionId>,
     replica: Option<Replica>,
     routed: Option<Routed>,
     pin: Option<PinAlert>,
     limit: Option<LimitNote>,
-    refused: Option<Outcome>,
+    /// Only when a layer refused: out of line, so that a record (which lives as long as its
+    /// stream) does not carry room for it.
+    refused: Option<Box<Refused>>,
+}
+
+/// A refusal as audit records it.
+#[derive(Debug)]
+struct Refused {
+    outcome: Outcome,
+    /// The owner of a session refused to another principal (R32).
+    session_owner: Option<BindingKey>,
 }
 
 impl Head {
@@ -79,7 +88,6 @@ impl Head {
             time_to_head: self.time_to_head,
             mcp: self.mcp.clone(),
             principal: self.principal.clone(),
-            session_owner: self.session_owner.clone(),
             session: self.session.clone(),
             replica: self.replica.clone(),
             routed: self.routed.clone(),
@@ -95,22 +103,93 @@ pub(crate) struct Record<K> {
     pub(crate) sink: Arc<K>,
     pub(crate) config: Arc<Config>,
     pub(crate) start: Instant,
-    pub(crate) started_at: SystemTime,
-    pub(crate) request_id: HeaderValue,
+    /// The wall-clock start, in nanoseconds since the Unix epoch (see [`unix_nanos`]).
+    pub(crate) started_at: u64,
+    pub(crate) request_id: KeptId,
     pub(crate) peer: Option<SocketAddr>,
     /// The peer's address until a guard's [`RequestOrigin`] says who the client is.
     pub(crate) client: ClientAddr,
     pub(crate) method: Method,
     pub(crate) version: Version,
     pub(crate) secrets: Secrets,
-    /// The request's `Mcp-Session-Id`, parsed only when no inner layer named the session.
-    pub(crate) session_header: Option<HeaderValue>,
-    pub(crate) request_bytes: Arc<AtomicU64>,
-    /// Filled by inspect once it has classified the request (see [`McpRequestSlot`]).
-    pub(crate) mcp_slot: McpRequestSlot,
+    pub(crate) request_bytes: RequestBytes,
     pub(crate) head: Head,
     /// The messages' spans.
     pub(crate) spans: Spans,
+}
+
+/// The request id as a record keeps it: the header value, or (for a record that outlives its
+/// request head) a copy inline when it fits, as a generated id always does.
+#[derive(Debug)]
+pub(crate) enum KeptId {
+    Header(HeaderValue),
+    Inline { bytes: [u8; 32], len: u8 },
+}
+
+impl KeptId {
+    /// Lets go of the request head's buffer (see [`Secrets::detach`]).
+    fn detach(&mut self) {
+        let KeptId::Header(value) = self else { return };
+        let text = value.as_bytes();
+        *self = match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= 32 => {
+                let mut bytes = [0; 32];
+                bytes[..text.len()].copy_from_slice(text);
+                KeptId::Inline { bytes, len }
+            }
+            _ => KeptId::Header(detached(value)),
+        };
+    }
+
+    fn value(&self) -> HeaderValue {
+        match self {
+            KeptId::Header(value) => value.clone(),
+            KeptId::Inline { bytes, len } => HeaderValue::from_bytes(&bytes[..usize::from(*len)])
+                .expect("copied from a header value"),
+        }
+    }
+}
+
+/// `time` in nanoseconds since the Unix epoch (0 before it); a `u64` lasts until 2554.
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// What audit holds only until the response head (the response future keeps it, so that a
+/// record, which lives as long as its stream, does not).
+#[derive(Debug)]
+pub(crate) struct BeforeHead {
+    /// The request's `Mcp-Session-Id`, parsed only when no inner layer named the session.
+    pub(crate) session_header: Option<HeaderValue>,
+    /// Filled by inspect once it has classified the request (see [`McpRequestSlot`]).
+    pub(crate) mcp_slot: McpRequestSlot,
+}
+
+/// The request body's size: counted by the [`CountingBody`](super::CountingBody) while it
+/// lives, then read once.
+#[derive(Debug)]
+pub(crate) enum RequestBytes {
+    Counting(Arc<AtomicU64>),
+    Counted(u64),
+}
+
+impl RequestBytes {
+    fn get(&self) -> u64 {
+        match self {
+            RequestBytes::Counting(count) => count.load(Ordering::Relaxed),
+            RequestBytes::Counted(n) => *n,
+        }
+    }
+
+    /// Lets go of the counter once the request body is gone (nothing can add to it then).
+    fn settle(&mut self) {
+        if let RequestBytes::Counting(count) = self
+            && Arc::strong_count(count) == 1
+        {
+            *self = RequestBytes::Counted(count.load(Ordering::Relaxed));
+        }
+    }
 }
 
 /// How the response body is watched for the outcome.
@@ -120,8 +199,10 @@ pub(crate) enum Watch {
     Nothing,
     /// A bounded copy of a JSON body, parsed at the end.
     Json(JsonCopy),
-    /// An SSE stream, its events read as they pass.
+    /// An SSE stream that answers requests, its events read as they pass.
     Sse(Box<SseWatch>),
+    /// An SSE stream that answers nothing (a GET stream): its events are only counted.
+    Count(SseEventCounter),
 }
 
 /// Reads the events of an SSE response as they pass, until every request of the POST has
@@ -138,48 +219,50 @@ pub(crate) struct SseWatch {
 
 /// A bounded copy of a JSON body: one chunk kept as is (zero-copy), more joined.
 #[derive(Debug, Default)]
-pub(crate) struct JsonCopy {
-    first: Option<Bytes>,
-    joined: Vec<u8>,
-    len: usize,
-    limit: usize,
-    truncated: bool,
+pub(crate) enum JsonCopy {
+    #[default]
+    Empty,
+    One(Bytes),
+    Joined(Vec<u8>),
+    /// Longer than the inspection limit: nothing kept.
+    Truncated,
 }
 
 impl JsonCopy {
-    fn new(limit: usize) -> Self {
-        JsonCopy {
-            limit,
-            ..JsonCopy::default()
+    pub(crate) fn push(&mut self, chunk: &Bytes, limit: usize) {
+        let len = match self {
+            JsonCopy::Truncated => return,
+            _ if chunk.is_empty() => return,
+            JsonCopy::Empty => 0,
+            JsonCopy::One(first) => first.len(),
+            JsonCopy::Joined(joined) => joined.len(),
+        };
+        if len + chunk.len() > limit {
+            *self = JsonCopy::Truncated;
+            return;
+        }
+        match self {
+            JsonCopy::Empty => *self = JsonCopy::One(chunk.clone()),
+            JsonCopy::One(first) => {
+                let mut joined = Vec::with_capacity(len + chunk.len());
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(chunk);
+                *self = JsonCopy::Joined(joined);
+            }
+            JsonCopy::Joined(joined) => joined.extend_from_slice(chunk),
+            JsonCopy::Truncated => {}
         }
     }
 
-    pub(crate) fn push(&mut self, chunk: &Bytes) {
-        if self.truncated || chunk.is_empty() {
-            return;
-        }
-        if self.len + chunk.len() > self.limit {
-            self.truncated = true;
-            self.first = None;
-            self.joined = Vec::new();
-            return;
-        }
-        self.len += chunk.len();
-        match self.first.take() {
-            None if self.joined.is_empty() => self.first = Some(chunk.clone()),
-            None => self.joined.extend_from_slice(chunk),
-            Some(first) => {
-                self.joined.reserve(first.len() + chunk.len());
-                self.joined.extend_from_slice(&first);
-                self.joined.extend_from_slice(chunk);
-            }
-        }
+    fn truncated(&self) -> bool {
+        matches!(self, JsonCopy::Truncated)
     }
 
     fn bytes(&self) -> &[u8] {
-        match &self.first {
-            Some(first) => first,
-            None => &self.joined,
+        match self {
+            JsonCopy::One(first) => first,
+            JsonCopy::Joined(joined) => joined,
+            JsonCopy::Empty | JsonCopy::Truncated => &[],
         }
     }
 }
@@ -189,8 +272,9 @@ impl Watch {
     pub(crate) fn observe<K>(&mut self, data: &Bytes, record: &Record<K>) {
         match self {
             Watch::Nothing => {}
-            Watch::Json(copy) => copy.push(data),
+            Watch::Json(copy) => copy.push(data, record.config.inspect_bytes),
             Watch::Sse(watch) => watch.observe(data, record),
+            Watch::Count(counter) => counter.feed(data),
         }
     }
 }
@@ -275,17 +359,14 @@ impl<K> Record<K> {
         capture.render(raw?.get(), &self.secrets)
     }
 
-    /// What to read from the responses: `isError` for tool calls, the raw result only when
-    /// results are captured.
     /// Copies every request header value the record holds (see [`Secrets::detach`]).
     fn detach_from_request(&mut self) {
-        self.request_id = detached(&self.request_id);
-        if let Some(value) = &mut self.session_header {
-            *value = detached(value);
-        }
+        self.request_id.detach();
         self.secrets.detach();
     }
 
+    /// What to read from the responses: `isError` for tool calls, the raw result only when
+    /// results are captured.
     fn read_responses(&self) -> ReadResponses {
         let tool_call = self.head.mcp.as_deref().is_some_and(is_tool_call);
         ReadResponses {
@@ -297,13 +378,14 @@ impl<K> Record<K> {
 
 impl<K: AuditSink> Record<K> {
     /// Reads what the inner layers left in the response, and decides how to watch the body.
-    pub(crate) fn on_head(&mut self, parts: &mut Parts) -> Watch {
+    pub(crate) fn on_head(&mut self, parts: &mut Parts, before: BeforeHead) -> Watch {
         self.head.status = Some(parts.status);
         self.head.time_to_head = Some(self.start.elapsed());
+        self.request_bytes.settle();
         let ext = &parts.extensions;
         self.head.mcp = ext
             .get::<Arc<McpRequest>>()
-            .or_else(|| self.mcp_slot.get())
+            .or_else(|| before.mcp_slot.get())
             .cloned();
         self.spans.on_request(self.head.mcp.as_deref());
         self.head.principal = ext.get::<Principal>().cloned();
@@ -314,12 +396,16 @@ impl<K: AuditSink> Record<K> {
         if let Some(origin) = ext.get::<RequestOrigin>() {
             self.client = ClientAddr::of_origin(origin);
         }
-        self.head.session_owner = ext.get::<Rejection>().and_then(|r| r.owner()).cloned();
-        self.head.refused = ext.get::<Rejection>().map(|r| Outcome::Refused {
-            by: r.rejected_by(),
-            reason: r.reason(),
-            code: r.code(),
-            message: cap(&self.secrets.scrub(r.message()), REASON_CAP).into(),
+        self.head.refused = ext.get::<Rejection>().map(|r| {
+            Box::new(Refused {
+                outcome: Outcome::Refused {
+                    by: r.rejected_by(),
+                    reason: r.reason(),
+                    code: r.code(),
+                    message: cap(&self.secrets.scrub(r.message()), REASON_CAP).into(),
+                },
+                session_owner: r.owner().cloned(),
+            })
         });
         let modern = self
             .head
@@ -331,8 +417,8 @@ impl<K: AuditSink> Record<K> {
                 .get::<SessionId>()
                 .cloned()
                 .or_else(|| {
-                    self.session_header
-                        .take()
+                    before
+                        .session_header
                         .and_then(|v| SessionId::from_header(&v).ok())
                 })
                 .or_else(|| {
@@ -354,13 +440,23 @@ impl<K: AuditSink> Record<K> {
         if self.config.echo_request_id
             && let http::header::Entry::Vacant(entry) = parts.headers.entry(X_REQUEST_ID)
         {
-            entry.insert(self.request_id.clone());
+            entry.insert(self.request_id.value());
         }
         if self.head.refused.is_some() || parts.status == StatusCode::ACCEPTED {
             return Watch::Nothing;
         }
         match body_kind(&parts.headers) {
             BodyKind::Sse => {
+                let messages = self.head.mcp.as_ref().map_or(&[][..], |m| m.messages());
+                if !messages.iter().any(|m| m.kind() == MessageKind::Request) {
+                    // No answer to wait for (a GET stream): count the events, nothing more.
+                    if messages.is_empty() {
+                        // Nothing left to scrub: no message, and no answer to read.
+                        self.secrets = Secrets::default();
+                    }
+                    self.detach_from_request();
+                    return Watch::Count(SseEventCounter::new());
+                }
                 // A stream may stay open for hours: let go of the request head's buffer.
                 self.detach_from_request();
                 return Watch::Sse(Box::new(SseWatch::new(
@@ -377,7 +473,7 @@ impl<K: AuditSink> Record<K> {
                             .any(|m| m.kind() == MessageKind::Request)
                 });
                 if expects_answer || !parts.status.is_success() {
-                    return Watch::Json(JsonCopy::new(self.config.inspect_bytes));
+                    return Watch::Json(JsonCopy::Empty);
                 }
             }
             BodyKind::Other => {}
@@ -385,14 +481,16 @@ impl<K: AuditSink> Record<K> {
         Watch::Nothing
     }
 
+    /// No head came back (the client left first, or the service failed): emits the events
+    /// with what inspect classified.
+    pub(crate) fn finish_without_head(mut self: Box<Self>, before: BeforeHead, end: End) {
+        self.head.mcp = before.mcp_slot.get().cloned();
+        self.finish(end, Watch::Nothing, 0);
+    }
+
     /// Emits one event per MCP message.
     pub(crate) fn finish(mut self: Box<Self>, end: End, watch: Watch, response_bytes: u64) {
         let duration = self.start.elapsed();
-        if self.head.mcp.is_none() {
-            // No head came back (the client left first, or the service failed): what inspect
-            // classified is still known.
-            self.head.mcp = self.mcp_slot.get().cloned();
-        }
         let read = self.read_responses();
         let mut truncated = false;
         let mut sse = false;
@@ -402,8 +500,12 @@ impl<K: AuditSink> Record<K> {
                 sse = true;
                 (watch.seen, Some(watch.events))
             }
+            Watch::Count(counter) => {
+                sse = true;
+                (Vec::new(), Some(counter.events()))
+            }
             Watch::Json(copy) => {
-                truncated = copy.truncated;
+                truncated = copy.truncated();
                 let parsed = (!truncated && end == End::Complete)
                     .then(|| read.parse_bytes(copy.bytes()))
                     .flatten();
@@ -420,7 +522,7 @@ impl<K: AuditSink> Record<K> {
                 (seen, None)
             }
         };
-        let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+        let request_bytes = self.request_bytes.get();
         let count = self.head.mcp.as_ref().map_or(0, |m| m.messages().len());
         let last = count.max(1) - 1;
         for index in 0..=last {
@@ -435,6 +537,11 @@ impl<K: AuditSink> Record<K> {
                 _ => None,
             };
             let scrubbed = message.and_then(|m| self.secrets.scrub_message(m));
+            let session_owner = self
+                .head
+                .refused
+                .as_ref()
+                .and_then(|r| r.session_owner.clone());
             // The last event takes what the record holds; the others share it.
             let head = if index == last {
                 std::mem::take(&mut self.head)
@@ -442,10 +549,10 @@ impl<K: AuditSink> Record<K> {
                 self.head.shared()
             };
             let event = AuditEvent {
-                start: self.started_at,
+                start: UNIX_EPOCH + Duration::from_nanos(self.started_at),
                 time_to_head: head.time_to_head,
                 duration,
-                request_id: self.request_id.clone(),
+                request_id: self.request_id.value(),
                 peer: self.peer,
                 client: self.client,
                 http_method: self.method.clone(),
@@ -455,7 +562,7 @@ impl<K: AuditSink> Record<K> {
                 index,
                 session: head.session,
                 principal: head.principal,
-                session_owner: head.session_owner,
+                session_owner,
                 replica: head.replica,
                 routed: head.routed,
                 pin: head.pin,
@@ -482,7 +589,7 @@ impl<K: AuditSink> Record<K> {
         sse: bool,
     ) -> (Outcome, Option<Box<str>>) {
         if let Some(refused) = &self.head.refused {
-            return (refused.clone(), None);
+            return (refused.outcome.clone(), None);
         }
         if end == End::ServiceError {
             return (

@@ -130,8 +130,8 @@ fn cap(mut text: String, max: usize) -> Box<str> {
 pub(crate) struct Secrets {
     /// The first secret: usually the only one, the bearer token (no list to allocate).
     first: Option<Secret>,
-    /// The others, in header order.
-    more: Vec<Secret>,
+    /// The others, in header order (a boxed slice: a record keeps it as long as its stream).
+    more: Box<[Secret]>,
 }
 
 /// One secret value.
@@ -140,8 +140,8 @@ enum Secret {
     /// `value[start..end]`, visible ASCII.
     Slice {
         value: HeaderValue,
-        start: usize,
-        end: usize,
+        start: u32,
+        end: u32,
     },
     /// A value that is not a slice of a header (a decoded `Mcp-Param-*`).
     Owned(Box<str>),
@@ -156,8 +156,8 @@ impl Secret {
         let start = part.as_ptr() as usize - text.as_ptr() as usize;
         Some(Secret::Slice {
             value: value.clone(),
-            start,
-            end: start + part.len(),
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(start + part.len()).ok()?,
         })
     }
 
@@ -167,7 +167,9 @@ impl Secret {
 
     fn bytes(&self) -> &[u8] {
         match self {
-            Secret::Slice { value, start, end } => &value.as_bytes()[*start..*end],
+            Secret::Slice { value, start, end } => {
+                &value.as_bytes()[*start as usize..*end as usize]
+            }
             Secret::Owned(text) => text.as_bytes(),
         }
     }
@@ -197,6 +199,24 @@ impl Secret {
     }
 }
 
+/// [`Secrets`] while they are collected.
+#[derive(Default)]
+struct Collected {
+    first: Option<Secret>,
+    more: Vec<Secret>,
+}
+
+impl Collected {
+    fn push(&mut self, secret: Option<Secret>) {
+        let Some(secret) = secret else { return };
+        if self.first.is_none() {
+            self.first = Some(secret);
+        } else {
+            self.more.push(secret);
+        }
+    }
+}
+
 /// How a sensitive header holds its secrets.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -216,12 +236,13 @@ const MIN_SUBSTRING_LEN: usize = 4;
 
 impl Secrets {
     /// Copies the secrets that are slices of the request's header values into their own
-    /// allocations. A header value hyper parsed shares the connection's whole read buffer
-    /// (kilobytes): a record that outlives the request head (a stream) must not keep it alive.
+    /// allocations (the secret only, not the rest of its header). A header value hyper parsed
+    /// shares the connection's whole read buffer (kilobytes): a record that outlives the
+    /// request head (a stream) must not keep it alive.
     pub(crate) fn detach(&mut self) {
         for secret in self.first.iter_mut().chain(self.more.iter_mut()) {
-            if let Secret::Slice { value, .. } = secret {
-                *value = detached(value);
+            if let Secret::Slice { .. } = secret {
+                *secret = Secret::Owned(secret.text().into());
             }
         }
     }
@@ -229,7 +250,7 @@ impl Secrets {
     /// Collects the bearer token (and any other `Authorization` credential), cookie values,
     /// `DPoP` proofs and `Mcp-Param-*` values of a request.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Secrets {
-        let mut secrets = Secrets::default();
+        let mut secrets = Collected::default();
         for (name, value) in headers {
             let name = name.as_str();
             let kind = match name {
@@ -266,15 +287,9 @@ impl Secrets {
                 }
             }
         }
-        secrets
-    }
-
-    fn push(&mut self, secret: Option<Secret>) {
-        let Some(secret) = secret else { return };
-        if self.first.is_none() {
-            self.first = Some(secret);
-        } else {
-            self.more.push(secret);
+        Secrets {
+            first: secrets.first,
+            more: secrets.more.into_boxed_slice(),
         }
     }
 

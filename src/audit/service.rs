@@ -12,7 +12,7 @@ use super::body::{AuditBody, CountingBody};
 use super::event::ClientAddr;
 use super::future::ResponseFuture;
 use super::layer::Config;
-use super::record::Record;
+use super::record::{BeforeHead, KeptId, Record, RequestBytes, unix_nanos};
 use super::redact::Secrets;
 use super::sink::AuditSink;
 use super::telemetry::Spans;
@@ -67,7 +67,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
-        let started_at = SystemTime::now();
+        let started_at = unix_nanos(SystemTime::now());
         let (mut parts, body) = request.into_parts();
         let secrets = Secrets::from_headers(&parts.headers);
         let request_id = match parts
@@ -102,21 +102,23 @@ where
             config: Arc::clone(&self.config),
             start,
             started_at,
-            request_id,
+            request_id: KeptId::Header(request_id),
             peer,
             client,
             method: parts.method.clone(),
             version: parts.version,
             secrets,
-            session_header,
-            request_bytes: Arc::clone(&counter),
-            mcp_slot,
+            request_bytes: RequestBytes::Counting(Arc::clone(&counter)),
             head: Default::default(),
             spans,
         });
+        let before = BeforeHead {
+            session_header,
+            mcp_slot,
+        };
         let body = CountingBody::new(body, counter);
         let future = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::new(future, record)
+        ResponseFuture::new(future, record, before)
     }
 }
 

@@ -383,6 +383,167 @@ impl SseScanner {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SseEventCounter: the scanner plus a count of events
+// ---------------------------------------------------------------------------------------------
+
+/// What the counter knows of the current line (only its start decides whether the line is a
+/// field that makes its block an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineHead {
+    /// The field name so far (`len` bytes of `name`; no `:` yet).
+    Name { name: [u8; 5], len: u8 },
+    /// Right after `retry:`: one space may follow before the value.
+    RetryColon,
+    /// A `retry` value so far, all digits and within a `u64` (a line whose value is not is
+    /// `Decided(false)`); `any` once a digit of it has been read.
+    Retry { ms: u64, any: bool },
+    /// An `id` value so far, and whether a NUL was seen in it.
+    Id { nul: bool },
+    /// The line is decided: whether it makes its block an event.
+    Decided(bool),
+}
+
+impl LineHead {
+    const START: LineHead = LineHead::Name {
+        name: [0; 5],
+        len: 0,
+    };
+
+    /// How the value of a line with field `name` starts (`colon`: the name ended with one).
+    fn field(name: &[u8], colon: bool) -> LineHead {
+        match name {
+            b"data" | b"event" => LineHead::Decided(true),
+            b"id" => LineHead::Id { nul: false },
+            b"retry" if colon => LineHead::RetryColon,
+            _ => LineHead::Decided(false),
+        }
+    }
+
+    /// One more byte of a `retry` value.
+    fn retry_digit(ms: u64, b: u8) -> LineHead {
+        b.is_ascii_digit()
+            .then(|| ms.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+            .map_or(LineHead::Decided(false), |ms| LineHead::Retry {
+                ms,
+                any: true,
+            })
+    }
+
+    /// The line has ended: does it make its block an event?
+    fn sets_field(self) -> bool {
+        match self {
+            // A field name with no colon: its value is empty.
+            LineHead::Name { name, len } => matches!(
+                LineHead::field(&name[..usize::from(len)], false),
+                LineHead::Decided(true) | LineHead::Id { .. }
+            ),
+            LineHead::RetryColon => false,
+            LineHead::Retry { any, .. } => any,
+            LineHead::Id { nul } => !nul,
+            LineHead::Decided(sets) => sets,
+        }
+    }
+}
+
+/// Counts the events of an SSE stream without keeping any of them: the number of
+/// [`SseItem::Event`]s [`SseParser`] would hand out (blocks ended by a blank line that carry a
+/// `data`, `event`, NUL-free `id` or all-digit `retry` field), in a few bytes of state.
+///
+/// For a reader that only needs how many events passed (an audit record of a long-lived GET
+/// stream): no line is copied, no payload retained.
+///
+/// ```
+/// use mcp_edge::protocol::sse::SseEventCounter;
+///
+/// let mut counter = SseEventCounter::new();
+/// counter.feed(b": keep-alive\n\nid: 1\nda");
+/// counter.feed(b"ta: {}\n\nretry: x\n\n");
+/// assert_eq!(counter.events(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SseEventCounter {
+    scanner: SseScanner,
+    line: LineHead,
+    /// The current block has a field that makes it an event.
+    fields: bool,
+    events: u64,
+}
+
+impl Default for SseEventCounter {
+    fn default() -> Self {
+        SseEventCounter::new()
+    }
+}
+
+impl SseEventCounter {
+    /// A counter at the start of a stream.
+    pub const fn new() -> Self {
+        SseEventCounter {
+            scanner: SseScanner::new(),
+            line: LineHead::START,
+            fields: false,
+            events: 0,
+        }
+    }
+
+    /// The events completed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Reads the next chunk of the stream.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut pos = 0;
+        while let Some(segment) = self.scanner.next_segment(chunk, &mut pos) {
+            let blank =
+                segment.start == segment.end && segment.bom == 0 && self.line == LineHead::START;
+            if segment.bom > 0 {
+                // The bytes of a failed BOM start this line: no field name starts so.
+                self.line = LineHead::Decided(false);
+            }
+            self.read(&chunk[segment.start..segment.end]);
+            if !segment.eol {
+                continue;
+            }
+            if blank {
+                self.events += u64::from(self.fields);
+                self.fields = false;
+            } else {
+                self.fields |= self.line.sets_field();
+            }
+            self.line = LineHead::START;
+        }
+    }
+
+    /// Reads line content (no line end in it).
+    fn read(&mut self, mut bytes: &[u8]) {
+        while let Some((&b, tail)) = bytes.split_first() {
+            self.line = match self.line {
+                LineHead::Decided(_) => return,
+                LineHead::Id { nul } => {
+                    let nul = nul || memchr::memchr(0, bytes).is_some();
+                    self.line = LineHead::Id { nul };
+                    return;
+                }
+                LineHead::RetryColon if b == b' ' => LineHead::Retry { ms: 0, any: false },
+                LineHead::RetryColon => LineHead::retry_digit(0, b),
+                LineHead::Retry { ms, .. } => LineHead::retry_digit(ms, b),
+                LineHead::Name { name, len } if b == b':' => {
+                    LineHead::field(&name[..usize::from(len)], true)
+                }
+                LineHead::Name { mut name, len } if usize::from(len) < name.len() => {
+                    name[usize::from(len)] = b;
+                    LineHead::Name { name, len: len + 1 }
+                }
+                LineHead::Name { .. } => LineHead::Decided(false),
+            };
+            bytes = tail;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // SseParser: the scanner plus event assembly
 // ---------------------------------------------------------------------------------------------
 
@@ -988,6 +1149,39 @@ mod tests {
             items.extend(parser.feed(&Bytes::copy_from_slice(chunk)));
         }
         (items, parser)
+    }
+
+    #[test]
+    fn event_counter_counts_what_the_parser_hands_out() {
+        let streams: &[&[u8]] = &[
+            b"data: x\n\n",
+            b": keep-alive\n\n: more\n\n",
+            b"id: 1\r\nevent: message\r\ndata: {}\r\n\r\n",
+            b"id\n\nid:\n\nid: a\0b\n\nid: ok\n\n",
+            b"retry: 3000\n\nretry:  5\n\nretry:5\n\nretry: x1\n\nretry\n\nretry:\n\n",
+            b"retry: 99999999999999999999\n\nretry: 18446744073709551615\n\n",
+            b"foo: bar\n\nfoo\ndata\n\ndatas: x\n\nevents: y\n\n",
+            b"\xEF\xBB\xBFdata: bom\n\n",
+            b"\xEFdata: not a bom\n\ndata: after\n\n",
+            b"data: a\rdata: b\r\rdata: c\r\n\r\n:only a comment\n\n\n\ndata: no end",
+        ];
+        for stream in streams {
+            let want = events(stream).len() as u64;
+            for cut in 0..=stream.len() {
+                for cut2 in cut..=stream.len() {
+                    let mut counter = SseEventCounter::new();
+                    counter.feed(&stream[..cut]);
+                    counter.feed(&stream[cut..cut2]);
+                    counter.feed(&stream[cut2..]);
+                    assert_eq!(
+                        counter.events(),
+                        want,
+                        "{:?} cut at {cut} and {cut2}",
+                        String::from_utf8_lossy(stream)
+                    );
+                }
+            }
+        }
     }
 
     fn events(input: &[u8]) -> Vec<SseEvent> {
