@@ -359,15 +359,16 @@ mod tests {
 
     type Log = Arc<Mutex<Vec<String>>>;
 
+    /// The request a user layer sees here.
+    type UserRequest = Request<EdgeBody<Full<Bytes>>>;
+
     /// A user layer: notes its name, the principal and the method it sees.
     fn note(
         name: &'static str,
         log: &Log,
-    ) -> MapRequestLayer<
-        impl Fn(Request<EdgeBody<Full<Bytes>>>) -> Request<EdgeBody<Full<Bytes>>> + Clone,
-    > {
+    ) -> MapRequestLayer<impl Fn(UserRequest) -> UserRequest + Clone> {
         let log = Arc::clone(log);
-        MapRequestLayer::new(move |request: Request<EdgeBody<Full<Bytes>>>| {
+        MapRequestLayer::new(move |request: UserRequest| {
             let principal = request
                 .extensions()
                 .get::<Principal>()
