@@ -346,11 +346,11 @@ where
 mod tests {
     use std::convert::Infallible;
     use std::sync::{Arc, Mutex};
-    use std::task::{Context, Poll};
 
     use bytes::Bytes;
     use http::{Request, Response, StatusCode};
     use http_body_util::Full;
+    use tower::util::MapRequestLayer;
     use tower::{ServiceExt, service_fn};
     use tower_service::Service;
 
@@ -359,27 +359,16 @@ mod tests {
 
     type Log = Arc<Mutex<Vec<String>>>;
 
+    /// The request a user layer sees here.
+    type UserRequest = Request<EdgeBody<Full<Bytes>>>;
+
     /// A user layer: notes its name, the principal and the method it sees.
-    #[derive(Clone)]
-    struct Note<S> {
-        inner: S,
+    fn note(
         name: &'static str,
-        log: Log,
-    }
-
-    impl<S, B> Service<Request<B>> for Note<S>
-    where
-        S: Service<Request<B>>,
-    {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = S::Future;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, request: Request<B>) -> S::Future {
+        log: &Log,
+    ) -> MapRequestLayer<impl Fn(UserRequest) -> UserRequest + Clone> {
+        let log = Arc::clone(log);
+        MapRequestLayer::new(move |request: UserRequest| {
             let principal = request
                 .extensions()
                 .get::<Principal>()
@@ -388,38 +377,13 @@ mod tests {
                 .extensions()
                 .get::<Arc<McpRequest>>()
                 .map(|m| m.method());
-            self.log.lock().unwrap().push(format!(
-                "{} {} {}",
-                self.name,
+            log.lock().unwrap().push(format!(
+                "{name} {} {}",
                 principal.unwrap_or("-"),
                 method.flatten().unwrap_or("-")
             ));
-            self.inner.call(request)
-        }
-    }
-
-    #[derive(Clone)]
-    struct NoteLayer {
-        name: &'static str,
-        log: Log,
-    }
-
-    impl<S> Layer<S> for NoteLayer {
-        type Service = Note<S>;
-        fn layer(&self, inner: S) -> Note<S> {
-            Note {
-                inner,
-                name: self.name,
-                log: Arc::clone(&self.log),
-            }
-        }
-    }
-
-    fn note(name: &'static str, log: &Log) -> NoteLayer {
-        NoteLayer {
-            name,
-            log: Arc::clone(log),
-        }
+            request
+        })
     }
 
     type Inner = tower::util::ServiceFn<

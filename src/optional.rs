@@ -37,10 +37,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::error::Polled;
 
 /// Stacks `L` when it is set, and nothing when it is not; see the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]
@@ -200,10 +202,7 @@ where
     type Data = On::Data;
     type Error = On::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         match self.project().kind.project() {
             EitherProj::On { inner } => inner.poll_frame(cx),
             EitherProj::Off { inner } => inner.poll_frame(cx),
@@ -230,6 +229,7 @@ mod tests {
     use std::convert::Infallible;
 
     use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt, Full};
     use tower::{ServiceBuilder, ServiceExt};
 

@@ -1,10 +1,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::set::InFlight;
+use crate::error::Polled;
 
 pin_project! {
     /// A replica's response body, counted against the replica's load until it ends or is
@@ -32,10 +33,7 @@ impl<B: Body> Body for ReplicaBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         let this = self.project();
         let frame = this.inner.poll_frame(cx);
         match &frame {
@@ -61,6 +59,7 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt, Empty, Full, StreamBody};
 
     use super::*;

@@ -484,18 +484,13 @@ impl<S> AffinityRouter<S> {
                 let Some(issued) = new_session_id(response) else {
                     return Learned::Done;
                 };
-                let Ok(sealed) = envelope.keys.seal(&SessionEnvelope::new(
+                let sealed = SessionEnvelope::new(
                     &call.entry.replica,
                     issued,
                     principal.as_ref(),
                     SystemTime::now(),
-                )) else {
-                    return Learned::Reject(unsealable());
-                };
-                response
-                    .headers_mut()
-                    .insert(MCP_SESSION_ID, sealed.to_header_value());
-                Learned::Done
+                );
+                issue_sealed(&envelope.keys, &sealed, response)
             }
             (
                 Strategy::Envelope(envelope),
@@ -518,18 +513,13 @@ impl<S> AffinityRouter<S> {
                 let Some(issued) = new_session_id(response) else {
                     return Learned::Done;
                 };
-                let Ok(sealed) = envelope.keys.seal(&SessionEnvelope::from_parts(
+                let sealed = SessionEnvelope::from_parts(
                     call.entry.replica.tag(),
                     issued,
                     *principal,
                     SystemTime::now(),
-                )) else {
-                    return Learned::Reject(unsealable());
-                };
-                response
-                    .headers_mut()
-                    .insert(MCP_SESSION_ID, sealed.to_header_value());
-                Learned::Done
+                );
+                issue_sealed(&envelope.keys, &sealed, response)
             }
             (Strategy::Table(table), Learn::NewSession { principal }) => {
                 let Some(issued) = new_session_id(response) else {
@@ -628,6 +618,21 @@ fn new_session_id<RB>(response: &Response<RB>) -> Option<SessionId> {
     }
 }
 
+/// Seals `envelope` into the response's `Mcp-Session-Id`, or refuses when it does not fit.
+fn issue_sealed<RB>(
+    keys: &EnvelopeKeys,
+    envelope: &SessionEnvelope,
+    response: &mut Response<RB>,
+) -> Learned {
+    let Ok(sealed) = keys.seal(envelope) else {
+        return Learned::Reject(unsealable());
+    };
+    response
+        .headers_mut()
+        .insert(MCP_SESSION_ID, sealed.to_header_value());
+    Learned::Done
+}
+
 fn unsealable() -> Rejection {
     Rejection::of(RejectedBy::Affinity, Reason::UpstreamUnavailable)
         .with_message("Bad Gateway: the replica's session id is too long to seal")
@@ -705,22 +710,14 @@ mod tests {
     async fn busy_cached_sessions_keep_their_record_alive() {
         let store = Arc::new(MemorySessionStore::new());
         let (router, table) = table_router(&store);
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, None))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, None).await;
         assert_eq!(response.headers()[MCP_SESSION_ID], "s1");
         let id: SessionId = "s1".parse().unwrap();
         assert_eq!(store.replica(&id).await.unwrap(), Some(Replica::new("a")));
         // Served from the cache every 4 s for 20 s: the 10 s idle TTL never runs out.
         for _ in 0..5 {
             tokio::time::advance(Duration::from_secs(4)).await;
-            let response = router
-                .clone()
-                .oneshot(request(Method::POST, Some("s1")))
-                .await
-                .unwrap();
+            let response = send(&router, Method::POST, Some("s1")).await;
             assert_eq!(response.status(), StatusCode::OK);
             tokio::task::yield_now().await;
         }
@@ -738,26 +735,14 @@ mod tests {
     async fn delete_and_replica_404_remove_the_pin() {
         let store = Arc::new(MemorySessionStore::new());
         let (router, table) = table_router(&store);
-        router
-            .clone()
-            .oneshot(request(Method::POST, None))
-            .await
-            .unwrap();
+        send(&router, Method::POST, None).await;
         let id: SessionId = "s1".parse().unwrap();
-        let response = router
-            .clone()
-            .oneshot(request(Method::DELETE, Some("s1")))
-            .await
-            .unwrap();
+        let response = send(&router, Method::DELETE, Some("s1")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(store.get(&id).await.unwrap().is_none());
         assert!(table.cached_replica(&id).is_none());
         // Unknown to the store now: 404 from the router, without asking a replica.
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, Some("s1")))
-            .await
-            .unwrap();
+        let response = send(&router, Method::POST, Some("s1")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             response.extensions().get::<Rejection>().unwrap().reason(),
@@ -765,19 +750,8 @@ mod tests {
         );
 
         // A pin whose replica answers 404 (the replica lost the session) is dropped too.
-        let gone: SessionId = "gone".parse().unwrap();
-        store
-            .insert(
-                crate::store::SessionRecord::new(gone.clone())
-                    .with_replica(Some(Replica::new("a"))),
-            )
-            .await
-            .unwrap();
-        let response = router
-            .clone()
-            .oneshot(request(Method::POST, Some("gone")))
-            .await
-            .unwrap();
+        let gone = pinned(&store, "gone", "a").await;
+        let response = send(&router, Method::POST, Some("gone")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert!(
             response.extensions().get::<Rejection>().is_none(),
@@ -804,6 +778,15 @@ mod tests {
                 Ok(Response::from_parts(parts, Full::default()))
             }
         }))
+    }
+
+    /// Stores a record for session `id` pinned to `replica`.
+    async fn pinned(store: &MemorySessionStore, id: &str, replica: &'static str) -> SessionId {
+        let id: SessionId = id.parse().unwrap();
+        let record =
+            crate::store::SessionRecord::new(id.clone()).with_replica(Some(Replica::new(replica)));
+        store.insert(record).await.unwrap();
+        id
     }
 
     async fn send(
@@ -866,19 +849,8 @@ mod tests {
     async fn a_pin_to_a_removed_replica_is_404_and_the_record_goes() {
         let store = Arc::new(MemorySessionStore::new());
         let (router, _) = table_router(&store);
-        let orphan: SessionId = "orphan".parse().unwrap();
-        store
-            .insert(
-                crate::store::SessionRecord::new(orphan.clone())
-                    .with_replica(Some(Replica::new("removed"))),
-            )
-            .await
-            .unwrap();
-        let response = router
-            .clone()
-            .oneshot(request(Method::GET, Some("orphan")))
-            .await
-            .unwrap();
+        let orphan = pinned(&store, "orphan", "removed").await;
+        let response = send(&router, Method::GET, Some("orphan")).await;
         assert_replica_gone(&response, &store, &orphan).await;
     }
 

@@ -263,22 +263,21 @@ impl<S> ReplicaSet<S> {
 
     /// The replica whose tag is `tag`, and whether it is available.
     pub(crate) fn by_tag(&self, tag: u64) -> Option<(Arc<Entry<S>>, bool)> {
-        let now = self.now_ms();
-        self.with_entries(|entries| {
-            entries
-                .iter()
-                .find(|entry| entry.replica.tag() == tag)
-                .map(|entry| (Arc::clone(entry), entry.load.is_available(now)))
-        })
+        self.find(|replica| replica.tag() == tag)
     }
 
     /// The replica with this id, and whether it is available.
     pub(crate) fn by_id(&self, id: &str) -> Option<(Arc<Entry<S>>, bool)> {
+        self.find(|replica| replica.id() == id)
+    }
+
+    /// The first replica `is` accepts, and whether it is available.
+    fn find(&self, is: impl Fn(&Replica) -> bool) -> Option<(Arc<Entry<S>>, bool)> {
         let now = self.now_ms();
         self.with_entries(|entries| {
             entries
                 .iter()
-                .find(|entry| entry.replica.id() == id)
+                .find(|entry| is(&entry.replica))
                 .map(|entry| (Arc::clone(entry), entry.load.is_available(now)))
         })
     }

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::Principal;
 use super::policy::{Authorize, Call};
-use crate::error::{EdgeBody, error_body};
+use crate::error::{EdgeBody, Polled, error_body};
 use crate::protocol::jsonrpc::code;
 use crate::protocol::sse::{SseEvent, SseParser};
 use crate::protocol::{BodyKind, ListKind, RequestId};
@@ -347,17 +347,11 @@ impl Rules {
     }
 }
 
-impl<B> Body for AuthBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl<B: Body<Data = Bytes>> Body for AuthBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         let this = self.project();
         let Some(filter) = this.filter.as_mut() else {
             return this.inner.poll_frame(cx);

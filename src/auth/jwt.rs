@@ -301,12 +301,12 @@ impl Issuer {
 ///     .require_typ(true);
 /// # let _ = verifier;
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct JwtVerifier {
     inner: Arc<Config>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Config {
     issuers: Vec<Issuer>,
     audience: Vec<String>,
@@ -314,18 +314,6 @@ struct Config {
     leeway: u64,
     require_typ: bool,
     required_claims: Vec<String>,
-}
-
-impl std::fmt::Debug for JwtVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtVerifier")
-            .field("issuers", &self.inner.issuers)
-            .field("audience", &self.inner.audience)
-            .field("algorithms", &self.inner.algorithms)
-            .field("leeway", &self.inner.leeway)
-            .field("require_typ", &self.inner.require_typ)
-            .finish()
-    }
 }
 
 impl JwtVerifier {

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::fmt;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,12 +35,13 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 /// headers of a *trusted* proxy, so it reads `https://` behind TLS termination), or, without
 /// a guard, from the request's own `Host` and scheme (no proxy header is believed). Stack the
 /// guard outside both the auth layer and the metadata service.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProtectedResource {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
+/// Every field is public metadata (the document this resource serves), so `Debug` shows all.
+#[derive(Debug, Default)]
 struct Inner {
     resource: Option<String>,
     mcp_path: Option<String>,
@@ -50,17 +50,6 @@ struct Inner {
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl fmt::Debug for ProtectedResource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProtectedResource")
-            .field("resource", &self.inner.resource)
-            .field("mcp_path", &self.inner.mcp_path)
-            .field("authorization_servers", &self.inner.authorization_servers)
-            .field("scopes_supported", &self.inner.scopes_supported)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ProtectedResource {

@@ -7,6 +7,10 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+/// What [`Body::poll_frame`] returns for the body `B`: the return type every body wrapper of
+/// the crate writes, `fn poll_frame(self: Pin<&mut Self>, cx) -> Polled<Self>`.
+pub(crate) type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
 pin_project! {
     /// A body that is either the inner service's own body, passed through untouched, or a
     /// small buffered body the edge wrote itself (a rejection, or a request body the inspect
@@ -68,17 +72,11 @@ impl<B> Default for EdgeBody<B> {
     }
 }
 
-impl<B> Body for EdgeBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl<B: Body<Data = Bytes>> Body for EdgeBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),

@@ -40,6 +40,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 pub use self::body::EdgeBody;
+pub(crate) use self::body::Polled;
 use crate::context::BindingKey;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::{ProtocolError, ProtocolErrorKind, RequestId};

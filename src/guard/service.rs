@@ -1,6 +1,7 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -16,10 +17,7 @@ pub struct Guard<S> {
 impl<S> Guard<S> {
     /// Wraps `inner` with the default ([`GuardLayer::loopback`]) configuration.
     pub fn new(inner: S) -> Self {
-        Guard {
-            inner,
-            layer: GuardLayer::loopback(),
-        }
+        GuardLayer::loopback().layer(inner)
     }
 
     /// The wrapped service.

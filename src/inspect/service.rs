@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -24,10 +25,7 @@ pub struct Inspect<S> {
 impl<S> Inspect<S> {
     /// Wraps `inner` with the default configuration.
     pub fn new(inner: S) -> Self {
-        Inspect {
-            inner,
-            config: InspectLayer::new(),
-        }
+        InspectLayer::new().layer(inner)
     }
 }
 

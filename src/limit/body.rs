@@ -7,11 +7,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::decide::Admission;
+use crate::error::Polled;
 use crate::protocol::sse::SseScanner;
 
 pin_project! {
@@ -117,17 +118,11 @@ impl<B: Body> LimitBody<B> {
     }
 }
 
-impl<B> Body for LimitBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl<B: Body<Data = Bytes>> Body for LimitBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         let this = self.project();
         if *this.done {
             return Poll::Ready(None);
@@ -177,6 +172,7 @@ mod tests {
 
     use futures::channel::mpsc;
     use futures::poll;
+    use http_body::Frame;
     use http_body_util::{BodyExt, StreamBody};
 
     use super::*;

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -544,10 +545,7 @@ impl<'de> serde::Deserialize<'de> for WireError {
                 let mut seen = SeenKeys::new();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     if key.as_str() == "code" {
-                        if code.is_some() {
-                            return Err(dup("code"));
-                        }
-                        code = Some(map.next_value()?);
+                        once_seed(&mut code, &mut map, "code", PhantomData)?;
                     } else {
                         unread_field(&mut map, &mut seen, key, false)?;
                     }
@@ -581,43 +579,12 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
         let mut seen = SeenKeys::new();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
-                "jsonrpc" => {
-                    if jsonrpc.is_some() {
-                        return Err(dup("jsonrpc"));
-                    }
-                    jsonrpc = Some(map.next_value()?);
-                }
-                "id" => {
-                    if id.is_some() {
-                        return Err(dup("id"));
-                    }
-                    id = Some(map.next_value()?);
-                }
-                "method" => {
-                    if method.is_some() {
-                        return Err(dup("method"));
-                    }
-                    method = Some(map.next_value()?);
-                }
-                "params" => {
-                    if params.is_some() {
-                        return Err(dup("params"));
-                    }
-                    params = Some(map.next_value_seed(ParamsSeed)?);
-                }
-                "result" => {
-                    if has_result {
-                        return Err(dup("result"));
-                    }
-                    map.next_value_seed(Unread::MAIN_PASS)?;
-                    has_result = true;
-                }
-                "error" => {
-                    if error.is_some() {
-                        return Err(dup("error"));
-                    }
-                    error = Some(map.next_value()?);
-                }
+                "jsonrpc" => once_seed(&mut jsonrpc, &mut map, "jsonrpc", PhantomData)?,
+                "id" => once_seed(&mut id, &mut map, "id", PhantomData)?,
+                "method" => once_seed(&mut method, &mut map, "method", PhantomData)?,
+                "params" => once_seed(&mut params, &mut map, "params", ParamsSeed)?,
+                "result" => once_unread(&mut has_result, &mut map, "result")?,
+                "error" => once_seed(&mut error, &mut map, "error", PhantomData)?,
                 _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
@@ -750,6 +717,46 @@ fn once<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
+/// Reads a field once with `seed` (`PhantomData` for a plain `Deserialize` type); a second
+/// occurrence is an error.
+fn once_seed<'de, A: MapAccess<'de>, T: DeserializeSeed<'de>>(
+    slot: &mut Option<T::Value>,
+    map: &mut A,
+    name: &'static str,
+    seed: T,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(dup(name));
+    }
+    *slot = Some(map.next_value_seed(seed)?);
+    Ok(())
+}
+
+/// Checks a field the edge does not read (its value parsed in full and dropped) and notes
+/// that it was there; a second occurrence is an error.
+fn once_unread<'de, A: MapAccess<'de>>(
+    present: &mut bool,
+    map: &mut A,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if *present {
+        return Err(dup(name));
+    }
+    map.next_value_seed(Unread::MAIN_PASS)?;
+    *present = true;
+    Ok(())
+}
+
+/// Reads an object with the visitor it holds.
+struct Object<V>(V);
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Object<V> {
+    type Value = V::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        d.deserialize_map(self.0)
+    }
+}
+
 struct ParamsSeed;
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed {
@@ -778,31 +785,20 @@ impl<'de> Visitor<'de> for ParamsVisitor {
                 "uri" => once(&mut out.uri, &mut map, "uri")?,
                 "taskId" => once(&mut out.task_id, &mut map, "taskId")?,
                 "protocolVersion" => once(&mut out.protocol_version, &mut map, "protocolVersion")?,
-                "clientInfo" => {
-                    if out.client_info.is_some() {
-                        return Err(dup("clientInfo"));
-                    }
-                    out.client_info = Some(map.next_value_seed(ClientInfoSeed)?);
-                }
+                "clientInfo" => once_seed(
+                    &mut out.client_info,
+                    &mut map,
+                    "clientInfo",
+                    Object(ClientInfoVisitor),
+                )?,
                 "ref" => {
                     if out.reference.is_some() {
                         return Err(dup("ref"));
                     }
-                    out.reference = map.next_value_seed(RefSeed)?;
+                    out.reference = map.next_value_seed(Object(RefVisitor))?;
                 }
-                "_meta" => {
-                    if out.meta.is_some() {
-                        return Err(dup("_meta"));
-                    }
-                    out.meta = Some(map.next_value_seed(MetaSeed)?);
-                }
-                "arguments" => {
-                    if out.has_arguments {
-                        return Err(dup("arguments"));
-                    }
-                    map.next_value_seed(Unread::MAIN_PASS)?;
-                    out.has_arguments = true;
-                }
+                "_meta" => once_seed(&mut out.meta, &mut map, "_meta", Object(MetaVisitor))?,
+                "arguments" => once_unread(&mut out.has_arguments, &mut map, "arguments")?,
                 _ => unread_field(&mut map, &mut seen, key, true)?,
             }
         }
@@ -810,16 +806,9 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
 }
 
-struct ClientInfoSeed;
+struct ClientInfoVisitor;
 
-impl<'de> DeserializeSeed<'de> for ClientInfoSeed {
-    type Value = ClientInfo;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ClientInfo, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ClientInfoSeed {
+impl<'de> Visitor<'de> for ClientInfoVisitor {
     type Value = ClientInfo;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a clientInfo object")
@@ -839,16 +828,9 @@ impl<'de> Visitor<'de> for ClientInfoSeed {
     }
 }
 
-struct RefSeed;
+struct RefVisitor;
 
-impl<'de> DeserializeSeed<'de> for RefSeed {
-    type Value = Option<RefField>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RefSeed {
+impl<'de> Visitor<'de> for RefVisitor {
     type Value = Option<RefField>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a ref object")
@@ -872,16 +854,9 @@ impl<'de> Visitor<'de> for RefSeed {
     }
 }
 
-struct MetaSeed;
+struct MetaVisitor;
 
-impl<'de> DeserializeSeed<'de> for MetaSeed {
-    type Value = RequestMeta;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RequestMeta, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MetaSeed {
+impl<'de> Visitor<'de> for MetaVisitor {
     type Value = RequestMeta;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a _meta object")
@@ -894,19 +869,17 @@ impl<'de> Visitor<'de> for MetaSeed {
                 "io.modelcontextprotocol/protocolVersion" => {
                     once(&mut meta.protocol_version, &mut map, "protocolVersion")?
                 }
-                "io.modelcontextprotocol/clientInfo" => {
-                    if meta.client_info.is_some() {
-                        return Err(dup("clientInfo"));
-                    }
-                    meta.client_info = Some(map.next_value_seed(ClientInfoSeed)?);
-                }
-                "io.modelcontextprotocol/clientCapabilities" => {
-                    if meta.has_client_capabilities {
-                        return Err(dup("clientCapabilities"));
-                    }
-                    map.next_value_seed(Unread::MAIN_PASS)?;
-                    meta.has_client_capabilities = true;
-                }
+                "io.modelcontextprotocol/clientInfo" => once_seed(
+                    &mut meta.client_info,
+                    &mut map,
+                    "clientInfo",
+                    Object(ClientInfoVisitor),
+                )?,
+                "io.modelcontextprotocol/clientCapabilities" => once_unread(
+                    &mut meta.has_client_capabilities,
+                    &mut map,
+                    "clientCapabilities",
+                )?,
                 "io.modelcontextprotocol/logLevel" => {
                     once(&mut meta.log_level, &mut map, "logLevel")?
                 }
@@ -914,11 +887,7 @@ impl<'de> Visitor<'de> for MetaSeed {
                 "tracestate" => once(&mut meta.tracestate, &mut map, "tracestate")?,
                 "baggage" => once(&mut meta.baggage, &mut map, "baggage")?,
                 "progressToken" => {
-                    if meta.has_progress_token {
-                        return Err(dup("progressToken"));
-                    }
-                    map.next_value_seed(Unread::MAIN_PASS)?;
-                    meta.has_progress_token = true;
+                    once_unread(&mut meta.has_progress_token, &mut map, "progressToken")?
                 }
                 _ => unread_field(&mut map, &mut seen, key, false)?,
             }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::{Check, Ctx, Plan, ResponseFuture};
@@ -22,10 +23,7 @@ pub struct Session<S> {
 impl<S> Session<S> {
     /// Wraps `inner` with a default [`SessionLayer`].
     pub fn new(inner: S) -> Self {
-        Session {
-            inner,
-            config: SessionLayer::new().config,
-        }
+        SessionLayer::new().layer(inner)
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::time::{Instant, Sleep};
 use super::drain::Registration;
 use super::layer::Config;
 use super::{FIRST_BYTE_COMMENT, HEARTBEAT_COMMENT};
+use crate::error::Polled;
 use crate::observe::metrics::{self, GaugeUnit};
 use crate::protocol::sse::{SseScanner, UTF8_BOM};
 
@@ -195,17 +196,11 @@ impl Stream {
     }
 }
 
-impl<B> Body for SseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl<B: Body<Data = Bytes>> Body for SseBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         let (mut inner, timer, st) = match self.project().kind.project() {
             KindProj::Passthrough { inner } => return inner.poll_frame(cx),
             KindProj::Stream {

@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -22,10 +23,7 @@ pub struct Sse<S> {
 impl<S> Sse<S> {
     /// Wraps `inner` with the default configuration.
     pub fn new(inner: S) -> Self {
-        Sse {
-            inner,
-            config: Arc::new(SseLayer::new().config()),
-        }
+        SseLayer::new().layer(inner)
     }
 }
 

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::track::{Tracker, id_line, replayed};
-use crate::error::EdgeBody;
+use crate::error::{EdgeBody, Polled};
 use crate::store::{EventTail, StoredEvent};
 
 pin_project! {
@@ -217,17 +217,11 @@ impl<B> ResumeBody<B> {
     }
 }
 
-impl<B> Body for ResumeBody<B>
-where
-    B: Body<Data = Bytes>,
-{
+impl<B: Body<Data = Bytes>> Body for ResumeBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<Self> {
         match self.project().kind.project() {
             KindProj::Plain { inner } => inner.poll_frame(cx),
             KindProj::Tracked { tracked } => tracked.poll_frame(cx),
