@@ -116,8 +116,8 @@ const USAGE: &str =
   --bin-dir DIR        where the server and gateway binaries are
   --keep               keep the temp dir (logs, audit file, nginx config)
   --observe            also the stacks `metrics` (default + `--metrics`: a Prometheus
-                       recorder), `spans` (default + `--otel-noop`: spans exported through
-                       tracing-opentelemetry to a no-op batch exporter) and `observed`
+                       recorder), `spans` (default + `--otel-noop`: spans handed straight to the
+                       OpenTelemetry SDK, whose batch exporter drops them) and `observed`
                        (both); builds with `--features metrics,otel` added, for every stack
   --log FILTER         RUST_LOG for the servers and the gateway
                        (default warn,mcp_edge::audit=info)";
@@ -1054,8 +1054,9 @@ async fn stack_mode(options: &Options, env: &Env, jwks: &Jwks) -> Result<(), Err
         let _ = writeln!(
             out,
             "\nmetrics = default + `--metrics 127.0.0.1:0` (Prometheus recorder installed, every \
-             hook recording); spans = default + `--otel-noop` (mcp-edge's spans through \
-             tracing-opentelemetry to a batch exporter that drops them); observed = both. \
+             hook recording); spans = default + `--otel-noop` (mcp-edge's spans handed \
+             straight to the OpenTelemetry SDK, `AuditLayer::otel_spans`, with a batch exporter \
+             that drops them); observed = both. \
              All stacks built with `--features metrics,otel`: what observability adds is \
              the Δ of these rows against `default`."
         );
