@@ -9,21 +9,21 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::channel::mpsc;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, StreamBody};
-use mcp_edge::audit::{AuditLayer, CountingBody};
-use mcp_edge::{EdgeBody, GuardLayer, InspectLayer};
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId, TracerProvider as _};
-use opentelemetry::{Key, Value};
+use http_body_util::{BodyExt, StreamBody};
+use mcp_edge::audit::AuditLayer;
+use mcp_edge::{GuardLayer, InspectLayer};
+use opentelemetry::Value;
+use opentelemetry::trace::{SpanId, Status, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tower::{ServiceBuilder, ServiceExt};
 use tracing_subscriber::layer::SubscriberExt;
 
-type Inner = Request<EdgeBody<CountingBody<Full<Bytes>>>>;
+#[path = "common/spans.rs"]
+mod spans;
 
-const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT: &str = "00f067aa0ba902b7";
+use spans::{Inner, PARENT, TRACE, assert_call_span, attr, json, post, str_attr};
 
 /// Installs a tracing-opentelemetry subscriber for this thread (the tests run on tokio's
 /// current-thread runtime) and returns the exporter with the guard.
@@ -40,38 +40,6 @@ fn exporter() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
 
 fn spans(exporter: &InMemorySpanExporter) -> Vec<SpanData> {
     exporter.get_finished_spans().unwrap()
-}
-
-fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == Key::from(key.to_owned()))
-        .map(|kv| &kv.value)
-}
-
-fn str_attr(span: &SpanData, key: &str) -> Option<String> {
-    attr(span, key).map(|v| v.as_str().into_owned())
-}
-
-fn post(body: &'static str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut request = Request::post("/mcp")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap()
-}
-
-fn json(body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    response
-        .headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
-    response
 }
 
 #[tokio::test]
@@ -103,42 +71,7 @@ async fn a_call_span_takes_its_parent_from_traceparent_and_carries_the_mcp_attri
     let spans = spans(&exporter);
     assert_eq!(spans.len(), 1, "{spans:#?}");
     let span = &spans[0];
-    assert_eq!(span.name, "tools/call echo");
-    assert_eq!(span.span_kind, SpanKind::Server);
-    assert_eq!(
-        span.span_context.trace_id(),
-        TraceId::from_hex(TRACE).unwrap()
-    );
-    assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT).unwrap());
-    assert!(span.parent_span_is_remote);
-    assert_eq!(
-        str_attr(span, "mcp.method.name").as_deref(),
-        Some("tools/call")
-    );
-    assert_eq!(str_attr(span, "gen_ai.tool.name").as_deref(), Some("echo"));
-    assert_eq!(
-        str_attr(span, "gen_ai.operation.name").as_deref(),
-        Some("execute_tool")
-    );
-    assert_eq!(str_attr(span, "jsonrpc.request.id").as_deref(), Some("7"));
-    assert_eq!(
-        str_attr(span, "mcp.protocol.version").as_deref(),
-        Some("2025-11-25")
-    );
-    assert_eq!(
-        str_attr(span, "network.protocol.name").as_deref(),
-        Some("http")
-    );
-    assert_eq!(
-        str_attr(span, "mcp_edge.outcome").as_deref(),
-        Some("success")
-    );
-    assert_eq!(
-        attr(span, "http.response.status_code"),
-        Some(&Value::I64(200))
-    );
-    assert_eq!(attr(span, "error.type"), None);
-    assert_eq!(span.status, Status::Unset);
+    assert_call_span(span);
 }
 
 #[tokio::test]
